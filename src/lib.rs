@@ -1,3 +1,25 @@
+//! churnwatch: real-time churn detection for a mobile operator.
+//!
+//! # Layout
+//!
+//! - [`detect`] is the pure core: decoded events in, care tickets out. No I/O, no clock, no
+//!   threads; time comes only from event times and the watermark they drive, so the same
+//!   input always gives the same tickets. Everything worth testing lives here.
+//! - Adapters are thin and sit around it: [`codec`] turns wire bytes (protobuf or proto3
+//!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
+//!   files; [`demo`] runs a built-in workload. Kafka and HTTP adapters come later and reuse
+//!   the same engine, so no rule is ever implemented twice.
+//! - [`config`] holds every setting, validated at start-up with the offending key named.
+//! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
+
+pub mod codec;
+pub mod config;
+pub mod demo;
+pub mod detect;
+pub mod replay;
+
+/// The wire contract, generated from `proto/churnwatch/v1/` at build time.
+#[allow(clippy::all, missing_docs)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/churnwatch.v1.rs"));
     include!(concat!(env!("OUT_DIR"), "/churnwatch.v1.serde.rs"));

@@ -1,0 +1,22 @@
+//! The detection core: pure, deterministic, broker-free.
+//!
+//! Data flow: an [`Event`] goes to [`Engine::apply`], which drops duplicates and records
+//! beyond the allowed lateness, folds the event into the subscriber's fixed-size
+//! [`state::SubscriberState`], runs the record-triggered rules, and closes any calendar
+//! days the watermark has passed, running the day- and month-close rules over every
+//! subscriber. Signals become [`proto::CareTicket`](crate::proto::CareTicket)s in
+//! [`ticket`].
+//!
+//! Invariants: no I/O, no wall clock, no randomness; a day's usage is judged only once no
+//! late record can change it, which is what makes tickets independent of arrival order.
+
+pub mod calendar;
+pub mod engine;
+pub mod event;
+pub mod numbering;
+pub mod rules;
+pub mod state;
+pub mod ticket;
+
+pub use engine::{Applied, Engine, EngineStats};
+pub use event::{AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, Period, RecordKey, SuspensionReason};
