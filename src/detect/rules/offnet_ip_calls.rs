@@ -14,12 +14,12 @@ use crate::detect::event::Period;
 use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
 
-pub fn judge(cfg: &OffnetIpCallsConfig, month_ip_s: u32, day: Day, month: Period, cal: &Calendar) -> Verdict {
+pub fn judge(cfg: &OffnetIpCallsConfig, month_ip_s: u16, day: Day, month: Period, cal: &Calendar) -> Verdict {
     if !cfg.enabled {
         return Verdict::No;
     }
     let minutes = f64::from(month_ip_s) / 60.0;
-    let estimate = minutes * cfg.tariff_yuan_per_minute;
+    let estimate = f64::from(month_ip_s) * cfg.tariff_yuan_per_minute / 60.0;
     if estimate < cfg.monthly_threshold_yuan {
         return Verdict::No;
     }
