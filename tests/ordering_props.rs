@@ -50,11 +50,23 @@ fn workload(seed: u64) -> Vec<Event<'static>> {
                 for _ in 0..1 + r.below(3) {
                     let t = day + (r.below(86_400) as i64) * 1000;
                     let other = OTHERS[r.below(4) as usize];
-                    let kind = if r.chance(50) { CdrKind::VoiceOut } else { CdrKind::VoiceIn };
-                    evs.push(with_charge(cdr(&id("v"), sub, t, kind, other, 20 + r.below(900) as u32), r.below(400) as i64));
+                    let kind = if r.chance(50) {
+                        CdrKind::VoiceOut
+                    } else {
+                        CdrKind::VoiceIn
+                    };
+                    evs.push(with_charge(
+                        cdr(&id("v"), sub, t, kind, other, 20 + r.below(900) as u32),
+                        r.below(400) as i64,
+                    ));
                 }
                 if r.chance(70) {
-                    evs.push(data(&id("d"), sub, day + (r.below(86_400) as i64) * 1000, r.below(300 << 20)));
+                    evs.push(data(
+                        &id("d"),
+                        sub,
+                        day + (r.below(86_400) as i64) * 1000,
+                        r.below(300 << 20),
+                    ));
                 }
             }
             if d >= fwd_from && d < fwd_from + fwd_len {
@@ -76,24 +88,75 @@ fn workload(seed: u64) -> Vec<Event<'static>> {
                 }
             }
             if r.chance(3) {
-                evs.push(voice(&id("ip"), sub, day + 3_600_000, "1795113012340009", 3_000));
+                evs.push(voice(
+                    &id("ip"),
+                    sub,
+                    day + 3_600_000,
+                    "1795113012340009",
+                    3_000,
+                ));
             }
             let t = day + (r.below(86_400) as i64) * 1000;
             match r.below(60) {
                 0 => evs.push(account(&id("c"), sub, t, AccountKind::Complaint)),
                 1 => evs.push(account(&id("fr"), sub, t, AccountKind::FaultReport)),
-                2 => evs.push(account(&id("o"), sub, t, AccountKind::BillOverdue { period: period("2026-02"), amount: 5_000, days_overdue: 3 + r.below(20) as u32 })),
-                3 => evs.push(account(&id("s"), sub, t, AccountKind::Suspended { reason: SuspensionReason::NumberRetention })),
-                4 => evs.push(account(&id("t"), sub, t, AccountKind::TopUp { amount: 1_000, balance_after: r.below(1_000) as i64 })),
+                2 => evs.push(account(
+                    &id("o"),
+                    sub,
+                    t,
+                    AccountKind::BillOverdue {
+                        period: period("2026-02"),
+                        amount: 5_000,
+                        days_overdue: 3 + r.below(20) as u32,
+                    },
+                )),
+                3 => evs.push(account(
+                    &id("s"),
+                    sub,
+                    t,
+                    AccountKind::Suspended {
+                        reason: SuspensionReason::NumberRetention,
+                    },
+                )),
+                4 => evs.push(account(
+                    &id("t"),
+                    sub,
+                    t,
+                    AccountKind::TopUp {
+                        amount: 1_000,
+                        balance_after: r.below(1_000) as i64,
+                    },
+                )),
                 _ => {}
             }
         }
-        evs.push(account(&id("k"), sub, t0 + 2 * DAY, AccountKind::ContractUpdated { end_time_ms: t0 + (20 + r.below(60) as i64) * DAY }));
+        evs.push(account(
+            &id("k"),
+            sub,
+            t0 + 2 * DAY,
+            AccountKind::ContractUpdated {
+                end_time_ms: t0 + (20 + r.below(60) as i64) * DAY,
+            },
+        ));
         let issued = at("2026-03-01 08:00");
-        evs.push(account(&id("b"), sub, issued, AccountKind::BillIssued { period: period("2026-02"), amount: 9_900, due_time_ms: at("2026-03-20 23:00") }));
+        evs.push(account(
+            &id("b"),
+            sub,
+            issued,
+            AccountKind::BillIssued {
+                period: period("2026-02"),
+                amount: 9_900,
+                due_time_ms: at("2026-03-20 23:00"),
+            },
+        ));
         if r.chance(50) {
             let paid = issued + (r.below(25) as i64) * DAY;
-            evs.push(account(&id("pay"), sub, paid, AccountKind::Payment { amount: 9_900 }));
+            evs.push(account(
+                &id("pay"),
+                sub,
+                paid,
+                AccountKind::Payment { amount: 9_900 },
+            ));
         }
     }
     evs
@@ -105,9 +168,17 @@ fn shuffled(evs: &[Event<'static>], seed: u64, dup_pct: u64) -> Vec<Event<'stati
     let mut r = Rng(seed);
     let mut keyed: Vec<(i64, u64, Event<'static>)> = Vec::new();
     for e in evs {
-        keyed.push((e.time_ms() + r.below(47 * 3_600) as i64 * 1000, r.next(), *e));
+        keyed.push((
+            e.time_ms() + r.below(47 * 3_600) as i64 * 1000,
+            r.next(),
+            *e,
+        ));
         if r.chance(dup_pct) {
-            keyed.push((e.time_ms() + r.below(47 * 3_600) as i64 * 1000, r.next(), *e));
+            keyed.push((
+                e.time_ms() + r.below(47 * 3_600) as i64 * 1000,
+                r.next(),
+                *e,
+            ));
         }
     }
     keyed.sort_by_key(|(arrival, tie, _)| (*arrival, *tie));
@@ -144,7 +215,17 @@ fn the_workload_exercises_many_rules() {
             }
         }
     }
-    for r in ["competitor_care_call", "offnet_forwarding_streak", "silent_days", "complaint_burst", "contract_expiry", "overdue_bill", "number_retention_suspension", "offnet_ip_calls", "payment_reminder"] {
+    for r in [
+        "competitor_care_call",
+        "offnet_forwarding_streak",
+        "silent_days",
+        "complaint_burst",
+        "contract_expiry",
+        "overdue_bill",
+        "number_retention_suspension",
+        "offnet_ip_calls",
+        "payment_reminder",
+    ] {
         assert!(rules.contains(r), "{r} never raised: {rules:?}");
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use churnwatch::config::Config;
-use churnwatch::detect::{AccountEvent, AccountKind, Cdr, CdrKind, Engine, Event, Msisdn, Period, RecordKey};
+use churnwatch::detect::{
+    AccountEvent, AccountKind, Cdr, CdrKind, Engine, Event, Msisdn, Period, RecordKey,
+};
 use churnwatch::proto::CareTicket;
 
 pub const SUB: u64 = 8613012345678;
@@ -18,7 +20,14 @@ pub fn at(local: &str) -> i64 {
 
 pub const DAY: i64 = 86_400_000;
 
-pub fn cdr(id: &str, sub: u64, t: i64, kind: CdrKind, other: &'static str, dur: u32) -> Event<'static> {
+pub fn cdr(
+    id: &str,
+    sub: u64,
+    t: i64,
+    kind: CdrKind,
+    other: &'static str,
+    dur: u32,
+) -> Event<'static> {
     Event::Cdr(Cdr {
         id: RecordKey::of(id),
         subscriber: Msisdn(sub),
@@ -57,7 +66,14 @@ pub fn data(id: &str, sub: u64, t: i64, bytes: u64) -> Event<'static> {
     }
 }
 
-pub fn partial(id: &str, sub: u64, t: i64, other: &'static str, dur: u32, call_ref: u64) -> Event<'static> {
+pub fn partial(
+    id: &str,
+    sub: u64,
+    t: i64,
+    other: &'static str,
+    dur: u32,
+    call_ref: u64,
+) -> Event<'static> {
     match voice(id, sub, t, other, dur) {
         Event::Cdr(mut c) => {
             c.partial = true;
@@ -69,7 +85,12 @@ pub fn partial(id: &str, sub: u64, t: i64, other: &'static str, dur: u32, call_r
 }
 
 pub fn account(id: &str, sub: u64, t: i64, kind: AccountKind) -> Event<'static> {
-    Event::Account(AccountEvent { id: RecordKey::of(id), subscriber: Msisdn(sub), time_ms: t, kind })
+    Event::Account(AccountEvent {
+        id: RecordKey::of(id),
+        subscriber: Msisdn(sub),
+        time_ms: t,
+        kind,
+    })
 }
 
 pub fn period(s: &str) -> Period {
@@ -94,7 +115,10 @@ pub fn run(events: &[Event<'static>]) -> Vec<CareTicket> {
 
 /// The last version of every ticket, by id (tickets are upserts).
 pub fn final_tickets(tickets: &[CareTicket]) -> BTreeMap<String, CareTicket> {
-    tickets.iter().map(|t| (t.ticket_id.clone(), t.clone())).collect()
+    tickets
+        .iter()
+        .map(|t| (t.ticket_id.clone(), t.clone()))
+        .collect()
 }
 
 /// Rule ids of the tickets of one subscriber, in emission order.
@@ -110,7 +134,17 @@ pub fn rules_of(tickets: &[CareTicket], sub: u64) -> Vec<String> {
 /// A loyal background subscriber: one call a day from `from` for `days` days, which also
 /// moves event time (and the watermark) forward.
 pub fn clock(sub: u64, from: i64, days: i64) -> Vec<Event<'static>> {
-    (0..days).map(|i| voice(&format!("clk-{sub}-{i}"), sub, from + i * DAY + 12 * 3_600_000, "13012340001", 30)).collect()
+    (0..days)
+        .map(|i| {
+            voice(
+                &format!("clk-{sub}-{i}"),
+                sub,
+                from + i * DAY + 12 * 3_600_000,
+                "13012340001",
+                30,
+            )
+        })
+        .collect()
 }
 
 /// Sorts events by time (stable), as in-order delivery would.
