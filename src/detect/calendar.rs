@@ -61,9 +61,11 @@ pub fn first_day_of_month(p: Period) -> Day {
 pub struct Calendar {
     tz: Tz,
     holidays: Vec<(Day, Day)>,
-    /// The last day looked up: `(start_ms, end_ms, day)`. Records cluster in time, so this
-    /// turns nearly every lookup into two comparisons.
-    cache: Cell<(i64, i64, Day)>,
+    /// Recently looked-up days: `(start_ms, end_ms, day)`. Records cluster in time (and the
+    /// watermark sits a fixed distance behind), so this turns nearly every lookup into a few
+    /// comparisons instead of a time-zone computation.
+    cache: Cell<[(i64, i64, Day); 4]>,
+    next: Cell<usize>,
 }
 
 impl Calendar {
@@ -78,19 +80,25 @@ impl Calendar {
         Some(Calendar {
             tz,
             holidays: hs,
-            cache: Cell::new((0, 0, 0)),
+            cache: Cell::new([(0, 0, 0); 4]),
+            next: Cell::new(0),
         })
     }
 
     /// The local calendar day of an instant (UTC epoch milliseconds).
     pub fn day_of(&self, ms: i64) -> Day {
-        let (start, end, day) = self.cache.get();
-        if ms >= start && ms < end {
+        let mut cache = self.cache.get();
+        if let Some(&(_, _, day)) = cache
+            .iter()
+            .find(|(start, end, _)| ms >= *start && ms < *end)
+        {
             return day;
         }
         let day = self.compute_day(ms);
-        self.cache
-            .set((self.day_start_ms(day), self.day_start_ms(day + 1), day));
+        let i = self.next.get();
+        cache[i] = (self.day_start_ms(day), self.day_start_ms(day + 1), day);
+        self.cache.set(cache);
+        self.next.set((i + 1) % cache.len());
         day
     }
 
