@@ -139,7 +139,7 @@ fn explain_json(line: &str, err: serde_json::Error, enums: &[EnumField]) -> Deco
     use serde_json::error::Category;
     match err.classify() {
         Category::Syntax | Category::Eof | Category::Io => {
-            return DecodeError::Json(err.to_string())
+            return DecodeError::Json(one_line(&err))
         }
         Category::Data => {}
     }
@@ -169,7 +169,12 @@ fn explain_json(line: &str, err: serde_json::Error, enums: &[EnumField]) -> Deco
             }
         }
     }
-    DecodeError::Schema(err.to_string())
+    DecodeError::Schema(one_line(&err))
+}
+
+/// serde_json's message, without "line 1" (the input is always one line).
+fn one_line(err: &serde_json::Error) -> String {
+    err.to_string().replace(" at line 1 column ", " at column ")
 }
 
 fn enum_number_known(path: &[&str], n: i64) -> bool {
