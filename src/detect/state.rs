@@ -1,1 +1,476 @@
-//! TODO
+//! The fixed-size picture of one subscriber, and the table that holds them all.
+//!
+//! Layout decides speed and memory: at national scale every byte here is multiplied by tens
+//! of millions and every record touches one state. So a state is one flat `Copy` struct
+//! with no pointers: 35 closed days at 4 bytes each (8-bit log-scale totals: a 50% drop
+//! rule does not need more than ~3% precision), three *open* days with exact counters (the
+//! days late records can still change), monthly spend for six months, a forwarding bitmap,
+//! and the account facts the rules need. The table maps the subscriber number (`u64`) to a
+//! slot in a dense `Vec`, so the hot map holds 12-byte entries and no `String`.
+//!
+//! Closed days are written once, when the watermark passes them ([`SubscriberState::close_day`]);
+//! exact sums and a commutative fold make the closed value independent of arrival order.
+
+use rustc_hash::FxHashMap;
+
+use super::calendar::Day;
+
+/// Closed days of history kept per subscriber.
+pub const HISTORY_DAYS: usize = 35;
+/// Days still open to late records (allowed lateness of up to 48 h spans three days).
+pub const OPEN_DAYS: usize = 3;
+/// Closed months of spend kept.
+pub const MONTHS: usize = 6;
+/// Bits in the forwarding bitmap (days).
+pub const FWD_BITS: i32 = 64;
+
+/// Data volume unit of closed days.
+pub const DATA_UNIT_BYTES: u64 = 16 * 1024;
+
+/// Encodes a non-negative total as an 8-bit log-scale value: exact below 16, then 4 bits of
+/// mantissa (relative error under 3.2%), saturating near 507,904 units.
+pub fn log8_encode(v: u64) -> u8 {
+    if v < 16 {
+        return v as u8;
+    }
+    let top = 63 - v.leading_zeros() as u64; // >= 4
+    let shift = top - 4;
+    let mant = (v >> shift) - 16;
+    let code = 16 + shift * 16 + mant;
+    code.min(255) as u8
+}
+
+/// Decodes [`log8_encode`] to the middle of its bucket.
+pub fn log8_decode(c: u8) -> u64 {
+    if c < 16 {
+        return u64::from(c);
+    }
+    let shift = u64::from(c - 16) / 16;
+    let mant = u64::from(c - 16) % 16;
+    let half = if shift > 0 { 1u64 << (shift - 1) } else { 0 };
+    ((16 + mant) << shift) + half
+}
+
+/// A day still open to late records: exact counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct OpenDay {
+    pub data_kib: u32,
+    pub charge_fen: u32,
+    /// Voice seconds, saturating at about 18 hours.
+    pub voice_s: u16,
+    /// Seconds of calls dialled through a competitor's IP-call prefix.
+    pub ip_s: u16,
+    /// Calls made or received (saturating).
+    pub calls: u8,
+    /// SMS sent or received (saturating).
+    pub sms: u8,
+    pub flags: u8,
+    _pad: u8,
+}
+
+impl OpenDay {
+    /// The subscriber made a call, sent an SMS or used data.
+    pub const OUTGOING: u8 = 1;
+}
+
+/// A closed day: log-scale totals, 3 bytes. Whether the day had calls is kept in
+/// [`SubscriberState::call_days`]; exact call and SMS counts live only while the day is open,
+/// because no rule reads them from closed days.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct ClosedDay {
+    voice: u8,
+    data: u8,
+    charge: u8,
+}
+
+impl ClosedDay {
+    pub fn from_open(o: &OpenDay) -> ClosedDay {
+        ClosedDay {
+            voice: log8_encode(u64::from(o.voice_s)),
+            data: log8_encode(u64::from(o.data_kib).div_ceil(DATA_UNIT_BYTES / 1024)),
+            charge: log8_encode(u64::from(o.charge_fen)),
+        }
+    }
+    pub fn voice_s(&self) -> u64 {
+        log8_decode(self.voice)
+    }
+    pub fn data_bytes(&self) -> u64 {
+        log8_decode(self.data) * DATA_UNIT_BYTES
+    }
+    pub fn charge_fen(&self) -> u64 {
+        log8_decode(self.charge)
+    }
+}
+
+/// Flags in [`SubscriberState::flags`].
+pub mod flag {
+    pub const DO_NOT_DISTURB: u16 = 1 << 0;
+    pub const KEY_PERSON: u16 = 1 << 1;
+    pub const SUSPENDED: u16 = 1 << 2;
+    pub const CHURNED: u16 = 1 << 3;
+    /// Condition flags of the day-close rules, so an ongoing condition raises one ticket.
+    pub const SILENT: u16 = 1 << 4;
+    pub const SPEND_DROP: u16 = 1 << 5;
+    pub const VOICE_DROP: u16 = 1 << 6;
+    pub const DATA_DROP: u16 = 1 << 7;
+    pub const COMPLAINT_BURST: u16 = 1 << 8;
+    pub const ZERO_MONTH: u16 = 1 << 9;
+    pub const IP_CALLS_MONTH: u16 = 1 << 10;
+    pub const MONTH_OUTGOING: u16 = 1 << 11;
+}
+
+/// "No time": minutes fields use this when unknown.
+pub const NO_MINUTE: u32 = u32::MAX;
+
+/// Epoch milliseconds to whole minutes (u32 covers 8,000 years).
+pub fn to_minute(ms: i64) -> u32 {
+    (ms.div_euclid(60_000)).clamp(0, i64::from(u32::MAX - 1)) as u32
+}
+
+pub fn from_minute(m: u32) -> i64 {
+    i64::from(m) * 60_000
+}
+
+/// Everything churnwatch keeps about one subscriber (field order is the compiler's, to
+/// leave no padding).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SubscriberState {
+    /// Closed days, indexed by `day % HISTORY_DAYS`.
+    pub days: [ClosedDay; HISTORY_DAYS],
+    /// Open days, indexed by `day % OPEN_DAYS`.
+    pub open: [OpenDay; OPEN_DAYS],
+    /// Days with calls forwarded to another operator's mobile, bit `day % 64`.
+    pub fwd_offnet: u64,
+    /// Days with a call made or received, bit `day % 64` (closed days only).
+    pub call_days: u64,
+    /// Closed months' spend in units of 10 fen (saturating), indexed by `month % MONTHS`.
+    pub months: [u16; MONTHS],
+    /// Spend of the current month's closed days, fen.
+    pub month_charge_fen: u32,
+    /// Seconds of competitor IP calls in the current month's closed days (saturating).
+    pub month_ip_s: u16,
+    /// Plan monthly fee, whole yuan (0 = unknown).
+    pub plan_fee_yuan: u16,
+    /// Latest bill: issued (minute), amount (fen), first payment after it (minute); its due
+    /// day is `bill_due_day`.
+    pub bill_issued_min: u32,
+    pub bill_amount_fen: u32,
+    pub bill_paid_min: u32,
+    /// Latest payment seen (minute), to settle a bill whose event arrives after the payment.
+    pub last_payment_min: u32,
+    /// Time of the latest suspension/resumption (minute), to apply them in event-time order.
+    pub status_min: u32,
+    pub bill_due_day: u16,
+    /// Day the contract end was last set, and the end day.
+    pub contract_set_day: u16,
+    pub contract_end_day: u16,
+    /// First day seen (or activation day, whichever is earlier): tenure.
+    pub first_day: u16,
+    /// Activation day from the CRM profile (0 = unknown).
+    pub activated_day: u16,
+    pub flags: u16,
+    pub tier: u8,
+}
+
+impl Default for SubscriberState {
+    fn default() -> Self {
+        SubscriberState {
+            days: [ClosedDay::default(); HISTORY_DAYS],
+            open: [OpenDay::default(); OPEN_DAYS],
+            fwd_offnet: 0,
+            call_days: 0,
+            months: [0; MONTHS],
+            month_charge_fen: 0,
+            month_ip_s: 0,
+            plan_fee_yuan: 0,
+            bill_issued_min: NO_MINUTE,
+            bill_due_day: 0,
+            bill_amount_fen: 0,
+            bill_paid_min: NO_MINUTE,
+            last_payment_min: NO_MINUTE,
+            status_min: 0,
+            contract_set_day: 0,
+            contract_end_day: 0,
+            first_day: u16::MAX,
+            activated_day: 0,
+            flags: 0,
+            tier: 0,
+        }
+    }
+}
+
+fn sat_u16(v: u64) -> u16 {
+    v.min(u64::from(u16::MAX)) as u16
+}
+
+impl SubscriberState {
+    pub fn has(&self, f: u16) -> bool {
+        self.flags & f != 0
+    }
+
+    pub fn set(&mut self, f: u16, on: bool) {
+        if on {
+            self.flags |= f;
+        } else {
+            self.flags &= !f;
+        }
+    }
+
+    /// The open-day counters for `day` (the caller guarantees the day is open).
+    pub fn open_day(&mut self, day: Day) -> &mut OpenDay {
+        &mut self.open[day.rem_euclid(OPEN_DAYS as i32) as usize]
+    }
+
+    pub fn note_seen(&mut self, day: Day) {
+        let d = day.clamp(1, i32::from(u16::MAX) - 1) as u16;
+        self.first_day = self.first_day.min(d);
+    }
+
+    /// Whether the subscriber was seen (or activated) on or before `day`.
+    pub fn known_since(&self, day: Day) -> bool {
+        self.first_day != u16::MAX && i32::from(self.first_day) <= day
+    }
+
+    pub fn add_voice(&mut self, day: Day, secs: u32, outgoing: bool) {
+        let o = self.open_day(day);
+        o.voice_s = sat_u16(u64::from(o.voice_s) + u64::from(secs));
+        o.calls = o.calls.saturating_add(1);
+        if outgoing {
+            o.flags |= OpenDay::OUTGOING;
+        }
+    }
+
+    pub fn add_ip_call(&mut self, day: Day, secs: u32) {
+        let o = self.open_day(day);
+        o.ip_s = sat_u16(u64::from(o.ip_s) + u64::from(secs));
+    }
+
+    pub fn add_sms(&mut self, day: Day, outgoing: bool) {
+        let o = self.open_day(day);
+        o.sms = o.sms.saturating_add(1);
+        if outgoing {
+            o.flags |= OpenDay::OUTGOING;
+        }
+    }
+
+    pub fn add_data(&mut self, day: Day, bytes: u64) {
+        let o = self.open_day(day);
+        let kib = bytes.div_ceil(1024);
+        o.data_kib = (u64::from(o.data_kib) + kib).min(u64::from(u32::MAX)) as u32;
+        if bytes > 0 {
+            o.flags |= OpenDay::OUTGOING;
+        }
+    }
+
+    pub fn add_charge(&mut self, day: Day, fen: i64) {
+        let o = self.open_day(day);
+        let fen = fen.clamp(0, i64::from(u32::MAX)) as u64;
+        o.charge_fen = (u64::from(o.charge_fen) + fen).min(u64::from(u32::MAX)) as u32;
+    }
+
+    pub fn mark_forward_offnet(&mut self, day: Day) {
+        self.fwd_offnet |= 1u64 << day.rem_euclid(FWD_BITS);
+    }
+
+    pub fn forwarded_offnet_on(&self, day: Day) -> bool {
+        self.fwd_offnet & (1u64 << day.rem_euclid(FWD_BITS)) != 0
+    }
+
+    /// The run of consecutive forwarded days containing `day`, as `(first, last)`, looking
+    /// no further than `max_back` days back (the bitmap's reach).
+    pub fn forward_run(&self, day: Day, max_back: i32) -> Option<(Day, Day)> {
+        if !self.forwarded_offnet_on(day) {
+            return None;
+        }
+        let mut first = day;
+        while day - first + 1 < max_back && self.forwarded_offnet_on(first - 1) {
+            first -= 1;
+        }
+        let mut last = day;
+        while last - first + 1 < FWD_BITS - OPEN_DAYS as i32 && self.forwarded_offnet_on(last + 1) {
+            last += 1;
+        }
+        Some((first, last))
+    }
+
+    /// A closed day (the caller guarantees it is within the last [`HISTORY_DAYS`] closed).
+    /// Whether a closed day had a call made or received.
+    pub fn called_on(&self, day: Day) -> bool {
+        self.call_days & (1u64 << day.rem_euclid(FWD_BITS)) != 0
+    }
+
+    pub fn closed(&self, day: Day) -> &ClosedDay {
+        &self.days[day.rem_euclid(HISTORY_DAYS as i32) as usize]
+    }
+
+    /// Moves day `day` from open to closed: compresses its counters into the history ring,
+    /// adds them to the month, and frees the open slot and forwarding bit for
+    /// `day + OPEN_DAYS`. Returns the day's exact counters.
+    pub fn close_day(&mut self, day: Day) -> OpenDay {
+        let slot = day.rem_euclid(OPEN_DAYS as i32) as usize;
+        let o = std::mem::take(&mut self.open[slot]);
+        self.days[day.rem_euclid(HISTORY_DAYS as i32) as usize] = ClosedDay::from_open(&o);
+        self.month_charge_fen = self.month_charge_fen.saturating_add(o.charge_fen);
+        self.month_ip_s = self.month_ip_s.saturating_add(o.ip_s);
+        let call_bit = 1u64 << day.rem_euclid(FWD_BITS);
+        if o.calls > 0 {
+            self.call_days |= call_bit;
+        } else {
+            self.call_days &= !call_bit;
+        }
+        if o.flags & OpenDay::OUTGOING != 0 {
+            self.flags |= flag::MONTH_OUTGOING;
+        }
+        self.fwd_offnet &= !(1u64 << (day + OPEN_DAYS as i32).rem_euclid(FWD_BITS));
+        o
+    }
+
+    /// Closes the month `month` (index since 1970): stores its spend and resets the month
+    /// counters.
+    pub fn close_month(&mut self, month: i32) {
+        let units = u64::from(self.month_charge_fen).div_ceil(10);
+        self.months[month.rem_euclid(MONTHS as i32) as usize] = sat_u16(units);
+        self.month_charge_fen = 0;
+        self.month_ip_s = 0;
+        self.set(flag::MONTH_OUTGOING | flag::IP_CALLS_MONTH, false);
+    }
+
+    /// Spend of a closed month, fen (the caller keeps within the last [`MONTHS`]).
+    pub fn month_spend_fen(&self, month: i32) -> u64 {
+        u64::from(self.months[month.rem_euclid(MONTHS as i32) as usize]) * 10
+    }
+}
+
+/// All subscribers of one engine: number -> dense slot.
+#[derive(Debug, Default)]
+pub struct SubscriberTable {
+    index: FxHashMap<u64, u32>,
+    states: Vec<SubscriberState>,
+    numbers: Vec<u64>,
+}
+
+impl SubscriberTable {
+    pub fn with_capacity(n: usize) -> SubscriberTable {
+        SubscriberTable {
+            index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            states: Vec::with_capacity(n),
+            numbers: Vec::with_capacity(n),
+        }
+    }
+
+    /// The slot of a subscriber, created on first sight.
+    pub fn slot(&mut self, msisdn: u64) -> u32 {
+        let next = self.states.len() as u32;
+        let slot = *self.index.entry(msisdn).or_insert(next);
+        if slot == next {
+            self.states.push(SubscriberState::default());
+            self.numbers.push(msisdn);
+        }
+        slot
+    }
+
+    pub fn find(&self, msisdn: u64) -> Option<u32> {
+        self.index.get(&msisdn).copied()
+    }
+
+    pub fn get(&self, slot: u32) -> &SubscriberState {
+        &self.states[slot as usize]
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> &mut SubscriberState {
+        &mut self.states[slot as usize]
+    }
+
+    pub fn number(&self, slot: u32) -> u64 {
+        self.numbers[slot as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Approximate bytes held: states, numbers and the index.
+    pub fn bytes(&self) -> usize {
+        self.states.capacity() * std::mem::size_of::<SubscriberState>()
+            + self.numbers.capacity() * 8
+            + self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_fits_the_memory_budget() {
+        // 256 bytes per subscriber all-in is the target; the state itself must leave room
+        // for the index entry and the number.
+        assert!(std::mem::size_of::<SubscriberState>() <= 224, "{}", std::mem::size_of::<SubscriberState>());
+    }
+
+    #[test]
+    fn log8_is_exact_small_and_within_4_percent_large() {
+        for v in 0..16 {
+            assert_eq!(log8_decode(log8_encode(v)), v);
+        }
+        for v in [16u64, 17, 100, 1_000, 12_345, 86_400, 400_000] {
+            let back = log8_decode(log8_encode(v)) as f64;
+            assert!((back - v as f64).abs() / (v as f64) < 0.04, "{v} -> {back}");
+        }
+        assert_eq!(log8_encode(u64::MAX), 255);
+        let mut prev = 0;
+        for c in 0..=255u8 {
+            assert!(log8_decode(c) >= prev);
+            prev = log8_decode(c);
+        }
+    }
+
+    #[test]
+    fn closing_a_day_moves_it_to_history_and_the_month() {
+        let mut s = SubscriberState::default();
+        s.add_voice(100, 600, true);
+        s.add_charge(100, 250);
+        s.add_data(100, 5 * 1024 * 1024);
+        s.add_sms(100, false);
+        let o = s.close_day(100);
+        assert_eq!(o.voice_s, 600);
+        let c = s.closed(100);
+        assert!((c.voice_s() as i64 - 600).abs() <= 24);
+        assert!(s.called_on(100));
+        assert!(!s.called_on(99));
+        assert!((c.data_bytes() as i64 - 5 * 1024 * 1024).abs() < 200_000);
+        assert_eq!(s.month_charge_fen, 250);
+        assert!(s.has(flag::MONTH_OUTGOING));
+        assert_eq!(s.open[100 % OPEN_DAYS], OpenDay::default());
+        s.close_month(5);
+        assert_eq!(s.month_spend_fen(5), 250);
+        assert_eq!(s.month_charge_fen, 0);
+        assert!(!s.has(flag::MONTH_OUTGOING));
+    }
+
+    #[test]
+    fn forward_runs_are_found_across_the_bitmap_wrap() {
+        let mut s = SubscriberState::default();
+        for d in 62..=66 {
+            s.mark_forward_offnet(d);
+        }
+        assert_eq!(s.forward_run(64, 40), Some((62, 66)));
+        assert_eq!(s.forward_run(67, 40), None);
+    }
+
+    #[test]
+    fn table_gives_dense_slots() {
+        let mut t = SubscriberTable::with_capacity(4);
+        assert_eq!(t.slot(8613000000001), 0);
+        assert_eq!(t.slot(8613000000002), 1);
+        assert_eq!(t.slot(8613000000001), 0);
+        assert_eq!(t.number(1), 8613000000002);
+        assert_eq!(t.len(), 2);
+    }
+}

@@ -1,0 +1,23 @@
+//! `data_drop` — "流量突減", a sudden drop in data traffic [003]: the last 7 days' data
+//! below `drop_ratio` (default 50%) of the subscriber's own weekly baseline, if that
+//! baseline is at least `min_weekly_baseline` MiB (default 200). See [`super::baseline`].
+
+use crate::config::DataDropConfig;
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::state::SubscriberState;
+
+use super::baseline::{judge_drop, DropSpec, Verdict};
+use super::RuleId;
+
+pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+    let spec = DropSpec {
+        rule: RuleId::DataDrop,
+        enabled: cfg.enabled,
+        ratio: cfg.drop_ratio,
+        min_weekly_baseline: cfg.min_weekly_baseline,
+        unit_divisor: 1024.0 * 1024.0,
+        unit: "MiB",
+        what: "Data",
+    };
+    judge_drop(&spec, state, day, cal, |d| d.data_bytes())
+}

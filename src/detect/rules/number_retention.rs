@@ -1,0 +1,30 @@
+//! `number_retention_suspension` — "停機保號", the subscriber parks the number [003].
+//!
+//! Why: suspending service while keeping the number is the classic step before porting out;
+//! the care work-order catalogue raises a ticket on it [003]. The strongest single signal.
+//! One ticket per aligned cooldown window.
+
+use crate::config::NumberRetentionConfig;
+use crate::detect::calendar::Day;
+
+use super::{window_episode, RuleId, SignalDraft};
+
+pub fn judge(cfg: &NumberRetentionConfig, time_ms: i64, day: Day) -> Option<SignalDraft> {
+    if !cfg.enabled {
+        return None;
+    }
+    let summary = "Suspended service with number retention (parked number)".to_string();
+    Some(SignalDraft::at(RuleId::NumberRetentionSuspension, window_episode(day, cfg.cooldown_days), time_ms, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_on_a_parked_number() {
+        let s = judge(&NumberRetentionConfig::default(), 42, 10).unwrap();
+        assert_eq!(s.rule, RuleId::NumberRetentionSuspension);
+        assert_eq!(s.raised_ms, 42);
+    }
+}

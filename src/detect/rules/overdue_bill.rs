@@ -1,0 +1,39 @@
+//! `overdue_bill` — "逾期未交話費", an overdue unpaid bill [003].
+//!
+//! Why: an unpaid bill leads to suspension, and a suspended subscriber is one step from
+//! leaving; the care work-order catalogue raises a ticket on the billing system's overdue
+//! notice [003]. One ticket per billing period.
+
+use crate::config::OverdueBillConfig;
+use crate::detect::event::Period;
+
+use super::{RuleId, SignalDraft};
+
+pub fn judge(cfg: &OverdueBillConfig, period: Period, amount_fen: i64, days_overdue: u32, time_ms: i64) -> Option<SignalDraft> {
+    if !cfg.enabled {
+        return None;
+    }
+    let yuan = amount_fen as f64 / 100.0;
+    let summary = format!("Bill for {period} of {yuan:.2} yuan is {days_overdue} days overdue");
+    Some(
+        SignalDraft::at(RuleId::OverdueBill, i64::from(period.0), time_ms, summary)
+            .with("amount_yuan", yuan)
+            .with("days_overdue", f64::from(days_overdue)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overdue_notice_fires_once_per_period() {
+        let cfg = OverdueBillConfig::default();
+        let p = Period::parse("2026-04").unwrap();
+        let a = judge(&cfg, p, 12_800, 5, 1).unwrap();
+        let b = judge(&cfg, p, 12_800, 12, 2).unwrap();
+        assert_eq!(a.episode, b.episode);
+        assert_eq!(a.evidence[0], ("amount_yuan", 128.0));
+        assert!(judge(&OverdueBillConfig { enabled: false, ..cfg }, p, 1, 1, 1).is_none());
+    }
+}

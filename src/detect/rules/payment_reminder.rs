@@ -1,0 +1,105 @@
+//! `payment_reminder` — "交費提醒", a balance or bill about to cause suspension [003][002].
+//!
+//! Why: suspension for non-payment interrupts service and pushes subscribers to leave;
+//! a reminder before it happens is cheap care. Two triggers:
+//! - postpaid: a bill still unpaid `days_before_due` days (default 3) before its due time,
+//!   judged at day close (any payment after the bill was issued counts as paying it);
+//!   one ticket per bill;
+//! - prepaid: a top-up that still leaves the balance below `low_balance_fen` (default 5
+//!   yuan); one ticket per aligned cooldown window.
+
+use crate::config::PaymentReminderConfig;
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};
+
+use super::baseline::Verdict;
+use super::{window_episode, RuleId, SignalDraft};
+
+/// Episodes of bill reminders are due days with this tag, apart from the top-up windows.
+const BILL_EPISODE: i64 = 1 << 40;
+
+/// Judges the latest bill at closed day `day`.
+pub fn judge_bill(cfg: &PaymentReminderConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+    if !cfg.enabled || state.bill_issued_min == NO_MINUTE || state.bill_amount_fen == 0 {
+        return Verdict::No;
+    }
+    let close = cal.day_start_ms(day + 1);
+    let issued = from_minute(state.bill_issued_min);
+    if issued >= close {
+        return Verdict::No;
+    }
+    let due_day = i32::from(state.bill_due_day);
+    if day < due_day - cfg.days_before_due as i32 || day >= due_day {
+        return Verdict::No;
+    }
+    if state.bill_paid_min != NO_MINUTE && from_minute(state.bill_paid_min) < close {
+        return Verdict::No;
+    }
+    let yuan = f64::from(state.bill_amount_fen) / 100.0;
+    let left = due_day - day;
+    let summary = format!("Bill of {yuan:.2} yuan still unpaid, due in {left} day(s)");
+    let mut d = SignalDraft::at(RuleId::PaymentReminder, BILL_EPISODE + i64::from(due_day), close, summary)
+        .with("amount_yuan", yuan)
+        .with("days_to_due", f64::from(left as u32));
+    d.first_seen_ms = issued;
+    Verdict::Holds(d)
+}
+
+/// Judges a prepaid top-up.
+pub fn judge_top_up(cfg: &PaymentReminderConfig, balance_after_fen: i64, time_ms: i64, day: Day) -> Option<SignalDraft> {
+    if !cfg.enabled || balance_after_fen >= cfg.low_balance_fen {
+        return None;
+    }
+    let yuan = balance_after_fen as f64 / 100.0;
+    let summary = format!("Prepaid balance only {yuan:.2} yuan after a top-up");
+    Some(
+        SignalDraft::at(RuleId::PaymentReminder, window_episode(day, cfg.cooldown_days), time_ms, summary)
+            .with("balance_yuan", yuan),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::state::to_minute;
+
+    fn cal() -> Calendar {
+        Calendar::new("Asia/Shanghai", &[]).unwrap()
+    }
+
+    fn billed(due_day: Day) -> SubscriberState {
+        let c = cal();
+        let mut s = SubscriberState::default();
+        s.bill_issued_min = to_minute(c.day_start_ms(due_day - 20) + 3_600_000);
+        s.bill_due_day = due_day as u16;
+        s.bill_amount_fen = 9_900;
+        s
+    }
+
+    #[test]
+    fn reminds_three_days_before_due_not_four() {
+        let cfg = PaymentReminderConfig::default();
+        let s = billed(1000);
+        assert_eq!(judge_bill(&cfg, &s, 996, &cal()), Verdict::No);
+        assert!(matches!(judge_bill(&cfg, &s, 997, &cal()), Verdict::Holds(_)));
+        assert_eq!(judge_bill(&cfg, &s, 1000, &cal()), Verdict::No, "due day itself is overdue territory");
+    }
+
+    #[test]
+    fn a_payment_before_the_close_settles_it_a_later_one_does_not() {
+        let cfg = PaymentReminderConfig::default();
+        let c = cal();
+        let mut s = billed(1000);
+        s.bill_paid_min = to_minute(c.day_start_ms(998) + 1000);
+        assert!(matches!(judge_bill(&cfg, &s, 997, &c), Verdict::Holds(_)), "paid the day after the close");
+        s.bill_paid_min = to_minute(c.day_start_ms(997) + 1000);
+        assert_eq!(judge_bill(&cfg, &s, 997, &c), Verdict::No);
+    }
+
+    #[test]
+    fn low_prepaid_balance_below_five_yuan() {
+        let cfg = PaymentReminderConfig::default();
+        assert!(judge_top_up(&cfg, 500, 1, 10).is_none());
+        assert!(judge_top_up(&cfg, 499, 1, 10).is_some());
+    }
+}

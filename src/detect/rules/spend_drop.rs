@@ -1,0 +1,24 @@
+//! `spend_drop` — "話費突減", a sudden drop in spend [003], and leavers' spend falling before
+//! they go [002]: the last 7 days' charges below `drop_ratio` (default 50%) of the
+//! subscriber's own weekly baseline, if that baseline is at least `min_weekly_baseline`
+//! yuan (default 10) so light users don't fire. See [`super::baseline`].
+
+use crate::config::DropConfig;
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::state::SubscriberState;
+
+use super::baseline::{judge_drop, DropSpec, Verdict};
+use super::RuleId;
+
+pub fn judge(cfg: &DropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+    let spec = DropSpec {
+        rule: RuleId::SpendDrop,
+        enabled: cfg.enabled,
+        ratio: cfg.drop_ratio,
+        min_weekly_baseline: cfg.min_weekly_baseline,
+        unit_divisor: 100.0,
+        unit: "yuan",
+        what: "Spend",
+    };
+    judge_drop(&spec, state, day, cal, |d| d.charge_fen())
+}
