@@ -172,9 +172,34 @@ fn explain_json(line: &str, err: serde_json::Error, enums: &[EnumField]) -> Deco
     DecodeError::Schema(one_line(&err))
 }
 
-/// serde_json's message, without "line 1" (the input is always one line).
+/// serde_json's message, without "line 1" (the input is always one line), and with long
+/// digit runs masked: serde quotes the offending value, which may be a subscriber number,
+/// and this text ends up in terminals and dead-letter topics.
 fn one_line(err: &serde_json::Error) -> String {
-    err.to_string().replace(" at line 1 column ", " at column ")
+    mask_digit_runs(&err.to_string().replace(" at line 1 column ", " at column "))
+}
+
+/// Replaces all but the last four digits of every run of 7 or more digits with `*`.
+fn mask_digit_runs(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let run = bytes[i..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if run >= 7 {
+            out.push_str(&"*".repeat(run - 4));
+            out.push_str(&s[i + run - 4..i + run]);
+            i += run;
+        } else if run > 0 {
+            out.push_str(&s[i..i + run]);
+            i += run;
+        } else {
+            let ch = s[i..].chars().next().unwrap_or(' ');
+            out.push(ch);
+            i += ch.len_utf8().max(1);
+        }
+    }
+    out
 }
 
 fn enum_number_known(path: &[&str], n: i64) -> bool {
@@ -497,6 +522,18 @@ mod tests {
             cdr_err(&unknown_field).starts_with("invalid record: "),
             "{}",
             cdr_err(&unknown_field)
+        );
+    }
+
+    #[test]
+    fn reasons_never_quote_a_full_number() {
+        let line = GOOD_CDR.replace(r#""8613012345678""#, "8613012345678");
+        let reason = cdr_err(&line);
+        assert!(reason.contains("*********5678"), "{reason}");
+        assert!(!reason.contains("8613012345678"), "{reason}");
+        assert_eq!(
+            mask_digit_runs("at column 42, 中 123456"),
+            "at column 42, 中 123456"
         );
     }
 
