@@ -161,6 +161,16 @@ impl NumberPlan {
 
     /// Classifies a number as dialled or presented.
     pub fn classify(&self, raw: &str) -> Classified {
+        self.classify_with(raw, true)
+    }
+
+    /// Classifies the other party of a call: only care lines and IP prefixes matter there,
+    /// so the mobile prefix table and portability list are skipped (the hot path).
+    pub fn classify_call(&self, raw: &str) -> Classified {
+        self.classify_with(raw, false)
+    }
+
+    fn classify_with(&self, raw: &str, mobiles: bool) -> Classified {
         let mut n = raw.strip_prefix('+').unwrap_or(raw);
         let mut via_ip_prefix = None;
         for (p, op) in &self.ip_prefixes {
@@ -178,6 +188,8 @@ impl NumberPlan {
             Some(v) => {
                 if let Some(&op) = self.care.get(&v) {
                     Party::CareLine(op)
+                } else if !mobiles {
+                    Party::Other
                 } else if let Some(&op) = self.ported.get(&v) {
                     Party::Mobile(op)
                 } else {

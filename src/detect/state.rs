@@ -109,7 +109,6 @@ pub mod flag {
     pub const DO_NOT_DISTURB: u16 = 1 << 0;
     pub const KEY_PERSON: u16 = 1 << 1;
     pub const SUSPENDED: u16 = 1 << 2;
-    pub const CHURNED: u16 = 1 << 3;
     /// Condition flags of the day-close rules, so an ongoing condition raises one ticket.
     pub const SILENT: u16 = 1 << 4;
     pub const SPEND_DROP: u16 = 1 << 5;
@@ -170,6 +169,8 @@ pub struct SubscriberState {
     pub first_day: u16,
     /// Activation day from the CRM profile (0 = unknown).
     pub activated_day: u16,
+    /// Day the subscriber left (port-out or deactivation; 0 = still here).
+    pub churned_day: u16,
     pub flags: u16,
     pub tier: u8,
 }
@@ -195,6 +196,7 @@ impl Default for SubscriberState {
             contract_end_day: 0,
             first_day: u16::MAX,
             activated_day: 0,
+            churned_day: 0,
             flags: 0,
             tier: 0,
         }
@@ -226,6 +228,11 @@ impl SubscriberState {
     pub fn note_seen(&mut self, day: Day) {
         let d = day.clamp(1, i32::from(u16::MAX) - 1) as u16;
         self.first_day = self.first_day.min(d);
+    }
+
+    /// Whether the subscriber had left by `day`.
+    pub fn churned_by(&self, day: Day) -> bool {
+        self.churned_day != 0 && i32::from(self.churned_day) <= day
     }
 
     /// Whether the subscriber was seen (or activated) on or before `day`.

@@ -2,34 +2,40 @@
 //!
 //! Why: a first bill far above what the customer was sold is a classic early-life churn
 //! trigger; China Telecom Guangdong's programme targets "first bill more than double the
-//! plan's expected amount" [002]. A bill is the first when its period is the month of
-//! activation or the one after (activation from the CRM profile); the plan fee comes from
-//! the latest plan change. Once per billing period.
+//! plan's expected amount" [002]. The first bill is the latest bill when it was issued
+//! within `FIRST_BILL_DAYS` of activation (from the CRM profile); the plan fee comes from the
+//! latest plan change. Judged at the close of the day the bill was issued, so a profile or
+//! plan event arriving late cannot change the verdict; once per bill.
 
 use crate::config::BillShockConfig;
-use crate::detect::calendar::month_of_day;
-use crate::detect::event::Period;
-use crate::detect::state::SubscriberState;
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};
 
-use super::baseline::round2;
+use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
 
-pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, period: Period, amount_fen: i64, time_ms: i64) -> Option<SignalDraft> {
-    if !cfg.enabled || state.activated_day == 0 || state.plan_fee_yuan == 0 {
-        return None;
+/// A bill issued this many days after activation or fewer is the first bill.
+pub const FIRST_BILL_DAYS: i32 = 62;
+
+/// Judges the latest bill at the close of `day`, if it was issued that day.
+pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+    if !cfg.enabled || state.activated_day == 0 || state.plan_fee_yuan == 0 || state.bill_issued_min == NO_MINUTE {
+        return Verdict::No;
     }
-    let activated = month_of_day(i32::from(state.activated_day));
-    if period.0 < activated.0 || period.0 > activated.0 + 1 {
-        return None;
+    let issued_ms = from_minute(state.bill_issued_min);
+    let issued = cal.day_of(issued_ms);
+    let activated = i32::from(state.activated_day);
+    if issued != day || issued < activated || issued - activated > FIRST_BILL_DAYS {
+        return Verdict::No;
     }
     let fee = f64::from(state.plan_fee_yuan);
-    let bill = amount_fen as f64 / 100.0;
+    let bill = f64::from(state.bill_amount_fen) / 100.0;
     if bill <= cfg.max_ratio * fee {
-        return None;
+        return Verdict::No;
     }
     let summary = format!("First bill {bill:.2} yuan is {:.1}x the {fee:.0}-yuan plan", bill / fee);
-    Some(
-        SignalDraft::at(RuleId::BillShock, i64::from(period.0), time_ms, summary)
+    Verdict::Holds(
+        SignalDraft::at(RuleId::BillShock, i64::from(day), issued_ms, summary)
             .with("bill_yuan", round2(bill))
             .with("plan_fee_yuan", fee)
             .with("ratio", round2(bill / fee)),
@@ -39,29 +45,40 @@ pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, period: Period, amo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::calendar::first_day_of_month;
+    use crate::detect::state::to_minute;
 
-    fn new_subscriber() -> SubscriberState {
+    fn cal() -> Calendar {
+        Calendar::new("Asia/Shanghai", &[]).unwrap()
+    }
+
+    fn billed(activated: Day, issued: Day, amount_fen: u32) -> SubscriberState {
         let mut s = SubscriberState::default();
-        s.activated_day = first_day_of_month(Period::parse("2026-03").unwrap()) as u16 + 10;
+        s.activated_day = activated as u16;
         s.plan_fee_yuan = 58;
+        s.bill_issued_min = to_minute(cal().day_start_ms(issued) + 3_600_000);
+        s.bill_amount_fen = amount_fen;
         s
     }
 
     #[test]
     fn more_than_double_fires_exactly_double_does_not() {
         let cfg = BillShockConfig::default();
-        let p = Period::parse("2026-03").unwrap();
-        assert!(judge(&cfg, &new_subscriber(), p, 11_600, 1).is_none());
-        assert!(judge(&cfg, &new_subscriber(), p, 11_601, 1).is_some());
+        assert_eq!(judge(&cfg, &billed(1000, 1030, 11_600), 1030, &cal()), Verdict::No);
+        assert!(matches!(judge(&cfg, &billed(1000, 1030, 11_601), 1030, &cal()), Verdict::Holds(_)));
     }
 
     #[test]
     fn only_the_first_bill_counts() {
         let cfg = BillShockConfig::default();
-        assert!(judge(&cfg, &new_subscriber(), Period::parse("2026-04").unwrap(), 50_000, 1).is_some());
-        assert!(judge(&cfg, &new_subscriber(), Period::parse("2026-05").unwrap(), 50_000, 1).is_none());
-        let unknown = SubscriberState { activated_day: 0, ..new_subscriber() };
-        assert!(judge(&cfg, &unknown, Period::parse("2026-03").unwrap(), 50_000, 1).is_none());
+        assert!(matches!(judge(&cfg, &billed(1000, 1062, 50_000), 1062, &cal()), Verdict::Holds(_)));
+        assert_eq!(judge(&cfg, &billed(1000, 1063, 50_000), 1063, &cal()), Verdict::No);
+        let unknown = SubscriberState { activated_day: 0, ..billed(1000, 1030, 50_000) };
+        assert_eq!(judge(&cfg, &unknown, 1030, &cal()), Verdict::No);
+    }
+
+    #[test]
+    fn judged_only_on_the_day_of_issue() {
+        let cfg = BillShockConfig::default();
+        assert_eq!(judge(&cfg, &billed(1000, 1030, 50_000), 1031, &cal()), Verdict::No);
     }
 }

@@ -5,11 +5,12 @@
 //! with zero calls" [000]). Judged on closed days only; the baseline is the subscriber's
 //! own: calls on at least `baseline_active_fraction` (default 60%) of the 28 days before the
 //! silent run. Fires once when the run reaches `min_days` (default 7); an ongoing silence
-//! raises no second ticket. Not judged while the line is suspended (it cannot call).
+//! raises no second ticket. A suspended line is judged too: silence is silence, and the
+//! suspension's own signal explains it on the same ticket.
 
 use crate::config::SilentDaysConfig;
 use crate::detect::calendar::{Calendar, Day};
-use crate::detect::state::{flag, SubscriberState};
+use crate::detect::state::SubscriberState;
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
@@ -18,9 +19,6 @@ pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Ca
     let n = cfg.min_days as i32;
     if !cfg.enabled || !state.known_since(day - n - 27) {
         return Verdict::No;
-    }
-    if state.has(flag::SUSPENDED) {
-        return Verdict::Skipped("suspended");
     }
     if (day - n + 1..=day).any(|d| state.called_on(d)) {
         return Verdict::No;
