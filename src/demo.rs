@@ -246,7 +246,10 @@ pub fn workload() -> Vec<WireEvent> {
 
 /// Daily voice, SMS and data, the July bill and its payment.
 fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
-    let calls_per_day = rng.range(3, 7);
+    // Steady habits (each subscriber's own daily numbers, +-1 a day) so that background
+    // traffic alone does not look like a sudden drop.
+    let out_per_day = rng.range(3, 6);
+    let in_per_day = rng.range(2, 5);
     let first_day = if i == who::BILL_SHOCK {
         ACTIVATION_DAY
     } else {
@@ -261,25 +264,32 @@ fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
     for day in first_day..last_day {
         let day_ms = START_MS + day * DAY_MS;
         let in_july = day < 31;
-        for _ in 0..rng.range(calls_per_day - 1, calls_per_day + 2) {
+        for _ in 0..rng.range(out_per_day - 1, out_per_day + 2) {
             let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
-            let dur = rng.range(20, 400) as u32;
-            let other = other_mobile(rng);
-            if rng.chance(55) {
-                let charge = voice_charge(dur);
-                july_charge += if in_july { charge } else { 0 };
-                b.cdr(t, proto::RecordType::VoiceOut, &other, dur, 0, charge);
-            } else {
-                b.cdr(t, proto::RecordType::VoiceIn, &other, dur, 0, 0);
-            }
+            let dur = rng.range(60, 360) as u32;
+            let charge = voice_charge(dur);
+            july_charge += if in_july { charge } else { 0 };
+            b.cdr(
+                t,
+                proto::RecordType::VoiceOut,
+                &other_mobile(rng),
+                dur,
+                0,
+                charge,
+            );
+        }
+        for _ in 0..rng.range(in_per_day - 1, in_per_day + 2) {
+            let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
+            let dur = rng.range(60, 360) as u32;
+            b.cdr(t, proto::RecordType::VoiceIn, &other_mobile(rng), dur, 0, 0);
         }
         for _ in 0..rng.range(0, 3) {
             let t = day_ms + 9 * HOUR_MS + rng.range(0, 12 * HOUR_MS);
             b.cdr(t, proto::RecordType::SmsOut, &other_mobile(rng), 0, 0, 10);
         }
-        for _ in 0..rng.range(1, 3) {
+        for _ in 0..rng.range(2, 4) {
             let t = day_ms + 7 * HOUR_MS + rng.range(0, 16 * HOUR_MS);
-            let mib = rng.range(20, 150) as u64;
+            let mib = rng.range(40, 120) as u64;
             b.cdr(t, proto::RecordType::Data, "", 0, mib << 20, 0);
         }
     }

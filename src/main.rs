@@ -4,7 +4,7 @@
 //! [`churnwatch::demo`]. This is the only place that uses `anyhow`: errors below carry
 //! their own typed context (file, key), and here they only need to be printed.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -129,8 +129,11 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo { config } => {
             let cfg = load_config(config.as_deref())?;
             let report = churnwatch::demo::run(&cfg).context("demo failed")?;
-            print!("{report}");
-            Ok(ExitCode::SUCCESS)
+            match write!(std::io::stdout().lock(), "{report}") {
+                // `churnwatch demo | head` closes the pipe early; that is not a failure.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
         }
         Command::CheckConfig { file } => {
             // Load the ported-numbers file and build an engine too: a config is only "ok"

@@ -32,3 +32,24 @@ fn redelivered_records_are_counted_as_duplicates() {
     );
     assert_eq!(s.accepted + s.duplicates, report.events as u64, "{s:?}");
 }
+
+#[test]
+fn background_subscribers_raise_no_tickets() {
+    let report = demo::run(&Config::default()).unwrap();
+    let planted: Vec<String> = demo::planted().into_iter().map(|j| j.subscriber).collect();
+    let stray: Vec<String> = report
+        .tickets
+        .iter()
+        .filter(|t| !planted.contains(&t.subscriber))
+        .map(|t| {
+            format!(
+                "{:?}",
+                t.signals.iter().map(|s| &s.summary).collect::<Vec<_>>()
+            )
+        })
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "tickets for subscribers with steady usage: {stray:#?}"
+    );
+}
