@@ -12,7 +12,10 @@ use std::path::Path;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("invalid config value `{key}`: {reason}")]
@@ -20,11 +23,14 @@ pub enum ConfigError {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.to_string(), reason: reason.into() }
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub engine: EngineConfig,
@@ -34,27 +40,18 @@ pub struct Config {
     pub tickets: TicketsConfig,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            engine: EngineConfig::default(),
-            numbering: NumberingConfig::default(),
-            calendar: CalendarConfig::default(),
-            rules: RulesConfig::default(),
-            tickets: TicketsConfig::default(),
-        }
-    }
-}
-
 impl Config {
     /// Reads, parses and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         let cfg = Config::from_toml(&text).map_err(|e| match e {
-            ConfigError::Parse { message, .. } => {
-                ConfigError::Parse { path: path.display().to_string(), message }
-            }
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.display().to_string(),
+                message,
+            },
             other => other,
         })?;
         Ok(cfg)
@@ -74,7 +71,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let e = &self.engine;
         if e.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(invalid("engine.time_zone", format!("`{}` is not an IANA time zone", e.time_zone)));
+            return Err(invalid(
+                "engine.time_zone",
+                format!("`{}` is not an IANA time zone", e.time_zone),
+            ));
         }
         if e.allowed_lateness_hours == 0 || e.allowed_lateness_hours > 48 {
             return Err(invalid(
@@ -84,20 +84,32 @@ impl Config {
         }
         let n = &self.numbering;
         if n.operators.is_empty() {
-            return Err(invalid("numbering.operators", "at least the home operator is needed"));
+            return Err(invalid(
+                "numbering.operators",
+                "at least the home operator is needed",
+            ));
         }
         if !n.operators.iter().any(|o| o.id == n.home_operator) {
             return Err(invalid(
                 "numbering.home_operator",
-                format!("`{}` is not one of numbering.operators[].id", n.home_operator),
+                format!(
+                    "`{}` is not one of numbering.operators[].id",
+                    n.home_operator
+                ),
             ));
         }
         for (i, op) in n.operators.iter().enumerate() {
             if op.id.is_empty() {
-                return Err(invalid(&format!("numbering.operators[{i}].id"), "must not be empty"));
+                return Err(invalid(
+                    &format!("numbering.operators[{i}].id"),
+                    "must not be empty",
+                ));
             }
             if n.operators[..i].iter().any(|o| o.id == op.id) {
-                return Err(invalid(&format!("numbering.operators[{i}].id"), format!("`{}` is listed twice", op.id)));
+                return Err(invalid(
+                    &format!("numbering.operators[{i}].id"),
+                    format!("`{}` is listed twice", op.id),
+                ));
             }
             for (field, list) in [
                 ("mobile_prefixes", &op.mobile_prefixes),
@@ -145,7 +157,11 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { time_zone: "Asia/Shanghai".into(), allowed_lateness_hours: 48, expected_subscribers: 0 }
+        EngineConfig {
+            time_zone: "Asia/Shanghai".into(),
+            allowed_lateness_hours: 48,
+            expected_subscribers: 0,
+        }
     }
 }
 
@@ -195,8 +211,8 @@ impl Default for NumberingConfig {
                     id: "china_unicom".into(),
                     name: "China Unicom".into(),
                     mobile_prefixes: strings(&[
-                        "130", "131", "132", "145", "146", "155", "156", "166", "167", "171", "175", "176",
-                        "185", "186", "196",
+                        "130", "131", "132", "145", "146", "155", "156", "166", "167", "171",
+                        "175", "176", "185", "186", "196",
                     ]),
                     care_numbers: strings(&["10010"]),
                     ip_call_prefixes: strings(&["17911", "17910"]),
@@ -205,8 +221,9 @@ impl Default for NumberingConfig {
                     id: "china_mobile".into(),
                     name: "China Mobile".into(),
                     mobile_prefixes: strings(&[
-                        "134", "135", "136", "137", "138", "139", "147", "148", "150", "151", "152", "157",
-                        "158", "159", "172", "178", "182", "183", "184", "187", "188", "195", "197", "198",
+                        "134", "135", "136", "137", "138", "139", "147", "148", "150", "151",
+                        "152", "157", "158", "159", "172", "178", "182", "183", "184", "187",
+                        "188", "195", "197", "198",
                     ]),
                     care_numbers: strings(&["10086"]),
                     ip_call_prefixes: strings(&["17951", "12593"]),
@@ -215,8 +232,8 @@ impl Default for NumberingConfig {
                     id: "china_telecom".into(),
                     name: "China Telecom".into(),
                     mobile_prefixes: strings(&[
-                        "133", "149", "153", "173", "174", "177", "180", "181", "189", "190", "191", "193",
-                        "199",
+                        "133", "149", "153", "173", "174", "177", "180", "181", "189", "190",
+                        "191", "193", "199",
                     ]),
                     care_numbers: strings(&["10000"]),
                     ip_call_prefixes: strings(&["17909", "17908"]),
@@ -305,14 +322,20 @@ fn check_weight(key: &str, weight: u32) -> Result<(), ConfigError> {
 
 fn check_positive(key: &str, field: &str, v: f64) -> Result<(), ConfigError> {
     if !(v.is_finite() && v > 0.0) {
-        return Err(invalid(&format!("{key}.{field}"), "must be a positive number"));
+        return Err(invalid(
+            &format!("{key}.{field}"),
+            "must be a positive number",
+        ));
     }
     Ok(())
 }
 
 fn check_fraction(key: &str, field: &str, v: f64) -> Result<(), ConfigError> {
     if !(v > 0.0 && v < 1.0) {
-        return Err(invalid(&format!("{key}.{field}"), "must be between 0 and 1 (exclusive)"));
+        return Err(invalid(
+            &format!("{key}.{field}"),
+            "must be between 0 and 1 (exclusive)",
+        ));
     }
     Ok(())
 }
@@ -530,7 +553,10 @@ pub struct TicketsConfig {
 
 impl Default for TicketsConfig {
     fn default() -> Self {
-        TicketsConfig { default_queue: "retention".into(), default_tier: "mass".into() }
+        TicketsConfig {
+            default_queue: "retention".into(),
+            default_tier: "mass".into(),
+        }
     }
 }
 
@@ -564,8 +590,13 @@ mod tests {
 
     #[test]
     fn an_invalid_value_names_its_key() {
-        let err = Config::from_toml("[rules.silent_days]\nbaseline_active_fraction = 1.5\n").unwrap_err();
-        assert!(err.to_string().contains("rules.silent_days.baseline_active_fraction"), "{err}");
+        let err =
+            Config::from_toml("[rules.silent_days]\nbaseline_active_fraction = 1.5\n").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("rules.silent_days.baseline_active_fraction"),
+            "{err}"
+        );
         let err = Config::from_toml("[engine]\ntime_zone = \"Mars/Olympus\"\n").unwrap_err();
         assert!(err.to_string().contains("engine.time_zone"), "{err}");
         let err = Config::from_toml("[numbering]\nhome_operator = \"acme\"\n").unwrap_err();

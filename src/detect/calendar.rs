@@ -19,7 +19,11 @@ const DAYS_CE_TO_EPOCH: i32 = 719_163;
 
 /// Parses "YYYY-MM-DD" or an inclusive range "YYYY-MM-DD..YYYY-MM-DD" into days.
 pub fn parse_holiday(s: &str) -> Option<(Day, Day)> {
-    let parse = |d: &str| NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d").ok().map(day_of_date);
+    let parse = |d: &str| {
+        NaiveDate::parse_from_str(d.trim(), "%Y-%m-%d")
+            .ok()
+            .map(day_of_date)
+    };
     match s.split_once("..") {
         Some((a, b)) => {
             let (a, b) = (parse(a)?, parse(b)?);
@@ -47,7 +51,9 @@ pub fn month_of_day(day: Day) -> Period {
 
 /// The first day of a month.
 pub fn first_day_of_month(p: Period) -> Day {
-    NaiveDate::from_ymd_opt(p.year(), p.month(), 1).map(day_of_date).unwrap_or(0)
+    NaiveDate::from_ymd_opt(p.year(), p.month(), 1)
+        .map(day_of_date)
+        .unwrap_or(0)
 }
 
 /// The operator's time zone and holidays.
@@ -69,7 +75,11 @@ impl Calendar {
             hs.push(parse_holiday(h)?);
         }
         hs.sort_unstable();
-        Some(Calendar { tz, holidays: hs, cache: Cell::new((0, 0, 0)) })
+        Some(Calendar {
+            tz,
+            holidays: hs,
+            cache: Cell::new((0, 0, 0)),
+        })
     }
 
     /// The local calendar day of an instant (UTC epoch milliseconds).
@@ -79,7 +89,8 @@ impl Calendar {
             return day;
         }
         let day = self.compute_day(ms);
-        self.cache.set((self.day_start_ms(day), self.day_start_ms(day + 1), day));
+        self.cache
+            .set((self.day_start_ms(day), self.day_start_ms(day + 1), day));
         day
     }
 
@@ -96,7 +107,9 @@ impl Calendar {
     pub fn day_start_ms(&self, day: Day) -> i64 {
         let date = date_of_day(day);
         for hour in 0..3 {
-            let Some(naive) = date.and_hms_opt(hour, 0, 0) else { continue };
+            let Some(naive) = date.and_hms_opt(hour, 0, 0) else {
+                continue;
+            };
             if let Some(t) = self.tz.from_local_datetime(&naive).earliest() {
                 return t.timestamp_millis();
             }
@@ -122,7 +135,9 @@ mod tests {
     use super::*;
 
     fn ms(s: &str) -> i64 {
-        chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_millis()
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap()
+            .timestamp_millis()
     }
 
     #[test]
@@ -135,7 +150,10 @@ mod tests {
         assert_eq!(date_of_day(after).to_string(), "2026-03-02");
         // The same instants are one UTC day.
         let utc = Calendar::new("UTC", &[]).unwrap();
-        assert_eq!(utc.day_of(ms("2026-03-01T15:59:59Z")), utc.day_of(ms("2026-03-01T16:00:00Z")));
+        assert_eq!(
+            utc.day_of(ms("2026-03-01T15:59:59Z")),
+            utc.day_of(ms("2026-03-01T16:00:00Z"))
+        );
     }
 
     #[test]
@@ -145,7 +163,10 @@ mod tests {
         assert_eq!(month_of_day(d).to_string(), "2026-02");
         let d = cal.day_of(ms("2026-01-31T15:30:00Z"));
         assert_eq!(month_of_day(d).to_string(), "2026-01");
-        assert_eq!(first_day_of_month(Period::parse("2026-02").unwrap()), cal.day_of(ms("2026-01-31T16:30:00Z")));
+        assert_eq!(
+            first_day_of_month(Period::parse("2026-02").unwrap()),
+            cal.day_of(ms("2026-01-31T16:30:00Z"))
+        );
     }
 
     #[test]
@@ -153,8 +174,14 @@ mod tests {
         let cal = Calendar::new("Europe/Berlin", &[]).unwrap();
         let spring = day_of_date(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap());
         let autumn = day_of_date(NaiveDate::from_ymd_opt(2026, 10, 25).unwrap());
-        assert_eq!(cal.day_start_ms(spring + 1) - cal.day_start_ms(spring), 23 * 3_600_000);
-        assert_eq!(cal.day_start_ms(autumn + 1) - cal.day_start_ms(autumn), 25 * 3_600_000);
+        assert_eq!(
+            cal.day_start_ms(spring + 1) - cal.day_start_ms(spring),
+            23 * 3_600_000
+        );
+        assert_eq!(
+            cal.day_start_ms(autumn + 1) - cal.day_start_ms(autumn),
+            25 * 3_600_000
+        );
         // 23:30 local on the long day is still that day.
         assert_eq!(cal.day_of(ms("2026-10-25T22:30:00Z")), autumn);
         assert_eq!(cal.day_of(ms("2026-10-25T23:00:00Z")), autumn + 1);
@@ -162,7 +189,11 @@ mod tests {
 
     #[test]
     fn holidays_are_inclusive_ranges() {
-        let cal = Calendar::new("Asia/Shanghai", &["2026-02-15..2026-02-23".into(), "2026-05-01".into()]).unwrap();
+        let cal = Calendar::new(
+            "Asia/Shanghai",
+            &["2026-02-15..2026-02-23".into(), "2026-05-01".into()],
+        )
+        .unwrap();
         let d = |s: &str| day_of_date(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap());
         assert!(!cal.is_holiday(d("2026-02-14")));
         assert!(cal.is_holiday(d("2026-02-15")));

@@ -30,10 +30,12 @@ use super::calendar::{month_of_day, Calendar, Day};
 use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, SuspensionReason};
 use super::numbering::{NumberPlan, OperatorId, Party};
 use super::rules::baseline::Verdict;
-use super::rules::complaint_burst::Contact;
 use super::rules::competitor_care::CareCall;
+use super::rules::complaint_burst::Contact;
 use super::rules::{self, RuleId, SignalDraft};
-use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, NO_MINUTE, OPEN_DAYS};
+use super::state::{
+    flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, NO_MINUTE, OPEN_DAYS,
+};
 use super::ticket;
 
 /// A ported number: national digits and the operator id it now belongs to.
@@ -123,12 +125,18 @@ impl Engine {
     /// Builds an engine from a validated config and the ported-numbers list.
     pub fn new(cfg: &Config, ported: &[PortedNumber]) -> Result<Engine, ConfigError> {
         cfg.validate()?;
-        let pairs: Vec<(String, String)> = ported.iter().map(|p| (p.number.clone(), p.operator.clone())).collect();
+        let pairs: Vec<(String, String)> = ported
+            .iter()
+            .map(|p| (p.number.clone(), p.operator.clone()))
+            .collect();
         let plan = NumberPlan::new(&cfg.numbering, &pairs)?;
-        let cal = Calendar::new(&cfg.engine.time_zone, &cfg.calendar.holidays).ok_or_else(|| ConfigError::Invalid {
-            key: "engine.time_zone".into(),
-            reason: "not a valid zone or holiday list".into(),
-        })?;
+        let cal =
+            Calendar::new(&cfg.engine.time_zone, &cfg.calendar.holidays).ok_or_else(|| {
+                ConfigError::Invalid {
+                    key: "engine.time_zone".into(),
+                    reason: "not a valid zone or holiday list".into(),
+                }
+            })?;
         Ok(Engine {
             plan,
             cal,
@@ -169,7 +177,8 @@ impl Engine {
 
     /// The current watermark (UTC ms), `None` before the first event.
     pub fn watermark_ms(&self) -> Option<i64> {
-        self.closed_through.map(|_| self.max_seen_ms - self.lateness_ms)
+        self.closed_through
+            .map(|_| self.max_seen_ms - self.lateness_ms)
     }
 
     /// Applies one event; tickets it raises (or corrects) are appended to `out`.
@@ -227,7 +236,9 @@ impl Engine {
     }
 
     fn close_days_through(&mut self, target: Day, out: &mut Vec<CareTicket>) {
-        let Some(mut closed) = self.closed_through else { return };
+        let Some(mut closed) = self.closed_through else {
+            return;
+        };
         while closed < target {
             closed += 1;
             self.close_day(closed, out);
@@ -247,7 +258,11 @@ impl Engine {
                 let outgoing = c.kind == CdrKind::VoiceOut;
                 st.add_voice(day, c.duration_s, outgoing);
                 let cls = self.plan.classify_call(c.other_party);
-                if outgoing && cls.via_ip_prefix.is_some_and(|op| self.plan.is_competitor(op)) {
+                if outgoing
+                    && cls
+                        .via_ip_prefix
+                        .is_some_and(|op| self.plan.is_competitor(op))
+                {
                     st.add_ip_call(day, c.duration_s);
                 }
                 if let Party::CareLine(op) = cls.party {
@@ -259,7 +274,9 @@ impl Engine {
             CdrKind::SmsOut | CdrKind::SmsIn => st.add_sms(day, c.kind == CdrKind::SmsOut),
             CdrKind::Data => st.add_data(day, c.data_bytes),
             CdrKind::Forward => {
-                let Party::Mobile(op) = self.plan.classify(c.other_party).party else { return };
+                let Party::Mobile(op) = self.plan.classify(c.other_party).party else {
+                    return;
+                };
                 if !self.plan.is_competitor(op) {
                     return;
                 }
@@ -273,11 +290,15 @@ impl Engine {
                 }
             }
             CdrKind::ForwardRegistration => {
-                let Party::Mobile(op) = self.plan.classify(c.other_party).party else { return };
+                let Party::Mobile(op) = self.plan.classify(c.other_party).party else {
+                    return;
+                };
                 if self.plan.is_competitor(op) {
                     let name = self.plan.operator_name(op).to_string();
                     let cfg = &self.cfg.rules.offnet_forwarding_registration;
-                    if let Some(d) = rules::forwarding::judge_registration(cfg, c.time_ms, day, &name) {
+                    if let Some(d) =
+                        rules::forwarding::judge_registration(cfg, c.time_ms, day, &name)
+                    {
                         self.raise_record(slot, d, out);
                     }
                 }
@@ -285,26 +306,42 @@ impl Engine {
         }
     }
 
-    fn care_call(&mut self, slot: u32, c: &Cdr<'_>, op: OperatorId, day: Day, out: &mut Vec<CareTicket>) {
+    fn care_call(
+        &mut self,
+        slot: u32,
+        c: &Cdr<'_>,
+        op: OperatorId,
+        day: Day,
+        out: &mut Vec<CareTicket>,
+    ) {
         let outgoing = c.kind == CdrKind::VoiceOut;
         if c.partial && c.call_ref != 0 {
             let end = c.time_ms + i64::from(c.duration_s) * 1000;
-            let p = self.partials.entry((slot, c.call_ref)).or_insert(PartialCall {
-                start_ms: c.time_ms,
-                end_ms: end,
-                total_s: 0,
-                outgoing,
-                operator: op,
-            });
+            let p = self
+                .partials
+                .entry((slot, c.call_ref))
+                .or_insert(PartialCall {
+                    start_ms: c.time_ms,
+                    end_ms: end,
+                    total_s: 0,
+                    outgoing,
+                    operator: op,
+                });
             p.start_ms = p.start_ms.min(c.time_ms);
             p.end_ms = p.end_ms.max(end);
             p.total_s = p.total_s.saturating_add(c.duration_s);
             p.outgoing |= outgoing;
             return;
         }
-        let call = CareCall { start_ms: c.time_ms, duration_s: c.duration_s, outgoing };
+        let call = CareCall {
+            start_ms: c.time_ms,
+            duration_s: c.duration_s,
+            outgoing,
+        };
         let name = self.plan.operator_name(op).to_string();
-        if let Some(d) = rules::competitor_care::judge(&self.cfg.rules.competitor_care_call, call, day, &name) {
+        if let Some(d) =
+            rules::competitor_care::judge(&self.cfg.rules.competitor_care_call, call, day, &name)
+        {
             self.raise_record(slot, d, out);
         }
     }
@@ -314,15 +351,28 @@ impl Engine {
         if self.partials.is_empty() {
             return;
         }
-        let mut done: Vec<((u32, u64), PartialCall)> =
-            self.partials.iter().filter(|(_, p)| p.end_ms < watermark).map(|(k, p)| (*k, *p)).collect();
+        let mut done: Vec<((u32, u64), PartialCall)> = self
+            .partials
+            .iter()
+            .filter(|(_, p)| p.end_ms < watermark)
+            .map(|(k, p)| (*k, *p))
+            .collect();
         done.sort_by_key(|(k, p)| (p.start_ms, *k));
         for (key, p) in done {
             self.partials.remove(&key);
-            let call = CareCall { start_ms: p.start_ms, duration_s: p.total_s, outgoing: p.outgoing };
+            let call = CareCall {
+                start_ms: p.start_ms,
+                duration_s: p.total_s,
+                outgoing: p.outgoing,
+            };
             let day = self.cal.day_of(p.start_ms);
             let name = self.plan.operator_name(p.operator).to_string();
-            if let Some(d) = rules::competitor_care::judge(&self.cfg.rules.competitor_care_call, call, day, &name) {
+            if let Some(d) = rules::competitor_care::judge(
+                &self.cfg.rules.competitor_care_call,
+                call,
+                day,
+                &name,
+            ) {
                 self.raise_record(key.0, d, out);
             }
         }
@@ -335,16 +385,22 @@ impl Engine {
         st.note_seen(day);
         let mut raised: Option<SignalDraft> = None;
         match a.kind {
-            AccountKind::BillIssued { amount, due_time_ms, .. } => {
+            AccountKind::BillIssued {
+                amount,
+                due_time_ms,
+                ..
+            } => {
                 if st.bill_issued_min == NO_MINUTE || minute >= st.bill_issued_min {
                     st.bill_issued_min = minute;
-                    st.bill_due_day = self.cal.day_of(due_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
+                    st.bill_due_day =
+                        self.cal.day_of(due_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
                     st.bill_amount_fen = amount.clamp(0, i64::from(u32::MAX)) as u32;
-                    st.bill_paid_min = if st.last_payment_min != NO_MINUTE && st.last_payment_min >= minute {
-                        st.last_payment_min
-                    } else {
-                        NO_MINUTE
-                    };
+                    st.bill_paid_min =
+                        if st.last_payment_min != NO_MINUTE && st.last_payment_min >= minute {
+                            st.last_payment_min
+                        } else {
+                            NO_MINUTE
+                        };
                 }
             }
             AccountKind::Payment { .. } => {
@@ -355,11 +411,26 @@ impl Engine {
                     st.bill_paid_min = st.bill_paid_min.min(minute);
                 }
             }
-            AccountKind::BillOverdue { period, amount, days_overdue } => {
-                raised = rules::overdue_bill::judge(&self.cfg.rules.overdue_bill, period, amount, days_overdue, a.time_ms);
+            AccountKind::BillOverdue {
+                period,
+                amount,
+                days_overdue,
+            } => {
+                raised = rules::overdue_bill::judge(
+                    &self.cfg.rules.overdue_bill,
+                    period,
+                    amount,
+                    days_overdue,
+                    a.time_ms,
+                );
             }
             AccountKind::TopUp { balance_after, .. } => {
-                raised = rules::payment_reminder::judge_top_up(&self.cfg.rules.payment_reminder, balance_after, a.time_ms, day);
+                raised = rules::payment_reminder::judge_top_up(
+                    &self.cfg.rules.payment_reminder,
+                    balance_after,
+                    a.time_ms,
+                    day,
+                );
             }
             AccountKind::Suspended { reason } => {
                 if minute >= st.status_min {
@@ -367,7 +438,11 @@ impl Engine {
                     st.set(flag::SUSPENDED, true);
                 }
                 if reason == SuspensionReason::NumberRetention {
-                    raised = rules::number_retention::judge(&self.cfg.rules.number_retention_suspension, a.time_ms, day);
+                    raised = rules::number_retention::judge(
+                        &self.cfg.rules.number_retention_suspension,
+                        a.time_ms,
+                        day,
+                    );
                 }
             }
             AccountKind::Resumed => {
@@ -380,7 +455,8 @@ impl Engine {
                 let set = day.clamp(0, i32::from(u16::MAX)) as u16;
                 if st.contract_end_day == 0 || set >= st.contract_set_day {
                     st.contract_set_day = set;
-                    st.contract_end_day = self.cal.day_of(end_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
+                    st.contract_end_day =
+                        self.cal.day_of(end_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
                 }
             }
             AccountKind::PlanChanged { monthly_fee } => {
@@ -393,18 +469,29 @@ impl Engine {
                 list.push(Contact { day, fault });
                 list.retain(|c| c.day > day - horizon - 366);
             }
-            AccountKind::ProfileUpdated { do_not_disturb, key_person, activated_time_ms } => {
+            AccountKind::ProfileUpdated {
+                do_not_disturb,
+                key_person,
+                activated_time_ms,
+            } => {
                 st.set(flag::DO_NOT_DISTURB, do_not_disturb);
                 st.set(flag::KEY_PERSON, key_person);
                 if activated_time_ms > 0 {
-                    let act = self.cal.day_of(activated_time_ms).clamp(1, i32::from(u16::MAX) - 1);
+                    let act = self
+                        .cal
+                        .day_of(activated_time_ms)
+                        .clamp(1, i32::from(u16::MAX) - 1);
                     st.activated_day = act as u16;
                     st.note_seen(act);
                 }
             }
             AccountKind::Churned { .. } => {
                 let d = day.clamp(1, i32::from(u16::MAX)) as u16;
-                st.churned_day = if st.churned_day == 0 { d } else { st.churned_day.min(d) };
+                st.churned_day = if st.churned_day == 0 {
+                    d
+                } else {
+                    st.churned_day.min(d)
+                };
             }
         }
         if let Some(d) = raised {
@@ -427,16 +514,33 @@ impl Engine {
                 m.raised_ms = d.raised_ms;
                 m.tie = tie;
                 self.stats.ticket_updates += 1;
-                out.push(ticket::build(&self.cfg, Msisdn(self.subs.number(slot)), vec![d], st));
+                out.push(ticket::build(
+                    &self.cfg,
+                    Msisdn(self.subs.number(slot)),
+                    vec![d],
+                    st,
+                ));
             } else {
                 bump(&mut self.stats.suppressed, "same_episode");
             }
             return;
         }
-        push_mark(marks, Mark { episode: d.episode, raised_ms: d.raised_ms, tie });
+        push_mark(
+            marks,
+            Mark {
+                episode: d.episode,
+                raised_ms: d.raised_ms,
+                tie,
+            },
+        );
         self.stats.tickets += 1;
         bump(&mut self.stats.tickets_by_rule, d.rule.as_str());
-        out.push(ticket::build(&self.cfg, Msisdn(self.subs.number(slot)), vec![d], st));
+        out.push(ticket::build(
+            &self.cfg,
+            Msisdn(self.subs.number(slot)),
+            vec![d],
+            st,
+        ));
     }
 
     /// Closes `day` for every subscriber and runs the day- (and month-) close rules.
@@ -455,13 +559,41 @@ impl Engine {
                 let sk = &mut self.stats.suppressed;
                 let d = &mut drafts;
                 let v = rules::silent_days::judge(&cfg.silent_days, st, day, cal);
-                take(st, flag::SILENT, v, Some(cfg.silent_days.cooldown_days), d, sk);
+                take(
+                    st,
+                    flag::SILENT,
+                    v,
+                    Some(cfg.silent_days.cooldown_days),
+                    d,
+                    sk,
+                );
                 let v = rules::spend_drop::judge(&cfg.spend_drop, st, day, cal);
-                take(st, flag::SPEND_DROP, v, Some(cfg.spend_drop.cooldown_days), d, sk);
+                take(
+                    st,
+                    flag::SPEND_DROP,
+                    v,
+                    Some(cfg.spend_drop.cooldown_days),
+                    d,
+                    sk,
+                );
                 let v = rules::voice_drop::judge(&cfg.voice_drop, st, day, cal);
-                take(st, flag::VOICE_DROP, v, Some(cfg.voice_drop.cooldown_days), d, sk);
+                take(
+                    st,
+                    flag::VOICE_DROP,
+                    v,
+                    Some(cfg.voice_drop.cooldown_days),
+                    d,
+                    sk,
+                );
                 let v = rules::data_drop::judge(&cfg.data_drop, st, day, cal);
-                take(st, flag::DATA_DROP, v, Some(cfg.data_drop.cooldown_days), d, sk);
+                take(
+                    st,
+                    flag::DATA_DROP,
+                    v,
+                    Some(cfg.data_drop.cooldown_days),
+                    d,
+                    sk,
+                );
                 let v = rules::contract_expiry::judge(&cfg.contract_expiry, st, day, cal);
                 take(st, 0, v, None, d, sk);
                 let v = rules::payment_reminder::judge_bill(&cfg.payment_reminder, st, day, cal);
@@ -470,10 +602,23 @@ impl Engine {
                 take(st, 0, v, None, d, sk);
                 if let Some(history) = self.contacts.get(&slot) {
                     let v = rules::complaint_burst::judge(&cfg.complaint_burst, history, day, cal);
-                    take(st, flag::COMPLAINT_BURST, v, Some(cfg.complaint_burst.cooldown_days), d, sk);
+                    take(
+                        st,
+                        flag::COMPLAINT_BURST,
+                        v,
+                        Some(cfg.complaint_burst.cooldown_days),
+                        d,
+                        sk,
+                    );
                 }
                 if !st.has(flag::IP_CALLS_MONTH) {
-                    let v = rules::offnet_ip_calls::judge(&cfg.offnet_ip_calls, st.month_ip_s, day, month, cal);
+                    let v = rules::offnet_ip_calls::judge(
+                        &cfg.offnet_ip_calls,
+                        st.month_ip_s,
+                        day,
+                        month,
+                        cal,
+                    );
                     if matches!(v, Verdict::Holds(_)) {
                         st.set(flag::IP_CALLS_MONTH, true);
                     }
@@ -499,19 +644,32 @@ impl Engine {
 
     /// Day-close signals of one subscriber: drop those already ticketed (same episode, or
     /// within the rule's cooldown), merge the rest into one ticket.
-    fn raise_close(&mut self, slot: u32, drafts: &mut Vec<(SignalDraft, Option<u32>)>, out: &mut Vec<CareTicket>) {
+    fn raise_close(
+        &mut self,
+        slot: u32,
+        drafts: &mut Vec<(SignalDraft, Option<u32>)>,
+        out: &mut Vec<CareTicket>,
+    ) {
         let mut admitted = Vec::with_capacity(drafts.len());
         for (d, cooldown) in drafts.drain(..) {
             let marks = self.marks.entry((slot, d.rule)).or_default();
             let repeat = marks.iter().any(|m| {
                 m.episode == d.episode
-                    || cooldown.is_some_and(|c| d.raised_ms - m.raised_ms < i64::from(c) * 86_400_000)
+                    || cooldown
+                        .is_some_and(|c| d.raised_ms - m.raised_ms < i64::from(c) * 86_400_000)
             });
             if repeat {
                 bump(&mut self.stats.suppressed, "cooldown");
                 continue;
             }
-            push_mark(marks, Mark { episode: d.episode, raised_ms: d.raised_ms, tie: 0 });
+            push_mark(
+                marks,
+                Mark {
+                    episode: d.episode,
+                    raised_ms: d.raised_ms,
+                    tie: 0,
+                },
+            );
             bump(&mut self.stats.tickets_by_rule, d.rule.as_str());
             admitted.push(d);
         }
@@ -520,7 +678,12 @@ impl Engine {
         }
         self.stats.tickets += 1;
         let st = self.subs.get(slot);
-        out.push(ticket::build(&self.cfg, Msisdn(self.subs.number(slot)), admitted, st));
+        out.push(ticket::build(
+            &self.cfg,
+            Msisdn(self.subs.number(slot)),
+            admitted,
+            st,
+        ));
     }
 }
 
@@ -548,7 +711,12 @@ fn take(
 
 fn push_mark(marks: &mut Vec<Mark>, m: Mark) {
     if marks.len() >= MARKS_KEPT {
-        if let Some(oldest) = marks.iter().enumerate().min_by_key(|(_, m)| m.raised_ms).map(|(i, _)| i) {
+        if let Some(oldest) = marks
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, m)| m.raised_ms)
+            .map(|(i, _)| i)
+        {
             marks.swap_remove(oldest);
         }
     }

@@ -187,18 +187,43 @@ impl fmt::Display for Period {
 /// What happened on the account.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum AccountKind {
-    BillIssued { period: Period, amount: i64, due_time_ms: i64 },
-    Payment { amount: i64 },
-    BillOverdue { period: Period, amount: i64, days_overdue: u32 },
-    TopUp { amount: i64, balance_after: i64 },
-    Suspended { reason: SuspensionReason },
+    BillIssued {
+        period: Period,
+        amount: i64,
+        due_time_ms: i64,
+    },
+    Payment {
+        amount: i64,
+    },
+    BillOverdue {
+        period: Period,
+        amount: i64,
+        days_overdue: u32,
+    },
+    TopUp {
+        amount: i64,
+        balance_after: i64,
+    },
+    Suspended {
+        reason: SuspensionReason,
+    },
     Resumed,
-    ContractUpdated { end_time_ms: i64 },
-    PlanChanged { monthly_fee: i64 },
+    ContractUpdated {
+        end_time_ms: i64,
+    },
+    PlanChanged {
+        monthly_fee: i64,
+    },
     Complaint,
     FaultReport,
-    ProfileUpdated { do_not_disturb: bool, key_person: bool, activated_time_ms: i64 },
-    Churned { kind: ChurnKind },
+    ProfileUpdated {
+        do_not_disturb: bool,
+        key_person: bool,
+        activated_time_ms: i64,
+    },
+    Churned {
+        kind: ChurnKind,
+    },
 }
 
 /// One billing or CRM event.
@@ -249,7 +274,10 @@ mod tests {
         assert_eq!(Msisdn::parse(""), Err(MsisdnError::Empty));
         assert_eq!(Msisdn::parse("86-138"), Err(MsisdnError::NotDigits));
         assert_eq!(Msisdn::parse("0123"), Err(MsisdnError::BadLength(4)));
-        assert_eq!(Msisdn::parse("1234567890123456"), Err(MsisdnError::BadLength(16)));
+        assert_eq!(
+            Msisdn::parse("1234567890123456"),
+            Err(MsisdnError::BadLength(16))
+        );
     }
 
     #[test]

@@ -19,4 +19,7 @@ pub mod state;
 pub mod ticket;
 
 pub use engine::{Applied, Engine, EngineStats};
-pub use event::{AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, Period, RecordKey, SuspensionReason};
+pub use event::{
+    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, Period, RecordKey,
+    SuspensionReason,
+};

@@ -62,7 +62,10 @@ fn marked(s: &str) -> Option<u64> {
 
 impl NumberPlan {
     /// Builds the plan; `ported` is `(number, operator id)` pairs from the portability file.
-    pub fn new(cfg: &NumberingConfig, ported: &[(String, String)]) -> Result<NumberPlan, ConfigError> {
+    pub fn new(
+        cfg: &NumberingConfig,
+        ported: &[(String, String)],
+    ) -> Result<NumberPlan, ConfigError> {
         let bad = |key: String, reason: String| ConfigError::Invalid { key, reason };
         let mut plan = NumberPlan {
             names: Vec::new(),
@@ -75,23 +78,39 @@ impl NumberPlan {
             ported: FxHashMap::default(),
         };
         if cfg.operators.len() > usize::from(OperatorId::MAX) {
-            return Err(bad("numbering.operators".into(), "too many operators".into()));
+            return Err(bad(
+                "numbering.operators".into(),
+                "too many operators".into(),
+            ));
         }
         for (i, op) in cfg.operators.iter().enumerate() {
             let id = i as OperatorId;
-            plan.names.push((op.id.clone(), if op.name.is_empty() { op.id.clone() } else { op.name.clone() }));
+            plan.names.push((
+                op.id.clone(),
+                if op.name.is_empty() {
+                    op.id.clone()
+                } else {
+                    op.name.clone()
+                },
+            ));
             if op.id == cfg.home_operator {
                 plan.home = id;
             }
             for p in &op.mobile_prefixes {
                 let key = marked(p).ok_or_else(|| {
-                    bad(format!("numbering.operators[{i}].mobile_prefixes"), format!("`{p}` is not digits"))
+                    bad(
+                        format!("numbering.operators[{i}].mobile_prefixes"),
+                        format!("`{p}` is not digits"),
+                    )
                 })?;
                 if let Some(prev) = plan.prefixes.insert(key, id) {
                     if prev != id {
                         return Err(bad(
                             format!("numbering.operators[{i}].mobile_prefixes"),
-                            format!("prefix `{p}` is also listed for operator `{}`", cfg.operators[prev as usize].id),
+                            format!(
+                                "prefix `{p}` is also listed for operator `{}`",
+                                cfg.operators[prev as usize].id
+                            ),
                         ));
                     }
                 }
@@ -99,7 +118,10 @@ impl NumberPlan {
             }
             for c in &op.care_numbers {
                 let v = digits_value(c).ok_or_else(|| {
-                    bad(format!("numbering.operators[{i}].care_numbers"), format!("`{c}` is not digits"))
+                    bad(
+                        format!("numbering.operators[{i}].care_numbers"),
+                        format!("`{c}` is not digits"),
+                    )
                 })?;
                 plan.care.insert(v, id);
             }
@@ -107,7 +129,8 @@ impl NumberPlan {
                 plan.ip_prefixes.push((p.clone(), id));
             }
         }
-        plan.ip_prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        plan.ip_prefixes
+            .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
         for (line, (number, operator)) in ported.iter().enumerate() {
             let Some(op) = plan.operator_by_id(operator) else {
                 return Err(bad(
@@ -129,17 +152,24 @@ impl NumberPlan {
 
     /// The operator with this configured id.
     pub fn operator_by_id(&self, id: &str) -> Option<OperatorId> {
-        self.names.iter().position(|(i, _)| i == id).map(|p| p as OperatorId)
+        self.names
+            .iter()
+            .position(|(i, _)| i == id)
+            .map(|p| p as OperatorId)
     }
 
     /// The configured id ("china_mobile") of an operator.
     pub fn operator_id(&self, op: OperatorId) -> &str {
-        self.names.get(op as usize).map_or("unknown", |(id, _)| id.as_str())
+        self.names
+            .get(op as usize)
+            .map_or("unknown", |(id, _)| id.as_str())
     }
 
     /// The display name ("China Mobile") of an operator.
     pub fn operator_name(&self, op: OperatorId) -> &str {
-        self.names.get(op as usize).map_or("unknown", |(_, n)| n.as_str())
+        self.names
+            .get(op as usize)
+            .map_or("unknown", |(_, n)| n.as_str())
     }
 
     pub fn home(&self) -> OperatorId {
@@ -197,12 +227,17 @@ impl NumberPlan {
                 }
             }
         };
-        Classified { party, via_ip_prefix }
+        Classified {
+            party,
+            via_ip_prefix,
+        }
     }
 
     fn by_prefix(&self, n: &str) -> Option<OperatorId> {
         let top = self.max_prefix_len.min(n.len());
-        (1..=top).rev().find_map(|len| marked(&n[..len]).and_then(|k| self.prefixes.get(&k).copied()))
+        (1..=top)
+            .rev()
+            .find_map(|len| marked(&n[..len]).and_then(|k| self.prefixes.get(&k).copied()))
     }
 }
 
@@ -212,7 +247,11 @@ mod tests {
     use crate::config::NumberingConfig;
 
     fn plan() -> NumberPlan {
-        NumberPlan::new(&NumberingConfig::default(), &[("13912345678".into(), "china_unicom".into())]).unwrap()
+        NumberPlan::new(
+            &NumberingConfig::default(),
+            &[("13912345678".into(), "china_unicom".into())],
+        )
+        .unwrap()
     }
 
     #[test]
@@ -254,7 +293,11 @@ mod tests {
 
     #[test]
     fn unknown_ported_operator_is_a_config_error() {
-        let err = NumberPlan::new(&NumberingConfig::default(), &[("13812345678".into(), "acme".into())]).unwrap_err();
+        let err = NumberPlan::new(
+            &NumberingConfig::default(),
+            &[("13812345678".into(), "acme".into())],
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("numbering.ported_numbers_file"));
     }
 }

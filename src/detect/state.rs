@@ -418,7 +418,11 @@ mod tests {
     fn state_fits_the_memory_budget() {
         // 256 bytes per subscriber all-in is the target; the state itself must leave room
         // for the index entry and the number.
-        assert!(std::mem::size_of::<SubscriberState>() <= 224, "{}", std::mem::size_of::<SubscriberState>());
+        assert!(
+            std::mem::size_of::<SubscriberState>() <= 224,
+            "{}",
+            std::mem::size_of::<SubscriberState>()
+        );
     }
 
     #[test]

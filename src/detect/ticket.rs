@@ -42,12 +42,19 @@ pub fn route(cfg: &Config, lead_weight: u32, _state: &SubscriberState) -> Routin
         40..=59 => Priority::P3,
         _ => Priority::P4,
     };
-    Routing { tier: cfg.tickets.default_tier.clone(), priority, queue: cfg.tickets.default_queue.clone() }
+    Routing {
+        tier: cfg.tickets.default_tier.clone(),
+        priority,
+        queue: cfg.tickets.default_queue.clone(),
+    }
 }
 
 /// The deterministic id of a ticket carrying these signals.
 pub fn ticket_id(subscriber: Msisdn, signals: &[SignalDraft]) -> String {
-    let mut keys: Vec<(&str, i64)> = signals.iter().map(|s| (s.rule.as_str(), s.episode)).collect();
+    let mut keys: Vec<(&str, i64)> = signals
+        .iter()
+        .map(|s| (s.rule.as_str(), s.episode))
+        .collect();
     keys.sort_unstable();
     let mut h = StableHasher::default();
     h.write(&subscriber.0.to_le_bytes());
@@ -61,14 +68,25 @@ pub fn ticket_id(subscriber: Msisdn, signals: &[SignalDraft]) -> String {
 
 /// Risk 0-100 from signal weights, combined as independent evidence: 1 - prod(1 - w/100).
 pub fn risk_score(weights: impl IntoIterator<Item = u32>) -> u32 {
-    let keep: f64 = weights.into_iter().map(|w| 1.0 - f64::from(w.min(100)) / 100.0).product();
+    let keep: f64 = weights
+        .into_iter()
+        .map(|w| 1.0 - f64::from(w.min(100)) / 100.0)
+        .product();
     ((1.0 - keep) * 100.0).round() as u32
 }
 
 /// Builds the ticket for signals raised together (at least one).
-pub fn build(cfg: &Config, subscriber: Msisdn, mut signals: Vec<SignalDraft>, state: &SubscriberState) -> CareTicket {
+pub fn build(
+    cfg: &Config,
+    subscriber: Msisdn,
+    mut signals: Vec<SignalDraft>,
+    state: &SubscriberState,
+) -> CareTicket {
     signals.sort_by(|a, b| {
-        weight(&cfg.rules, b.rule).cmp(&weight(&cfg.rules, a.rule)).then(a.rule.cmp(&b.rule)).then(a.episode.cmp(&b.episode))
+        weight(&cfg.rules, b.rule)
+            .cmp(&weight(&cfg.rules, a.rule))
+            .then(a.rule.cmp(&b.rule))
+            .then(a.episode.cmp(&b.episode))
     });
     let id = ticket_id(subscriber, &signals);
     let lead = signals.first().map(|s| s.rule);
@@ -85,7 +103,11 @@ pub fn build(cfg: &Config, subscriber: Msisdn, mut signals: Vec<SignalDraft>, st
             .map(|s| Signal {
                 rule: s.rule.as_str().to_string(),
                 summary: s.summary,
-                evidence: s.evidence.into_iter().map(|(k, v)| (k.to_string(), v)).collect::<BTreeMap<_, _>>(),
+                evidence: s
+                    .evidence
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<BTreeMap<_, _>>(),
                 first_seen_ms: s.first_seen_ms,
                 last_seen_ms: s.last_seen_ms,
             })
@@ -109,13 +131,37 @@ mod tests {
 
     #[test]
     fn ids_depend_on_subscriber_rules_and_episodes_not_order() {
-        let a = ticket_id(Msisdn(1), &[draft(RuleId::SilentDays, 5), draft(RuleId::SpendDrop, 5)]);
-        let b = ticket_id(Msisdn(1), &[draft(RuleId::SpendDrop, 5), draft(RuleId::SilentDays, 5)]);
+        let a = ticket_id(
+            Msisdn(1),
+            &[draft(RuleId::SilentDays, 5), draft(RuleId::SpendDrop, 5)],
+        );
+        let b = ticket_id(
+            Msisdn(1),
+            &[draft(RuleId::SpendDrop, 5), draft(RuleId::SilentDays, 5)],
+        );
         assert_eq!(a, b);
-        assert_ne!(a, ticket_id(Msisdn(2), &[draft(RuleId::SilentDays, 5), draft(RuleId::SpendDrop, 5)]));
-        assert_ne!(a, ticket_id(Msisdn(1), &[draft(RuleId::SilentDays, 6), draft(RuleId::SpendDrop, 5)]));
+        assert_ne!(
+            a,
+            ticket_id(
+                Msisdn(2),
+                &[draft(RuleId::SilentDays, 5), draft(RuleId::SpendDrop, 5)]
+            )
+        );
+        assert_ne!(
+            a,
+            ticket_id(
+                Msisdn(1),
+                &[draft(RuleId::SilentDays, 6), draft(RuleId::SpendDrop, 5)]
+            )
+        );
         // Pinned: ids leave the process, a change here re-keys every ticket downstream.
-        assert_eq!(ticket_id(Msisdn(8613012345678), &[draft(RuleId::CompetitorCareCall, 2945)]), "cw-ea4a7a6cd2be5d9e");
+        assert_eq!(
+            ticket_id(
+                Msisdn(8613012345678),
+                &[draft(RuleId::CompetitorCareCall, 2945)]
+            ),
+            "cw-ea4a7a6cd2be5d9e"
+        );
     }
 
     #[test]
@@ -132,7 +178,10 @@ mod tests {
         let t = build(
             &cfg,
             Msisdn(8613012345678),
-            vec![draft(RuleId::PaymentReminder, 1), draft(RuleId::NumberRetentionSuspension, 1)],
+            vec![
+                draft(RuleId::PaymentReminder, 1),
+                draft(RuleId::NumberRetentionSuspension, 1),
+            ],
             &SubscriberState::default(),
         );
         assert_eq!(t.signals[0].rule, "number_retention_suspension");

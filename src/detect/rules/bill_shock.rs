@@ -19,7 +19,11 @@ pub const FIRST_BILL_DAYS: i32 = 62;
 
 /// Judges the latest bill at the close of `day`, if it was issued that day.
 pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
-    if !cfg.enabled || state.activated_day == 0 || state.plan_fee_yuan == 0 || state.bill_issued_min == NO_MINUTE {
+    if !cfg.enabled
+        || state.activated_day == 0
+        || state.plan_fee_yuan == 0
+        || state.bill_issued_min == NO_MINUTE
+    {
         return Verdict::No;
     }
     let issued_ms = from_minute(state.bill_issued_min);
@@ -33,7 +37,10 @@ pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, day: Day, cal: &Cal
     if bill <= cfg.max_ratio * fee {
         return Verdict::No;
     }
-    let summary = format!("First bill {bill:.2} yuan is {:.1}x the {fee:.0}-yuan plan", bill / fee);
+    let summary = format!(
+        "First bill {bill:.2} yuan is {:.1}x the {fee:.0}-yuan plan",
+        bill / fee
+    );
     Verdict::Holds(
         SignalDraft::at(RuleId::BillShock, i64::from(day), issued_ms, summary)
             .with("bill_yuan", round2(bill))
@@ -52,33 +59,52 @@ mod tests {
     }
 
     fn billed(activated: Day, issued: Day, amount_fen: u32) -> SubscriberState {
-        let mut s = SubscriberState::default();
-        s.activated_day = activated as u16;
-        s.plan_fee_yuan = 58;
-        s.bill_issued_min = to_minute(cal().day_start_ms(issued) + 3_600_000);
-        s.bill_amount_fen = amount_fen;
-        s
+        SubscriberState {
+            activated_day: activated as u16,
+            plan_fee_yuan: 58,
+            bill_issued_min: to_minute(cal().day_start_ms(issued) + 3_600_000),
+            bill_amount_fen: amount_fen,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn more_than_double_fires_exactly_double_does_not() {
         let cfg = BillShockConfig::default();
-        assert_eq!(judge(&cfg, &billed(1000, 1030, 11_600), 1030, &cal()), Verdict::No);
-        assert!(matches!(judge(&cfg, &billed(1000, 1030, 11_601), 1030, &cal()), Verdict::Holds(_)));
+        assert_eq!(
+            judge(&cfg, &billed(1000, 1030, 11_600), 1030, &cal()),
+            Verdict::No
+        );
+        assert!(matches!(
+            judge(&cfg, &billed(1000, 1030, 11_601), 1030, &cal()),
+            Verdict::Holds(_)
+        ));
     }
 
     #[test]
     fn only_the_first_bill_counts() {
         let cfg = BillShockConfig::default();
-        assert!(matches!(judge(&cfg, &billed(1000, 1062, 50_000), 1062, &cal()), Verdict::Holds(_)));
-        assert_eq!(judge(&cfg, &billed(1000, 1063, 50_000), 1063, &cal()), Verdict::No);
-        let unknown = SubscriberState { activated_day: 0, ..billed(1000, 1030, 50_000) };
+        assert!(matches!(
+            judge(&cfg, &billed(1000, 1062, 50_000), 1062, &cal()),
+            Verdict::Holds(_)
+        ));
+        assert_eq!(
+            judge(&cfg, &billed(1000, 1063, 50_000), 1063, &cal()),
+            Verdict::No
+        );
+        let unknown = SubscriberState {
+            activated_day: 0,
+            ..billed(1000, 1030, 50_000)
+        };
         assert_eq!(judge(&cfg, &unknown, 1030, &cal()), Verdict::No);
     }
 
     #[test]
     fn judged_only_on_the_day_of_issue() {
         let cfg = BillShockConfig::default();
-        assert_eq!(judge(&cfg, &billed(1000, 1030, 50_000), 1031, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&cfg, &billed(1000, 1030, 50_000), 1031, &cal()),
+            Verdict::No
+        );
     }
 }

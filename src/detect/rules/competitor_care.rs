@@ -23,14 +23,32 @@ pub struct CareCall {
     pub outgoing: bool,
 }
 
-pub fn judge(cfg: &CompetitorCareCallConfig, call: CareCall, day: Day, operator: &str) -> Option<SignalDraft> {
+pub fn judge(
+    cfg: &CompetitorCareCallConfig,
+    call: CareCall,
+    day: Day,
+    operator: &str,
+) -> Option<SignalDraft> {
     if !cfg.enabled || call.duration_s <= cfg.min_duration_s {
         return None;
     }
-    let dir = if call.outgoing { "Called" } else { "Was called by" };
-    let summary = format!("{dir} {operator} customer service for {}m{:02}s", call.duration_s / 60, call.duration_s % 60);
-    let mut d = SignalDraft::at(RuleId::CompetitorCareCall, window_episode(day, cfg.cooldown_days), call.start_ms, summary)
-        .with("duration_s", f64::from(call.duration_s));
+    let dir = if call.outgoing {
+        "Called"
+    } else {
+        "Was called by"
+    };
+    let summary = format!(
+        "{dir} {operator} customer service for {}m{:02}s",
+        call.duration_s / 60,
+        call.duration_s % 60
+    );
+    let mut d = SignalDraft::at(
+        RuleId::CompetitorCareCall,
+        window_episode(day, cfg.cooldown_days),
+        call.start_ms,
+        summary,
+    )
+    .with("duration_s", f64::from(call.duration_s));
     d.last_seen_ms = call.start_ms + i64::from(call.duration_s) * 1000;
     Some(d)
 }
@@ -40,7 +58,11 @@ mod tests {
     use super::*;
 
     fn call(duration_s: u32) -> CareCall {
-        CareCall { start_ms: 1_000_000, duration_s, outgoing: true }
+        CareCall {
+            start_ms: 1_000_000,
+            duration_s,
+            outgoing: true,
+        }
     }
 
     #[test]
@@ -65,7 +87,10 @@ mod tests {
 
     #[test]
     fn disabled_rule_is_silent() {
-        let cfg = CompetitorCareCallConfig { enabled: false, ..Default::default() };
+        let cfg = CompetitorCareCallConfig {
+            enabled: false,
+            ..Default::default()
+        };
         assert!(judge(&cfg, call(600), 10, "x").is_none());
     }
 }

@@ -29,11 +29,24 @@ pub fn judge(cfg: &ComplaintBurstConfig, history: &[Contact], day: Day, cal: &Ca
     if nc < cfg.min_complaints && nf < cfg.min_fault_reports {
         return Verdict::No;
     }
-    let summary = format!("{nc} complaint(s) and {nf} fault report(s) in the last {} days", cfg.window_days);
-    let first = complaints.iter().chain(faults.iter()).map(|c| c.day).min().unwrap_or(day);
-    let mut d = SignalDraft::at(RuleId::ComplaintBurst, i64::from(day), cal.day_start_ms(day + 1), summary)
-        .with("complaints", f64::from(nc))
-        .with("fault_reports", f64::from(nf));
+    let summary = format!(
+        "{nc} complaint(s) and {nf} fault report(s) in the last {} days",
+        cfg.window_days
+    );
+    let first = complaints
+        .iter()
+        .chain(faults.iter())
+        .map(|c| c.day)
+        .min()
+        .unwrap_or(day);
+    let mut d = SignalDraft::at(
+        RuleId::ComplaintBurst,
+        i64::from(day),
+        cal.day_start_ms(day + 1),
+        summary,
+    )
+    .with("complaints", f64::from(nc))
+    .with("fault_reports", f64::from(nf));
     d.first_seen_ms = cal.day_start_ms(first);
     Verdict::Holds(d)
 }
@@ -57,21 +70,30 @@ mod tests {
     fn two_complaints_fire_one_does_not() {
         let cfg = ComplaintBurstConfig::default();
         assert_eq!(judge(&cfg, &[c(100)], 120, &cal()), Verdict::No);
-        assert!(matches!(judge(&cfg, &[c(100), c(120)], 120, &cal()), Verdict::Holds(_)));
+        assert!(matches!(
+            judge(&cfg, &[c(100), c(120)], 120, &cal()),
+            Verdict::Holds(_)
+        ));
     }
 
     #[test]
     fn three_faults_fire_two_do_not() {
         let cfg = ComplaintBurstConfig::default();
         assert_eq!(judge(&cfg, &[f(100), f(110)], 120, &cal()), Verdict::No);
-        assert!(matches!(judge(&cfg, &[f(100), f(110), f(120)], 120, &cal()), Verdict::Holds(_)));
+        assert!(matches!(
+            judge(&cfg, &[f(100), f(110), f(120)], 120, &cal()),
+            Verdict::Holds(_)
+        ));
     }
 
     #[test]
     fn the_window_is_ninety_days() {
         let cfg = ComplaintBurstConfig::default();
         // Days 100 and 189 are 90 days inclusive; 100 and 190 are 91.
-        assert!(matches!(judge(&cfg, &[c(100), c(189)], 189, &cal()), Verdict::Holds(_)));
+        assert!(matches!(
+            judge(&cfg, &[c(100), c(189)], 189, &cal()),
+            Verdict::Holds(_)
+        ));
         assert_eq!(judge(&cfg, &[c(100), c(190)], 190, &cal()), Verdict::No);
     }
 

@@ -12,7 +12,12 @@ use crate::detect::state::SubscriberState;
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
 
-pub fn judge(cfg: &ContractExpiryConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+pub fn judge(
+    cfg: &ContractExpiryConfig,
+    state: &SubscriberState,
+    day: Day,
+    cal: &Calendar,
+) -> Verdict {
     let end = i32::from(state.contract_end_day);
     if !cfg.enabled || end == 0 || i32::from(state.contract_set_day) > day {
         return Verdict::No;
@@ -22,8 +27,13 @@ pub fn judge(cfg: &ContractExpiryConfig, state: &SubscriberState, day: Day, cal:
         return Verdict::No;
     }
     let summary = format!("Contract ends in {left} days");
-    let mut d = SignalDraft::at(RuleId::ContractExpiry, i64::from(end), cal.day_start_ms(day + 1), summary)
-        .with("days_left", f64::from(left as u32));
+    let mut d = SignalDraft::at(
+        RuleId::ContractExpiry,
+        i64::from(end),
+        cal.day_start_ms(day + 1),
+        summary,
+    )
+    .with("days_left", f64::from(left as u32));
     d.last_seen_ms = cal.day_start_ms(end);
     Verdict::Holds(d)
 }
@@ -39,11 +49,15 @@ mod tests {
     #[test]
     fn sixty_days_left_fires_sixty_one_does_not() {
         let cfg = ContractExpiryConfig::default();
-        let mut s = SubscriberState::default();
-        s.contract_set_day = 900;
-        s.contract_end_day = 1060;
+        let s = SubscriberState {
+            contract_set_day: 900,
+            contract_end_day: 1060,
+            ..Default::default()
+        };
         assert_eq!(judge(&cfg, &s, 999, &cal()), Verdict::No);
-        let Verdict::Holds(d) = judge(&cfg, &s, 1000, &cal()) else { panic!("60 days left") };
+        let Verdict::Holds(d) = judge(&cfg, &s, 1000, &cal()) else {
+            panic!("60 days left")
+        };
         assert_eq!(d.episode, 1060);
         assert_eq!(judge(&cfg, &s, 1060, &cal()), Verdict::No, "already ended");
     }
@@ -51,9 +65,11 @@ mod tests {
     #[test]
     fn an_end_set_on_an_open_day_is_not_used_yet() {
         let cfg = ContractExpiryConfig::default();
-        let mut s = SubscriberState::default();
-        s.contract_set_day = 1001;
-        s.contract_end_day = 1030;
+        let s = SubscriberState {
+            contract_set_day: 1001,
+            contract_end_day: 1030,
+            ..Default::default()
+        };
         assert_eq!(judge(&cfg, &s, 1000, &cal()), Verdict::No);
         assert!(matches!(judge(&cfg, &s, 1001, &cal()), Verdict::Holds(_)));
     }

@@ -19,15 +19,28 @@ use crate::detect::calendar::{Calendar, Day};
 use super::{window_episode, RuleId, SignalDraft};
 
 /// Judges the run of consecutive forwarded days `first..=last`.
-pub fn judge_streak(cfg: &ForwardingStreakConfig, first: Day, last: Day, cal: &Calendar) -> Option<SignalDraft> {
+pub fn judge_streak(
+    cfg: &ForwardingStreakConfig,
+    first: Day,
+    last: Day,
+    cal: &Calendar,
+) -> Option<SignalDraft> {
     let len = last - first + 1;
     if !cfg.enabled || len < cfg.min_days as i32 {
         return None;
     }
     let reached = first + cfg.min_days as i32 - 1;
-    let summary = format!("Calls forwarded to another operator's mobile on {} consecutive days", cfg.min_days);
-    let mut d = SignalDraft::at(RuleId::OffnetForwardingStreak, i64::from(first), cal.day_start_ms(reached), summary)
-        .with("min_days", f64::from(cfg.min_days));
+    let summary = format!(
+        "Calls forwarded to another operator's mobile on {} consecutive days",
+        cfg.min_days
+    );
+    let mut d = SignalDraft::at(
+        RuleId::OffnetForwardingStreak,
+        i64::from(first),
+        cal.day_start_ms(reached),
+        summary,
+    )
+    .with("min_days", f64::from(cfg.min_days));
     d.first_seen_ms = cal.day_start_ms(first);
     Some(d)
 }
@@ -79,7 +92,13 @@ mod tests {
 
     #[test]
     fn registration_is_its_own_rule() {
-        let s = judge_registration(&ForwardingRegistrationConfig::default(), 5, 100, "China Mobile").unwrap();
+        let s = judge_registration(
+            &ForwardingRegistrationConfig::default(),
+            5,
+            100,
+            "China Mobile",
+        )
+        .unwrap();
         assert_eq!(s.rule, RuleId::OffnetForwardingRegistration);
     }
 }

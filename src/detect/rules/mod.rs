@@ -168,7 +168,15 @@ pub struct SignalDraft {
 impl SignalDraft {
     /// A draft whose first/last seen and raise time are the same instant.
     pub fn at(rule: RuleId, episode: i64, ms: i64, summary: String) -> SignalDraft {
-        SignalDraft { rule, episode, raised_ms: ms, first_seen_ms: ms, last_seen_ms: ms, summary, evidence: Vec::new() }
+        SignalDraft {
+            rule,
+            episode,
+            raised_ms: ms,
+            first_seen_ms: ms,
+            last_seen_ms: ms,
+            summary,
+            evidence: Vec::new(),
+        }
     }
 
     pub fn with(mut self, key: &'static str, value: f64) -> SignalDraft {
@@ -181,24 +189,6 @@ impl SignalDraft {
 /// window whatever the arrival order.
 pub fn window_episode(day: i32, cooldown_days: u32) -> i64 {
     i64::from(day.div_euclid(cooldown_days.max(1) as i32))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rule_ids_are_stable_and_unique() {
-        let ids: Vec<_> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
-        let mut dedup = ids.clone();
-        dedup.sort_unstable();
-        dedup.dedup();
-        assert_eq!(ids.len(), dedup.len());
-        for r in RuleId::ALL {
-            assert_eq!(RuleId::parse(r.as_str()), Some(r));
-            assert!(!r.suggested_action().is_empty());
-        }
-    }
 }
 
 /// The configured weight of a rule (1-100): its share of the risk score and its rank.
@@ -220,5 +210,23 @@ pub fn weight(cfg: &crate::config::RulesConfig, rule: RuleId) -> u32 {
         RuleId::ComplaintBurst => cfg.complaint_burst.weight,
         RuleId::OffnetIpCalls => cfg.offnet_ip_calls.weight,
         RuleId::BillShock => cfg.bill_shock.weight,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_are_stable_and_unique() {
+        let ids: Vec<_> = RuleId::ALL.iter().map(|r| r.as_str()).collect();
+        let mut dedup = ids.clone();
+        dedup.sort_unstable();
+        dedup.dedup();
+        assert_eq!(ids.len(), dedup.len());
+        for r in RuleId::ALL {
+            assert_eq!(RuleId::parse(r.as_str()), Some(r));
+            assert!(!r.suggested_action().is_empty());
+        }
     }
 }

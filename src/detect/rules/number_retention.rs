@@ -14,7 +14,12 @@ pub fn judge(cfg: &NumberRetentionConfig, time_ms: i64, day: Day) -> Option<Sign
         return None;
     }
     let summary = "Suspended service with number retention (parked number)".to_string();
-    Some(SignalDraft::at(RuleId::NumberRetentionSuspension, window_episode(day, cfg.cooldown_days), time_ms, summary))
+    Some(SignalDraft::at(
+        RuleId::NumberRetentionSuspension,
+        window_episode(day, cfg.cooldown_days),
+        time_ms,
+        summary,
+    ))
 }
 
 #[cfg(test)]

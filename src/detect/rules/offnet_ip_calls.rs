@@ -14,7 +14,13 @@ use crate::detect::event::Period;
 use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
 
-pub fn judge(cfg: &OffnetIpCallsConfig, month_ip_s: u16, day: Day, month: Period, cal: &Calendar) -> Verdict {
+pub fn judge(
+    cfg: &OffnetIpCallsConfig,
+    month_ip_s: u16,
+    day: Day,
+    month: Period,
+    cal: &Calendar,
+) -> Verdict {
     if !cfg.enabled {
         return Verdict::No;
     }
@@ -23,11 +29,17 @@ pub fn judge(cfg: &OffnetIpCallsConfig, month_ip_s: u16, day: Day, month: Period
     if estimate < cfg.monthly_threshold_yuan {
         return Verdict::No;
     }
-    let summary = format!("About {estimate:.0} yuan of calls over a competitor's IP-call service in {month}");
+    let summary =
+        format!("About {estimate:.0} yuan of calls over a competitor's IP-call service in {month}");
     Verdict::Holds(
-        SignalDraft::at(RuleId::OffnetIpCalls, i64::from(month.0), cal.day_start_ms(day + 1), summary)
-            .with("minutes", round2(minutes))
-            .with("estimated_yuan", round2(estimate)),
+        SignalDraft::at(
+            RuleId::OffnetIpCalls,
+            i64::from(month.0),
+            cal.day_start_ms(day + 1),
+            summary,
+        )
+        .with("minutes", round2(minutes))
+        .with("estimated_yuan", round2(estimate)),
     )
 }
 
@@ -42,6 +54,9 @@ mod tests {
         let m = Period::parse("2026-05").unwrap();
         // 50 yuan at 0.30 a minute is 166.67 minutes = 10,000 s.
         assert_eq!(judge(&cfg, 9_999, 10, m, &cal), Verdict::No);
-        assert!(matches!(judge(&cfg, 10_000, 10, m, &cal), Verdict::Holds(_)));
+        assert!(matches!(
+            judge(&cfg, 10_000, 10, m, &cal),
+            Verdict::Holds(_)
+        ));
     }
 }

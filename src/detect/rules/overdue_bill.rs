@@ -9,7 +9,13 @@ use crate::detect::event::Period;
 
 use super::{RuleId, SignalDraft};
 
-pub fn judge(cfg: &OverdueBillConfig, period: Period, amount_fen: i64, days_overdue: u32, time_ms: i64) -> Option<SignalDraft> {
+pub fn judge(
+    cfg: &OverdueBillConfig,
+    period: Period,
+    amount_fen: i64,
+    days_overdue: u32,
+    time_ms: i64,
+) -> Option<SignalDraft> {
     if !cfg.enabled {
         return None;
     }
@@ -34,6 +40,16 @@ mod tests {
         let b = judge(&cfg, p, 12_800, 12, 2).unwrap();
         assert_eq!(a.episode, b.episode);
         assert_eq!(a.evidence[0], ("amount_yuan", 128.0));
-        assert!(judge(&OverdueBillConfig { enabled: false, ..cfg }, p, 1, 1, 1).is_none());
+        assert!(judge(
+            &OverdueBillConfig {
+                enabled: false,
+                ..cfg
+            },
+            p,
+            1,
+            1,
+            1
+        )
+        .is_none());
     }
 }

@@ -19,7 +19,12 @@ use super::{window_episode, RuleId, SignalDraft};
 const BILL_EPISODE: i64 = 1 << 40;
 
 /// Judges the latest bill at closed day `day`.
-pub fn judge_bill(cfg: &PaymentReminderConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+pub fn judge_bill(
+    cfg: &PaymentReminderConfig,
+    state: &SubscriberState,
+    day: Day,
+    cal: &Calendar,
+) -> Verdict {
     if !cfg.enabled || state.bill_issued_min == NO_MINUTE || state.bill_amount_fen == 0 {
         return Verdict::No;
     }
@@ -38,23 +43,38 @@ pub fn judge_bill(cfg: &PaymentReminderConfig, state: &SubscriberState, day: Day
     let yuan = f64::from(state.bill_amount_fen) / 100.0;
     let left = due_day - day;
     let summary = format!("Bill of {yuan:.2} yuan still unpaid, due in {left} day(s)");
-    let mut d = SignalDraft::at(RuleId::PaymentReminder, BILL_EPISODE + i64::from(due_day), close, summary)
-        .with("amount_yuan", yuan)
-        .with("days_to_due", f64::from(left as u32));
+    let mut d = SignalDraft::at(
+        RuleId::PaymentReminder,
+        BILL_EPISODE + i64::from(due_day),
+        close,
+        summary,
+    )
+    .with("amount_yuan", yuan)
+    .with("days_to_due", f64::from(left as u32));
     d.first_seen_ms = issued;
     Verdict::Holds(d)
 }
 
 /// Judges a prepaid top-up.
-pub fn judge_top_up(cfg: &PaymentReminderConfig, balance_after_fen: i64, time_ms: i64, day: Day) -> Option<SignalDraft> {
+pub fn judge_top_up(
+    cfg: &PaymentReminderConfig,
+    balance_after_fen: i64,
+    time_ms: i64,
+    day: Day,
+) -> Option<SignalDraft> {
     if !cfg.enabled || balance_after_fen >= cfg.low_balance_fen {
         return None;
     }
     let yuan = balance_after_fen as f64 / 100.0;
     let summary = format!("Prepaid balance only {yuan:.2} yuan after a top-up");
     Some(
-        SignalDraft::at(RuleId::PaymentReminder, window_episode(day, cfg.cooldown_days), time_ms, summary)
-            .with("balance_yuan", yuan),
+        SignalDraft::at(
+            RuleId::PaymentReminder,
+            window_episode(day, cfg.cooldown_days),
+            time_ms,
+            summary,
+        )
+        .with("balance_yuan", yuan),
     )
 }
 
@@ -69,11 +89,12 @@ mod tests {
 
     fn billed(due_day: Day) -> SubscriberState {
         let c = cal();
-        let mut s = SubscriberState::default();
-        s.bill_issued_min = to_minute(c.day_start_ms(due_day - 20) + 3_600_000);
-        s.bill_due_day = due_day as u16;
-        s.bill_amount_fen = 9_900;
-        s
+        SubscriberState {
+            bill_issued_min: to_minute(c.day_start_ms(due_day - 20) + 3_600_000),
+            bill_due_day: due_day as u16,
+            bill_amount_fen: 9_900,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -81,8 +102,15 @@ mod tests {
         let cfg = PaymentReminderConfig::default();
         let s = billed(1000);
         assert_eq!(judge_bill(&cfg, &s, 996, &cal()), Verdict::No);
-        assert!(matches!(judge_bill(&cfg, &s, 997, &cal()), Verdict::Holds(_)));
-        assert_eq!(judge_bill(&cfg, &s, 1000, &cal()), Verdict::No, "due day itself is overdue territory");
+        assert!(matches!(
+            judge_bill(&cfg, &s, 997, &cal()),
+            Verdict::Holds(_)
+        ));
+        assert_eq!(
+            judge_bill(&cfg, &s, 1000, &cal()),
+            Verdict::No,
+            "due day itself is overdue territory"
+        );
     }
 
     #[test]
@@ -91,7 +119,10 @@ mod tests {
         let c = cal();
         let mut s = billed(1000);
         s.bill_paid_min = to_minute(c.day_start_ms(998) + 1000);
-        assert!(matches!(judge_bill(&cfg, &s, 997, &c), Verdict::Holds(_)), "paid the day after the close");
+        assert!(
+            matches!(judge_bill(&cfg, &s, 997, &c), Verdict::Holds(_)),
+            "paid the day after the close"
+        );
         s.bill_paid_min = to_minute(c.day_start_ms(997) + 1000);
         assert_eq!(judge_bill(&cfg, &s, 997, &c), Verdict::No);
     }

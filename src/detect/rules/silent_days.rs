@@ -23,14 +23,22 @@ pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Ca
     if (day - n + 1..=day).any(|d| state.called_on(d)) {
         return Verdict::No;
     }
-    let active = (day - n - 27..=day - n).filter(|&d| state.called_on(d)).count();
+    let active = (day - n - 27..=day - n)
+        .filter(|&d| state.called_on(d))
+        .count();
     if (active as f64) < cfg.baseline_active_fraction * 28.0 {
         return Verdict::No;
     }
-    let summary = format!("No call made or received for {n} days; usually calls on {active} of 28 days");
-    let mut d = SignalDraft::at(RuleId::SilentDays, i64::from(day), cal.day_start_ms(day + 1), summary)
-        .with("silent_days", f64::from(n as u32))
-        .with("baseline_active_days", active as f64);
+    let summary =
+        format!("No call made or received for {n} days; usually calls on {active} of 28 days");
+    let mut d = SignalDraft::at(
+        RuleId::SilentDays,
+        i64::from(day),
+        cal.day_start_ms(day + 1),
+        summary,
+    )
+    .with("silent_days", f64::from(n as u32))
+    .with("baseline_active_days", active as f64);
     d.first_seen_ms = cal.day_start_ms(day - n + 1);
     Verdict::Holds(d)
 }
@@ -61,9 +69,14 @@ mod tests {
     fn seven_silent_days_fire_six_do_not() {
         let cfg = SilentDaysConfig::default();
         let s = caller(1000, 1040, 1046);
-        assert!(matches!(judge(&cfg, &s, 1046, &cal()), Verdict::No), "6 silent days");
+        assert!(
+            matches!(judge(&cfg, &s, 1046, &cal()), Verdict::No),
+            "6 silent days"
+        );
         let s = caller(1000, 1040, 1047);
-        let Verdict::Holds(sig) = judge(&cfg, &s, 1047, &cal()) else { panic!("7 silent days must fire") };
+        let Verdict::Holds(sig) = judge(&cfg, &s, 1047, &cal()) else {
+            panic!("7 silent days must fire")
+        };
         assert_eq!(sig.episode, 1047);
         assert_eq!(sig.first_seen_ms, cal().day_start_ms(1041));
     }

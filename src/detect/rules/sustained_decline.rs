@@ -16,7 +16,12 @@ use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
 
 /// Judges the month that just closed (after its spend was stored).
-pub fn judge(cfg: &SustainedDeclineConfig, state: &SubscriberState, month: Period, cal: &Calendar) -> Verdict {
+pub fn judge(
+    cfg: &SustainedDeclineConfig,
+    state: &SubscriberState,
+    month: Period,
+    cal: &Calendar,
+) -> Verdict {
     let k = cfg.months as i32;
     if !cfg.enabled || !state.known_since(first_day_of_month(Period(month.0 - k))) {
         return Verdict::No;
@@ -42,10 +47,15 @@ pub fn judge(cfg: &SustainedDeclineConfig, state: &SubscriberState, month: Perio
         Period(month.0 - k)
     );
     let next = first_day_of_month(Period(month.0 + 1));
-    let mut d = SignalDraft::at(RuleId::SustainedDecline, i64::from(month.0), cal.day_start_ms(next), summary)
-        .with("start_month_yuan", round2(start))
-        .with("last_month_yuan", round2(now))
-        .with("months", f64::from(k as u32));
+    let mut d = SignalDraft::at(
+        RuleId::SustainedDecline,
+        i64::from(month.0),
+        cal.day_start_ms(next),
+        summary,
+    )
+    .with("start_month_yuan", round2(start))
+    .with("last_month_yuan", round2(now))
+    .with("months", f64::from(k as u32));
     d.first_seen_ms = cal.day_start_ms(first_day_of_month(Period(month.0 - k + 1)));
     Verdict::Holds(d)
 }
@@ -73,21 +83,33 @@ mod tests {
     fn three_declines_fire_two_do_not() {
         let m = Period::parse("2026-06").unwrap();
         let cfg = SustainedDeclineConfig::default();
-        assert!(matches!(judge(&cfg, &with_months(&[100, 100, 79, 63, 50], m), m, &cal()), Verdict::Holds(_)));
-        assert_eq!(judge(&cfg, &with_months(&[100, 100, 100, 79, 63], m), m, &cal()), Verdict::No);
+        assert!(matches!(
+            judge(&cfg, &with_months(&[100, 100, 79, 63, 50], m), m, &cal()),
+            Verdict::Holds(_)
+        ));
+        assert_eq!(
+            judge(&cfg, &with_months(&[100, 100, 100, 79, 63], m), m, &cal()),
+            Verdict::No
+        );
     }
 
     #[test]
     fn exactly_twenty_percent_is_not_more_than_twenty() {
         let m = Period::parse("2026-06").unwrap();
         let cfg = SustainedDeclineConfig::default();
-        assert_eq!(judge(&cfg, &with_months(&[100, 100, 80, 64, 51], m), m, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&cfg, &with_months(&[100, 100, 80, 64, 51], m), m, &cal()),
+            Verdict::No
+        );
     }
 
     #[test]
     fn a_fourth_declining_month_is_the_same_episode() {
         let m = Period::parse("2026-06").unwrap();
         let cfg = SustainedDeclineConfig::default();
-        assert_eq!(judge(&cfg, &with_months(&[100, 79, 63, 50, 39], m), m, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&cfg, &with_months(&[100, 79, 63, 50, 39], m), m, &cal()),
+            Verdict::No
+        );
     }
 }

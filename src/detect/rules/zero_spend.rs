@@ -16,7 +16,12 @@ use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
 
 /// Judges the month that just closed (before the month counters are reset).
-pub fn judge(cfg: &ZeroSpendMonthConfig, state: &SubscriberState, month: Period, cal: &Calendar) -> Verdict {
+pub fn judge(
+    cfg: &ZeroSpendMonthConfig,
+    state: &SubscriberState,
+    month: Period,
+    cal: &Calendar,
+) -> Verdict {
     let first = first_day_of_month(month);
     if !cfg.enabled || !state.known_since(first - cfg.min_tenure_days as i32) {
         return Verdict::No;
@@ -26,8 +31,13 @@ pub fn judge(cfg: &ZeroSpendMonthConfig, state: &SubscriberState, month: Period,
     }
     let next = first_day_of_month(Period(month.0 + 1));
     let summary = format!("No spend and no outgoing call, SMS or data in {month}");
-    let mut d = SignalDraft::at(RuleId::ZeroSpendMonth, i64::from(month.0), cal.day_start_ms(next), summary)
-        .with("month_spend_yuan", 0.0);
+    let mut d = SignalDraft::at(
+        RuleId::ZeroSpendMonth,
+        i64::from(month.0),
+        cal.day_start_ms(next),
+        summary,
+    )
+    .with("month_spend_yuan", 0.0);
     d.first_seen_ms = cal.day_start_ms(first);
     Verdict::Holds(d)
 }
@@ -46,7 +56,10 @@ mod tests {
         let m = Period::parse("2026-03").unwrap();
         let mut s = SubscriberState::default();
         s.note_seen(first_day_of_month(m) - 60);
-        assert!(matches!(judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()), Verdict::Holds(_)));
+        assert!(matches!(
+            judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()),
+            Verdict::Holds(_)
+        ));
     }
 
     #[test]
@@ -57,12 +70,18 @@ mod tests {
         s.note_seen(first_day_of_month(m) - 90);
         s.add_charge(day, 1);
         s.close_day(day);
-        assert_eq!(judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()),
+            Verdict::No
+        );
         let mut s = SubscriberState::default();
         s.note_seen(first_day_of_month(m) - 90);
         s.add_sms(day, true);
         s.close_day(day);
-        assert_eq!(judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()),
+            Verdict::No
+        );
     }
 
     #[test]
@@ -70,6 +89,9 @@ mod tests {
         let m = Period::parse("2026-03").unwrap();
         let mut s = SubscriberState::default();
         s.note_seen(first_day_of_month(m) - 59);
-        assert_eq!(judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()), Verdict::No);
+        assert_eq!(
+            judge(&ZeroSpendMonthConfig::default(), &s, m, &cal()),
+            Verdict::No
+        );
     }
 }
