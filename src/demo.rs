@@ -1,1 +1,722 @@
-//! TODO
+//! `churnwatch demo`: a built-in synthetic workload, run through the engine, printed as a
+//! ticket table.
+//!
+//! It exists so anyone can see the service work in one command before Kafka is wired up,
+//! and so tests have a realistic, deterministic workload. The workload is built as wire
+//! messages (`proto::CallDetailRecord` / `proto::AccountEvent`) and decoded with [`codec`]
+//! exactly as replay decodes files, so the demo exercises the adapter path too.
+//!
+//! About 50 China Unicom subscribers use voice, SMS and data daily for 60 days (July and
+//! August 2026, a stretch with no public holiday), are billed for July and pay; on top of
+//! that, [`planted`] lists the churn journeys hidden in the traffic and the rule each should
+//! raise. Delivery is realistic: a few percent of records arrive up to 24 hours late and
+//! some are delivered twice. Everything comes from a seeded generator: same output every run.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use chrono::TimeZone;
+
+use crate::codec;
+use crate::config::Config;
+use crate::detect::{EngineStats, Event, Msisdn};
+use crate::proto::{self, account_event::Kind};
+use crate::replay::{self, ReplayError};
+
+/// 2026-07-01 00:00 Asia/Shanghai, the first day of the workload, UTC epoch milliseconds.
+pub const START_MS: i64 = 1_782_835_200_000;
+/// Days of traffic.
+pub const DAYS: i64 = 60;
+/// Subscribers in the workload.
+pub const SUBSCRIBERS: usize = 50;
+
+const DAY_MS: i64 = 86_400_000;
+const HOUR_MS: i64 = 3_600_000;
+const MIN_MS: i64 = 60_000;
+
+/// One message of the workload, as it would arrive on the wire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WireEvent {
+    Cdr(proto::CallDetailRecord),
+    Account(proto::AccountEvent),
+}
+
+impl WireEvent {
+    pub fn time_ms(&self) -> i64 {
+        match self {
+            WireEvent::Cdr(c) => c.event_time_ms,
+            WireEvent::Account(a) => a.event_time_ms,
+        }
+    }
+}
+
+/// A planted churn journey: which subscriber, what they do, and the rule that should fire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Journey {
+    pub subscriber: String,
+    pub story: &'static str,
+    pub rule: &'static str,
+}
+
+/// Index of each journey's subscriber in [`subscriber_number`].
+mod who {
+    pub const CARE_CALL: usize = 0;
+    pub const FORWARDING: usize = 1;
+    pub const RETENTION: usize = 2;
+    pub const OVERDUE: usize = 3;
+    pub const SILENT: usize = 4;
+    pub const CONTRACT: usize = 5;
+    pub const COMPLAINTS: usize = 6;
+    pub const IP_CALLS: usize = 7;
+    pub const BILL_SHOCK: usize = 8;
+}
+
+/// Day (0-based) the silent subscriber stops using the phone.
+const SILENT_FROM_DAY: i64 = 50;
+/// Day the number-retention subscriber parks the number (no usage afterwards).
+const RETENTION_DAY: i64 = 45;
+/// Day the bill-shock subscriber is activated.
+const ACTIVATION_DAY: i64 = 2;
+/// The bill-shock subscriber's plan fee, fen.
+const SHOCK_PLAN_FEE: i64 = 5800;
+
+/// The journeys hidden in [`workload`], with the rule each should raise.
+pub fn planted() -> Vec<Journey> {
+    let j = |i, story, rule| Journey {
+        subscriber: subscriber_number(i),
+        story,
+        rule,
+    };
+    vec![
+        j(
+            who::CARE_CALL,
+            "calls 10086 for 5 minutes (5 partial records of 60 s)",
+            "competitor_care_call",
+        ),
+        j(
+            who::FORWARDING,
+            "registers forwarding to a 138 number",
+            "offnet_forwarding_registration",
+        ),
+        j(
+            who::FORWARDING,
+            "forwards calls to a 138 number on 6 consecutive days",
+            "offnet_forwarding_streak",
+        ),
+        j(
+            who::RETENTION,
+            "suspends with number retention",
+            "number_retention_suspension",
+        ),
+        j(who::OVERDUE, "leaves the July bill unpaid", "overdue_bill"),
+        j(
+            who::SILENT,
+            "daily caller goes silent for 10 days",
+            "silent_days",
+        ),
+        j(
+            who::CONTRACT,
+            "contract ends 45 days after it is updated",
+            "contract_expiry",
+        ),
+        j(
+            who::COMPLAINTS,
+            "complains twice in 25 days",
+            "complaint_burst",
+        ),
+        j(
+            who::IP_CALLS,
+            "spends ~72 yuan on China Mobile's 17951 IP calls in July",
+            "offnet_ip_calls",
+        ),
+        j(
+            who::BILL_SHOCK,
+            "first bill is 3x the plan fee",
+            "bill_shock",
+        ),
+    ]
+}
+
+/// The `i`th subscriber's number: China Unicom ranges, international format.
+pub fn subscriber_number(i: usize) -> String {
+    const PREFIXES: [&str; 7] = ["130", "131", "132", "155", "156", "185", "186"];
+    format!(
+        "86{}{:04}{:04}",
+        PREFIXES[i % PREFIXES.len()],
+        2000 + i * 37,
+        1000 + (i * 7919) % 9000
+    )
+}
+
+/// SplitMix64: tiny, seeded, and identical on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..hi` (hi > lo).
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + (self.next() % (hi - lo) as u64) as i64
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.next() % 100 < percent
+    }
+}
+
+/// Builds one subscriber's messages with sequential ids.
+struct Builder<'a> {
+    sub: String,
+    seq: u32,
+    out: &'a mut Vec<WireEvent>,
+}
+
+impl Builder<'_> {
+    fn cdr(
+        &mut self,
+        t: i64,
+        ty: proto::RecordType,
+        other: &str,
+        duration_s: u32,
+        bytes: u64,
+        charge: i64,
+    ) {
+        self.seq += 1;
+        self.out.push(WireEvent::Cdr(proto::CallDetailRecord {
+            record_id: format!("cdr-{}-{}", self.sub, self.seq),
+            subscriber: self.sub.clone(),
+            event_time_ms: t,
+            r#type: ty as i32,
+            other_party: other.to_string(),
+            duration_s,
+            data_bytes: bytes,
+            charge,
+            call_reference: String::new(),
+            partial: false,
+        }));
+    }
+
+    fn account(&mut self, t: i64, kind: Kind) {
+        self.seq += 1;
+        self.out.push(WireEvent::Account(proto::AccountEvent {
+            event_id: format!("acct-{}-{}", self.sub, self.seq),
+            subscriber: self.sub.clone(),
+            event_time_ms: t,
+            kind: Some(kind),
+        }));
+    }
+}
+
+fn other_mobile(rng: &mut Rng) -> String {
+    const PREFIXES: [&str; 9] = [
+        "130", "155", "186", "138", "139", "150", "133", "189", "177",
+    ];
+    format!(
+        "{}{:08}",
+        PREFIXES[rng.range(0, PREFIXES.len() as i64) as usize],
+        rng.range(0, 100_000_000)
+    )
+}
+
+/// Voice is charged 0.10 yuan per started minute on outgoing calls.
+fn voice_charge(duration_s: u32) -> i64 {
+    i64::from(duration_s.div_ceil(60)) * 10
+}
+
+/// The whole workload in delivery order (mostly by time, some late, some twice).
+pub fn workload() -> Vec<WireEvent> {
+    let mut rng = Rng(0x00c0_ffee_2026);
+    let mut events = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let sub = subscriber_number(i);
+        let mut b = Builder {
+            sub,
+            seq: 0,
+            out: &mut events,
+        };
+        background(&mut b, &mut rng, i);
+        journey(&mut b, &mut rng, i);
+    }
+    deliver(events, &mut rng)
+}
+
+/// Daily voice, SMS and data, the July bill and its payment.
+fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
+    // Steady habits (each subscriber's own daily numbers, +-1 a day) so that background
+    // traffic alone does not look like a sudden drop.
+    let out_per_day = rng.range(3, 6);
+    let in_per_day = rng.range(2, 5);
+    let first_day = if i == who::BILL_SHOCK {
+        ACTIVATION_DAY
+    } else {
+        0
+    };
+    let last_day = match i {
+        who::SILENT => SILENT_FROM_DAY,
+        who::RETENTION => RETENTION_DAY,
+        _ => DAYS,
+    };
+    let mut july_charge = 0;
+    for day in first_day..last_day {
+        let day_ms = START_MS + day * DAY_MS;
+        let in_july = day < 31;
+        for _ in 0..rng.range(out_per_day - 1, out_per_day + 2) {
+            let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
+            let dur = rng.range(60, 360) as u32;
+            let charge = voice_charge(dur);
+            july_charge += if in_july { charge } else { 0 };
+            b.cdr(
+                t,
+                proto::RecordType::VoiceOut,
+                &other_mobile(rng),
+                dur,
+                0,
+                charge,
+            );
+        }
+        for _ in 0..rng.range(in_per_day - 1, in_per_day + 2) {
+            let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
+            let dur = rng.range(60, 360) as u32;
+            b.cdr(t, proto::RecordType::VoiceIn, &other_mobile(rng), dur, 0, 0);
+        }
+        for _ in 0..rng.range(0, 3) {
+            let t = day_ms + 9 * HOUR_MS + rng.range(0, 12 * HOUR_MS);
+            b.cdr(t, proto::RecordType::SmsOut, &other_mobile(rng), 0, 0, 10);
+        }
+        for _ in 0..rng.range(2, 4) {
+            let t = day_ms + 7 * HOUR_MS + rng.range(0, 16 * HOUR_MS);
+            let mib = rng.range(40, 120) as u64;
+            b.cdr(t, proto::RecordType::Data, "", 0, mib << 20, 0);
+        }
+    }
+    // The July bill on 2 August, due on the 20th; everyone but the overdue journey pays.
+    let fee = if i == who::BILL_SHOCK {
+        3 * SHOCK_PLAN_FEE
+    } else {
+        3000 + july_charge
+    };
+    let issued = START_MS + 32 * DAY_MS + 10 * HOUR_MS;
+    let due = START_MS + 50 * DAY_MS;
+    if i != who::RETENTION {
+        b.account(
+            issued,
+            Kind::BillIssued(proto::BillIssued {
+                period: "2026-07".into(),
+                amount: fee,
+                due_time_ms: due,
+            }),
+        );
+        if i != who::OVERDUE {
+            let paid = issued + rng.range(1, 6) * DAY_MS;
+            b.account(paid, Kind::Payment(proto::PaymentReceived { amount: fee }));
+        }
+    }
+}
+
+fn journey(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
+    let at = |day: i64, hour: i64| START_MS + day * DAY_MS + hour * HOUR_MS;
+    match i {
+        who::CARE_CALL => {
+            // One 5-minute call to China Mobile's care line, cut by the switch into 60 s parts.
+            for part in 0..5 {
+                b.seq += 1;
+                b.out.push(WireEvent::Cdr(proto::CallDetailRecord {
+                    record_id: format!("cdr-{}-{}", b.sub, b.seq),
+                    subscriber: b.sub.clone(),
+                    event_time_ms: at(40, 19) + 30 * MIN_MS + part * MIN_MS,
+                    r#type: proto::RecordType::VoiceOut as i32,
+                    other_party: "10086".into(),
+                    duration_s: 60,
+                    charge: 10,
+                    call_reference: format!("sw1-{}-care", b.sub),
+                    partial: true,
+                    ..Default::default()
+                }));
+            }
+        }
+        who::FORWARDING => {
+            let target = "13812345678";
+            b.cdr(
+                at(30, 21),
+                proto::RecordType::ForwardRegistration,
+                target,
+                0,
+                0,
+                0,
+            );
+            for day in 31..37 {
+                for n in 0..rng.range(2, 5) {
+                    let dur = rng.range(30, 300) as u32;
+                    b.cdr(
+                        at(day, 10 + 2 * n),
+                        proto::RecordType::Forward,
+                        target,
+                        dur,
+                        0,
+                        voice_charge(dur),
+                    );
+                }
+            }
+        }
+        who::RETENTION => {
+            b.account(
+                at(RETENTION_DAY, 11),
+                Kind::Suspended(proto::Suspended {
+                    reason: proto::SuspensionReason::NumberRetention as i32,
+                }),
+            );
+            b.account(
+                at(58, 15),
+                Kind::Churned(proto::Churned {
+                    kind: proto::ChurnKind::PortOut as i32,
+                }),
+            );
+        }
+        who::OVERDUE => {
+            b.account(
+                at(55, 2),
+                Kind::BillOverdue(proto::BillOverdue {
+                    period: "2026-07".into(),
+                    amount: 3000,
+                    days_overdue: 5,
+                }),
+            );
+        }
+        who::CONTRACT => {
+            let end = at(20, 0) + 45 * DAY_MS;
+            b.account(
+                at(20, 14),
+                Kind::Contract(proto::ContractUpdated { end_time_ms: end }),
+            );
+        }
+        who::COMPLAINTS => {
+            b.account(
+                at(10, 16),
+                Kind::Complaint(proto::Complaint {
+                    category: "network coverage".into(),
+                }),
+            );
+            b.account(
+                at(35, 9),
+                Kind::Complaint(proto::Complaint {
+                    category: "billing".into(),
+                }),
+            );
+        }
+        who::IP_CALLS => {
+            // 12 calls of 20 minutes via 17951: 240 min x 0.30 yuan = 72 yuan in July.
+            for n in 0..12 {
+                let other = format!("17951{}", "13912345678");
+                b.cdr(
+                    at(5 + 2 * n, 20),
+                    proto::RecordType::VoiceOut,
+                    &other,
+                    1200,
+                    0,
+                    voice_charge(1200),
+                );
+            }
+        }
+        who::BILL_SHOCK => {
+            let activated = at(ACTIVATION_DAY, 9);
+            b.account(
+                activated,
+                Kind::Profile(proto::ProfileUpdated {
+                    do_not_disturb: false,
+                    key_person: false,
+                    activated_time_ms: activated,
+                }),
+            );
+            b.account(
+                activated + MIN_MS,
+                Kind::PlanChanged(proto::PlanChanged {
+                    plan_id: "basic-58".into(),
+                    monthly_fee: SHOCK_PLAN_FEE,
+                }),
+            );
+        }
+        _ => {}
+    }
+}
+
+/// Orders the events as mediation would deliver them: by time, but ~3% of CDRs up to 24 h
+/// late, and ~0.5% delivered a second time a few hours after the first.
+fn deliver(events: Vec<WireEvent>, rng: &mut Rng) -> Vec<WireEvent> {
+    let mut keyed: Vec<(i64, usize, WireEvent)> =
+        Vec::with_capacity(events.len() + events.len() / 100);
+    for (n, ev) in events.into_iter().enumerate() {
+        let t = ev.time_ms();
+        let is_cdr = matches!(ev, WireEvent::Cdr(_));
+        let delay = if is_cdr && rng.chance(3) {
+            rng.range(HOUR_MS, 24 * HOUR_MS)
+        } else {
+            0
+        };
+        if is_cdr && rng.next() % 200 == 0 {
+            keyed.push((t + rng.range(HOUR_MS, 6 * HOUR_MS), n, ev.clone()));
+        }
+        keyed.push((t + delay, n, ev));
+    }
+    keyed.sort_by_key(|(at, n, _)| (*at, *n));
+    keyed.into_iter().map(|(_, _, ev)| ev).collect()
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Engine(#[from] ReplayError),
+}
+
+/// The demo's result: final tickets and counters.
+#[derive(Debug, Clone)]
+pub struct DemoReport {
+    /// The last version of each ticket, in order of first emission.
+    pub tickets: Vec<proto::CareTicket>,
+    pub stats: EngineStats,
+    pub events: usize,
+    pub malformed: usize,
+    /// Ticket messages emitted, updates included.
+    pub emitted: usize,
+    time_zone: chrono_tz::Tz,
+}
+
+impl DemoReport {
+    /// Whether some ticket for `subscriber` carries a signal from `rule`.
+    pub fn has_signal(&self, subscriber: &str, rule: &str) -> bool {
+        self.tickets
+            .iter()
+            .any(|t| t.subscriber == subscriber && t.signals.iter().any(|s| s.rule == rule))
+    }
+}
+
+/// Runs the built-in workload through a fresh engine.
+pub fn run(cfg: &Config) -> Result<DemoReport, DemoError> {
+    run_events(cfg, &workload())
+}
+
+/// Runs any wire events through a fresh engine, decoding them as replay does.
+pub fn run_events(cfg: &Config, events: &[WireEvent]) -> Result<DemoReport, DemoError> {
+    let mut engine = replay::build_engine(cfg)?;
+    let mut out = Vec::new();
+    let mut malformed = 0;
+    for ev in events {
+        let applied = match ev {
+            WireEvent::Cdr(m) => {
+                codec::cdr_from_proto(m).map(|c| engine.apply(&Event::Cdr(c), &mut out))
+            }
+            WireEvent::Account(m) => {
+                codec::account_from_proto(m).map(|a| engine.apply(&Event::Account(a), &mut out))
+            }
+        };
+        if let Err(e) = applied {
+            malformed += 1;
+            tracing::warn!(reason = %e, "malformed demo record");
+        }
+    }
+    engine.finish(&mut out);
+    let emitted = out.len();
+    let mut tickets: Vec<proto::CareTicket> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for t in out {
+        match index.get(&t.ticket_id) {
+            Some(&n) => tickets[n] = t,
+            None => {
+                index.insert(t.ticket_id.clone(), tickets.len());
+                tickets.push(t);
+            }
+        }
+    }
+    let time_zone = cfg
+        .engine
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    Ok(DemoReport {
+        tickets,
+        stats: engine.stats().clone(),
+        events: events.len(),
+        malformed,
+        emitted,
+        time_zone,
+    })
+}
+
+fn local_time(tz: chrono_tz::Tz, ms: i64) -> String {
+    match tz.timestamp_millis_opt(ms).single() {
+        Some(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+        None => ms.to_string(),
+    }
+}
+
+fn masked(number: &str) -> String {
+    Msisdn::parse(number)
+        .map(|m| m.masked())
+        .unwrap_or_else(|_| "(invalid)".into())
+}
+
+impl fmt::Display for DemoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rows: Vec<&proto::CareTicket> = self.tickets.iter().collect();
+        rows.sort_by(|a, b| {
+            (a.created_time_ms, &a.ticket_id).cmp(&(b.created_time_ms, &b.ticket_id))
+        });
+        writeln!(
+            f,
+            "{:<16}  {:<13}  {:<4}  {:<12}  {:>4}  rules",
+            "created", "subscriber", "prio", "queue", "risk"
+        )?;
+        for t in &rows {
+            let rules: Vec<&str> = t.signals.iter().map(|s| s.rule.as_str()).collect();
+            let prio = proto::Priority::try_from(t.priority).map_or("?", |p| p.as_str_name());
+            writeln!(
+                f,
+                "{:<16}  {:<13}  {:<4}  {:<12}  {:>4}  {}",
+                local_time(self.time_zone, t.created_time_ms),
+                masked(&t.subscriber),
+                if prio == "PRIORITY_UNSPECIFIED" {
+                    "-"
+                } else {
+                    prio
+                },
+                t.queue,
+                t.risk_score,
+                rules.join(", ")
+            )?;
+        }
+        if rows.is_empty() {
+            writeln!(f, "(no tickets)")?;
+        }
+        writeln!(f)?;
+        let found = planted()
+            .iter()
+            .filter(|j| self.has_signal(&j.subscriber, j.rule))
+            .count();
+        writeln!(f, "planted journeys found: {found}/{}", planted().len())?;
+        for j in planted() {
+            let mark = if self.has_signal(&j.subscriber, j.rule) {
+                "found "
+            } else {
+                "MISSED"
+            };
+            writeln!(
+                f,
+                "  {mark}  {:<13}  {:<32} {}",
+                masked(&j.subscriber),
+                j.rule,
+                j.story
+            )?;
+        }
+        writeln!(f)?;
+        let s = &self.stats;
+        writeln!(
+            f,
+            "events            {} ({} malformed)",
+            self.events, self.malformed
+        )?;
+        writeln!(f, "accepted          {}", s.accepted)?;
+        writeln!(f, "duplicates        {}", s.duplicates)?;
+        writeln!(f, "late (rejected)   {}", s.late)?;
+        writeln!(
+            f,
+            "tickets           {} distinct, {} updates, {} emitted",
+            s.tickets, s.ticket_updates, self.emitted
+        )?;
+        for (rule, n) in &s.tickets_by_rule {
+            writeln!(f, "  {rule:<32} {n}")?;
+        }
+        for (reason, n) in &s.suppressed {
+            writeln!(f, "  suppressed {reason:<21} {n}")?;
+        }
+        writeln!(f, "subscribers       {}", s.subscribers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_is_midnight_in_shanghai() {
+        let t = chrono_tz::Asia::Shanghai
+            .timestamp_millis_opt(START_MS)
+            .unwrap();
+        assert_eq!(t.format("%Y-%m-%d %H:%M").to_string(), "2026-07-01 00:00");
+    }
+
+    #[test]
+    fn workload_is_deterministic_and_valid() {
+        let a = workload();
+        assert_eq!(a, workload());
+        assert!(a.len() > 10_000, "{} events", a.len());
+        for ev in &a {
+            match ev {
+                WireEvent::Cdr(m) => {
+                    codec::cdr_from_proto(m).unwrap();
+                }
+                WireEvent::Account(m) => {
+                    codec::account_from_proto(m).unwrap();
+                }
+            }
+        }
+        let subs: std::collections::BTreeSet<&str> = a
+            .iter()
+            .map(|e| match e {
+                WireEvent::Cdr(c) => c.subscriber.as_str(),
+                WireEvent::Account(x) => x.subscriber.as_str(),
+            })
+            .collect();
+        assert_eq!(subs.len(), SUBSCRIBERS);
+    }
+
+    #[test]
+    fn delivery_is_out_of_order_within_a_day_and_has_duplicates() {
+        let a = workload();
+        let mut newest = a[0].time_ms();
+        let mut late = 0;
+        for ev in &a {
+            let t = ev.time_ms();
+            assert!(
+                newest - t <= 24 * HOUR_MS,
+                "a record arrives more than 24 h late"
+            );
+            late += usize::from(t < newest);
+            newest = newest.max(t);
+        }
+        assert!(late > 50, "{late} late records");
+        let mut ids = std::collections::HashSet::new();
+        let dups = a
+            .iter()
+            .filter(|e| match e {
+                WireEvent::Cdr(c) => !ids.insert(c.record_id.clone()),
+                WireEvent::Account(_) => false,
+            })
+            .count();
+        assert!(dups > 5, "{dups} duplicates");
+    }
+
+    #[test]
+    fn subscriber_numbers_are_distinct_unicom_numbers() {
+        let nums: std::collections::BTreeSet<String> =
+            (0..SUBSCRIBERS).map(subscriber_number).collect();
+        assert_eq!(nums.len(), SUBSCRIBERS);
+        assert!(nums
+            .iter()
+            .all(|n| n.len() == 13 && Msisdn::parse(n).is_ok()));
+    }
+
+    #[test]
+    fn demo_runs_and_prints_a_table_without_full_numbers() {
+        let report = run(&Config::default()).unwrap();
+        assert_eq!(report.malformed, 0);
+        let text = report.to_string();
+        assert!(text.contains("planted journeys found"), "{text}");
+        for i in 0..SUBSCRIBERS {
+            assert!(!text.contains(&subscriber_number(i)), "full number printed");
+        }
+    }
+}
