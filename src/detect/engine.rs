@@ -521,7 +521,7 @@ impl Engine {
                     st,
                 ));
             } else {
-                bump(&mut self.stats.suppressed, "same_episode");
+                bump(&mut self.stats.suppressed, "cooldown");
             }
             return;
         }
@@ -653,12 +653,14 @@ impl Engine {
         let mut admitted = Vec::with_capacity(drafts.len());
         for (d, cooldown) in drafts.drain(..) {
             let marks = self.marks.entry((slot, d.rule)).or_default();
-            let repeat = marks.iter().any(|m| {
-                m.episode == d.episode
-                    || cooldown
-                        .is_some_and(|c| d.raised_ms - m.raised_ms < i64::from(c) * 86_400_000)
+            if marks.iter().any(|m| m.episode == d.episode) {
+                // Already ticketed (a contract end or a bill judged again the next day).
+                continue;
+            }
+            let cooling = marks.iter().any(|m| {
+                cooldown.is_some_and(|c| d.raised_ms - m.raised_ms < i64::from(c) * 86_400_000)
             });
-            if repeat {
+            if cooling {
                 bump(&mut self.stats.suppressed, "cooldown");
                 continue;
             }
