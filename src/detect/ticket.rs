@@ -117,6 +117,8 @@ pub fn build(
         queue: routing.queue,
         risk_score: score,
         suggested_action: lead.map_or("", |r| r.suggested_action()).to_string(),
+        control_group: false,
+        no_contact_reason: String::new(),
     }
 }
 
