@@ -37,7 +37,9 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub calendar: CalendarConfig,
     pub rules: RulesConfig,
-    pub tickets: TicketsConfig,
+    pub tiers: TiersConfig,
+    pub routing: RoutingConfig,
+    pub contact: ContactConfig,
 }
 
 impl Config {
@@ -138,7 +140,9 @@ impl Config {
             }
         }
         self.rules.validate()?;
-        self.tickets.validate()?;
+        self.tiers.validate()?;
+        self.routing.validate(&self.tiers)?;
+        self.contact.validate()?;
         Ok(())
     }
 }
@@ -541,32 +545,253 @@ rule_config! {
     }
 }
 
-/// How signals become tickets (tiers, matrix and contact policy come with issue 4).
+/// One tier band: subscribers whose average monthly spend reaches `min_monthly_yuan`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TicketsConfig {
-    /// Queue every ticket goes to until routing is configured.
-    pub default_queue: String,
-    /// Tier name given to every subscriber until tiers are configured.
-    pub default_tier: String,
+#[serde(deny_unknown_fields)]
+pub struct TierBand {
+    pub name: String,
+    /// Lower bound of the trailing 3 full months' average monthly spend, yuan.
+    pub min_monthly_yuan: f64,
+    /// A VIP band (the seed's five VIP levels) rather than a star level.
+    #[serde(default)]
+    pub vip: bool,
+    /// Queue for this tier's tickets (the matrix's `P4` goes to `routing.automated_queue`).
+    pub queue: String,
 }
 
-impl Default for TicketsConfig {
+fn band(name: &str, min: f64, vip: bool, queue: &str) -> TierBand {
+    TierBand {
+        name: name.into(),
+        min_monthly_yuan: min,
+        vip,
+        queue: queue.into(),
+    }
+}
+
+/// Subscriber tiers [003][001]: who is worth how much care.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TiersConfig {
+    /// Bands from the highest down; the last must start at 0 so every subscriber has a tier.
+    pub bands: Vec<TierBand>,
+    /// A subscriber with less than three full months of history is tiered by the larger of
+    /// its plan fee and its spend so far: "a new subscriber on a plan of 80 yuan or more is
+    /// VIP from the start".
+    pub new_subscriber_by_plan_fee: bool,
+    /// Key persons of corporate customers are raised this many bands, and to VIP at least.
+    pub key_person_raise: u32,
+}
+
+impl Default for TiersConfig {
     fn default() -> Self {
-        TicketsConfig {
-            default_queue: "retention".into(),
-            default_tier: "mass".into(),
+        TiersConfig {
+            bands: vec![
+                band("vip_supreme", 1000.0, true, "vip_retention_desk"),
+                band("vip_diamond", 500.0, true, "vip_retention_desk"),
+                band("vip_gold", 300.0, true, "vip_retention_desk"),
+                band("vip_silver", 150.0, true, "vip_retention_desk"),
+                band("vip", 80.0, true, "vip_retention_desk"),
+                band("star_3", 50.0, false, "retention"),
+                band("star_2", 20.0, false, "retention"),
+                band("star_1", 0.0, false, "retention"),
+            ],
+            new_subscriber_by_plan_fee: true,
+            key_person_raise: 1,
         }
     }
 }
 
-impl TicketsConfig {
+impl TiersConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.default_queue.trim().is_empty() {
-            return Err(invalid("tickets.default_queue", "must not be empty"));
+        if self.bands.is_empty() || self.bands.len() > 32 {
+            return Err(invalid("tiers.bands", "give 1 to 32 bands"));
         }
-        if self.default_tier.trim().is_empty() {
-            return Err(invalid("tickets.default_tier", "must not be empty"));
+        for (i, b) in self.bands.iter().enumerate() {
+            let key = format!("tiers.bands[{i}]");
+            if b.name.trim().is_empty() {
+                return Err(invalid(&format!("{key}.name"), "must not be empty"));
+            }
+            if self.bands[..i].iter().any(|o| o.name == b.name) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!("`{}` is listed twice", b.name),
+                ));
+            }
+            if b.queue.trim().is_empty() {
+                return Err(invalid(&format!("{key}.queue"), "must not be empty"));
+            }
+            if !(b.min_monthly_yuan.is_finite() && b.min_monthly_yuan >= 0.0) {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "must be zero or more",
+                ));
+            }
+            if i > 0 && b.min_monthly_yuan >= self.bands[i - 1].min_monthly_yuan {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "bands must go from the highest down",
+                ));
+            }
+        }
+        if self.bands.last().is_some_and(|b| b.min_monthly_yuan != 0.0) {
+            return Err(invalid(
+                &format!("tiers.bands[{}].min_monthly_yuan", self.bands.len() - 1),
+                "the last band must start at 0 so every subscriber has a tier",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A cell of the priority matrix: a priority, or no ticket at all.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    P1,
+    P2,
+    P3,
+    P4,
+    /// No ticket: the signal is counted as `below_threshold`.
+    #[serde(rename = "none")]
+    NoTicket,
+}
+
+/// How strong a rule's signal is; the matrix's columns.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    Strong,
+    Medium,
+    Weak,
+}
+
+/// Priority and queue from tier x signal strength.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Per tier name: the cell for a `[strong, medium, weak]` signal. A ticket takes the most
+    /// urgent cell among its signals; when every cell is "none" no ticket is raised.
+    pub matrix: std::collections::BTreeMap<String, [Cell; 3]>,
+    /// Strength of each rule, by rule id; rules not listed are `medium`.
+    pub strength: std::collections::BTreeMap<String, Strength>,
+    /// Queue of `P4` tickets: an automated message rather than an agent's call.
+    pub automated_queue: String,
+    /// Queue of tickets nobody may call about (do-not-disturb subscribers).
+    pub no_contact_queue: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        use Cell::*;
+        let matrix = [
+            ("vip_supreme", [P1, P1, P2]),
+            ("vip_diamond", [P1, P1, P2]),
+            ("vip_gold", [P1, P2, P3]),
+            ("vip_silver", [P1, P2, P3]),
+            ("vip", [P1, P2, P3]),
+            ("star_3", [P2, P3, P4]),
+            ("star_2", [P2, P3, P4]),
+            ("star_1", [P3, P4, NoTicket]),
+        ];
+        let strength = [
+            ("number_retention_suspension", Strength::Strong),
+            ("offnet_forwarding_streak", Strength::Strong),
+            ("competitor_care_call", Strength::Strong),
+            ("offnet_forwarding_registration", Strength::Weak),
+            ("payment_reminder", Strength::Weak),
+            ("contract_expiry", Strength::Weak),
+        ];
+        RoutingConfig {
+            matrix: matrix
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            strength: strength
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            automated_queue: "automated_message".into(),
+            no_contact_queue: "no_contact".into(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    fn validate(&self, tiers: &TiersConfig) -> Result<(), ConfigError> {
+        for b in &tiers.bands {
+            if !self.matrix.contains_key(&b.name) {
+                return Err(invalid(
+                    "routing.matrix",
+                    format!("no row for tier `{}`", b.name),
+                ));
+            }
+        }
+        for name in self.matrix.keys() {
+            if !tiers.bands.iter().any(|b| &b.name == name) {
+                return Err(invalid(
+                    &format!("routing.matrix.{name}"),
+                    "is not a tier in tiers.bands",
+                ));
+            }
+        }
+        for rule in self.strength.keys() {
+            if crate::detect::rules::RuleId::parse(rule).is_none() {
+                return Err(invalid(
+                    &format!("routing.strength.{rule}"),
+                    "is not a rule id",
+                ));
+            }
+        }
+        if self.automated_queue.trim().is_empty() {
+            return Err(invalid("routing.automated_queue", "must not be empty"));
+        }
+        if self.no_contact_queue.trim().is_empty() {
+            return Err(invalid("routing.no_contact_queue", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Contact policy [003]: contact is rationed, do-not-disturb respected, and a control group
+/// measures whether calling helps.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactConfig {
+    /// At most this many tickets routed to a queue per subscriber and period; more are
+    /// recorded with `no_contact_reason = "contact_cap"`.
+    pub max_contacts: u32,
+    /// The period of the cap: aligned windows of this many operator-local days.
+    pub period_days: u32,
+    /// Share of subscribers (chosen by a stable hash) whose tickets are held out: recorded
+    /// with `control_group = true` and sent to no queue. 0 turns the control group off.
+    pub control_group_fraction: f64,
+    /// Changing the salt draws a different control group.
+    pub control_group_salt: String,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        ContactConfig {
+            max_contacts: 2,
+            period_days: 30,
+            control_group_fraction: 0.0,
+            control_group_salt: "churnwatch".into(),
+        }
+    }
+}
+
+impl ContactConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_contacts == 0 {
+            return Err(invalid("contact.max_contacts", "must be at least 1"));
+        }
+        if !(1..=366).contains(&self.period_days) {
+            return Err(invalid("contact.period_days", "must be 1 to 366"));
+        }
+        if !(0.0..=0.5).contains(&self.control_group_fraction) {
+            return Err(invalid(
+                "contact.control_group_fraction",
+                "must be 0 to 0.5",
+            ));
         }
         Ok(())
     }
