@@ -23,6 +23,6 @@ pub mod tier;
 
 pub use engine::{Applied, Engine, EngineStats};
 pub use event::{
-    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, Period, RecordKey,
-    SuspensionReason,
+    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, OutcomeKind, Period,
+    RecordKey, SuspensionReason, TicketOutcomeEvent,
 };
