@@ -40,6 +40,8 @@ pub struct Config {
     pub tiers: TiersConfig,
     pub routing: RoutingConfig,
     pub contact: ContactConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -56,6 +58,54 @@ impl Config {
             },
             other => other,
         })?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file (or nothing: the defaults), applies `CHURNWATCH__SECTION__KEY`
+    /// environment variables over it, and validates the result. `CHURNWATCH__KAFKA__BROKERS=
+    /// kafka:9092` sets `kafka.brokers`; a value that parses as TOML (a number, a boolean, an
+    /// array) is taken as such, anything else as a string.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "<defaults>".to_string()),
+        };
+        let parse_err = |message: String| ConfigError::Parse {
+            path: name.clone(),
+            message,
+        };
+        let mut value: toml::Table =
+            toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim().to_string()))?;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("CHURNWATCH__") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                continue;
+            }
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {v}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(v.clone()));
+            set_path(&mut value, &path, parsed).map_err(|reason| ConfigError::Invalid {
+                key: path.join("."),
+                reason,
+            })?;
+        }
+        let cfg: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string().trim().to_string()))?;
+        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -143,8 +193,25 @@ impl Config {
         self.tiers.validate()?;
         self.routing.validate(&self.tiers)?;
         self.contact.validate()?;
+        self.kafka.validate()?;
+        self.http.validate()?;
         Ok(())
     }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    t.insert(last.clone(), v);
+    Ok(())
 }
 
 /// Event time and state.
@@ -797,6 +864,179 @@ impl ContactConfig {
     }
 }
 
+/// Message encoding on a topic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Protobuf, one message per Kafka record.
+    #[default]
+    Protobuf,
+    /// Proto3 JSON, one message per Kafka record.
+    Json,
+}
+
+/// Kafka topics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub cdr: String,
+    pub account: String,
+    pub outcomes: String,
+    pub tickets: String,
+    pub dead_letter: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            cdr: "cdr".into(),
+            account: "account".into(),
+            outcomes: "ticket-outcomes".into(),
+            tickets: "care-tickets".into(),
+            dead_letter: "churnwatch-dlq".into(),
+        }
+    }
+}
+
+/// The Kafka service (`churnwatch run`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group; instances in one group split the partitions.
+    pub group_id: String,
+    pub topics: TopicsConfig,
+    /// Encoding of the CDR, account and outcome topics.
+    pub input_format: Format,
+    /// Encoding of published tickets.
+    pub ticket_format: Format,
+    /// Records (per partition) read but not yet acknowledged downstream; reading pauses
+    /// when it is reached, so memory stays flat under a producer that outruns us.
+    pub max_in_flight: usize,
+    /// Records larger than this go to the dead-letter topic.
+    pub max_message_bytes: usize,
+    /// Records whose event time is further than this ahead of the wall clock are dead-lettered.
+    pub max_future_skew_ms: i64,
+    /// On a partition revoke or shutdown, how long to wait for pending acknowledgements.
+    pub drain_timeout_ms: u64,
+    /// Consumer session timeout (librdkafka `session.timeout.ms`).
+    pub session_timeout_ms: u64,
+    /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            group_id: "churnwatch".into(),
+            topics: TopicsConfig::default(),
+            input_format: Format::Protobuf,
+            ticket_format: Format::Protobuf,
+            max_in_flight: 10_000,
+            max_message_bytes: 1_048_576,
+            max_future_skew_ms: 3_600_000,
+            drain_timeout_ms: 10_000,
+            session_timeout_ms: 45_000,
+            options: Default::default(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must not be empty"));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        let t = &self.topics;
+        for (k, v) in [
+            ("cdr", &t.cdr),
+            ("account", &t.account),
+            ("outcomes", &t.outcomes),
+            ("tickets", &t.tickets),
+            ("dead_letter", &t.dead_letter),
+        ] {
+            if v.trim().is_empty()
+                || v.len() > 249
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(invalid(
+                    &format!("kafka.topics.{k}"),
+                    format!("`{v}` is not a valid topic name"),
+                ));
+            }
+        }
+        if t.cdr == t.account {
+            return Err(invalid(
+                "kafka.topics.account",
+                "must differ from kafka.topics.cdr",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_in_flight) {
+            return Err(invalid("kafka.max_in_flight", "must be 1 to 1000000"));
+        }
+        if !(1024..=100 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return Err(invalid(
+                "kafka.max_message_bytes",
+                "must be 1 KiB to 100 MiB",
+            ));
+        }
+        if self.max_future_skew_ms < 0 {
+            return Err(invalid("kafka.max_future_skew_ms", "must not be negative"));
+        }
+        if self.drain_timeout_ms >= self.session_timeout_ms {
+            return Err(invalid(
+                "kafka.drain_timeout_ms",
+                "must be shorter than kafka.session_timeout_ms, or a slow drain costs the group its member",
+            ));
+        }
+        for k in self.options.keys() {
+            if ["group.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
+                return Err(invalid(
+                    &format!("kafka.options.{k}"),
+                    "is set by churnwatch; use the dedicated key",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP endpoint: metrics, health, subscriber look-ups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; empty turns HTTP off.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "http.listen",
+                format!("`{}` is not host:port", self.listen),
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -826,6 +1066,35 @@ mod tests {
         assert!(err.to_string().contains("engine.time_zone"), "{err}");
         let err = Config::from_toml("[numbering]\nhome_operator = \"acme\"\n").unwrap_err();
         assert!(err.to_string().contains("numbering.home_operator"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_override_keys() {
+        let env = vec![
+            (
+                "CHURNWATCH__KAFKA__BROKERS".to_string(),
+                "kafka-1:9092".to_string(),
+            ),
+            (
+                "CHURNWATCH__KAFKA__MAX_IN_FLIGHT".to_string(),
+                "64".to_string(),
+            ),
+            (
+                "CHURNWATCH__ENGINE__TIME_ZONE".to_string(),
+                "Europe/Berlin".to_string(),
+            ),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let cfg = Config::load_with_env(None, env).unwrap();
+        assert_eq!(cfg.kafka.brokers, "kafka-1:9092");
+        assert_eq!(cfg.kafka.max_in_flight, 64);
+        assert_eq!(cfg.engine.time_zone, "Europe/Berlin");
+        let bad = vec![(
+            "CHURNWATCH__KAFKA__MAX_IN_FLIGHT".to_string(),
+            "0".to_string(),
+        )];
+        let err = Config::load_with_env(None, bad).unwrap_err();
+        assert!(err.to_string().contains("kafka.max_in_flight"), "{err}");
     }
 
     #[test]
