@@ -5,8 +5,8 @@
 //! reason). A subscriber number never appears in a label.
 
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The registry and its metrics; cheap to clone (all handles are shared).
@@ -39,13 +39,15 @@ pub struct Metrics {
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(g.clone())).expect("metric registered once");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
     g
 }
 
@@ -66,36 +68,56 @@ impl Metrics {
             .buckets(exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")),
         )
         .expect("valid metric definition");
-        r.register(Box::new(processing_latency.clone())).expect("metric registered once");
+        r.register(Box::new(processing_latency.clone()))
+            .expect("metric registered once");
         let event_time_lag = GaugeVec::new(
-            Opts::new("churnwatch_event_time_lag_seconds", "Wall clock minus the event time of the latest record."),
+            Opts::new(
+                "churnwatch_event_time_lag_seconds",
+                "Wall clock minus the event time of the latest record.",
+            ),
             &["topic", "partition"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(event_time_lag.clone())).expect("metric registered once");
+        r.register(Box::new(event_time_lag.clone()))
+            .expect("metric registered once");
         let ticket_updates = IntCounter::new(
             "churnwatch_ticket_updates_total",
             "Tickets re-emitted under the same id with corrected content (late evidence, contact cap).",
         )
         .expect("valid metric definition");
-        r.register(Box::new(ticket_updates.clone())).expect("metric registered once");
-        let assigned_partitions =
-            IntGauge::new("churnwatch_assigned_partitions", "Input partitions this instance owns.").expect("valid");
-        r.register(Box::new(assigned_partitions.clone())).expect("metric registered once");
+        r.register(Box::new(ticket_updates.clone()))
+            .expect("metric registered once");
+        let assigned_partitions = IntGauge::new(
+            "churnwatch_assigned_partitions",
+            "Input partitions this instance owns.",
+        )
+        .expect("valid");
+        r.register(Box::new(assigned_partitions.clone()))
+            .expect("metric registered once");
         let config_version = IntGauge::new(
             "churnwatch_config_version",
             "Version of the active rules, tiers and routing: 1 at start, +1 per accepted reload.",
         )
         .expect("valid");
-        r.register(Box::new(config_version.clone())).expect("metric registered once");
-        let ready = IntGauge::new("churnwatch_ready", "1 when consuming and producing normally.").expect("valid");
-        r.register(Box::new(ready.clone())).expect("metric registered once");
-        let build_info = Gauge::with_opts(
-            Opts::new("churnwatch_build_info", "Always 1; the version label says which build runs.")
-                .const_label("version", env!("CARGO_PKG_VERSION")),
+        r.register(Box::new(config_version.clone()))
+            .expect("metric registered once");
+        let ready = IntGauge::new(
+            "churnwatch_ready",
+            "1 when consuming and producing normally.",
         )
         .expect("valid");
-        r.register(Box::new(build_info.clone())).expect("metric registered once");
+        r.register(Box::new(ready.clone()))
+            .expect("metric registered once");
+        let build_info = Gauge::with_opts(
+            Opts::new(
+                "churnwatch_build_info",
+                "Always 1; the version label says which build runs.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .expect("valid");
+        r.register(Box::new(build_info.clone()))
+            .expect("metric registered once");
         build_info.set(1.0);
         Metrics {
             records_consumed: counter(&r, "churnwatch_records_consumed_total", "Records read, by topic.", &["topic"]),
@@ -168,9 +190,14 @@ mod tests {
     fn renders_the_text_format_with_bounded_labels() {
         let m = Metrics::new();
         m.records_consumed.with_label_values(&["cdr"]).inc();
-        m.tickets.with_label_values(&["vip", "P1", "vip_retention_desk"]).inc();
+        m.tickets
+            .with_label_values(&["vip", "P1", "vip_retention_desk"])
+            .inc();
         let text = m.render();
-        assert!(text.contains("churnwatch_records_consumed_total{topic=\"cdr\"} 1"), "{text}");
+        assert!(
+            text.contains("churnwatch_records_consumed_total{topic=\"cdr\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE churnwatch_processing_latency_seconds histogram"));
     }
 }

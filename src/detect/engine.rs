@@ -88,6 +88,23 @@ pub struct EngineStats {
     pub outcomes_unknown_ticket: u64,
 }
 
+/// A subscriber as an agent screen or CRM look-up sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SubscriberSummary {
+    pub subscriber: String,
+    pub tier: String,
+    pub first_seen_day: Option<String>,
+    pub last_7_days_voice_minutes: u64,
+    pub last_7_days_data_mib: u64,
+    pub last_7_days_spend_yuan: f64,
+    pub do_not_disturb: bool,
+    pub key_person: bool,
+    pub suspended: bool,
+    pub churned: bool,
+    /// Rules whose condition holds now or that raised a ticket in the last 30 days.
+    pub active_signals: Vec<String>,
+}
+
 /// One raised episode of a rule for a subscriber.
 #[derive(Debug, Clone, Copy)]
 struct Mark {
@@ -188,6 +205,82 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Swaps in new rules, tiers, routing, contact policy and holidays, keeping every
+    /// subscriber's state (retention teams tune thresholds weekly, without a restart). The
+    /// engine, numbering and time-zone settings need a restart and are kept as they are.
+    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ConfigError> {
+        let mut next = self.cfg.clone();
+        next.rules = cfg.rules.clone();
+        next.tiers = cfg.tiers.clone();
+        next.routing = cfg.routing.clone();
+        next.contact = cfg.contact.clone();
+        next.calendar = cfg.calendar.clone();
+        next.validate()?;
+        let cal =
+            Calendar::new(&next.engine.time_zone, &next.calendar.holidays).ok_or_else(|| {
+                ConfigError::Invalid {
+                    key: "calendar.holidays".into(),
+                    reason: "not a valid holiday list".into(),
+                }
+            })?;
+        self.tiers = Tiers::new(&next.tiers);
+        self.router = Router::new(&next.tiers, &next.routing);
+        self.cal = cal;
+        self.cfg = next;
+        Ok(())
+    }
+
+    /// What an agent screen shows about a subscriber: tier, recent usage, month spend and
+    /// the conditions currently active. `None` if this engine does not hold the subscriber.
+    pub fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
+        let slot = self.subs.find(m.0)?;
+        let st = self.subs.get(slot);
+        let closed = self.closed_through?;
+        let tier = self.tiers.tier_of(st, reference_month(closed + 1));
+        let week = |f: &dyn Fn(&super::state::ClosedDay) -> u64| -> u64 {
+            (closed - 6..=closed).map(|d| f(st.closed(d))).sum()
+        };
+        let conditions = [
+            (flag::SILENT, "silent_days"),
+            (flag::SPEND_DROP, "spend_drop"),
+            (flag::VOICE_DROP, "voice_drop"),
+            (flag::DATA_DROP, "data_drop"),
+            (flag::COMPLAINT_BURST, "complaint_burst"),
+            (flag::ZERO_MONTH, "zero_spend_month"),
+            (flag::IP_CALLS_MONTH, "offnet_ip_calls"),
+        ];
+        let mut active: Vec<String> = conditions
+            .iter()
+            .filter(|(f, _)| st.has(*f))
+            .map(|(_, r)| r.to_string())
+            .collect();
+        for ((s, rule), marks) in self.marks.iter() {
+            if *s == slot
+                && marks
+                    .iter()
+                    .any(|m| m.raised_ms >= self.cal.day_start_ms(closed - 30))
+                && !active.iter().any(|a| a == rule.as_str())
+            {
+                active.push(rule.as_str().to_string());
+            }
+        }
+        active.sort();
+        Some(SubscriberSummary {
+            subscriber: m.to_string(),
+            tier: self.tiers.name(tier).to_string(),
+            first_seen_day: (st.first_day != u16::MAX)
+                .then(|| super::calendar::date_of_day(i32::from(st.first_day)).to_string()),
+            last_7_days_voice_minutes: week(&|d| d.voice_s()) / 60,
+            last_7_days_data_mib: week(&|d| d.data_bytes()) >> 20,
+            last_7_days_spend_yuan: week(&|d| d.charge_fen()) as f64 / 100.0,
+            do_not_disturb: st.has(flag::DO_NOT_DISTURB),
+            key_person: st.has(flag::KEY_PERSON),
+            suspended: st.has(flag::SUSPENDED),
+            churned: st.churned_day != 0,
+            active_signals: active,
+        })
     }
 
     pub fn calendar(&self) -> &Calendar {

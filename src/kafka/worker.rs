@@ -61,7 +61,13 @@ pub struct PartitionWorker {
 }
 
 fn dead(kind: &'static str, reason: impl Into<String>) -> Processed {
-    Processed { dead_letter: Some(DeadLetter { kind, reason: reason.into() }), ..Default::default() }
+    Processed {
+        dead_letter: Some(DeadLetter {
+            kind,
+            reason: reason.into(),
+        }),
+        ..Default::default()
+    }
 }
 
 fn decode_into<M: Message + Default + for<'de> serde::Deserialize<'de>>(
@@ -72,7 +78,8 @@ fn decode_into<M: Message + Default + for<'de> serde::Deserialize<'de>>(
     match format {
         Format::Protobuf => {
             msg.clear();
-            msg.merge(bytes).map_err(|e| DecodeError::Protobuf(e.to_string()))
+            msg.merge(bytes)
+                .map_err(|e| DecodeError::Protobuf(e.to_string()))
         }
         Format::Json => {
             let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)?;
@@ -105,9 +112,18 @@ impl PartitionWorker {
     /// Processes one record read from `source`; `now_ms` is the wall clock, used only to
     /// reject event times far in the future.
     pub fn process(&mut self, source: Source, payload: Option<&[u8]>, now_ms: i64) -> Processed {
-        let Some(bytes) = payload else { return dead("empty", "record has no value") };
+        let Some(bytes) = payload else {
+            return dead("empty", "record has no value");
+        };
         if bytes.len() > self.max_bytes {
-            return dead("oversize", format!("record of {} bytes exceeds {} bytes", bytes.len(), self.max_bytes));
+            return dead(
+                "oversize",
+                format!(
+                    "record of {} bytes exceeds {} bytes",
+                    bytes.len(),
+                    self.max_bytes
+                ),
+            );
         }
         let format = self.format;
         let mut tickets = Vec::new();
@@ -121,9 +137,15 @@ impl PartitionWorker {
                     Err(e) => return dead("invalid", e.to_string()),
                 };
                 if cdr.time_ms > now_ms + self.max_future_skew_ms {
-                    return dead("future", format!("event time {} is ahead of the clock", cdr.time_ms));
+                    return dead(
+                        "future",
+                        format!("event time {} is ahead of the clock", cdr.time_ms),
+                    );
                 }
-                (cdr.time_ms, self.engine.apply(&Event::Cdr(cdr), &mut tickets))
+                (
+                    cdr.time_ms,
+                    self.engine.apply(&Event::Cdr(cdr), &mut tickets),
+                )
             }
             Source::Account => {
                 if let Err(e) = decode_into(format, bytes, &mut self.account) {
@@ -134,9 +156,15 @@ impl PartitionWorker {
                     Err(e) => return dead("invalid", e.to_string()),
                 };
                 if ev.time_ms > now_ms + self.max_future_skew_ms {
-                    return dead("future", format!("event time {} is ahead of the clock", ev.time_ms));
+                    return dead(
+                        "future",
+                        format!("event time {} is ahead of the clock", ev.time_ms),
+                    );
                 }
-                (ev.time_ms, self.engine.apply(&Event::Account(ev), &mut tickets))
+                (
+                    ev.time_ms,
+                    self.engine.apply(&Event::Account(ev), &mut tickets),
+                )
             }
             Source::Outcomes => {
                 let mut o = proto::TicketOutcome::default();
@@ -146,7 +174,10 @@ impl PartitionWorker {
                 match codec::outcome_from_proto(&o) {
                     Ok(ev) => {
                         self.engine.apply_outcome(&ev);
-                        return Processed { event_time_ms: Some(ev.time_ms), ..Default::default() };
+                        return Processed {
+                            event_time_ms: Some(ev.time_ms),
+                            ..Default::default()
+                        };
                     }
                     Err(e) => return dead("invalid", e.to_string()),
                 }
@@ -202,14 +233,28 @@ mod tests {
         let cases: Vec<(Option<Vec<u8>>, &str)> = vec![
             (None, "empty"),
             (Some(vec![0xff, 0xff, 0xff]), "decode"),
-            (Some(cdr("r2", "abc", NOW, "1", 1).encode_to_vec()), "invalid"),
-            (Some(cdr("r3", "8613012345678", NOW + 86_400_000, "1", 1).encode_to_vec()), "future"),
-            (Some(cdr("r4", "8613012345678", NOW - 10 * 86_400_000, "1", 1).encode_to_vec()), "late"),
+            (
+                Some(cdr("r2", "abc", NOW, "1", 1).encode_to_vec()),
+                "invalid",
+            ),
+            (
+                Some(cdr("r3", "8613012345678", NOW + 86_400_000, "1", 1).encode_to_vec()),
+                "future",
+            ),
+            (
+                Some(cdr("r4", "8613012345678", NOW - 10 * 86_400_000, "1", 1).encode_to_vec()),
+                "late",
+            ),
             (Some(vec![0u8; 2_000_000]), "oversize"),
         ];
         for (payload, kind) in cases {
             let p = w.process(Source::Cdr, payload.as_deref(), NOW);
-            assert_eq!(p.dead_letter.as_ref().map(|d| d.kind), Some(kind), "{:?}", p.dead_letter);
+            assert_eq!(
+                p.dead_letter.as_ref().map(|d| d.kind),
+                Some(kind),
+                "{:?}",
+                p.dead_letter
+            );
             assert!(p.tickets.is_empty());
         }
         let mut unknown = cdr("r5", "8613012345678", NOW, "1", 1);
@@ -228,7 +273,12 @@ mod tests {
             r#"{{"recordId":"j1","subscriber":"8613012345678","eventTimeMs":"{}","type":"VOICE_OUT","otherParty":"10086","durationS":90}}"#,
             NOW - 5
         );
-        assert_eq!(w.process(Source::Cdr, Some(line.as_bytes()), NOW).tickets.len(), 1);
+        assert_eq!(
+            w.process(Source::Cdr, Some(line.as_bytes()), NOW)
+                .tickets
+                .len(),
+            1
+        );
         let p = w.process(Source::Cdr, Some(b"{not json"), NOW);
         assert_eq!(p.dead_letter.unwrap().kind, "decode");
     }
