@@ -1,2 +1,3 @@
 //! Kafka adapter (placeholder; merged with the embedded broker).
+pub mod service;
 pub mod worker;

@@ -1,0 +1,765 @@
+//! `churnwatch run`: the detection engine as a Kafka consumer-group service.
+//!
+//! - **Partitions**: CDR, account and outcome topics are co-partitioned (same count, keyed
+//!   by subscriber), so partition `p` of each holds the same subscribers and feeds one
+//!   [`PartitionWorker`] (one engine), which runs as its own tokio task. Scale-out is the
+//!   consumer group's: another instance takes over partitions.
+//! - **At-least-once**: `enable.auto.commit=true`, `enable.auto.offset.store=false`. A
+//!   record's offset is stored only after every ticket and dead letter it caused is
+//!   acknowledged by the broker, in order per partition (rust-rdkafka's `at_least_once`
+//!   example, Vector's finalizer). Ticket ids are deterministic, so a redelivered record
+//!   re-sends the same ticket ids and downstream de-duplicates.
+//! - **Backpressure**: each partition task holds at most `max_in_flight` unacknowledged
+//!   records and its input channel is bounded, so a producer that outruns us fills the
+//!   broker, not our memory.
+//! - **Faults**: the producer retries (idempotent, long `message.timeout.ms`); a failed
+//!   delivery is sent again, never dropped. A consumer that fell behind the log start is
+//!   told so by the broker (auto offset reset): logged at warn and counted as skipped
+//!   offsets.
+//! - **Revocation and shutdown** drain pending acknowledgements within `drain_timeout_ms`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::codec;
+use crate::config::{Config, Format};
+use crate::detect::engine::{PortedNumber, SubscriberSummary};
+use crate::detect::Msisdn;
+use crate::metrics::Metrics;
+use crate::proto::CareTicket;
+
+use super::worker::{PartitionWorker, Source};
+
+/// Errors that stop the service (anything else is retried or dead-lettered).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("kafka client: {0}")]
+    Client(#[from] KafkaError),
+    #[error(
+        "topics `{a}` ({a_count} partitions) and `{b}` ({b_count} partitions) are not co-partitioned: \
+         churnwatch needs the same partition count, keyed by subscriber, so each subscriber's \
+         records meet in one partition"
+    )]
+    NotCoPartitioned {
+        a: String,
+        a_count: usize,
+        b: String,
+        b_count: usize,
+    },
+    #[error("invalid configuration: {0}")]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// State shared with the HTTP endpoint and the config reloader.
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub metrics: Metrics,
+    /// True while the broker answers metadata requests and the service runs.
+    pub ready: Arc<AtomicBool>,
+    /// Why the service is not ready, for `/readyz`.
+    pub not_ready_reason: Arc<std::sync::Mutex<String>>,
+    /// Control channels of the partition tasks, by partition.
+    pub partitions: Arc<DashMap<i32, mpsc::Sender<Control>>>,
+    /// The last few tickets per subscriber, for agent screens.
+    pub recent_tickets: Arc<DashMap<u64, VecDeque<CareTicket>>>,
+}
+
+const RECENT_TICKETS_KEPT: usize = 10;
+
+impl Shared {
+    pub fn set_ready(&self, ready: bool, reason: &str) {
+        self.ready.store(ready, Ordering::SeqCst);
+        self.metrics.ready.set(i64::from(ready));
+        if let Ok(mut r) = self.not_ready_reason.lock() {
+            *r = reason.to_string();
+        }
+    }
+
+    /// Asks every partition task for a subscriber; the one that holds it answers.
+    pub async fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
+        let senders: Vec<mpsc::Sender<Control>> =
+            self.partitions.iter().map(|e| e.value().clone()).collect();
+        for tx in senders {
+            let (reply, rx) = oneshot::channel();
+            if tx.send(Control::Describe(m, reply)).await.is_ok() {
+                if let Ok(Some(s)) = rx.await {
+                    return Some(s);
+                }
+            }
+        }
+        None
+    }
+
+    fn remember(&self, t: &CareTicket) {
+        let Ok(m) = Msisdn::parse(&t.subscriber) else {
+            return;
+        };
+        let mut list = self.recent_tickets.entry(m.0).or_default();
+        list.retain(|x| x.ticket_id != t.ticket_id);
+        list.push_back(t.clone());
+        while list.len() > RECENT_TICKETS_KEPT {
+            list.pop_front();
+        }
+    }
+}
+
+/// What a partition task receives besides records.
+pub enum Control {
+    Record(Box<OwnedMessage>, Source, Instant),
+    Describe(Msisdn, oneshot::Sender<Option<SubscriberSummary>>),
+    Reconfigure(Arc<Config>, std::sync::mpsc::Sender<Result<(), String>>),
+    /// Finish pending acknowledgements (until the deadline), store offsets, stop.
+    Drain(Instant, std::sync::mpsc::Sender<()>),
+}
+
+/// Consumer context: rebalance hooks drain revoked partitions before ownership moves.
+pub struct ServiceContext {
+    shared: Shared,
+    drain_timeout: Duration,
+}
+
+impl ClientContext for ServiceContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    self.shared
+                        .metrics
+                        .consumer_lag
+                        .with_label_values(&[topic, &p.to_string()])
+                        .set(part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for ServiceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.shared
+                .metrics
+                .rebalances
+                .with_label_values(&["revoke"])
+                .inc();
+            let mut revoked: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+            revoked.sort_unstable();
+            revoked.dedup();
+            let deadline = Instant::now() + self.drain_timeout;
+            let mut waits = Vec::new();
+            for p in revoked {
+                if let Some((_, tx)) = self.shared.partitions.remove(&p) {
+                    let (done, wait) = std::sync::mpsc::channel();
+                    if tx.try_send(Control::Drain(deadline, done)).is_ok() {
+                        waits.push(wait);
+                    }
+                }
+            }
+            // The callback runs on the thread polling the consumer; let tokio move other
+            // tasks off it while the partition tasks drain.
+            let wait_all = || {
+                for w in waits {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let _ = w.recv_timeout(left);
+                }
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(wait_all)
+                }
+                _ => wait_all(),
+            }
+            self.shared
+                .metrics
+                .assigned_partitions
+                .set(self.shared.partitions.len() as i64);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.shared
+                    .metrics
+                    .rebalances
+                    .with_label_values(&["assign"])
+                    .inc();
+                info!(partitions = tpl.count(), "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+type ServiceConsumer = StreamConsumer<ServiceContext>;
+
+fn client_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in &cfg.kafka.options {
+        c.set(k, v);
+    }
+    c
+}
+
+fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
+    let mut c = client_config(cfg);
+    c.set("enable.idempotence", "true")
+        // Keep retrying through a broker restart: a ticket is never given up.
+        .set("message.timeout.ms", "600000")
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000");
+    c.create()
+}
+
+/// Partition count of a topic, or `None` if it does not exist (yet).
+fn partition_count(client: &FutureProducer, topic: &str) -> Result<Option<usize>, KafkaError> {
+    let md = client
+        .client()
+        .fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(5)))?;
+    Ok(md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|&n| n > 0))
+}
+
+/// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
+pub async fn run(
+    cfg: Config,
+    ported: Vec<PortedNumber>,
+    shared: Shared,
+    mut reload: tokio::sync::watch::Receiver<Arc<Config>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServiceError> {
+    tokio::pin!(shutdown);
+    let producer = producer(&cfg)?;
+    let topics = cfg.kafka.topics.clone();
+    // Wait for the broker and the input topics, with backoff; /readyz says why meanwhile.
+    let mut backoff = Duration::from_millis(200);
+    let counts = loop {
+        let probe = (
+            partition_count(&producer, &topics.cdr),
+            partition_count(&producer, &topics.account),
+        );
+        let reason = match probe {
+            (Ok(Some(a)), Ok(Some(b))) => break (a, b),
+            (Err(e), _) | (_, Err(e)) => format!("broker unreachable: {e}"),
+            (Ok(None), _) => format!("topic `{}` does not exist yet", topics.cdr),
+            (_, Ok(None)) => format!("topic `{}` does not exist yet", topics.account),
+        };
+        shared.set_ready(false, &reason);
+        warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "waiting for kafka");
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    };
+    if counts.0 != counts.1 {
+        return Err(ServiceError::NotCoPartitioned {
+            a: topics.cdr.clone(),
+            a_count: counts.0,
+            b: topics.account.clone(),
+            b_count: counts.1,
+        });
+    }
+    let mut subscribe = vec![topics.cdr.clone(), topics.account.clone()];
+    match partition_count(&producer, &topics.outcomes) {
+        Ok(Some(n)) if n == counts.0 => subscribe.push(topics.outcomes.clone()),
+        Ok(Some(n)) => {
+            return Err(ServiceError::NotCoPartitioned {
+                a: topics.cdr.clone(),
+                a_count: counts.0,
+                b: topics.outcomes.clone(),
+                b_count: n,
+            })
+        }
+        _ => {
+            warn!(topic = %topics.outcomes, "outcome topic not found; ticket outcomes are not read")
+        }
+    }
+
+    let ctx = ServiceContext {
+        shared: shared.clone(),
+        drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
+    };
+    let mut cc = client_config(&cfg);
+    cc.set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Range assignment gives partition p of every input topic to the same member.
+        .set("partition.assignment.strategy", "range")
+        .set(
+            "session.timeout.ms",
+            cfg.kafka.session_timeout_ms.to_string(),
+        )
+        .set("statistics.interval.ms", "5000");
+    let consumer: Arc<ServiceConsumer> = Arc::new(cc.create_with_context(ctx)?);
+    let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
+    consumer.subscribe(&names)?;
+    shared.set_ready(true, "");
+    shared.metrics.config_version.set(1);
+
+    let cfg = Arc::new(cfg);
+    let ported = Arc::new(ported);
+    let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+    let mut next_offset: HashMap<(Source, i32), i64> = HashMap::new();
+    let mut reset_seen: HashMap<(Source, i32), bool> = HashMap::new();
+    let mut health = tokio::time::interval(Duration::from_secs(5));
+    let mut current = cfg.clone();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            changed = reload.changed() => {
+                if changed.is_err() { continue; }
+                let next = reload.borrow_and_update().clone();
+                let senders: Vec<_> = shared.partitions.iter().map(|e| e.value().clone()).collect();
+                let mut ok = true;
+                for tx in senders {
+                    let (done, wait) = std::sync::mpsc::channel();
+                    if tx.send(Control::Reconfigure(next.clone(), done)).await.is_ok() {
+                        if let Ok(Err(e)) = tokio::task::spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10))).await.unwrap_or(Ok(Ok(()))) {
+                            warn!(error = %e, "a partition refused the new config");
+                            ok = false;
+                        }
+                    }
+                }
+                if ok {
+                    current = next;
+                    shared.metrics.config_version.inc();
+                    info!(version = shared.metrics.config_version.get(), "rules, tiers and routing reloaded");
+                }
+            }
+            _ = health.tick() => {
+                let probe = producer.client().fetch_metadata(Some(&topics.cdr), Timeout::After(Duration::from_secs(3)));
+                match probe {
+                    Ok(_) => shared.set_ready(true, ""),
+                    Err(e) => shared.set_ready(false, &format!("broker unreachable: {e}")),
+                }
+            }
+            msg = consumer.recv() => {
+                match msg {
+                    Ok(m) => {
+                        let source = if m.topic() == topics.cdr { Source::Cdr }
+                            else if m.topic() == topics.account { Source::Account }
+                            else { Source::Outcomes };
+                        let p = m.partition();
+                        let key = (source, p);
+                        if let Some(expected) = next_offset.get(&key) {
+                            if m.offset() > *expected && reset_seen.remove(&key).unwrap_or(false) {
+                                let skipped = m.offset() - expected;
+                                warn!(topic = m.topic(), partition = p, skipped, "offsets deleted by retention before we read them");
+                                shared.metrics.offsets_skipped.with_label_values(&[m.topic(), &p.to_string()]).inc_by(skipped as u64);
+                            }
+                        }
+                        next_offset.insert(key, m.offset() + 1);
+                        let tx = match shared.partitions.get(&p).map(|e| e.value().clone()) {
+                            Some(tx) => tx,
+                            None => {
+                                let (tx, rx) = mpsc::channel(cfg.kafka.max_in_flight.min(4096));
+                                let worker = match PartitionWorker::new(&current, &ported) {
+                                    Ok(w) => w,
+                                    Err(e) => return Err(e.into()),
+                                };
+                                let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current);
+                                tasks.push(tokio::spawn(task.run(rx)));
+                                shared.partitions.insert(p, tx.clone());
+                                shared.metrics.assigned_partitions.set(shared.partitions.len() as i64);
+                                tx
+                            }
+                        };
+                        let owned = Box::new(m.detach());
+                        if tx.send(Control::Record(owned, source, Instant::now())).await.is_err() {
+                            debug!(partition = p, "partition task gone; record will be redelivered");
+                        }
+                    }
+                    Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                        warn!("consumer offset out of range: resetting to the log start (data deleted before it was read)");
+                        for v in reset_seen.values_mut() { *v = true; }
+                        for k in next_offset.keys() { reset_seen.insert(*k, true); }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "consumer error");
+                        shared.set_ready(false, &format!("consumer error: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    info!("shutting down: draining partitions");
+    let deadline = Instant::now() + Duration::from_millis(cfg.kafka.drain_timeout_ms);
+    let parts: Vec<i32> = shared.partitions.iter().map(|e| *e.key()).collect();
+    for p in parts {
+        if let Some((_, tx)) = shared.partitions.remove(&p) {
+            let (done, _wait) = std::sync::mpsc::channel();
+            let _ = tx.send(Control::Drain(deadline, done)).await;
+        }
+    }
+    for t in tasks {
+        let _ = tokio::time::timeout(
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_millis(100),
+            t,
+        )
+        .await;
+    }
+    if let Err(e) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+        debug!(error = %e, "final commit");
+    }
+    producer.flush(Timeout::After(Duration::from_secs(5))).ok();
+    shared.set_ready(false, "stopped");
+    Ok(())
+}
+
+/// A record read but not yet acknowledged: its offset is stored once every publication it
+/// caused is acknowledged, in order.
+struct Pending {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    arrived: Instant,
+    sends: Vec<Option<(Publication, rdkafka::producer::DeliveryFuture)>>,
+}
+
+/// A ticket or dead letter to publish (kept for a resend).
+#[derive(Clone)]
+struct Publication {
+    topic: String,
+    key: Vec<u8>,
+    payload: Vec<u8>,
+    headers: Vec<(String, Vec<u8>)>,
+}
+
+struct PartitionTask {
+    partition: i32,
+    worker: PartitionWorker,
+    producer: FutureProducer,
+    consumer: Arc<ServiceConsumer>,
+    shared: Shared,
+    tickets_topic: String,
+    dead_letter_topic: String,
+    ticket_format: Format,
+    max_in_flight: usize,
+    pending: VecDeque<Pending>,
+    suppressed_seen: BTreeMap<&'static str, u64>,
+}
+
+impl PartitionTask {
+    fn new(
+        partition: i32,
+        worker: PartitionWorker,
+        producer: FutureProducer,
+        consumer: Arc<ServiceConsumer>,
+        shared: Shared,
+        cfg: &Config,
+    ) -> PartitionTask {
+        PartitionTask {
+            partition,
+            worker,
+            producer,
+            consumer,
+            shared,
+            tickets_topic: cfg.kafka.topics.tickets.clone(),
+            dead_letter_topic: cfg.kafka.topics.dead_letter.clone(),
+            ticket_format: cfg.kafka.ticket_format,
+            max_in_flight: cfg.kafka.max_in_flight,
+            pending: VecDeque::new(),
+            suppressed_seen: BTreeMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
+        loop {
+            tokio::select! {
+                biased;
+                _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
+                    self.settle_front().await;
+                }
+                item = rx.recv(), if self.pending.len() < self.max_in_flight => {
+                    match item {
+                        None => break,
+                        Some(Control::Record(m, source, arrived)) => self.process(&m, source, arrived).await,
+                        Some(Control::Describe(who, reply)) => { let _ = reply.send(self.worker.engine().describe(who)); }
+                        Some(Control::Reconfigure(cfg, done)) => {
+                            let r = self.worker.engine_mut().reconfigure(&cfg).map_err(|e| e.to_string());
+                            let _ = done.send(r);
+                        }
+                        Some(Control::Drain(deadline, done)) => {
+                            let left = deadline.saturating_duration_since(Instant::now());
+                            let _ = tokio::time::timeout(left, self.drain()).await;
+                            let _ = done.send(());
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Resolves when every publication of the oldest pending record is acknowledged (or
+    /// failed); cancel-safe: finished sends are taken out as they complete.
+    async fn front_acked(pending: &mut VecDeque<Pending>) {
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
+        for slot in front.sends.iter_mut() {
+            if let Some((_, fut)) = slot.as_mut() {
+                match fut.await {
+                    Ok(Ok(_)) => *slot = None,
+                    Ok(Err((e, _))) => {
+                        warn!(error = %e, "delivery failed; sending again");
+                        return;
+                    }
+                    Err(_) => return,
+                }
+            }
+        }
+    }
+
+    /// After [`Self::front_acked`]: resend failures, or store the offset if all are done.
+    async fn settle_front(&mut self) {
+        let Some(front) = self.pending.front_mut() else {
+            return;
+        };
+        let mut resend = Vec::new();
+        for slot in front.sends.iter_mut() {
+            if let Some((publication, fut)) = slot.as_mut() {
+                // A future that already resolved with an error: resend it.
+                if let Some(res) = futures_now(fut) {
+                    match res {
+                        Ok(Ok(_)) => *slot = None,
+                        _ => resend.push(slot.take().map(|(p, _)| p)),
+                    }
+                } else {
+                    let _ = publication;
+                }
+            }
+        }
+        for p in resend.into_iter().flatten() {
+            let fut = publish(&self.producer, &p).await;
+            if let Some(front) = self.pending.front_mut() {
+                front.sends.push(Some((p, fut)));
+            }
+        }
+        let done = self
+            .pending
+            .front()
+            .is_some_and(|f| f.sends.iter().all(Option::is_none));
+        if done {
+            if let Some(f) = self.pending.pop_front() {
+                if let Err(e) = self.consumer.store_offset(&f.topic, f.partition, f.offset) {
+                    debug!(error = %e, "offset not stored (partition revoked?)");
+                }
+                self.shared
+                    .metrics
+                    .processing_latency
+                    .observe(f.arrived.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.pending.is_empty() {
+            Self::front_acked(&mut self.pending).await;
+            self.settle_front().await;
+        }
+    }
+}
+
+/// Enqueues a publication, backing off while the producer queue is full.
+async fn publish(producer: &FutureProducer, p: &Publication) -> rdkafka::producer::DeliveryFuture {
+    {
+        let mut backoff = Duration::from_millis(5);
+        loop {
+            let mut headers = OwnedHeaders::new();
+            for (k, v) in &p.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            let rec = FutureRecord::to(&p.topic)
+                .key(&p.key)
+                .payload(&p.payload)
+                .headers(headers);
+            match producer.send_result(rec) {
+                Ok(f) => return f,
+                Err((e, _)) => {
+                    // Queue full (or a transient local error): back off; acknowledgements
+                    // free room. Never drop the record.
+                    debug!(error = %e, "producer queue full; backing off");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(500));
+                }
+            }
+        }
+    }
+}
+
+impl PartitionTask {
+    async fn process(&mut self, m: &OwnedMessage, source: Source, arrived: Instant) {
+        let metrics = self.shared.metrics.clone();
+        metrics
+            .records_consumed
+            .with_label_values(&[m.topic()])
+            .inc();
+        let now = wall_clock_ms();
+        let out = self.worker.process(source, m.payload(), now);
+        let mut publications = Vec::new();
+        if let Some(t) = out.event_time_ms {
+            metrics
+                .event_time_lag
+                .with_label_values(&[m.topic(), &self.partition.to_string()])
+                .set((now - t) as f64 / 1000.0);
+        }
+        if out.duplicate {
+            metrics
+                .duplicate_records
+                .with_label_values(&[m.topic()])
+                .inc();
+        }
+        if out.late {
+            metrics.late_records.with_label_values(&[m.topic()]).inc();
+        }
+        if let Some(dl) = &out.dead_letter {
+            if matches!(dl.kind, "decode" | "invalid" | "empty") {
+                metrics.decode_errors.with_label_values(&[m.topic()]).inc();
+            }
+            metrics
+                .dead_lettered
+                .with_label_values(&[m.topic(), dl.kind])
+                .inc();
+            let mut headers: Vec<(String, Vec<u8>)> = vec![
+                ("source_topic".into(), m.topic().as_bytes().to_vec()),
+                (
+                    "source_partition".into(),
+                    m.partition().to_string().into_bytes(),
+                ),
+                ("source_offset".into(), m.offset().to_string().into_bytes()),
+                ("reason".into(), dl.reason.clone().into_bytes()),
+            ];
+            if let Some(h) = m.headers() {
+                for i in 0..h.count() {
+                    let hd = h.get(i);
+                    headers.push((
+                        format!("original.{}", hd.key),
+                        hd.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                    ));
+                }
+            }
+            publications.push(Publication {
+                topic: self.dead_letter_topic.clone(),
+                key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
+                payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                headers,
+            });
+        }
+        for t in &out.tickets {
+            self.shared.remember(t);
+            let payload = match self.ticket_format {
+                Format::Protobuf => prost::Message::encode_to_vec(t),
+                Format::Json => codec::ticket_to_json_line(t).trim_end().as_bytes().to_vec(),
+            };
+            publications.push(Publication {
+                topic: self.tickets_topic.clone(),
+                key: t.subscriber.as_bytes().to_vec(),
+                payload,
+                headers: vec![
+                    ("queue".into(), t.queue.as_bytes().to_vec()),
+                    ("ticket_id".into(), t.ticket_id.as_bytes().to_vec()),
+                ],
+            });
+        }
+        self.count_tickets(&out.tickets);
+        let mut sends = Vec::with_capacity(publications.len());
+        for p in publications {
+            let fut = publish(&self.producer, &p).await;
+            sends.push(Some((p, fut)));
+        }
+        self.pending.push_back(Pending {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            arrived,
+            sends,
+        });
+        let engine = self.worker.engine();
+        let p = self.partition.to_string();
+        metrics
+            .subscribers
+            .with_label_values(&[&p])
+            .set(engine.stats().subscribers as i64);
+        if out.tickets.is_empty() && self.pending.len() > 1 {
+            return;
+        }
+        metrics
+            .state_bytes
+            .with_label_values(&[&p])
+            .set(engine.state_bytes() as i64);
+    }
+
+    fn count_tickets(&mut self, tickets: &[CareTicket]) {
+        let m = &self.shared.metrics;
+        let stats = self.worker.engine().stats();
+        for (reason, n) in &stats.suppressed {
+            let seen = self.suppressed_seen.entry(reason).or_insert(0);
+            if *n > *seen {
+                m.suppressed.with_label_values(&[reason]).inc_by(n - *seen);
+                *seen = *n;
+            }
+        }
+        for t in tickets {
+            let prio = crate::proto::Priority::try_from(t.priority)
+                .map(|p| p.as_str_name())
+                .unwrap_or("UNSPECIFIED");
+            let queue = if t.queue.is_empty() {
+                "none"
+            } else {
+                t.queue.as_str()
+            };
+            m.tickets
+                .with_label_values(&[t.tier.as_str(), prio, queue])
+                .inc();
+            for s in &t.signals {
+                m.ticket_signals.with_label_values(&[&s.rule]).inc();
+            }
+        }
+    }
+}
+
+/// Polls a future once without a waker of our own: `Some` if it is already resolved.
+fn futures_now<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// The wall clock, for the future-skew check and lag metrics (the core never reads it).
+#[allow(clippy::disallowed_methods)]
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
