@@ -12,10 +12,12 @@
 //! - [`config`] holds every setting, validated at start-up with the offending key named.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
+pub mod app;
 pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod http;
 pub mod kafka;
 pub mod metrics;
 pub mod replay;

@@ -35,6 +35,13 @@ enum Command {
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Run the Kafka service: consume CDR, account and outcome topics, publish care tickets,
+    /// serve /metrics, /healthz, /readyz and /subscribers/{msisdn}. Stops on Ctrl-C/SIGTERM.
+    Run {
+        /// Configuration file (TOML); `CHURNWATCH__SECTION__KEY` variables override it.
+        #[arg(long, env = "CHURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Check a configuration file: prints "ok", or the error naming the key (exit code 2).
     CheckConfig {
         /// The TOML file to check.
@@ -135,6 +142,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 _ => Ok(ExitCode::SUCCESS),
             }
         }
+        Command::Run { config } => {
+            let cfg = churnwatch::app::load(config.as_deref())?;
+            let ported = match &cfg.numbering.ported_numbers_file {
+                Some(p) => replay::load_ported_numbers(Path::new(p))?,
+                None => Vec::new(),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(churnwatch::app::run(
+                cfg,
+                config,
+                ported,
+                churnwatch::kafka::service::Shared::default(),
+                shutdown_signal(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => {
             // Load the ported-numbers file and build an engine too: a config is only "ok"
             // if the service would start with it.
@@ -152,5 +177,28 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what an orchestrator sends).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
