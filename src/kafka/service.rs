@@ -227,11 +227,10 @@ fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
     c.create()
 }
 
-/// Partition count of a topic, or `None` if it does not exist (yet).
+/// Partition count of a topic, or `None` if it does not exist (yet). Asks for every
+/// topic's metadata: naming the topic would make brokers that auto-create topics create it.
 fn partition_count(client: &FutureProducer, topic: &str) -> Result<Option<usize>, KafkaError> {
-    let md = client
-        .client()
-        .fetch_metadata(Some(topic), Timeout::After(Duration::from_secs(5)))?;
+    let md = client.client().fetch_metadata(None, Timeout::After(Duration::from_secs(5)))?;
     Ok(md
         .topics()
         .iter()
@@ -349,7 +348,7 @@ pub async fn run(
                 }
             }
             _ = health.tick() => {
-                let probe = producer.client().fetch_metadata(Some(&topics.cdr), Timeout::After(Duration::from_secs(3)));
+                let probe = producer.client().fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
                 match probe {
                     Ok(_) => shared.set_ready(true, ""),
                     Err(e) => shared.set_ready(false, &format!("broker unreachable: {e}")),
@@ -382,7 +381,6 @@ pub async fn run(
                                 let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current);
                                 tasks.push(tokio::spawn(task.run(rx)));
                                 shared.partitions.insert(p, tx.clone());
-                                shared.metrics.assigned_partitions.set(shared.partitions.len() as i64);
                                 tx
                             }
                         };
