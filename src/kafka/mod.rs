@@ -1,0 +1,3 @@
+//! Kafka adapters: the embedded broker (librdkafka's mock cluster with raised limits).
+
+pub mod embedded;
