@@ -25,15 +25,23 @@
 /* Returned when the mock cluster did not serve the request (shutting down). */
 #define CHURNWATCH_MOCK_NOT_SERVED -2
 
+/* What the caller asks for; lives on the caller's stack, which blocks until the
+ * cluster thread has replied. */
+struct churnwatch_limits_req {
+        rd_kafka_mock_cluster_t *mcluster;
+        size_t max_size;
+        size_t max_cnt;
+};
+
 /*
- * Runs on the mock cluster thread (op queue served with
- * RD_KAFKA_Q_CB_CALLBACK), or with rkq == NULL and ERR__DESTROY when the op
- * is destroyed unserved.
+ * Runs on the mock cluster thread (its op queue is served with
+ * RD_KAFKA_Q_CB_CALLBACK), or with ERR__DESTROY when the op is destroyed
+ * unserved, in which case the request may be gone and is not read.
  */
 static rd_kafka_op_res_t churnwatch_set_limits_cb(rd_kafka_t *rk,
                                                   rd_kafka_q_t *rkq,
                                                   rd_kafka_op_t *rko) {
-        rd_kafka_mock_cluster_t *mcluster;
+        const struct churnwatch_limits_req *req;
         rd_kafka_mock_topic_t *mtopic;
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         int i;
@@ -42,19 +50,15 @@ static rd_kafka_op_res_t churnwatch_set_limits_cb(rd_kafka_t *rk,
         if (!rkq || rko->rko_err == RD_KAFKA_RESP_ERR__DESTROY)
                 return RD_KAFKA_OP_RES_HANDLED;
 
-        /* rd_kafka_mock_cluster_new() sets ops->rkq_opaque = mcluster. */
-        mcluster = rkq->rkq_opaque;
-        if (!mcluster || mcluster->ops != rkq) {
-                err = RD_KAFKA_RESP_ERR__INVALID_ARG;
-        } else if (!(mtopic = rd_kafka_mock_topic_find(
-                         mcluster, rko->rko_u.mock.name))) {
+        req = (const struct churnwatch_limits_req *)(intptr_t)
+                  rko->rko_u.mock.lo;
+        if (!(mtopic = rd_kafka_mock_topic_find(req->mcluster,
+                                                rko->rko_u.mock.name))) {
                 err = RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
         } else {
                 for (i = 0; i < mtopic->partition_cnt; i++) {
-                        mtopic->partitions[i].max_size =
-                            (size_t)rko->rko_u.mock.lo;
-                        mtopic->partitions[i].max_cnt =
-                            (size_t)rko->rko_u.mock.hi;
+                        mtopic->partitions[i].max_size = req->max_size;
+                        mtopic->partitions[i].max_cnt  = req->max_cnt;
                 }
         }
 
@@ -77,17 +81,23 @@ int churnwatch_mock_set_partition_limits(rd_kafka_mock_cluster_t *mcluster,
                                          const char *topic,
                                          size_t max_size,
                                          size_t max_cnt) {
+        struct churnwatch_limits_req req;
         rd_kafka_op_t *rko;
         rd_kafka_resp_err_t err;
 
         if (!mcluster || !topic)
                 return CHURNWATCH_MOCK_NOT_SERVED;
 
+        req.mcluster = mcluster;
+        req.max_size = max_size;
+        req.max_cnt  = max_cnt;
+
         rko = rd_kafka_op_new_cb(mcluster->rk, RD_KAFKA_OP_MOCK,
                                  churnwatch_set_limits_cb);
         rko->rko_u.mock.name = rd_strdup(topic); /* freed with the op */
-        rko->rko_u.mock.lo   = (int64_t)max_size;
-        rko->rko_u.mock.hi   = (int64_t)max_cnt;
+        /* The op has no opaque pointer; .lo is an int64_t nobody else reads
+         * for this op (the callback is ours). */
+        rko->rko_u.mock.lo = (int64_t)(intptr_t)&req;
 
         err = rd_kafka_op_err_destroy(
             rd_kafka_op_req(mcluster->ops, rko, RD_POLL_INFINITE));
