@@ -236,3 +236,20 @@ fn consumer_group_reads_both_partitions_and_commits() {
         .sum();
     assert_eq!(total, count as i64);
 }
+
+#[test]
+fn broker_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<EmbeddedBroker>();
+    let broker = EmbeddedBroker::start(1).expect("broker");
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let broker = &broker;
+            s.spawn(move || {
+                broker
+                    .create_topic(&format!("threaded-{t}"), 2)
+                    .expect("topic")
+            });
+        }
+    });
+}

@@ -101,6 +101,15 @@ extern "C" {
 }
 
 /// An in-process Kafka-protocol cluster of `N` brokers on localhost ports.
+///
+/// `Send + Sync` (derived from the owned client): every method reaches the cluster through
+/// librdkafka calls that post a request to the cluster's own thread and wait for its reply,
+/// or take the cluster's lock, so they may run from any thread.
+///
+/// Topics must be created here before any client uses them: the mock auto-creates unknown
+/// topics on a metadata or produce request, with librdkafka's 5 MiB / 100,000-set limits
+/// (then [`EmbeddedBroker::create_topic`] fails with "already exists"; fix the limits with
+/// [`EmbeddedBroker::set_partition_limits`] before anything is produced).
 pub struct EmbeddedBroker {
     /// The client created with `test.mock.num.brokers`: it owns the mock cluster and destroys
     /// it when dropped. Threaded so its event queue is drained for as long as we run.
