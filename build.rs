@@ -1,9 +1,14 @@
 //! Compiles the wire contract in `proto/` with the pure-Rust `protox` (no system protoc),
 //! then generates prost types and pbjson (proto3 JSON) serde impls from the same descriptors.
+//!
+//! Also compiles `csrc/mock_limits.c`, which raises the per-partition retention of librdkafka's
+//! mock cluster (the embedded broker), against the internal headers of the librdkafka tree that
+//! rdkafka-sys built (its `cargo:root`, seen here as `DEP_RDKAFKA_ROOT`).
 
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    compile_mock_limits_shim()?;
     let files = [
         "proto/churnwatch/v1/cdr.proto",
         "proto/churnwatch/v1/account.proto",
@@ -31,5 +36,42 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .register_descriptors(&set)?
         .btree_map(["."])
         .build(&[".churnwatch.v1"])?;
+    Ok(())
+}
+
+/// Compiles the mock-cluster shim with the same headers and generated `config.h` as the
+/// bundled librdkafka, so its view of `rd_kafka_mock_partition_t` matches exactly.
+fn compile_mock_limits_shim() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=csrc/mock_limits.c");
+    println!("cargo:rerun-if-env-changed=DEP_RDKAFKA_ROOT");
+    let root = PathBuf::from(env::var("DEP_RDKAFKA_ROOT").map_err(|_| {
+        "DEP_RDKAFKA_ROOT is not set: rdkafka-sys must build the bundled librdkafka \
+         (no `dynamic-linking`) and be a direct dependency"
+    })?);
+    let src = root.join("src");
+    // rdkafka-sys's default (non-cmake) build runs mklove's ./configure in a copy of the
+    // librdkafka tree in its OUT_DIR: config.h at the root, sources and headers in src/.
+    // The cmake build installs only public headers, which the shim cannot use.
+    for needed in [root.join("config.h"), src.join("rdkafka_mock_int.h")] {
+        if !needed.exists() {
+            return Err(format!(
+                "{} not found: the mock-limits shim needs rdkafka-sys's bundled \
+                 configure/make build (not `cmake-build` or `dynamic-linking`)",
+                needed.display()
+            )
+            .into());
+        }
+    }
+    cc::Build::new()
+        .file("csrc/mock_limits.c")
+        // rd.h includes "../config.h" (mklove's output, which sets ENABLE_DEVEL and the WITH_*
+        // switches that shape the internal structs) relative to itself, and defines
+        // _GNU_SOURCE itself; librdkafka's Makefile.config adds no other defines.
+        .include(&src)
+        .include(&root)
+        // librdkafka's own headers are noisy under -Wall -Wextra; the shim is checked with
+        // `gcc -Wall` by hand.
+        .warnings(false)
+        .compile("churnwatch_mock_limits");
     Ok(())
 }
