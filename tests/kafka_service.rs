@@ -17,7 +17,11 @@ use rdkafka::util::Timeout;
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn unique(name: &str) -> String {
-    format!("{name}-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    )
 }
 
 struct Setup {
@@ -39,22 +43,34 @@ fn setup(partitions: i32) -> Setup {
     cfg.kafka.session_timeout_ms = 6_000;
     cfg.http.listen = String::new();
     let t = &cfg.kafka.topics;
-    for (topic, n) in [(&t.cdr, partitions), (&t.account, partitions), (&t.tickets, 1), (&t.dead_letter, 1)] {
+    for (topic, n) in [
+        (&t.cdr, partitions),
+        (&t.account, partitions),
+        (&t.tickets, 1),
+        (&t.dead_letter, 1),
+    ] {
         cluster.create_topic(topic, n, 1).unwrap();
     }
     Setup { cluster, cfg }
 }
 
 fn producer(cfg: &Config) -> BaseProducer {
-    ClientConfig::new().set("bootstrap.servers", &cfg.kafka.brokers).create().unwrap()
+    ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .create()
+        .unwrap()
 }
 
 fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
-    p.send(BaseRecord::to(topic).key(key).payload(payload)).unwrap();
+    p.send(BaseRecord::to(topic).key(key).payload(payload))
+        .unwrap();
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 fn care_call(id: &str, sub: &str, t: i64) -> Vec<u8> {
@@ -82,7 +98,11 @@ fn read(cfg: &Config, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessa
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
     while out.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} records arrived on {topic}", out.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} records arrived on {topic}",
+            out.len()
+        );
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             out.push(m.detach());
         }
@@ -90,8 +110,18 @@ fn read(cfg: &Config, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessa
     out
 }
 
-fn start(cfg: &Config) -> (tokio::runtime::Runtime, tokio::sync::oneshot::Sender<()>, Shared) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+fn start(
+    cfg: &Config,
+) -> (
+    tokio::runtime::Runtime,
+    tokio::sync::oneshot::Sender<()>,
+    Shared,
+) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let shared = Shared::default();
     let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
@@ -115,18 +145,39 @@ fn records_in_tickets_out_with_bad_records_dead_lettered() {
     let p = producer(&s.cfg);
     let t = now_ms() - 60_000;
     let topics = &s.cfg.kafka.topics;
-    send(&p, &topics.cdr, "8613012345678", &care_call("a", "8613012345678", t));
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345678",
+        &care_call("a", "8613012345678", t),
+    );
     send(&p, &topics.cdr, "8613012345679", b"\xff\xfe not protobuf");
     send(&p, &topics.cdr, "8613012345679", &care_call("b", "abc", t));
-    send(&p, &topics.cdr, "8613012345679", &care_call("c", "8613012345679", t + 1));
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345679",
+        &care_call("c", "8613012345679", t + 1),
+    );
     p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
 
     let tickets = read(&s.cfg, &topics.tickets, 2);
-    let mut subs: Vec<String> =
-        tickets.iter().map(|m| proto::CareTicket::decode(m.payload().unwrap()).unwrap().subscriber).collect();
+    let mut subs: Vec<String> = tickets
+        .iter()
+        .map(|m| {
+            proto::CareTicket::decode(m.payload().unwrap())
+                .unwrap()
+                .subscriber
+        })
+        .collect();
     subs.sort();
     assert_eq!(subs, vec!["8613012345678", "8613012345679"]);
-    let queue = tickets[0].headers().unwrap().iter().find(|h| h.key == "queue").unwrap();
+    let queue = tickets[0]
+        .headers()
+        .unwrap()
+        .iter()
+        .find(|h| h.key == "queue")
+        .unwrap();
     assert_eq!(queue.value, Some(&b"retention"[..]));
 
     let dead = read(&s.cfg, &topics.dead_letter, 2);
@@ -134,14 +185,36 @@ fn records_in_tickets_out_with_bad_records_dead_lettered() {
         .iter()
         .map(|m| {
             let h = m.headers().unwrap();
-            let get = |k: &str| String::from_utf8(h.iter().find(|x| x.key == k).unwrap().value.unwrap().to_vec()).unwrap();
+            let get = |k: &str| {
+                String::from_utf8(
+                    h.iter()
+                        .find(|x| x.key == k)
+                        .unwrap()
+                        .value
+                        .unwrap()
+                        .to_vec(),
+                )
+                .unwrap()
+            };
             assert_eq!(get("source_topic"), topics.cdr);
             get("reason")
         })
         .collect();
-    assert!(reasons.iter().any(|r| r.starts_with("invalid protobuf")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("non-digit")), "{reasons:?}");
-    assert_eq!(dead.iter().filter(|m| m.payload() == Some(&b"\xff\xfe not protobuf"[..])).count(), 1, "original bytes kept");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("invalid protobuf")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("non-digit")),
+        "{reasons:?}"
+    );
+    assert_eq!(
+        dead.iter()
+            .filter(|m| m.payload() == Some(&b"\xff\xfe not protobuf"[..]))
+            .count(),
+        1,
+        "original bytes kept"
+    );
     let text = shared.metrics.render();
     assert!(text.contains("churnwatch_dead_lettered_total"), "{text}");
     let _ = stop.send(());
@@ -158,12 +231,297 @@ fn refuses_to_run_when_inputs_are_not_co_partitioned() {
     cfg.kafka.topics.account = unique("account");
     cfg.http.listen = String::new();
     cluster.create_topic(&cfg.kafka.topics.cdr, 4, 1).unwrap();
-    cluster.create_topic(&cfg.kafka.topics.account, 2, 1).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    cluster
+        .create_topic(&cfg.kafka.topics.account, 2, 1)
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
     let err = rt
-        .block_on(service::run(cfg, vec![], Shared::default(), rx, std::future::pending()))
+        .block_on(service::run(
+            cfg,
+            vec![],
+            Shared::default(),
+            rx,
+            std::future::pending(),
+        ))
         .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("not co-partitioned") && msg.contains("4 partitions") && msg.contains("2 partitions"), "{msg}");
+    assert!(
+        msg.contains("not co-partitioned")
+            && msg.contains("4 partitions")
+            && msg.contains("2 partitions"),
+        "{msg}"
+    );
+}
+
+fn partition_of(sub: &str, n: i32) -> i32 {
+    (churnwatch::detect::event::fnv1a(sub.as_bytes()) % n as u64) as i32
+}
+
+/// Produces the demo workload into the input topics, keyed (and partitioned) by subscriber,
+/// then one sentinel event per partition so every partition's watermark ends at the same time.
+fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
+    use churnwatch::demo::WireEvent;
+    let mut events = churnwatch::demo::workload();
+    let end = events.iter().map(|e| e.time_ms()).max().unwrap() + 1;
+    for p in 0..partitions {
+        let mut n = 0u64;
+        let sub = loop {
+            let s = format!("86139000{:05}", n);
+            if partition_of(&s, partitions) == p {
+                break s;
+            }
+            n += 1;
+        };
+        events.push(WireEvent::Account(proto::AccountEvent {
+            event_id: format!("sentinel-{p}"),
+            subscriber: sub,
+            event_time_ms: end,
+            kind: Some(proto::account_event::Kind::Resumed(proto::Resumed {})),
+        }));
+    }
+    let prod = producer(cfg);
+    let t = &cfg.kafka.topics;
+    for e in &events {
+        let (topic, sub, bytes) = match e {
+            WireEvent::Cdr(c) => (&t.cdr, c.subscriber.clone(), c.encode_to_vec()),
+            WireEvent::Account(a) => (&t.account, a.subscriber.clone(), a.encode_to_vec()),
+        };
+        let rec = BaseRecord::to(topic)
+            .key(&sub)
+            .payload(&bytes)
+            .partition(partition_of(&sub, partitions));
+        let mut rec = rec;
+        loop {
+            match prod.send(rec) {
+                Ok(()) => break,
+                Err((_, r)) => {
+                    prod.poll(Duration::from_millis(50));
+                    rec = r;
+                }
+            }
+        }
+    }
+    prod.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+    events
+}
+
+/// The replay engine's tickets for the same events (file order, one engine, no end-of-input
+/// flush: a running service never sees the end of its input).
+fn reference(
+    cfg: &Config,
+    events: &[churnwatch::demo::WireEvent],
+) -> std::collections::BTreeMap<String, proto::CareTicket> {
+    use churnwatch::demo::WireEvent;
+    let mut engine = churnwatch::detect::Engine::new(cfg, &[]).unwrap();
+    let mut out = Vec::new();
+    for e in events {
+        match e {
+            WireEvent::Cdr(c) => {
+                let ev = churnwatch::codec::cdr_from_proto(c).unwrap();
+                engine.apply(&churnwatch::detect::Event::Cdr(ev), &mut out);
+            }
+            WireEvent::Account(a) => {
+                let ev = churnwatch::codec::account_from_proto(a).unwrap();
+                engine.apply(&churnwatch::detect::Event::Account(ev), &mut out);
+            }
+        }
+    }
+    out.into_iter().map(|t| (t.ticket_id.clone(), t)).collect()
+}
+
+fn final_tickets(
+    msgs: &[rdkafka::message::OwnedMessage],
+) -> std::collections::BTreeMap<String, proto::CareTicket> {
+    msgs.iter()
+        .map(|m| proto::CareTicket::decode(m.payload().unwrap()).unwrap())
+        .map(|t| (t.ticket_id.clone(), t))
+        .collect()
+}
+
+/// Reads a topic until `want` distinct ticket ids are seen and every id's last version
+/// equals the reference (later versions may still be in flight).
+fn read_until_equal(
+    cfg: &Config,
+    expected: &std::collections::BTreeMap<String, proto::CareTicket>,
+) -> std::collections::BTreeMap<String, proto::CareTicket> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[cfg.kafka.topics.tickets.as_str()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut got = std::collections::BTreeMap::new();
+    while &got != expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let t = proto::CareTicket::decode(m.payload().unwrap()).unwrap();
+            got.insert(t.ticket_id.clone(), t);
+        }
+    }
+    got
+}
+
+#[test]
+fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
+    let s = setup(3);
+    let events = produce_workload(&s.cfg, 3);
+    let expected = reference(&s.cfg, &events);
+    assert!(
+        expected.len() >= 10,
+        "the workload raises tickets: {}",
+        expected.len()
+    );
+    let (rt, stop, _shared) = start(&s.cfg);
+    let got = read_until_equal(&s.cfg, &expected);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(got, expected);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+    let _ = final_tickets;
+}
+
+#[test]
+fn a_broker_outage_mid_stream_loses_nothing() {
+    let s = setup(2);
+    let (rt, stop, shared) = start(&s.cfg);
+    let p = producer(&s.cfg);
+    let t = now_ms() - 600_000;
+    let topics = &s.cfg.kafka.topics;
+    let subs: Vec<String> = (0..40).map(|i| format!("86130100{:05}", i)).collect();
+    for (i, sub) in subs.iter().take(20).enumerate() {
+        send(
+            &p,
+            &topics.cdr,
+            sub,
+            &care_call(&format!("x{i}"), sub, t + i as i64),
+        );
+    }
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    let first = read(&s.cfg, &topics.tickets, 20);
+    assert_eq!(first.len(), 20);
+    s.cluster.broker_down(1).unwrap();
+    // Produced while the broker is down: the test producer buffers them.
+    for (i, sub) in subs.iter().enumerate().skip(20) {
+        send(
+            &p,
+            &topics.cdr,
+            sub,
+            &care_call(&format!("x{i}"), sub, t + i as i64),
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never noticed the outage"
+        );
+        p.poll(Duration::from_millis(100));
+    }
+    s.cluster.broker_up(1).unwrap();
+    p.flush(Timeout::After(Duration::from_secs(30))).unwrap();
+    let all = read(&s.cfg, &topics.tickets, 40);
+    let mut ticketed: Vec<String> = all
+        .iter()
+        .map(|m| {
+            proto::CareTicket::decode(m.payload().unwrap())
+                .unwrap()
+                .subscriber
+        })
+        .collect();
+    ticketed.sort();
+    ticketed.dedup();
+    assert_eq!(
+        ticketed.len(),
+        40,
+        "every subscriber ticketed after the outage"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !shared.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "/readyz never recovered");
+        std::thread::yield_now();
+        p.poll(Duration::from_millis(100));
+    }
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
+#[test]
+fn two_instances_in_one_group_split_the_partitions() {
+    let s = setup(4);
+    let (rt1, stop1, one) = start(&s.cfg);
+    let (rt2, stop2, two) = start(&s.cfg);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (a, b) = (
+            one.metrics.assigned_partitions.get(),
+            two.metrics.assigned_partitions.get(),
+        );
+        if a > 0 && b > 0 && a + b == 4 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions never split: {a} + {b}; {}",
+            one.metrics
+                .render()
+                .lines()
+                .filter(|l| l.contains("rebalance")
+                    || l.contains("ready")
+                    || l.contains("assigned"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    let p = producer(&s.cfg);
+    let t = now_ms() - 600_000;
+    let topics = &s.cfg.kafka.topics;
+    let subs: Vec<String> = (0..60).map(|i| format!("86130200{:05}", i)).collect();
+    for (i, sub) in subs.iter().enumerate() {
+        let payload = care_call(&format!("y{i}"), sub, t);
+        let rec = BaseRecord::to(&topics.cdr)
+            .key(sub)
+            .payload(&payload)
+            .partition(i as i32 % 4);
+        p.send(rec).map_err(|(e, _)| e).unwrap();
+    }
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    let all = read(&s.cfg, &topics.tickets, 60);
+    let mut ticketed: Vec<String> = all
+        .iter()
+        .map(|m| {
+            proto::CareTicket::decode(m.payload().unwrap())
+                .unwrap()
+                .subscriber
+        })
+        .collect();
+    ticketed.sort();
+    ticketed.dedup();
+    assert_eq!(ticketed.len(), 60);
+    let consumed = |s: &Shared| {
+        s.metrics
+            .records_consumed
+            .with_label_values(&[&topics.cdr])
+            .get()
+    };
+    assert!(
+        consumed(&one) > 0 && consumed(&two) > 0,
+        "both instances worked: {} and {}",
+        consumed(&one),
+        consumed(&two)
+    );
+    assert_eq!(consumed(&one) + consumed(&two), 60);
+    let _ = stop1.send(());
+    let _ = stop2.send(());
+    rt1.shutdown_timeout(Duration::from_secs(10));
+    rt2.shutdown_timeout(Duration::from_secs(10));
 }

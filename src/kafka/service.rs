@@ -183,10 +183,7 @@ impl ConsumerContext for ServiceContext {
                 }
                 _ => wait_all(),
             }
-            self.shared
-                .metrics
-                .assigned_partitions
-                .set(self.shared.partitions.len() as i64);
+            self.shared.metrics.assigned_partitions.set(0);
         }
     }
 
@@ -198,7 +195,14 @@ impl ConsumerContext for ServiceContext {
                     .rebalances
                     .with_label_values(&["assign"])
                     .inc();
-                info!(partitions = tpl.count(), "partitions assigned");
+                let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                parts.sort_unstable();
+                parts.dedup();
+                self.shared
+                    .metrics
+                    .assigned_partitions
+                    .set(parts.len() as i64);
+                info!(partitions = parts.len(), "partitions assigned");
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
@@ -230,7 +234,9 @@ fn producer(cfg: &Config) -> Result<FutureProducer, KafkaError> {
 /// Partition count of a topic, or `None` if it does not exist (yet). Asks for every
 /// topic's metadata: naming the topic would make brokers that auto-create topics create it.
 fn partition_count(client: &FutureProducer, topic: &str) -> Result<Option<usize>, KafkaError> {
-    let md = client.client().fetch_metadata(None, Timeout::After(Duration::from_secs(5)))?;
+    let md = client
+        .client()
+        .fetch_metadata(None, Timeout::After(Duration::from_secs(5)))?;
     Ok(md
         .topics()
         .iter()
@@ -310,7 +316,9 @@ pub async fn run(
             "session.timeout.ms",
             cfg.kafka.session_timeout_ms.to_string(),
         )
-        .set("statistics.interval.ms", "5000");
+        .set("statistics.interval.ms", "5000")
+        // Notice new partitions (and topics created after start) within seconds.
+        .set("topic.metadata.refresh.interval.ms", "5000");
     let consumer: Arc<ServiceConsumer> = Arc::new(cc.create_with_context(ctx)?);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
@@ -457,6 +465,103 @@ struct PartitionTask {
     max_in_flight: usize,
     pending: VecDeque<Pending>,
     suppressed_seen: BTreeMap<&'static str, u64>,
+    /// Records received but not yet processed, per source, with their event times.
+    inputs: HashMap<Source, VecDeque<Buffered>>,
+    buffered: usize,
+    next_offset: HashMap<Source, i64>,
+    blocked_since: Option<Instant>,
+    waited_out: bool,
+    topics: crate::config::TopicsConfig,
+    worker_format: Format,
+}
+
+/// The last known end offset of a partition, from librdkafka's cache (updated with every
+/// fetch response; no network call).
+fn cached_high_watermark(consumer: &ServiceConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime (we hold a reference),
+    // the topic is a NUL-terminated string alive for the call, and the out-pointers point
+    // to live locals. rd_kafka_get_watermark_offsets only reads cached state.
+    let err = unsafe {
+        rdkafka_sys::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+/// A record waiting its turn: the message with its event time, and when it arrived.
+type Buffered = (Box<(OwnedMessage, i64)>, Instant);
+
+/// How long a partition waits for a lagging input before processing the other one anyway.
+const ALIGNMENT_WAIT: Duration = Duration::from_secs(2);
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The event time of an encoded CDR or account event without decoding it all (field 3,
+/// `event_time_ms`, in both messages); `i64::MIN` when it cannot be read, so a bad record
+/// is handled (dead-lettered) first.
+pub fn peek_event_time(format: Format, payload: Option<&[u8]>) -> i64 {
+    let Some(mut b) = payload else {
+        return i64::MIN;
+    };
+    match format {
+        Format::Json => {
+            #[derive(serde::Deserialize)]
+            struct T {
+                #[serde(rename = "eventTimeMs", alias = "event_time_ms")]
+                t: Option<serde_json::Value>,
+            }
+            let Ok(T { t: Some(v) }) = serde_json::from_slice::<T>(b) else {
+                return i64::MIN;
+            };
+            v.as_i64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(i64::MIN)
+        }
+        Format::Protobuf => {
+            while !b.is_empty() {
+                let Ok(key) = prost::encoding::decode_varint(&mut b) else {
+                    return i64::MIN;
+                };
+                let (field, wire) = (key >> 3, key & 7);
+                match wire {
+                    0 => {
+                        let Ok(v) = prost::encoding::decode_varint(&mut b) else {
+                            return i64::MIN;
+                        };
+                        if field == 3 {
+                            return v as i64;
+                        }
+                    }
+                    1 if b.len() >= 8 => b = &b[8..],
+                    2 => {
+                        let Ok(len) = prost::encoding::decode_varint(&mut b) else {
+                            return i64::MIN;
+                        };
+                        if (len as usize) > b.len() {
+                            return i64::MIN;
+                        }
+                        b = &b[len as usize..];
+                    }
+                    5 if b.len() >= 4 => b = &b[4..],
+                    _ => return i64::MIN,
+                }
+            }
+            0
+        }
+    }
 }
 
 impl PartitionTask {
@@ -480,20 +585,50 @@ impl PartitionTask {
             max_in_flight: cfg.kafka.max_in_flight,
             pending: VecDeque::new(),
             suppressed_seen: BTreeMap::new(),
+            inputs: HashMap::new(),
+            buffered: 0,
+            next_offset: HashMap::new(),
+            blocked_since: None,
+            waited_out: false,
+            topics: cfg.kafka.topics.clone(),
+            worker_format: cfg.kafka.input_format,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
         loop {
+            // Merge the co-partitioned inputs by event time, as replay does: take the record
+            // with the earliest head; wait for a source with nothing buffered unless it has
+            // caught up with its log end (or has kept us waiting too long).
+            while let Some(source) = self.next_source() {
+                let Some((m, arrived)) = self.inputs.get_mut(&source).and_then(|q| q.pop_front())
+                else {
+                    break;
+                };
+                self.buffered -= 1;
+                self.process(&m.0, source, arrived).await;
+                if self.pending.len() >= self.max_in_flight {
+                    break;
+                }
+            }
+            let waiting = self.blocked_since.map(|t| t + ALIGNMENT_WAIT);
             tokio::select! {
                 biased;
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
                     self.settle_front().await;
                 }
-                item = rx.recv(), if self.pending.len() < self.max_in_flight => {
+                _ = sleep_until_opt(waiting), if waiting.is_some() => {
+                    self.waited_out = true;
+                }
+                item = rx.recv(), if self.pending.len() < self.max_in_flight && self.buffered < self.max_in_flight => {
                     match item {
                         None => break,
-                        Some(Control::Record(m, source, arrived)) => self.process(&m, source, arrived).await,
+                        Some(Control::Record(m, source, arrived)) => {
+                            let t = peek_event_time(self.worker_format, m.payload());
+                            self.next_offset.insert(source, m.offset() + 1);
+                            self.inputs.entry(source).or_default().push_back((Box::new((*m, t)), arrived));
+                            self.buffered += 1;
+                        }
                         Some(Control::Describe(who, reply)) => { let _ = reply.send(self.worker.engine().describe(who)); }
                         Some(Control::Reconfigure(cfg, done)) => {
                             let r = self.worker.engine_mut().reconfigure(&cfg).map_err(|e| e.to_string());
@@ -510,6 +645,64 @@ impl PartitionTask {
             }
         }
         self.drain().await;
+    }
+
+    /// The source whose head record to process next, or `None` to wait for input.
+    fn next_source(&mut self) -> Option<Source> {
+        let heads: Vec<(Source, i64)> = self
+            .inputs
+            .iter()
+            .filter_map(|(s, q)| q.front().map(|(m, _)| (*s, m.1)))
+            .collect();
+        // Outcomes are not event-time aligned with usage: take them at once.
+        if heads.iter().any(|(s, _)| *s == Source::Outcomes) {
+            return Some(Source::Outcomes);
+        }
+        let (source, _) = *heads.iter().min_by_key(|(_, t)| *t)?;
+        let idle = [Source::Cdr, Source::Account]
+            .into_iter()
+            .filter(|s| *s != source && self.inputs.get(s).is_none_or(VecDeque::is_empty));
+        let mut blocked = false;
+        for other in idle {
+            if !self.caught_up(other) {
+                blocked = true;
+            }
+        }
+        if blocked && !self.waited_out {
+            self.blocked_since.get_or_insert_with(Instant::now);
+            return None;
+        }
+        self.blocked_since = None;
+        self.waited_out = false;
+        Some(source)
+    }
+
+    /// Whether we have read everything the broker has for `source` in this partition.
+    fn caught_up(&self, source: Source) -> bool {
+        let topic = match source {
+            Source::Cdr => &self.topics.cdr,
+            Source::Account => &self.topics.account,
+            Source::Outcomes => return true,
+        };
+        let Some(high) = cached_high_watermark(&self.consumer, topic, self.partition) else {
+            return false;
+        };
+        match self.next_offset.get(&source) {
+            Some(next) => *next >= high,
+            None => high <= 0 || self.consumer_position_at_end(topic, high),
+        }
+    }
+
+    fn consumer_position_at_end(&self, topic: &str, high: i64) -> bool {
+        let Ok(pos) = self.consumer.position() else {
+            return false;
+        };
+        pos.find_partition(topic, self.partition)
+            .and_then(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some(o >= high),
+                _ => None,
+            })
+            .unwrap_or(false)
     }
 
     /// Resolves when every publication of the oldest pending record is acknowledged (or
@@ -760,4 +953,51 @@ fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    #[test]
+    fn peeks_the_event_time_without_a_full_decode() {
+        let c = crate::proto::CallDetailRecord {
+            record_id: "r".into(),
+            subscriber: "8613012345678".into(),
+            event_time_ms: 1_773_000_000_123,
+            other_party: "10086".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            peek_event_time(Format::Protobuf, Some(&c.encode_to_vec())),
+            1_773_000_000_123
+        );
+        let a = crate::proto::AccountEvent {
+            event_id: "e".into(),
+            event_time_ms: 42,
+            ..Default::default()
+        };
+        assert_eq!(
+            peek_event_time(Format::Protobuf, Some(&a.encode_to_vec())),
+            42
+        );
+        assert_eq!(
+            peek_event_time(Format::Protobuf, Some(&[0xff, 0xff])),
+            i64::MIN
+        );
+        assert_eq!(peek_event_time(Format::Protobuf, None), i64::MIN);
+        assert_eq!(
+            peek_event_time(
+                Format::Json,
+                Some(br#"{"recordId":"x","eventTimeMs":"17"}"#)
+            ),
+            17
+        );
+        assert_eq!(
+            peek_event_time(Format::Json, Some(br#"{"eventTimeMs":18}"#)),
+            18
+        );
+        assert_eq!(peek_event_time(Format::Json, Some(b"nope")), i64::MIN);
+    }
 }
