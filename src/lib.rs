@@ -19,6 +19,7 @@ pub mod demo;
 pub mod detect;
 pub mod http;
 pub mod kafka;
+pub mod live;
 pub mod metrics;
 pub mod replay;
 

@@ -29,11 +29,32 @@ struct Cli {
 enum Command {
     /// Replay CDR and account-event files through the engine and write the tickets.
     Replay(ReplayArgs),
-    /// Run a built-in synthetic workload (about 50 subscribers, 60 days) and print the tickets.
+    /// The whole service with no setup: an embedded Kafka-protocol broker, a synthetic
+    /// workload streamed into it, the detector as a consumer group, tickets shown live.
     Demo {
         /// Configuration file (TOML); built-in defaults when absent.
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,
+        /// Stop after this many seconds and print the summary (exit code 0); without it,
+        /// run until Ctrl-C.
+        #[arg(long)]
+        duration: Option<u64>,
+        /// Events per second streamed into the broker (0 = as fast as possible).
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        /// Skip Kafka: run the workload through the engine in-process and print the tickets.
+        #[arg(long)]
+        in_process: bool,
+    },
+    /// Start the embedded broker alone (topics created) and print its bootstrap address, for
+    /// `kcat`, `churnwatch generate --bootstrap` and `churnwatch run`.
+    Broker {
+        /// Configuration file (TOML): topic names.
+        #[arg(long, env = "CHURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Partitions of each input topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
     },
     /// Run the Kafka service: consume CDR, account and outcome topics, publish care tickets,
     /// serve /metrics, /healthz, /readyz and /subscribers/{msisdn}. Stops on Ctrl-C/SIGTERM.
@@ -133,7 +154,70 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { config } => {
+        Command::Demo {
+            config,
+            duration,
+            rate,
+            in_process: false,
+        } => {
+            let cfg = churnwatch::app::load(config.as_deref())?;
+            let events = churnwatch::demo::workload();
+            let planted = churnwatch::demo::planted()
+                .into_iter()
+                .map(|j| (j.subscriber, j.rule.to_string()))
+                .collect();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let mut out = std::io::stdout();
+            let summary = rt.block_on(churnwatch::live::run_demo(
+                cfg,
+                events,
+                planted,
+                rate,
+                duration.map(std::time::Duration::from_secs),
+                shutdown_signal(),
+                &mut out,
+            ))?;
+            println!();
+            println!(
+                "streamed {} events in {:.1}s; {} distinct tickets",
+                summary.produced,
+                summary.elapsed.as_secs_f64(),
+                summary.tickets.len()
+            );
+            let found = summary.found.iter().filter(|f| f.2).count();
+            println!("planted journeys found: {found}/{}", summary.found.len());
+            for (sub, rule, hit) in &summary.found {
+                let who = churnwatch::detect::Msisdn::parse(sub)
+                    .map(|m| m.masked())
+                    .unwrap_or_default();
+                println!(
+                    "  {}  {who}  {rule}",
+                    if *hit { "found " } else { "MISSED" }
+                );
+            }
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Broker { config, partitions } => {
+            let cfg = churnwatch::app::load(config.as_deref())?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(churnwatch::live::run_broker(
+                &cfg,
+                partitions,
+                shutdown_signal(),
+                &mut std::io::stdout(),
+            ))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo {
+            config,
+            in_process: true,
+            ..
+        } => {
             let cfg = load_config(config.as_deref())?;
             let report = churnwatch::demo::run(&cfg).context("demo failed")?;
             match write!(std::io::stdout().lock(), "{report}") {

@@ -273,7 +273,7 @@ fn protobuf_replay_round_trips_tickets() {
 
 #[test]
 fn demo_prints_a_table_and_a_summary() {
-    let out = churnwatch(&["demo"]);
+    let out = churnwatch(&["demo", "--in-process"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("planted journeys found"), "{text}");

@@ -1,0 +1,291 @@
+//! `churnwatch demo` and `churnwatch broker`: the whole service on an embedded broker.
+//!
+//! The demo starts librdkafka's mock cluster in-process (real Kafka protocol over TCP),
+//! creates the topics, streams a synthetic workload into them at a steady rate, runs the
+//! detector as a real consumer group against it (the same code as `churnwatch run`), and
+//! prints each ticket as it is published, a running summary, and at the end how many
+//! planted journeys were found. `/metrics` is served meanwhile.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use prost::Message as _;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::watch;
+
+use crate::config::{Config, Format};
+use crate::demo::WireEvent;
+use crate::detect::Msisdn;
+use crate::kafka::embedded::{EmbeddedBroker, EmbeddedError};
+use crate::kafka::service::Shared;
+use crate::proto::{self, CareTicket};
+
+/// Why the live demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Broker(#[from] EmbeddedError),
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    App(#[from] crate::app::AppError),
+}
+
+/// Partitions of every input topic of the embedded demo.
+pub const DEMO_PARTITIONS: i32 = 4;
+
+/// Starts the embedded broker and creates every topic of `cfg` (before any client can
+/// auto-create one with the mock's small default limits).
+pub fn start_broker(cfg: &Config, partitions: i32) -> Result<EmbeddedBroker, EmbeddedError> {
+    let broker = EmbeddedBroker::start(1)?;
+    broker.set_group_initial_rebalance_delay(Duration::from_millis(100))?;
+    let t = &cfg.kafka.topics;
+    for (topic, n) in [
+        (&t.cdr, partitions),
+        (&t.account, partitions),
+        (&t.outcomes, partitions),
+        (&t.tickets, partitions),
+        (&t.dead_letter, 1),
+    ] {
+        broker.create_topic(topic, n)?;
+    }
+    Ok(broker)
+}
+
+/// What the demo saw.
+#[derive(Debug, Default)]
+pub struct LiveSummary {
+    pub produced: u64,
+    pub tickets: BTreeMap<String, CareTicket>,
+    pub found: Vec<(String, String, bool)>,
+    pub elapsed: Duration,
+}
+
+/// Partition of a subscriber: the key decides, so every record of a subscriber meets in one
+/// partition of each input topic.
+pub fn partition_of(subscriber: &str, partitions: i32) -> i32 {
+    (crate::detect::event::fnv1a(subscriber.as_bytes()) % partitions.max(1) as u64) as i32
+}
+
+/// Produces the events at `rate` per second (0 = as fast as possible), in the given order.
+pub async fn stream(
+    producer: &FutureProducer,
+    cfg: &Config,
+    events: &[WireEvent],
+    partitions: i32,
+    rate: u64,
+    stop: &watch::Receiver<bool>,
+) -> u64 {
+    let t = &cfg.kafka.topics;
+    let mut sent = 0u64;
+    let start = Instant::now();
+    let mut pending = Vec::new();
+    for e in events {
+        if *stop.borrow() {
+            break;
+        }
+        let (topic, sub, bytes) = match e {
+            WireEvent::Cdr(c) => (&t.cdr, c.subscriber.as_str(), c.encode_to_vec()),
+            WireEvent::Account(a) => (&t.account, a.subscriber.as_str(), a.encode_to_vec()),
+        };
+        let mut rec = FutureRecord::to(topic)
+            .key(sub)
+            .payload(&bytes)
+            .partition(partition_of(sub, partitions));
+        loop {
+            match producer.send_result(rec) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((_, r)) => {
+                    // Queue full: wait for acknowledgements to make room.
+                    rec = r;
+                    for f in pending.drain(..) {
+                        let _ = f.await;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        sent += 1;
+        if pending.len() >= 1000 {
+            for f in pending.drain(..) {
+                let _ = f.await;
+            }
+        }
+        if rate > 0 {
+            // Pacing to the target rate (a producer's schedule, not synchronisation).
+            let due = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            if due > Instant::now() + Duration::from_millis(5) {
+                for f in pending.drain(..) {
+                    let _ = f.await;
+                }
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+    }
+    for f in pending {
+        let _ = f.await;
+    }
+    sent
+}
+
+fn line(t: &CareTicket, tz: chrono_tz::Tz) -> String {
+    let when = chrono::DateTime::from_timestamp_millis(t.created_time_ms)
+        .map(|d| d.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default();
+    let who = Msisdn::parse(&t.subscriber)
+        .map(|m| m.masked())
+        .unwrap_or_default();
+    let prio = proto::Priority::try_from(t.priority)
+        .map(|p| p.as_str_name())
+        .unwrap_or("?");
+    let rules: Vec<&str> = t.signals.iter().map(|s| s.rule.as_str()).collect();
+    let queue = if t.control_group {
+        "(control group)"
+    } else {
+        t.queue.as_str()
+    };
+    format!(
+        "{when}  {who}  {:<11} {prio:<3} {queue:<20} {}",
+        t.tier,
+        rules.join(", ")
+    )
+}
+
+/// Runs the demo: broker, service, workload at `rate` events/s, live tickets on `out`.
+/// Stops after `duration` (if given) or when `shutdown` resolves, whichever comes first.
+pub async fn run_demo(
+    mut cfg: Config,
+    events: Vec<WireEvent>,
+    planted: Vec<(String, String)>,
+    rate: u64,
+    duration: Option<Duration>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    out: &mut (dyn Write + Send),
+) -> Result<LiveSummary, LiveError> {
+    let started = Instant::now();
+    let broker = start_broker(&cfg, DEMO_PARTITIONS)?;
+    cfg.kafka.brokers = broker.bootstrap_servers();
+    cfg.kafka.input_format = Format::Protobuf;
+    cfg.kafka.ticket_format = Format::Protobuf;
+    let tz: chrono_tz::Tz = cfg
+        .engine
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
+    let _ = writeln!(
+        out,
+        "embedded broker at {} (topics created, {DEMO_PARTITIONS} partitions)",
+        cfg.kafka.brokers
+    );
+    if !cfg.http.listen.is_empty() {
+        let _ = writeln!(out, "metrics at http://{}/metrics", cfg.http.listen);
+    }
+    let shared = Shared::default();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let service = {
+        let cfg = cfg.clone();
+        let shared = shared.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(async move {
+            crate::app::run(cfg, None, vec![], shared, async move {
+                let _ = rx.wait_for(|s| *s).await;
+            })
+            .await
+        })
+    };
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let feeder = {
+        let cfg = cfg.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(
+            async move { stream(&producer, &cfg, &events, DEMO_PARTITIONS, rate, &stop).await },
+        )
+    };
+    let reader: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set("group.id", "churnwatch-demo-screen")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    reader.subscribe(&[cfg.kafka.topics.tickets.as_str()])?;
+    let _ = writeln!(
+        out,
+        "created           subscriber     tier        pri queue                rules"
+    );
+    let mut tickets: BTreeMap<String, CareTicket> = BTreeMap::new();
+    let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+    let mut progress = tokio::time::interval(Duration::from_secs(5));
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
+            _ = progress.tick() => {
+                let m = &shared.metrics;
+                let consumed: u64 = ["cdr", "account"].iter().map(|_| 0).sum::<u64>()
+                    + m.records_consumed.with_label_values(&[&cfg.kafka.topics.cdr]).get()
+                    + m.records_consumed.with_label_values(&[&cfg.kafka.topics.account]).get();
+                let _ = writeln!(out, "-- {:>5.0}s  records processed {consumed}  tickets {}", started.elapsed().as_secs_f64(), tickets.len());
+            }
+            msg = reader.recv() => {
+                let Ok(m) = msg else { continue };
+                let Some(Ok(t)) = m.payload().map(CareTicket::decode) else { continue };
+                if !tickets.contains_key(&t.ticket_id) {
+                    let _ = writeln!(out, "{}", line(&t, tz));
+                }
+                tickets.insert(t.ticket_id.clone(), t);
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    let produced = feeder.await.unwrap_or(0);
+    let _ = service.await;
+    drop(reader);
+    drop(broker);
+    let found = planted
+        .into_iter()
+        .map(|(sub, rule)| {
+            let hit = tickets
+                .values()
+                .any(|t| t.subscriber == sub && t.signals.iter().any(|s| s.rule == rule));
+            (sub, rule, hit)
+        })
+        .collect();
+    Ok(LiveSummary {
+        produced,
+        tickets,
+        found,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// `churnwatch broker`: the embedded broker alone, with every topic of `cfg` created, until
+/// `shutdown` resolves. Prints the bootstrap address.
+pub async fn run_broker(
+    cfg: &Config,
+    partitions: i32,
+    shutdown: impl std::future::Future<Output = ()>,
+    out: &mut dyn Write,
+) -> Result<(), LiveError> {
+    let broker = start_broker(cfg, partitions)?;
+    let _ = writeln!(out, "{}", broker.bootstrap_servers());
+    let _ = writeln!(
+        out,
+        "embedded broker up; topics {}, {}, {}, {} ({partitions} partitions) and {}. Ctrl-C stops it.",
+        cfg.kafka.topics.cdr, cfg.kafka.topics.account, cfg.kafka.topics.outcomes, cfg.kafka.topics.tickets, cfg.kafka.topics.dead_letter
+    );
+    let _ = out.flush();
+    shutdown.await;
+    drop(broker);
+    Ok(())
+}
