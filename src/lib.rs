@@ -16,6 +16,8 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod generate;
+pub mod quality;
 pub mod replay;
 
 /// The wire contract, generated from `proto/churnwatch/v1/` at build time.
