@@ -157,11 +157,11 @@ impl Rng {
     /// A generator for one `(seed, a, b)` stream, independent of every other stream.
     pub fn stream(seed: u64, a: u64, b: u64) -> Rng {
         let mut r = Rng(seed ^ a.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ b.rotate_left(32));
-        r.next();
-        Rng(r.next() ^ b.wrapping_mul(0xd1b5_4a32_d192_ed03))
+        r.next_u64();
+        Rng(r.next_u64() ^ b.wrapping_mul(0xd1b5_4a32_d192_ed03))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -174,12 +174,12 @@ impl Rng {
         if hi <= lo {
             return lo;
         }
-        lo + (self.next() % (hi - lo) as u64) as i64
+        lo + (self.next_u64() % (hi - lo) as u64) as i64
     }
 
     /// Uniform in `[0, 1)`.
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in `[lo, hi)`.
@@ -201,7 +201,7 @@ impl Rng {
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
+        &items[(self.next_u64() % items.len() as u64) as usize]
     }
 }
 
@@ -822,7 +822,7 @@ fn population(world: &World, n: usize, summary: &mut GenerateSummary) -> Vec<Sub
     // Shuffle the indexes: journeys and look-alikes are spread over the number range.
     let mut order: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        let j = (rng.next() % (i as u64 + 1)) as usize;
+        let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
     }
     let kinds = JourneyKind::ALL.len();
@@ -837,7 +837,7 @@ fn population(world: &World, n: usize, summary: &mut GenerateSummary) -> Vec<Sub
         let kind = if k < kinds {
             JourneyKind::ALL[k]
         } else {
-            let mut x = (rng.next() % u64::from(total_weight)) as u32;
+            let mut x = (rng.next_u64() % u64::from(total_weight)) as u32;
             let mut chosen = JourneyKind::CareCall;
             for kd in JourneyKind::ALL {
                 if x < kd.weight() {
@@ -986,7 +986,7 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
             };
             let offset = if kind == JourneyKind::Overdue { 24 } else { 16 };
             while b + offset <= last_signal {
-                if b + offset >= 3 {
+                if b >= 1 {
                     firsts.push(b);
                 }
                 b = world.next_first(b);
@@ -1092,7 +1092,7 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
     if !rng.chance(0.02) {
         let lag = rng.range(15, 46).min(n - 1 - signal).max(15);
         let c = signal + lag;
-        if c <= n - 1 {
+        if c < n {
             s.churn_day = Some(c);
             s.churn_ms = world.at(c, 10.0 + rng.uniform(0.0, 8.0));
         }
@@ -1139,20 +1139,7 @@ fn plant_look_alike(world: &World, s: &mut Sub, look: LookAlike, rng: &mut Rng) 
             };
             (d, d + rng.range(5, 31))
         }
-        LookAlike::OwnIpPrefix | LookAlike::IpCallsBelowThreshold => {
-            let Some(d) = day_in(rng, 1, n - 12) else {
-                return false;
-            };
-            let first = if world.dom(d) <= 18 {
-                d
-            } else {
-                world.next_first(d)
-            };
-            if first + 10 >= n {
-                return false;
-            }
-            (first, 0)
-        }
+        LookAlike::OwnIpPrefix | LookAlike::IpCallsBelowThreshold => (0, 0),
         LookAlike::FirstBillTwiceFee => {
             s.postpaid = true;
             let Some(a) = day_in(rng, 0, n - 45) else {
@@ -1717,25 +1704,22 @@ impl DayOut {
                     let t = world.at(d, 16.0);
                     self.cdr(ctx, t, RecordType::VoiceOut, "10010", 600, 0, 0);
                 }
-                LookAlike::OwnIpPrefix | LookAlike::IpCallsBelowThreshold
-                    if d >= a && (d - a) % 2 == 0 && (d - a) < 10 =>
-                {
-                    let (prefix, secs) = if look == LookAlike::OwnIpPrefix {
-                        ("17911", 40 * 60)
-                    } else {
-                        ("17951", 30 * 60)
-                    };
-                    let other = format!("{prefix}{}", competitor_mobile(&mut ctx.rng));
+                // Steady habits over the whole horizon: a 40-minute call every other day via
+                // our own 17911, or a 20-minute competitor IP call every 4th day (at most 8
+                // in a calendar month: 160 minutes, 48 yuan < 50).
+                LookAlike::OwnIpPrefix if (d + s.phase) % 2 == 0 => {
+                    let other = format!("17911{}", competitor_mobile(&mut ctx.rng));
                     let t = world.at(d, 20.0);
-                    self.cdr(
-                        ctx,
-                        t,
-                        RecordType::VoiceOut,
-                        &other,
-                        secs,
-                        0,
-                        voice_charge(secs, 10),
-                    );
+                    let secs = 40 * 60;
+                    let c = voice_charge(secs, 10);
+                    self.cdr(ctx, t, RecordType::VoiceOut, &other, secs, 0, c);
+                }
+                LookAlike::IpCallsBelowThreshold if (d + s.phase) % 4 == 0 => {
+                    let other = format!("17951{}", competitor_mobile(&mut ctx.rng));
+                    let t = world.at(d, 20.0);
+                    let secs = 20 * 60;
+                    let c = voice_charge(secs, 10);
+                    self.cdr(ctx, t, RecordType::VoiceOut, &other, secs, 0, c);
                 }
                 LookAlike::BalanceExactlyFive if d == a => {
                     let t = world.at(d, 12.0);
@@ -1933,7 +1917,7 @@ fn call_hour(rng: &mut Rng, weekend: bool) -> i64 {
         (18.0, 23.0, 35),
     ];
     let table = if weekend { &WEEKEND } else { &WEEKDAY };
-    let mut x = (rng.next() % 100) as u32;
+    let mut x = (rng.next_u64() % 100) as u32;
     for &(from, to, w) in table {
         if x < w {
             return (rng.uniform(from, to) * HOUR_MS as f64) as i64;
@@ -2004,7 +1988,7 @@ mod tests {
         let s = run(&opts(dir.path(), 60, 70, 7), &Config::default()).unwrap();
         assert!(s.events() > 5_000, "{s}");
         let text = std::fs::read_to_string(dir.path().join("cdr.jsonl")).unwrap();
-        let mut newest = i64::MIN;
+        let mut newest = 0;
         let mut late = 0;
         for line in text.lines() {
             let m = codec::cdr_from_json(line).unwrap();
@@ -2048,10 +2032,13 @@ mod tests {
     #[test]
     fn rng_streams_are_stable() {
         let mut r = Rng::stream(42, 1, 2);
-        let a: Vec<u64> = (0..3).map(|_| r.next()).collect();
+        let a: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
         let mut r = Rng::stream(42, 1, 2);
-        let b: Vec<u64> = (0..3).map(|_| r.next()).collect();
+        let b: Vec<u64> = (0..3).map(|_| r.next_u64()).collect();
         assert_eq!(a, b);
-        assert_ne!(Rng::stream(42, 1, 3).next(), Rng::stream(42, 1, 2).next());
+        assert_ne!(
+            Rng::stream(42, 1, 3).next_u64(),
+            Rng::stream(42, 1, 2).next_u64()
+        );
     }
 }

@@ -65,6 +65,9 @@ struct ReplayArgs {
     /// Input encoding; by default `.pb`, `.binpb` and `.bin` files are protobuf, others JSON.
     #[arg(long, value_enum)]
     input_format: Option<FormatArg>,
+    /// Write the detection-quality report (precision, recall, lead times) as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Configuration file (TOML); built-in defaults when absent.
     #[arg(long, env = "CHURNWATCH_CONFIG")]
     config: Option<PathBuf>,
@@ -150,6 +153,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 input_format: args.input_format.map(Format::from),
                 format: args.format.into(),
                 progress: std::io::stderr().is_terminal(),
+                report: args.report,
             };
             let summary = replay::run(&opts, &cfg).context("replay failed")?;
             eprintln!("{summary}");

@@ -276,7 +276,7 @@ fn days(v: Option<f64>) -> String {
 fn row(f: &mut fmt::Formatter<'_>, name: &str, x: &Figures) -> fmt::Result {
     writeln!(
         f,
-        "    {name:<32} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "    {name:<38} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
         x.ticketed,
         x.ticketed_churned,
         pct(x.precision),
@@ -289,7 +289,7 @@ fn row(f: &mut fmt::Formatter<'_>, name: &str, x: &Figures) -> fmt::Result {
 fn write_population(f: &mut fmt::Formatter<'_>, p: &Population) -> fmt::Result {
     writeln!(
         f,
-        "    {:<32} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "    {:<38} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
         "", "ticketed", "churned", "precision", "recall", "lead50", "lead10"
     )?;
     row(f, "overall", &p.overall)?;
