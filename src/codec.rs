@@ -19,7 +19,8 @@ use prost::Message;
 
 use crate::detect::event::fnv1a;
 use crate::detect::{
-    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Msisdn, Period, RecordKey, SuspensionReason,
+    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Msisdn, OutcomeKind, Period, RecordKey,
+    SuspensionReason, TicketOutcomeEvent,
 };
 use crate::proto;
 
@@ -287,6 +288,26 @@ pub fn cdr_from_proto(m: &proto::CallDetailRecord) -> Result<Cdr<'_>, DecodeErro
 }
 
 /// Validates an account event and converts it.
+/// Validates a `TicketOutcome` and converts it for [`Engine::apply_outcome`](crate::detect::Engine::apply_outcome).
+pub fn outcome_from_proto(m: &proto::TicketOutcome) -> Result<TicketOutcomeEvent<'_>, DecodeError> {
+    if m.ticket_id.is_empty() {
+        return Err(DecodeError::MissingId);
+    }
+    let outcome = match proto::Outcome::try_from(m.outcome) {
+        Ok(proto::Outcome::Retained) => OutcomeKind::Retained,
+        Ok(proto::Outcome::Declined) => OutcomeKind::Declined,
+        Ok(proto::Outcome::Unreachable) => OutcomeKind::Unreachable,
+        Ok(proto::Outcome::Churned) => OutcomeKind::Churned,
+        _ => return Err(DecodeError::UnknownOutcome(i64::from(m.outcome))),
+    };
+    Ok(TicketOutcomeEvent {
+        ticket_id: &m.ticket_id,
+        subscriber: subscriber(&m.subscriber)?,
+        time_ms: event_time(m.event_time_ms)?,
+        outcome,
+    })
+}
+
 pub fn account_from_proto(m: &proto::AccountEvent) -> Result<AccountEvent, DecodeError> {
     use proto::account_event::Kind;
     if m.event_id.is_empty() {

@@ -37,7 +37,11 @@ pub struct Config {
     pub numbering: NumberingConfig,
     pub calendar: CalendarConfig,
     pub rules: RulesConfig,
-    pub tickets: TicketsConfig,
+    pub tiers: TiersConfig,
+    pub routing: RoutingConfig,
+    pub contact: ContactConfig,
+    pub kafka: KafkaConfig,
+    pub http: HttpConfig,
 }
 
 impl Config {
@@ -54,6 +58,54 @@ impl Config {
             },
             other => other,
         })?;
+        Ok(cfg)
+    }
+
+    /// Reads a TOML file (or nothing: the defaults), applies `CHURNWATCH__SECTION__KEY`
+    /// environment variables over it, and validates the result. `CHURNWATCH__KAFKA__BROKERS=
+    /// kafka:9092` sets `kafka.brokers`; a value that parses as TOML (a number, a boolean, an
+    /// array) is taken as such, anything else as a string.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (text, name) = match path {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "<defaults>".to_string()),
+        };
+        let parse_err = |message: String| ConfigError::Parse {
+            path: name.clone(),
+            message,
+        };
+        let mut value: toml::Table =
+            toml::from_str(&text).map_err(|e| parse_err(e.to_string().trim().to_string()))?;
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("CHURNWATCH__") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            if path.iter().any(|p| p.is_empty()) {
+                continue;
+            }
+            let parsed = toml::from_str::<toml::Table>(&format!("v = {v}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(v.clone()));
+            set_path(&mut value, &path, parsed).map_err(|reason| ConfigError::Invalid {
+                key: path.join("."),
+                reason,
+            })?;
+        }
+        let cfg: Config = value
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string().trim().to_string()))?;
+        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -138,9 +190,28 @@ impl Config {
             }
         }
         self.rules.validate()?;
-        self.tickets.validate()?;
+        self.tiers.validate()?;
+        self.routing.validate(&self.tiers)?;
+        self.contact.validate()?;
+        self.kafka.validate()?;
+        self.http.validate()?;
         Ok(())
     }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], v: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("empty key")?;
+    let mut t = table;
+    for p in parents {
+        let entry = t
+            .entry(p.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    t.insert(last.clone(), v);
+    Ok(())
 }
 
 /// Event time and state.
@@ -541,32 +612,426 @@ rule_config! {
     }
 }
 
-/// How signals become tickets (tiers, matrix and contact policy come with issue 4).
+/// One tier band: subscribers whose average monthly spend reaches `min_monthly_yuan`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct TicketsConfig {
-    /// Queue every ticket goes to until routing is configured.
-    pub default_queue: String,
-    /// Tier name given to every subscriber until tiers are configured.
-    pub default_tier: String,
+#[serde(deny_unknown_fields)]
+pub struct TierBand {
+    pub name: String,
+    /// Lower bound of the trailing 3 full months' average monthly spend, yuan.
+    pub min_monthly_yuan: f64,
+    /// A VIP band (the seed's five VIP levels) rather than a star level.
+    #[serde(default)]
+    pub vip: bool,
+    /// Queue for this tier's tickets (the matrix's `P4` goes to `routing.automated_queue`).
+    pub queue: String,
 }
 
-impl Default for TicketsConfig {
+fn band(name: &str, min: f64, vip: bool, queue: &str) -> TierBand {
+    TierBand {
+        name: name.into(),
+        min_monthly_yuan: min,
+        vip,
+        queue: queue.into(),
+    }
+}
+
+/// Subscriber tiers [003][001]: who is worth how much care.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TiersConfig {
+    /// Bands from the highest down; the last must start at 0 so every subscriber has a tier.
+    pub bands: Vec<TierBand>,
+    /// A subscriber with less than three full months of history is tiered by the larger of
+    /// its plan fee and its spend so far: "a new subscriber on a plan of 80 yuan or more is
+    /// VIP from the start".
+    pub new_subscriber_by_plan_fee: bool,
+    /// Key persons of corporate customers are raised this many bands, and to VIP at least.
+    pub key_person_raise: u32,
+}
+
+impl Default for TiersConfig {
     fn default() -> Self {
-        TicketsConfig {
-            default_queue: "retention".into(),
-            default_tier: "mass".into(),
+        TiersConfig {
+            bands: vec![
+                band("vip_supreme", 1000.0, true, "vip_retention_desk"),
+                band("vip_diamond", 500.0, true, "vip_retention_desk"),
+                band("vip_gold", 300.0, true, "vip_retention_desk"),
+                band("vip_silver", 150.0, true, "vip_retention_desk"),
+                band("vip", 80.0, true, "vip_retention_desk"),
+                band("star_3", 50.0, false, "retention"),
+                band("star_2", 20.0, false, "retention"),
+                band("star_1", 0.0, false, "retention"),
+            ],
+            new_subscriber_by_plan_fee: true,
+            key_person_raise: 1,
         }
     }
 }
 
-impl TicketsConfig {
+impl TiersConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.default_queue.trim().is_empty() {
-            return Err(invalid("tickets.default_queue", "must not be empty"));
+        if self.bands.is_empty() || self.bands.len() > 32 {
+            return Err(invalid("tiers.bands", "give 1 to 32 bands"));
         }
-        if self.default_tier.trim().is_empty() {
-            return Err(invalid("tickets.default_tier", "must not be empty"));
+        for (i, b) in self.bands.iter().enumerate() {
+            let key = format!("tiers.bands[{i}]");
+            if b.name.trim().is_empty() {
+                return Err(invalid(&format!("{key}.name"), "must not be empty"));
+            }
+            if self.bands[..i].iter().any(|o| o.name == b.name) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!("`{}` is listed twice", b.name),
+                ));
+            }
+            if b.queue.trim().is_empty() {
+                return Err(invalid(&format!("{key}.queue"), "must not be empty"));
+            }
+            if !(b.min_monthly_yuan.is_finite() && b.min_monthly_yuan >= 0.0) {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "must be zero or more",
+                ));
+            }
+            if i > 0 && b.min_monthly_yuan >= self.bands[i - 1].min_monthly_yuan {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "bands must go from the highest down",
+                ));
+            }
+        }
+        if self.bands.last().is_some_and(|b| b.min_monthly_yuan != 0.0) {
+            return Err(invalid(
+                &format!("tiers.bands[{}].min_monthly_yuan", self.bands.len() - 1),
+                "the last band must start at 0 so every subscriber has a tier",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A cell of the priority matrix: a priority, or no ticket at all.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    P1,
+    P2,
+    P3,
+    P4,
+    /// No ticket: the signal is counted as `below_threshold`.
+    #[serde(rename = "none")]
+    NoTicket,
+}
+
+/// How strong a rule's signal is; the matrix's columns.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    Strong,
+    Medium,
+    Weak,
+}
+
+/// Priority and queue from tier x signal strength.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Per tier name: the cell for a `[strong, medium, weak]` signal. A ticket takes the most
+    /// urgent cell among its signals; when every cell is "none" no ticket is raised.
+    pub matrix: std::collections::BTreeMap<String, [Cell; 3]>,
+    /// Strength of each rule, by rule id; rules not listed are `medium`.
+    pub strength: std::collections::BTreeMap<String, Strength>,
+    /// Queue of `P4` tickets: an automated message rather than an agent's call.
+    pub automated_queue: String,
+    /// Queue of tickets nobody may call about (do-not-disturb subscribers).
+    pub no_contact_queue: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        use Cell::*;
+        let matrix = [
+            ("vip_supreme", [P1, P1, P2]),
+            ("vip_diamond", [P1, P1, P2]),
+            ("vip_gold", [P1, P2, P3]),
+            ("vip_silver", [P1, P2, P3]),
+            ("vip", [P1, P2, P3]),
+            ("star_3", [P2, P3, P4]),
+            ("star_2", [P2, P3, P4]),
+            ("star_1", [P3, P4, NoTicket]),
+        ];
+        let strength = [
+            ("number_retention_suspension", Strength::Strong),
+            ("offnet_forwarding_streak", Strength::Strong),
+            ("competitor_care_call", Strength::Strong),
+            ("offnet_forwarding_registration", Strength::Weak),
+            ("payment_reminder", Strength::Weak),
+            ("contract_expiry", Strength::Weak),
+        ];
+        RoutingConfig {
+            matrix: matrix
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            strength: strength
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            automated_queue: "automated_message".into(),
+            no_contact_queue: "no_contact".into(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    fn validate(&self, tiers: &TiersConfig) -> Result<(), ConfigError> {
+        for b in &tiers.bands {
+            if !self.matrix.contains_key(&b.name) {
+                return Err(invalid(
+                    "routing.matrix",
+                    format!("no row for tier `{}`", b.name),
+                ));
+            }
+        }
+        for name in self.matrix.keys() {
+            if !tiers.bands.iter().any(|b| &b.name == name) {
+                return Err(invalid(
+                    &format!("routing.matrix.{name}"),
+                    "is not a tier in tiers.bands",
+                ));
+            }
+        }
+        for rule in self.strength.keys() {
+            if crate::detect::rules::RuleId::parse(rule).is_none() {
+                return Err(invalid(
+                    &format!("routing.strength.{rule}"),
+                    "is not a rule id",
+                ));
+            }
+        }
+        if self.automated_queue.trim().is_empty() {
+            return Err(invalid("routing.automated_queue", "must not be empty"));
+        }
+        if self.no_contact_queue.trim().is_empty() {
+            return Err(invalid("routing.no_contact_queue", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Contact policy [003]: contact is rationed, do-not-disturb respected, and a control group
+/// measures whether calling helps.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactConfig {
+    /// At most this many tickets routed to a queue per subscriber and period; more are
+    /// recorded with `no_contact_reason = "contact_cap"`.
+    pub max_contacts: u32,
+    /// The period of the cap: aligned windows of this many operator-local days.
+    pub period_days: u32,
+    /// Share of subscribers (chosen by a stable hash) whose tickets are held out: recorded
+    /// with `control_group = true` and sent to no queue. 0 turns the control group off.
+    pub control_group_fraction: f64,
+    /// Changing the salt draws a different control group.
+    pub control_group_salt: String,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        ContactConfig {
+            max_contacts: 2,
+            period_days: 30,
+            control_group_fraction: 0.0,
+            control_group_salt: "churnwatch".into(),
+        }
+    }
+}
+
+impl ContactConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_contacts == 0 {
+            return Err(invalid("contact.max_contacts", "must be at least 1"));
+        }
+        if !(1..=366).contains(&self.period_days) {
+            return Err(invalid("contact.period_days", "must be 1 to 366"));
+        }
+        if !(0.0..=0.5).contains(&self.control_group_fraction) {
+            return Err(invalid(
+                "contact.control_group_fraction",
+                "must be 0 to 0.5",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Message encoding on a topic.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Protobuf, one message per Kafka record.
+    #[default]
+    Protobuf,
+    /// Proto3 JSON, one message per Kafka record.
+    Json,
+}
+
+/// Kafka topics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TopicsConfig {
+    pub cdr: String,
+    pub account: String,
+    pub outcomes: String,
+    pub tickets: String,
+    pub dead_letter: String,
+}
+
+impl Default for TopicsConfig {
+    fn default() -> Self {
+        TopicsConfig {
+            cdr: "cdr".into(),
+            account: "account".into(),
+            outcomes: "ticket-outcomes".into(),
+            tickets: "care-tickets".into(),
+            dead_letter: "churnwatch-dlq".into(),
+        }
+    }
+}
+
+/// The Kafka service (`churnwatch run`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, `host:port[,host:port...]`.
+    pub brokers: String,
+    /// Consumer group; instances in one group split the partitions.
+    pub group_id: String,
+    pub topics: TopicsConfig,
+    /// Encoding of the CDR, account and outcome topics.
+    pub input_format: Format,
+    /// Encoding of published tickets.
+    pub ticket_format: Format,
+    /// Records (per partition) read but not yet acknowledged downstream; reading pauses
+    /// when it is reached, so memory stays flat under a producer that outruns us.
+    pub max_in_flight: usize,
+    /// Records larger than this go to the dead-letter topic.
+    pub max_message_bytes: usize,
+    /// Records whose event time is further than this ahead of the wall clock are dead-lettered.
+    pub max_future_skew_ms: i64,
+    /// On a partition revoke or shutdown, how long to wait for pending acknowledgements.
+    pub drain_timeout_ms: u64,
+    /// Consumer session timeout (librdkafka `session.timeout.ms`).
+    pub session_timeout_ms: u64,
+    /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
+    /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
+    pub options: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: "localhost:9092".into(),
+            group_id: "churnwatch".into(),
+            topics: TopicsConfig::default(),
+            input_format: Format::Protobuf,
+            ticket_format: Format::Protobuf,
+            max_in_flight: 10_000,
+            max_message_bytes: 1_048_576,
+            max_future_skew_ms: 3_600_000,
+            drain_timeout_ms: 10_000,
+            session_timeout_ms: 45_000,
+            options: Default::default(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.brokers.trim().is_empty() {
+            return Err(invalid("kafka.brokers", "must not be empty"));
+        }
+        if self.group_id.trim().is_empty() {
+            return Err(invalid("kafka.group_id", "must not be empty"));
+        }
+        let t = &self.topics;
+        for (k, v) in [
+            ("cdr", &t.cdr),
+            ("account", &t.account),
+            ("outcomes", &t.outcomes),
+            ("tickets", &t.tickets),
+            ("dead_letter", &t.dead_letter),
+        ] {
+            if v.trim().is_empty()
+                || v.len() > 249
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            {
+                return Err(invalid(
+                    &format!("kafka.topics.{k}"),
+                    format!("`{v}` is not a valid topic name"),
+                ));
+            }
+        }
+        if t.cdr == t.account {
+            return Err(invalid(
+                "kafka.topics.account",
+                "must differ from kafka.topics.cdr",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.max_in_flight) {
+            return Err(invalid("kafka.max_in_flight", "must be 1 to 1000000"));
+        }
+        if !(1024..=100 * 1024 * 1024).contains(&self.max_message_bytes) {
+            return Err(invalid(
+                "kafka.max_message_bytes",
+                "must be 1 KiB to 100 MiB",
+            ));
+        }
+        if self.max_future_skew_ms < 0 {
+            return Err(invalid("kafka.max_future_skew_ms", "must not be negative"));
+        }
+        if self.drain_timeout_ms >= self.session_timeout_ms {
+            return Err(invalid(
+                "kafka.drain_timeout_ms",
+                "must be shorter than kafka.session_timeout_ms, or a slow drain costs the group its member",
+            ));
+        }
+        for k in self.options.keys() {
+            if ["group.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
+                return Err(invalid(
+                    &format!("kafka.options.{k}"),
+                    "is set by churnwatch; use the dedicated key",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The HTTP endpoint: metrics, health, subscriber look-ups.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address to listen on; empty turns HTTP off.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "http.listen",
+                format!("`{}` is not host:port", self.listen),
+            ));
         }
         Ok(())
     }
@@ -601,6 +1066,35 @@ mod tests {
         assert!(err.to_string().contains("engine.time_zone"), "{err}");
         let err = Config::from_toml("[numbering]\nhome_operator = \"acme\"\n").unwrap_err();
         assert!(err.to_string().contains("numbering.home_operator"), "{err}");
+    }
+
+    #[test]
+    fn environment_variables_override_keys() {
+        let env = vec![
+            (
+                "CHURNWATCH__KAFKA__BROKERS".to_string(),
+                "kafka-1:9092".to_string(),
+            ),
+            (
+                "CHURNWATCH__KAFKA__MAX_IN_FLIGHT".to_string(),
+                "64".to_string(),
+            ),
+            (
+                "CHURNWATCH__ENGINE__TIME_ZONE".to_string(),
+                "Europe/Berlin".to_string(),
+            ),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let cfg = Config::load_with_env(None, env).unwrap();
+        assert_eq!(cfg.kafka.brokers, "kafka-1:9092");
+        assert_eq!(cfg.kafka.max_in_flight, 64);
+        assert_eq!(cfg.engine.time_zone, "Europe/Berlin");
+        let bad = vec![(
+            "CHURNWATCH__KAFKA__MAX_IN_FLIGHT".to_string(),
+            "0".to_string(),
+        )];
+        let err = Config::load_with_env(None, bad).unwrap_err();
+        assert!(err.to_string().contains("kafka.max_in_flight"), "{err}");
     }
 
     #[test]

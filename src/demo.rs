@@ -260,6 +260,18 @@ fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
         who::RETENTION => RETENTION_DAY,
         _ => DAYS,
     };
+    if i != who::BILL_SHOCK {
+        // Plans spread the population over the tiers (a new subscriber is tiered by plan).
+        const PLANS: [i64; 6] = [3_800, 5_800, 8_800, 12_800, 18_800, 28_800];
+        let fee = PLANS[rng.range(0, PLANS.len() as i64) as usize];
+        b.account(
+            START_MS + 8 * HOUR_MS,
+            Kind::PlanChanged(proto::PlanChanged {
+                plan_id: format!("plan-{}", fee / 100),
+                monthly_fee: fee,
+            }),
+        );
+    }
     let mut july_charge = 0;
     for day in first_day..last_day {
         let day_ms = START_MS + day * DAY_MS;

@@ -17,6 +17,8 @@ pub mod config;
 pub mod demo;
 pub mod detect;
 pub mod generate;
+pub mod kafka;
+pub mod metrics;
 pub mod quality;
 pub mod replay;
 

@@ -131,7 +131,7 @@ fn days_are_the_operators_days_not_utc() {
         fwd("e", "2026-03-14 09:00"),
     ];
     assert_eq!(rules_of(&run(&evs), SUB), vec!["offnet_forwarding_streak"]);
-    let mut utc = Config::default();
+    let mut utc = rules_config();
     utc.engine.time_zone = "UTC".into();
     assert!(
         run_with(&utc, &evs).0.is_empty(),
@@ -207,7 +207,7 @@ fn six_silent_days_are_not_enough() {
 
 #[test]
 fn drop_rules_hold_their_fire_over_a_public_holiday() {
-    let mut cfg = Config::default();
+    let mut cfg = rules_config();
     // The whole last week is a holiday.
     cfg.calendar.holidays = vec!["2026-04-05..2026-04-20".into()];
     let (tickets, engine) = run_with(&cfg, &quitter("2026-03-01 00:00", 40, 48));
@@ -246,16 +246,29 @@ fn a_bill_overdue_notice_raises_one_ticket_per_period() {
 #[test]
 fn parking_the_number_is_the_strongest_signal() {
     let t = at("2026-03-25 09:00");
-    let tickets = run(&[account(
-        "s1",
-        SUB,
-        t,
-        AccountKind::Suspended {
-            reason: SuspensionReason::NumberRetention,
-        },
-    )]);
+    let tickets = run(&[
+        account(
+            "pl",
+            SUB,
+            t - DAY,
+            AccountKind::PlanChanged { monthly_fee: 8_800 },
+        ),
+        account(
+            "s1",
+            SUB,
+            t,
+            AccountKind::Suspended {
+                reason: SuspensionReason::NumberRetention,
+            },
+        ),
+    ]);
     assert_eq!(rules_of(&tickets, SUB), vec!["number_retention_suspension"]);
-    assert_eq!(tickets[0].priority, churnwatch::proto::Priority::P1 as i32);
+    assert_eq!(
+        tickets[0].priority,
+        churnwatch::proto::Priority::P1 as i32,
+        "a VIP parking the number"
+    );
+    assert_eq!(tickets[0].queue, "vip_retention_desk");
     let other = run(&[account(
         "s1",
         SUB,

@@ -186,7 +186,7 @@ fn shuffled(evs: &[Event<'static>], seed: u64, dup_pct: u64) -> Vec<Event<'stati
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn reordering_within_lateness_and_duplicates_give_the_same_tickets(
@@ -195,8 +195,10 @@ proptest! {
         dup_pct in 0u64..30,
     ) {
         let evs = workload(workload_seed);
-        let reference = final_tickets(&run(&in_order(evs.clone())));
-        let (got, engine) = run_with(&Default::default(), &shuffled(&evs, order_seed, dup_pct));
+        // The shipped defaults: tiers, the priority matrix and the contact cap included.
+        let cfg = churnwatch::config::Config::default();
+        let reference = final_tickets(&run_with(&cfg, &in_order(evs.clone())).0);
+        let (got, engine) = run_with(&cfg, &shuffled(&evs, order_seed, dup_pct));
         prop_assert_eq!(engine.stats().late, 0);
         let got = final_tickets(&got);
         prop_assert_eq!(got.keys().collect::<Vec<_>>(), reference.keys().collect::<Vec<_>>());

@@ -27,8 +27,13 @@ use crate::config::{Config, ConfigError};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
-use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, SuspensionReason};
+use super::contact::{in_control_group, ContactWindow};
+use super::event::{
+    AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, OutcomeKind, SuspensionReason,
+    TicketOutcomeEvent,
+};
 use super::numbering::{NumberPlan, OperatorId, Party};
+use super::routing::Router;
 use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
@@ -37,6 +42,7 @@ use super::state::{
     flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, NO_MINUTE, OPEN_DAYS,
 };
 use super::ticket;
+use super::tier::{reference_month, Tiers};
 
 /// A ported number: national digits and the operator id it now belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +77,32 @@ pub struct EngineStats {
     pub suppressed: BTreeMap<&'static str, u64>,
     pub subscribers: usize,
     pub days_closed: u64,
+    pub tickets_by_tier: BTreeMap<String, u64>,
+    pub tickets_by_queue: BTreeMap<String, u64>,
+    /// New tickets no agent will call about, by reason (control group, DND, contact cap).
+    pub no_contact: BTreeMap<String, u64>,
+    /// Call-center outcomes received, by outcome.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Outcomes for a ticket id this engine does not know (older than its memory, or another
+    /// instance's).
+    pub outcomes_unknown_ticket: u64,
+}
+
+/// A subscriber as an agent screen or CRM look-up sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SubscriberSummary {
+    pub subscriber: String,
+    pub tier: String,
+    pub first_seen_day: Option<String>,
+    pub last_7_days_voice_minutes: u64,
+    pub last_7_days_data_mib: u64,
+    pub last_7_days_spend_yuan: f64,
+    pub do_not_disturb: bool,
+    pub key_person: bool,
+    pub suspended: bool,
+    pub churned: bool,
+    /// Rules whose condition holds now or that raised a ticket in the last 30 days.
+    pub active_signals: Vec<String>,
 }
 
 /// One raised episode of a rule for a subscriber.
@@ -81,6 +113,9 @@ struct Mark {
     /// Tie-break between qualifying records with the same event time.
     tie: u64,
 }
+
+/// How long a ticket id is remembered to join call-center outcomes (180 days).
+const TICKET_MEMORY_MS: i64 = 180 * 86_400_000;
 
 /// Episodes remembered per subscriber and rule (older ones fall off; their windows are long
 /// past the lateness horizon).
@@ -110,6 +145,15 @@ pub struct Engine {
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
     contacts: FxHashMap<u32, Vec<Contact>>,
+    tiers: Tiers,
+    router: Router,
+    /// Contact-cap windows by (subscriber slot, window), and the routed tickets in them.
+    contact_windows: FxHashMap<(u32, i64), ContactWindow>,
+    routed: FxHashMap<String, CareTicket>,
+    /// Recent tickets: id -> (slot, rule bitmask, created), to join outcomes.
+    ticket_rules: FxHashMap<String, (u32, u32, i64)>,
+    /// Rules a subscriber was just retained for, until when.
+    retained: FxHashMap<(u32, RuleId), i64>,
     stats: EngineStats,
 }
 
@@ -148,6 +192,12 @@ impl Engine {
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
             contacts: FxHashMap::default(),
+            tiers: Tiers::new(&cfg.tiers),
+            router: Router::new(&cfg.tiers, &cfg.routing),
+            contact_windows: FxHashMap::default(),
+            routed: FxHashMap::default(),
+            ticket_rules: FxHashMap::default(),
+            retained: FxHashMap::default(),
             stats: EngineStats::default(),
             cfg: cfg.clone(),
         })
@@ -155,6 +205,82 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Swaps in new rules, tiers, routing, contact policy and holidays, keeping every
+    /// subscriber's state (retention teams tune thresholds weekly, without a restart). The
+    /// engine, numbering and time-zone settings need a restart and are kept as they are.
+    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ConfigError> {
+        let mut next = self.cfg.clone();
+        next.rules = cfg.rules.clone();
+        next.tiers = cfg.tiers.clone();
+        next.routing = cfg.routing.clone();
+        next.contact = cfg.contact.clone();
+        next.calendar = cfg.calendar.clone();
+        next.validate()?;
+        let cal =
+            Calendar::new(&next.engine.time_zone, &next.calendar.holidays).ok_or_else(|| {
+                ConfigError::Invalid {
+                    key: "calendar.holidays".into(),
+                    reason: "not a valid holiday list".into(),
+                }
+            })?;
+        self.tiers = Tiers::new(&next.tiers);
+        self.router = Router::new(&next.tiers, &next.routing);
+        self.cal = cal;
+        self.cfg = next;
+        Ok(())
+    }
+
+    /// What an agent screen shows about a subscriber: tier, recent usage, month spend and
+    /// the conditions currently active. `None` if this engine does not hold the subscriber.
+    pub fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
+        let slot = self.subs.find(m.0)?;
+        let st = self.subs.get(slot);
+        let closed = self.closed_through?;
+        let tier = self.tiers.tier_of(st, reference_month(closed + 1));
+        let week = |f: &dyn Fn(&super::state::ClosedDay) -> u64| -> u64 {
+            (closed - 6..=closed).map(|d| f(st.closed(d))).sum()
+        };
+        let conditions = [
+            (flag::SILENT, "silent_days"),
+            (flag::SPEND_DROP, "spend_drop"),
+            (flag::VOICE_DROP, "voice_drop"),
+            (flag::DATA_DROP, "data_drop"),
+            (flag::COMPLAINT_BURST, "complaint_burst"),
+            (flag::ZERO_MONTH, "zero_spend_month"),
+            (flag::IP_CALLS_MONTH, "offnet_ip_calls"),
+        ];
+        let mut active: Vec<String> = conditions
+            .iter()
+            .filter(|(f, _)| st.has(*f))
+            .map(|(_, r)| r.to_string())
+            .collect();
+        for ((s, rule), marks) in self.marks.iter() {
+            if *s == slot
+                && marks
+                    .iter()
+                    .any(|m| m.raised_ms >= self.cal.day_start_ms(closed - 30))
+                && !active.iter().any(|a| a == rule.as_str())
+            {
+                active.push(rule.as_str().to_string());
+            }
+        }
+        active.sort();
+        Some(SubscriberSummary {
+            subscriber: m.to_string(),
+            tier: self.tiers.name(tier).to_string(),
+            first_seen_day: (st.first_day != u16::MAX)
+                .then(|| super::calendar::date_of_day(i32::from(st.first_day)).to_string()),
+            last_7_days_voice_minutes: week(&|d| d.voice_s()) / 60,
+            last_7_days_data_mib: week(&|d| d.data_bytes()) >> 20,
+            last_7_days_spend_yuan: week(&|d| d.charge_fen()) as f64 / 100.0,
+            do_not_disturb: st.has(flag::DO_NOT_DISTURB),
+            key_person: st.has(flag::KEY_PERSON),
+            suspended: st.has(flag::SUSPENDED),
+            churned: st.churned_day != 0,
+            active_signals: active,
+        })
     }
 
     pub fn calendar(&self) -> &Calendar {
@@ -246,6 +372,25 @@ impl Engine {
         }
         self.closed_through = Some(closed);
         self.seen_ids.retain(|&d, _| d > closed);
+        self.forget_before(closed);
+    }
+
+    /// Drops policy memory no late record can need any more.
+    fn forget_before(&mut self, closed: Day) {
+        let period = i64::from(self.cfg.contact.period_days);
+        let open_from = i64::from(closed) - OPEN_DAYS as i64;
+        self.contact_windows
+            .retain(|&(_, w), _| (w + 1) * period > open_from);
+        let routed_from = self
+            .cal
+            .day_start_ms(closed - self.cfg.contact.period_days as i32 - OPEN_DAYS as i32);
+        self.routed.retain(|_, t| t.created_time_ms >= routed_from);
+        let now = self.cal.day_start_ms(closed + 1);
+        self.ticket_rules
+            .retain(|_, &mut (_, _, created)| created >= now - TICKET_MEMORY_MS);
+        self.retained.retain(|_, &mut until| {
+            until > now - i64::from(self.cfg.engine.allowed_lateness_hours) * 3_600_000
+        });
     }
 
     fn apply_cdr(&mut self, c: &Cdr<'_>, day: Day, out: &mut Vec<CareTicket>) {
@@ -513,13 +658,7 @@ impl Engine {
             if (d.raised_ms, tie) < (m.raised_ms, m.tie) {
                 m.raised_ms = d.raised_ms;
                 m.tie = tie;
-                self.stats.ticket_updates += 1;
-                out.push(ticket::build(
-                    &self.cfg,
-                    Msisdn(self.subs.number(slot)),
-                    vec![d],
-                    st,
-                ));
+                self.dispatch(slot, vec![d], true, out);
             } else {
                 bump(&mut self.stats.suppressed, "cooldown");
             }
@@ -533,20 +672,165 @@ impl Engine {
                 tie,
             },
         );
-        self.stats.tickets += 1;
-        bump(&mut self.stats.tickets_by_rule, d.rule.as_str());
-        out.push(ticket::build(
-            &self.cfg,
-            Msisdn(self.subs.number(slot)),
-            vec![d],
-            st,
-        ));
+        self.dispatch(slot, vec![d], false, out);
+    }
+
+    /// Turns signals raised together into a ticket: drops rules the call center just
+    /// retained the subscriber for, tiers and routes it, applies the control group,
+    /// do-not-disturb and the contact cap, and emits it (plus any ticket whose contact
+    /// decision the cap changed).
+    fn dispatch(
+        &mut self,
+        slot: u32,
+        mut signals: Vec<SignalDraft>,
+        update: bool,
+        out: &mut Vec<CareTicket>,
+    ) {
+        signals.retain(|d| {
+            let retained = self
+                .retained
+                .get(&(slot, d.rule))
+                .is_some_and(|&until| d.raised_ms < until);
+            if retained {
+                bump(&mut self.stats.suppressed, "retained");
+            }
+            !retained
+        });
+        if signals.is_empty() {
+            return;
+        }
+        let st = self.subs.get(slot);
+        let msisdn = Msisdn(self.subs.number(slot));
+        let created = signals.iter().map(|d| d.raised_ms).min().unwrap_or(0);
+        let tier = self
+            .tiers
+            .tier_of(st, reference_month(self.cal.day_of(created)));
+        let rule_ids: Vec<RuleId> = signals.iter().map(|d| d.rule).collect();
+        let Some(route) = self.router.route(tier, self.tiers.queue(tier), &rule_ids) else {
+            bump(&mut self.stats.suppressed, "below_threshold");
+            return;
+        };
+        let mut t = ticket::build(&self.cfg.rules, msisdn, signals);
+        t.tier = self.tiers.name(tier).to_string();
+        t.priority = route.priority as i32;
+        t.queue = route.queue.to_string();
+        let contact = &self.cfg.contact;
+        let mut also: Vec<CareTicket> = Vec::new();
+        if in_control_group(
+            msisdn,
+            contact.control_group_fraction,
+            &contact.control_group_salt,
+        ) {
+            t.control_group = true;
+            t.queue.clear();
+            t.no_contact_reason = "control_group".into();
+        } else if st.has(flag::DO_NOT_DISTURB) {
+            t.queue = self.router.no_contact_queue().to_string();
+            t.no_contact_reason = "do_not_disturb".into();
+        } else {
+            let period = contact.period_days as i32;
+            let max = contact.max_contacts as usize;
+            let window = i64::from(self.cal.day_of(t.created_time_ms).div_euclid(period));
+            let mut decisions = Vec::new();
+            // Re-emitted with earlier evidence in another window: leave the old one first.
+            if let Some(prev) = self.routed.get(&t.ticket_id) {
+                let prev_window =
+                    i64::from(self.cal.day_of(prev.created_time_ms).div_euclid(period));
+                if prev_window != window {
+                    if let Some(cw) = self.contact_windows.get_mut(&(slot, prev_window)) {
+                        decisions.extend(cw.remove(&t.ticket_id, max));
+                    }
+                }
+            }
+            let intended = t.clone();
+            let cw = self
+                .contact_windows
+                .entry((slot, window))
+                .or_insert_with(|| ContactWindow::new(window));
+            decisions.extend(cw.admit(t.created_time_ms, &t.ticket_id, max));
+            for (id, allowed) in decisions {
+                if id == t.ticket_id {
+                    if !allowed {
+                        t.queue = self.router.no_contact_queue().to_string();
+                        t.no_contact_reason = "contact_cap".into();
+                    }
+                } else if let Some(other) = self.routed.get(&id) {
+                    let mut other = other.clone();
+                    if !allowed {
+                        other.queue = self.router.no_contact_queue().to_string();
+                        other.no_contact_reason = "contact_cap".into();
+                    }
+                    also.push(other);
+                }
+            }
+            self.routed.insert(intended.ticket_id.clone(), intended);
+        }
+        if update {
+            self.stats.ticket_updates += 1;
+        } else {
+            self.stats.tickets += 1;
+            for r in &rule_ids {
+                bump(&mut self.stats.tickets_by_rule, r.as_str());
+            }
+            *self
+                .stats
+                .tickets_by_tier
+                .entry(t.tier.clone())
+                .or_insert(0) += 1;
+            *self
+                .stats
+                .tickets_by_queue
+                .entry(if t.queue.is_empty() {
+                    "(none)".into()
+                } else {
+                    t.queue.clone()
+                })
+                .or_insert(0) += 1;
+            if !t.no_contact_reason.is_empty() {
+                *self
+                    .stats
+                    .no_contact
+                    .entry(t.no_contact_reason.clone())
+                    .or_insert(0) += 1;
+            }
+        }
+        let mask = rule_ids.iter().fold(0u32, |m, r| m | (1 << *r as u32));
+        self.ticket_rules
+            .insert(t.ticket_id.clone(), (slot, mask, t.created_time_ms));
+        out.push(t);
+        self.stats.ticket_updates += also.len() as u64;
+        out.extend(also);
+    }
+
+    /// Feedback from the call center. A RETAINED subscriber is not ticketed again for the
+    /// ticket's rules within each rule's cooldown.
+    pub fn apply_outcome(&mut self, o: &TicketOutcomeEvent<'_>) {
+        *self.stats.outcomes.entry(o.outcome.as_str()).or_insert(0) += 1;
+        let Some(&(slot, mask, _)) = self.ticket_rules.get(o.ticket_id) else {
+            self.stats.outcomes_unknown_ticket += 1;
+            return;
+        };
+        if o.outcome != OutcomeKind::Retained {
+            return;
+        }
+        for r in RuleId::ALL {
+            if mask & (1 << r as u32) != 0 {
+                let until =
+                    o.time_ms + i64::from(rules::cooldown_days(&self.cfg.rules, r)) * 86_400_000;
+                let e = self.retained.entry((slot, r)).or_insert(until);
+                *e = (*e).max(until);
+            }
+        }
     }
 
     /// Closes `day` for every subscriber and runs the day- (and month-) close rules.
     fn close_day(&mut self, day: Day, out: &mut Vec<CareTicket>) {
         let month_end = month_of_day(day + 1) != month_of_day(day);
         let month = month_of_day(day);
+        let (day_from_min, day_to_min) = (
+            to_minute(self.cal.day_start_ms(day)),
+            to_minute(self.cal.day_start_ms(day + 1)),
+        );
         let mut drafts: Vec<(SignalDraft, Option<u32>)> = Vec::new();
         for slot in 0..self.subs.len() as u32 {
             drafts.clear();
@@ -554,6 +838,10 @@ impl Engine {
             let cal = &self.cal;
             let st = self.subs.get_mut(slot);
             st.close_day(day);
+            if (day_from_min..day_to_min).contains(&st.bill_issued_min) {
+                // A bill is for the month before the one it is issued in.
+                st.record_bill(month.0 - 1, st.bill_amount_fen);
+            }
             let churned = st.churned_by(day);
             if !churned {
                 let sk = &mut self.stats.suppressed;
@@ -672,20 +960,12 @@ impl Engine {
                     tie: 0,
                 },
             );
-            bump(&mut self.stats.tickets_by_rule, d.rule.as_str());
             admitted.push(d);
         }
         if admitted.is_empty() {
             return;
         }
-        self.stats.tickets += 1;
-        let st = self.subs.get(slot);
-        out.push(ticket::build(
-            &self.cfg,
-            Msisdn(self.subs.number(slot)),
-            admitted,
-            st,
-        ));
+        self.dispatch(slot, admitted, false, out);
     }
 }
 

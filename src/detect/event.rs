@@ -235,6 +235,35 @@ pub struct AccountEvent {
     pub kind: AccountKind,
 }
 
+/// The call center's result for a ticket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeKind {
+    Retained,
+    Declined,
+    Unreachable,
+    Churned,
+}
+
+impl OutcomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Retained => "RETAINED",
+            OutcomeKind::Declined => "DECLINED",
+            OutcomeKind::Unreachable => "UNREACHABLE",
+            OutcomeKind::Churned => "CHURNED",
+        }
+    }
+}
+
+/// Feedback on one ticket.
+#[derive(Clone, Copy, Debug)]
+pub struct TicketOutcomeEvent<'a> {
+    pub ticket_id: &'a str,
+    pub subscriber: Msisdn,
+    pub time_ms: i64,
+    pub outcome: OutcomeKind,
+}
+
 /// Anything the engine consumes.
 #[derive(Clone, Copy, Debug)]
 pub enum Event<'a> {

@@ -11,15 +11,18 @@
 //! late record can change it, which is what makes tickets independent of arrival order.
 
 pub mod calendar;
+pub mod contact;
 pub mod engine;
 pub mod event;
 pub mod numbering;
+pub mod routing;
 pub mod rules;
 pub mod state;
 pub mod ticket;
+pub mod tier;
 
 pub use engine::{Applied, Engine, EngineStats};
 pub use event::{
-    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, Period, RecordKey,
-    SuspensionReason,
+    AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, OutcomeKind, Period,
+    RecordKey, SuspensionReason, TicketOutcomeEvent,
 };

@@ -172,7 +172,9 @@ pub struct SubscriberState {
     /// Day the subscriber left (port-out or deactivation; 0 = still here).
     pub churned_day: u16,
     pub flags: u16,
-    pub tier: u8,
+    /// Months (bit `month % MONTHS`) whose spend came from a bill, which a month close
+    /// must not overwrite with CDR charges.
+    pub months_billed: u8,
 }
 
 impl Default for SubscriberState {
@@ -198,7 +200,7 @@ impl Default for SubscriberState {
             activated_day: 0,
             churned_day: 0,
             flags: 0,
-            tier: 0,
+            months_billed: 0,
         }
     }
 }
@@ -337,11 +339,23 @@ impl SubscriberState {
     /// Closes the month `month` (index since 1970): stores its spend and resets the month
     /// counters.
     pub fn close_month(&mut self, month: i32) {
-        let units = u64::from(self.month_charge_fen).div_ceil(10);
-        self.months[month.rem_euclid(MONTHS as i32) as usize] = sat_u16(units);
+        let slot = month.rem_euclid(MONTHS as i32) as usize;
+        if self.months_billed & (1 << slot) == 0 {
+            let units = u64::from(self.month_charge_fen).div_ceil(10);
+            self.months[slot] = sat_u16(units);
+        }
+        self.months_billed &= !(1 << (month + 1).rem_euclid(MONTHS as i32));
         self.month_charge_fen = 0;
         self.month_ip_s = 0;
         self.set(flag::MONTH_OUTGOING | flag::IP_CALLS_MONTH, false);
+    }
+
+    /// Records a bill as the spend of its month: bills are authoritative (postpaid plan
+    /// fees never appear in CDR charges).
+    pub fn record_bill(&mut self, month: i32, amount_fen: u32) {
+        let slot = month.rem_euclid(MONTHS as i32) as usize;
+        self.months[slot] = sat_u16(u64::from(amount_fen).div_ceil(10));
+        self.months_billed |= 1 << slot;
     }
 
     /// Spend of a closed month, fen (the caller keeps within the last [`MONTHS`]).

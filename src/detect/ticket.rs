@@ -12,42 +12,17 @@
 //! **Merging.** Signals raised together for one subscriber (by one record, or by one day
 //! close, where silence, usage drops and a contract end often coincide) form one ticket.
 //!
-//! **Routing** is a seam: [`Routing`] is computed here from the strongest signal's weight;
-//! tiers, the tier x rule matrix and contact policy replace [`route`] without touching rules.
+//! **Routing** (tier, priority, queue, contact policy) is filled in by the engine from
+//! [`tier`](super::tier), [`routing`](super::routing) and [`contact`](super::contact).
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 
-use crate::config::Config;
+use crate::config::RulesConfig;
 use crate::proto::{CareTicket, Priority, Signal};
 
 use super::event::{Msisdn, StableHasher};
 use super::rules::{weight, SignalDraft};
-use super::state::SubscriberState;
-
-/// Where a ticket goes and how urgent it is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routing {
-    pub tier: String,
-    pub priority: Priority,
-    pub queue: String,
-}
-
-/// First-cut routing: priority from the strongest signal's weight (strong signals such as a
-/// parked number or a forwarding streak rank above weak ones), one queue, one tier.
-pub fn route(cfg: &Config, lead_weight: u32, _state: &SubscriberState) -> Routing {
-    let priority = match lead_weight {
-        80.. => Priority::P1,
-        60..=79 => Priority::P2,
-        40..=59 => Priority::P3,
-        _ => Priority::P4,
-    };
-    Routing {
-        tier: cfg.tickets.default_tier.clone(),
-        priority,
-        queue: cfg.tickets.default_queue.clone(),
-    }
-}
 
 /// The deterministic id of a ticket carrying these signals.
 pub fn ticket_id(subscriber: Msisdn, signals: &[SignalDraft]) -> String {
@@ -76,24 +51,17 @@ pub fn risk_score(weights: impl IntoIterator<Item = u32>) -> u32 {
 }
 
 /// Builds the ticket for signals raised together (at least one).
-pub fn build(
-    cfg: &Config,
-    subscriber: Msisdn,
-    mut signals: Vec<SignalDraft>,
-    state: &SubscriberState,
-) -> CareTicket {
+pub fn build(cfg: &RulesConfig, subscriber: Msisdn, mut signals: Vec<SignalDraft>) -> CareTicket {
     signals.sort_by(|a, b| {
-        weight(&cfg.rules, b.rule)
-            .cmp(&weight(&cfg.rules, a.rule))
+        weight(cfg, b.rule)
+            .cmp(&weight(cfg, a.rule))
             .then(a.rule.cmp(&b.rule))
             .then(a.episode.cmp(&b.episode))
     });
     let id = ticket_id(subscriber, &signals);
     let lead = signals.first().map(|s| s.rule);
-    let lead_weight = lead.map_or(0, |r| weight(&cfg.rules, r));
-    let routing = route(cfg, lead_weight, state);
     let created = signals.iter().map(|s| s.raised_ms).min().unwrap_or(0);
-    let score = risk_score(signals.iter().map(|s| weight(&cfg.rules, s.rule)));
+    let score = risk_score(signals.iter().map(|s| weight(cfg, s.rule)));
     CareTicket {
         ticket_id: id,
         subscriber: subscriber.to_string(),
@@ -112,9 +80,9 @@ pub fn build(
                 last_seen_ms: s.last_seen_ms,
             })
             .collect(),
-        tier: routing.tier,
-        priority: routing.priority as i32,
-        queue: routing.queue,
+        tier: String::new(),
+        priority: Priority::Unspecified as i32,
+        queue: String::new(),
         risk_score: score,
         suggested_action: lead.map_or("", |r| r.suggested_action()).to_string(),
         control_group: false,
@@ -175,8 +143,8 @@ mod tests {
     }
 
     #[test]
-    fn the_strongest_signal_leads_and_sets_priority() {
-        let cfg = Config::default();
+    fn the_strongest_signal_leads() {
+        let cfg = RulesConfig::default();
         let t = build(
             &cfg,
             Msisdn(8613012345678),
@@ -184,11 +152,9 @@ mod tests {
                 draft(RuleId::PaymentReminder, 1),
                 draft(RuleId::NumberRetentionSuspension, 1),
             ],
-            &SubscriberState::default(),
         );
         assert_eq!(t.signals[0].rule, "number_retention_suspension");
-        assert_eq!(t.priority, Priority::P1 as i32);
-        assert_eq!(t.queue, "retention");
+        assert_eq!(t.risk_score, 93);
         assert!(t.suggested_action.contains("parked"));
     }
 }

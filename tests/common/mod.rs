@@ -109,8 +109,19 @@ pub fn run_with(cfg: &Config, events: &[Event<'static>]) -> (Vec<CareTicket>, En
     (out, engine)
 }
 
+/// The default config, except that every signal raises a ticket whatever the tier (the
+/// journeys test rules; routing has its own tests).
+pub fn rules_config() -> Config {
+    use churnwatch::config::Cell;
+    let mut cfg = Config::default();
+    cfg.routing
+        .matrix
+        .insert("star_1".into(), [Cell::P3, Cell::P4, Cell::P4]);
+    cfg
+}
+
 pub fn run(events: &[Event<'static>]) -> Vec<CareTicket> {
-    run_with(&Config::default(), events).0
+    run_with(&rules_config(), events).0
 }
 
 /// The last version of every ticket, by id (tickets are upserts).

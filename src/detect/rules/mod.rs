@@ -191,6 +191,28 @@ pub fn window_episode(day: i32, cooldown_days: u32) -> i64 {
     i64::from(day.div_euclid(cooldown_days.max(1) as i32))
 }
 
+/// The configured cooldown of a rule, days.
+pub fn cooldown_days(cfg: &crate::config::RulesConfig, rule: RuleId) -> u32 {
+    match rule {
+        RuleId::CompetitorCareCall => cfg.competitor_care_call.cooldown_days,
+        RuleId::OffnetForwardingStreak => cfg.offnet_forwarding_streak.cooldown_days,
+        RuleId::OffnetForwardingRegistration => cfg.offnet_forwarding_registration.cooldown_days,
+        RuleId::ZeroSpendMonth => cfg.zero_spend_month.cooldown_days,
+        RuleId::SilentDays => cfg.silent_days.cooldown_days,
+        RuleId::OverdueBill => cfg.overdue_bill.cooldown_days,
+        RuleId::PaymentReminder => cfg.payment_reminder.cooldown_days,
+        RuleId::SpendDrop => cfg.spend_drop.cooldown_days,
+        RuleId::VoiceDrop => cfg.voice_drop.cooldown_days,
+        RuleId::DataDrop => cfg.data_drop.cooldown_days,
+        RuleId::SustainedDecline => cfg.sustained_decline.cooldown_days,
+        RuleId::NumberRetentionSuspension => cfg.number_retention_suspension.cooldown_days,
+        RuleId::ContractExpiry => cfg.contract_expiry.cooldown_days,
+        RuleId::ComplaintBurst => cfg.complaint_burst.cooldown_days,
+        RuleId::OffnetIpCalls => cfg.offnet_ip_calls.cooldown_days,
+        RuleId::BillShock => cfg.bill_shock.cooldown_days,
+    }
+}
+
 /// The configured weight of a rule (1-100): its share of the risk score and its rank.
 pub fn weight(cfg: &crate::config::RulesConfig, rule: RuleId) -> u32 {
     match rule {

@@ -1,0 +1,2 @@
+//! Kafka adapter (placeholder; merged with the embedded broker).
+pub mod worker;

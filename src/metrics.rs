@@ -1,0 +1,203 @@
+//! Every Prometheus metric churnwatch exports, declared once.
+//!
+//! Names follow Prometheus conventions: base units (`_seconds`, `_bytes`), `_total` for
+//! counters, and bounded labels only (topic, partition, rule, tier, priority, queue,
+//! reason). A subscriber number never appears in a label.
+
+use prometheus::{
+    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The registry and its metrics; cheap to clone (all handles are shared).
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub records_consumed: IntCounterVec,
+    pub decode_errors: IntCounterVec,
+    pub dead_lettered: IntCounterVec,
+    pub late_records: IntCounterVec,
+    pub duplicate_records: IntCounterVec,
+    pub processing_latency: Histogram,
+    pub event_time_lag: GaugeVec,
+    pub consumer_lag: IntGaugeVec,
+    pub offsets_skipped: IntCounterVec,
+    pub tickets: IntCounterVec,
+    pub ticket_signals: IntCounterVec,
+    pub ticket_updates: IntCounter,
+    pub suppressed: IntCounterVec,
+    pub subscribers: IntGaugeVec,
+    pub state_bytes: IntGaugeVec,
+    pub rebalances: IntCounterVec,
+    pub assigned_partitions: IntGauge,
+    pub config_version: IntGauge,
+    pub config_reloads: IntCounterVec,
+    pub ready: IntGauge,
+    pub outcomes: IntCounterVec,
+    pub build_info: Gauge,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let processing_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "churnwatch_processing_latency_seconds",
+                "From a record's arrival to the broker's acknowledgement of the tickets it raised.",
+            )
+            .buckets(exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")),
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(processing_latency.clone()))
+            .expect("metric registered once");
+        let event_time_lag = GaugeVec::new(
+            Opts::new(
+                "churnwatch_event_time_lag_seconds",
+                "Wall clock minus the event time of the latest record.",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(event_time_lag.clone()))
+            .expect("metric registered once");
+        let ticket_updates = IntCounter::new(
+            "churnwatch_ticket_updates_total",
+            "Tickets re-emitted under the same id with corrected content (late evidence, contact cap).",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(ticket_updates.clone()))
+            .expect("metric registered once");
+        let assigned_partitions = IntGauge::new(
+            "churnwatch_assigned_partitions",
+            "Input partitions this instance owns.",
+        )
+        .expect("valid");
+        r.register(Box::new(assigned_partitions.clone()))
+            .expect("metric registered once");
+        let config_version = IntGauge::new(
+            "churnwatch_config_version",
+            "Version of the active rules, tiers and routing: 1 at start, +1 per accepted reload.",
+        )
+        .expect("valid");
+        r.register(Box::new(config_version.clone()))
+            .expect("metric registered once");
+        let ready = IntGauge::new(
+            "churnwatch_ready",
+            "1 when consuming and producing normally.",
+        )
+        .expect("valid");
+        r.register(Box::new(ready.clone()))
+            .expect("metric registered once");
+        let build_info = Gauge::with_opts(
+            Opts::new(
+                "churnwatch_build_info",
+                "Always 1; the version label says which build runs.",
+            )
+            .const_label("version", env!("CARGO_PKG_VERSION")),
+        )
+        .expect("valid");
+        r.register(Box::new(build_info.clone()))
+            .expect("metric registered once");
+        build_info.set(1.0);
+        Metrics {
+            records_consumed: counter(&r, "churnwatch_records_consumed_total", "Records read, by topic.", &["topic"]),
+            decode_errors: counter(&r, "churnwatch_decode_errors_total", "Records that did not decode or validate.", &["topic"]),
+            dead_lettered: counter(
+                &r,
+                "churnwatch_dead_lettered_total",
+                "Records sent to the dead-letter topic, by source topic and reason.",
+                &["topic", "reason"],
+            ),
+            late_records: counter(&r, "churnwatch_late_records_total", "Records beyond the allowed lateness (rejected).", &["topic"]),
+            duplicate_records: counter(&r, "churnwatch_duplicate_records_total", "Records seen before (ignored).", &["topic"]),
+            processing_latency,
+            event_time_lag,
+            consumer_lag: gauge(
+                &r,
+                "churnwatch_consumer_lag_records",
+                "High watermark minus the next offset to read, per partition.",
+                &["topic", "partition"],
+            ),
+            offsets_skipped: counter(
+                &r,
+                "churnwatch_offsets_skipped_total",
+                "Offsets never read because retention deleted them first (offset out of range).",
+                &["topic", "partition"],
+            ),
+            tickets: counter(
+                &r,
+                "churnwatch_tickets_total",
+                "New tickets, by tier, priority and queue.",
+                &["tier", "priority", "queue"],
+            ),
+            ticket_signals: counter(&r, "churnwatch_ticket_signals_total", "Signals on new tickets, by rule.", &["rule"]),
+            ticket_updates,
+            suppressed: counter(
+                &r,
+                "churnwatch_suppressed_signals_total",
+                "Signals or tickets held back, by reason (cooldown, below_threshold, contact_cap, ...).",
+                &["reason"],
+            ),
+            subscribers: gauge(&r, "churnwatch_subscribers", "Subscribers in state, per partition.", &["partition"]),
+            state_bytes: gauge(&r, "churnwatch_state_bytes", "Bytes of subscriber state, per partition.", &["partition"]),
+            rebalances: counter(&r, "churnwatch_rebalances_total", "Consumer-group rebalances, by kind.", &["kind"]),
+            assigned_partitions,
+            config_version,
+            config_reloads: counter(&r, "churnwatch_config_reloads_total", "Config reloads, by result.", &["result"]),
+            ready,
+            outcomes: counter(&r, "churnwatch_ticket_outcomes_total", "Call-center outcomes received.", &["outcome"]),
+            build_info,
+            registry: r,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let enc = TextEncoder::new();
+        if enc.encode(&self.registry.gather(), &mut buf).is_err() {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_text_format_with_bounded_labels() {
+        let m = Metrics::new();
+        m.records_consumed.with_label_values(&["cdr"]).inc();
+        m.tickets
+            .with_label_values(&["vip", "P1", "vip_retention_desk"])
+            .inc();
+        let text = m.render();
+        assert!(
+            text.contains("churnwatch_records_consumed_total{topic=\"cdr\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("# TYPE churnwatch_processing_latency_seconds histogram"));
+    }
+}
