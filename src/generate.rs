@@ -878,21 +878,44 @@ fn day_in(rng: &mut Rng, lo: i64, hi: i64) -> Option<i64> {
 fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
     let n = world.n_days;
     let last_signal = n - 16;
+    // Tiers average the last three full months the engine has seen; a weak signal raises
+    // no ticket for the lowest tier, so weak journeys wait for three observed months.
+    let weak_from = 92.min(last_signal).max(3);
     let mut onset;
     let mut aux = 0;
     let mut param = 0.0;
     s.active_from = 0;
     s.activated_ms = world.day(0).start_ms - rng.range(200, 3000) * DAY_MS;
+    if matches!(
+        kind,
+        JourneyKind::ForwardRegistration
+            | JourneyKind::ReminderBill
+            | JourneyKind::ReminderTopUp
+            | JourneyKind::ContractExpiry
+    ) {
+        // Weak signals raise a ticket only above the lowest tier (routing matrix): plant
+        // them on subscribers worth a call (plan of 58 yuan or more, daily use).
+        set_habit(s, Habit::Mass, rng);
+        s.out_calls = s.out_calls.max(2.0);
+        s.plan_fee_fen = 100 * rng.pick(&[58, 88]);
+    }
     let signal = match kind {
-        JourneyKind::CareCall | JourneyKind::NumberRetention | JourneyKind::ForwardRegistration => {
+        JourneyKind::CareCall | JourneyKind::NumberRetention => {
             let Some(d) = day_in(rng, 2, last_signal) else {
                 return false;
             };
             onset = d;
             d
         }
+        JourneyKind::ForwardRegistration => {
+            let Some(d) = day_in(rng, weak_from, last_signal) else {
+                return false;
+            };
+            onset = d;
+            d
+        }
         JourneyKind::ReminderTopUp => {
-            let Some(d) = day_in(rng, 2, last_signal) else {
+            let Some(d) = day_in(rng, weak_from, last_signal) else {
                 return false;
             };
             s.postpaid = false;
@@ -900,7 +923,7 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
             d
         }
         JourneyKind::ContractExpiry => {
-            let Some(d) = day_in(rng, 1, last_signal) else {
+            let Some(d) = day_in(rng, weak_from, last_signal) else {
                 return false;
             };
             s.postpaid = true;
@@ -945,6 +968,9 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
         }
         JourneyKind::SustainedDecline => {
             heavy_for_drops(s, rng);
+            // Pay-as-you-go: a postpaid bill never falls below the plan fee, and bills are
+            // the engine's monthly spend where they exist.
+            s.postpaid = false;
             // The first full month is the reference; three declining months follow.
             let m0 = if world.dom(0) == 1 {
                 0
@@ -986,7 +1012,7 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
             };
             let offset = if kind == JourneyKind::Overdue { 24 } else { 16 };
             while b + offset <= last_signal {
-                if b >= 1 {
+                if b >= 1 && (kind == JourneyKind::Overdue || b + offset >= weak_from) {
                     firsts.push(b);
                 }
                 b = world.next_first(b);
@@ -1088,8 +1114,8 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
         aux,
         param,
     });
-    // Most churn 15-45 days after the sign; ~2% stay (retained by care, or never meant to go).
-    if !rng.chance(0.02) {
+    // Most churn 15-45 days after the sign; ~1.5% stay (retained by care, or never meant to go).
+    if !rng.chance(0.015) {
         let lag = rng.range(15, 46).min(n - 1 - signal).max(15);
         let c = signal + lag;
         if c < n {
@@ -1345,7 +1371,7 @@ impl DayOut {
             s.month_charge = 0;
             s.month_days = 0;
         }
-        if d == s.active_from {
+        if d == s.active_from && d > 0 || d == 2.min(world.n_days - 1) && s.active_from == 0 {
             self.opening(&mut ctx, s);
         }
         if s.churn_day == Some(d) {
@@ -1374,8 +1400,9 @@ impl DayOut {
 
     /// The CRM snapshot on a subscriber's first day: profile, plan, contract.
     fn opening(&mut self, ctx: &mut Ctx<'_>, s: &Sub) {
+        // Established lines arrive with the nightly CRM sync on day 2.
         let t = if s.active_from == 0 {
-            ctx.world.at(0, 0.5) + ctx.rng.range(0, 2 * HOUR_MS)
+            ctx.world.at(2, 1.0) + ctx.rng.range(0, 2 * HOUR_MS)
         } else {
             s.activated_ms
         };
