@@ -17,10 +17,12 @@ pub mod codec;
 pub mod config;
 pub mod demo;
 pub mod detect;
+pub mod generate;
 pub mod http;
 pub mod kafka;
 pub mod live;
 pub mod metrics;
+pub mod quality;
 pub mod replay;
 
 /// The wire contract, generated from `proto/churnwatch/v1/` at build time.

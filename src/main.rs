@@ -29,6 +29,9 @@ struct Cli {
 enum Command {
     /// Replay CDR and account-event files through the engine and write the tickets.
     Replay(ReplayArgs),
+    /// Generate a synthetic workload (population, planted churn journeys, loyal
+    /// look-alikes) as replay input files plus journeys.csv, the ground truth.
+    Generate(GenerateArgs),
     /// The whole service with no setup: an embedded Kafka-protocol broker, a synthetic
     /// workload streamed into it, the detector as a consumer group, tickets shown live.
     Demo {
@@ -90,7 +93,36 @@ struct ReplayArgs {
     /// Input encoding; by default `.pb`, `.binpb` and `.bin` files are protobuf, others JSON.
     #[arg(long, value_enum)]
     input_format: Option<FormatArg>,
+    /// Write the detection-quality report (precision, recall, lead times) as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Configuration file (TOML); built-in defaults when absent.
+    #[arg(long, env = "CHURNWATCH_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// Directory for cdr.jsonl, account.jsonl (or .pb) and journeys.csv; created if missing.
+    #[arg(long)]
+    out: PathBuf,
+    /// Subscribers in the population.
+    #[arg(long, default_value_t = 10_000)]
+    subscribers: usize,
+    /// Days of traffic; 150 or more plants every journey (sustained_decline needs four
+    /// full calendar months plus the weeks before churn).
+    #[arg(long, default_value_t = 150)]
+    days: u32,
+    /// Seed: the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First day (operator's calendar), YYYY-MM-DD.
+    #[arg(long, default_value = churnwatch::generate::DEFAULT_START)]
+    start: chrono::NaiveDate,
+    /// File encoding.
+    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
+    format: FormatArg,
+    /// Configuration file (TOML): time zone and holiday calendar; defaults when absent.
     #[arg(long, env = "CHURNWATCH_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -149,8 +181,24 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 input_format: args.input_format.map(Format::from),
                 format: args.format.into(),
                 progress: std::io::stderr().is_terminal(),
+                report: args.report,
             };
             let summary = replay::run(&opts, &cfg).context("replay failed")?;
+            eprintln!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(args) => {
+            let cfg = load_config(args.config.as_deref())?;
+            let opts = churnwatch::generate::GenerateOptions {
+                out: args.out,
+                subscribers: args.subscribers,
+                days: args.days,
+                seed: args.seed,
+                start: args.start,
+                format: args.format.into(),
+                progress: std::io::stderr().is_terminal(),
+            };
+            let summary = churnwatch::generate::run(&opts, &cfg).context("generate failed")?;
             eprintln!("{summary}");
             Ok(ExitCode::SUCCESS)
         }

@@ -12,7 +12,7 @@
 //! the run with a [`ReplayError`] naming the file.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -24,7 +24,8 @@ use crate::codec::{self, DecodeError, Frame};
 use crate::config::{Config, ConfigError};
 use crate::detect::engine::PortedNumber;
 use crate::detect::{Engine, EngineStats, Event};
-use crate::proto;
+use crate::proto::{self, account_event};
+use crate::quality::{self, QualityReport};
 
 /// How many malformed-record examples the summary keeps.
 pub const SUMMARY_EXAMPLES: usize = 10;
@@ -67,6 +68,8 @@ pub struct ReplayOptions {
     pub format: Format,
     /// Draw a progress bar on stderr (the binary sets this only when stderr is a terminal).
     pub progress: bool,
+    /// Write the detection-quality report here as JSON.
+    pub report: Option<PathBuf>,
 }
 
 /// Why a replay could not run or finish. Malformed records are not errors; see the summary.
@@ -104,6 +107,9 @@ pub struct ReplaySummary {
     /// Ticket messages written, including re-emissions of a ticket id.
     pub tickets_written: u64,
     pub engine: EngineStats,
+    /// Detection quality against the `Churned` events read; computed when there are any,
+    /// or when a report file was asked for.
+    pub quality: Option<QualityReport>,
     pub elapsed: Duration,
 }
 
@@ -158,6 +164,11 @@ impl fmt::Display for ReplaySummary {
             writeln!(f, "  outcomes          {} read", self.outcome_records)?;
             for (outcome, n) in &self.outcomes {
                 writeln!(f, "    {outcome:<32} {n}")?;
+            }
+        }
+        if let Some(q) = &self.quality {
+            if q.churned_subscribers > 0 {
+                write!(f, "{q}")?;
             }
         }
         let secs = self.elapsed.as_secs_f64();
@@ -277,6 +288,9 @@ pub fn run_with(
     let mut cdr_head = next_of(&mut cdrs, &mut report)?;
     let mut acct_head = next_of(&mut accounts, &mut report)?;
     let mut tickets = Vec::new();
+    // Ground truth and final tickets for the quality figures.
+    let mut churns: HashMap<String, i64> = HashMap::new();
+    let mut finals: HashMap<String, proto::CareTicket> = HashMap::new();
     let mut since_progress = 0u64;
     loop {
         let take_cdr = match (&cdr_head, &acct_head) {
@@ -298,6 +312,12 @@ pub fn run_with(
             cdr_head = next_of(&mut cdrs, &mut report)?;
         } else {
             if let Some(head) = acct_head.take() {
+                if let Some(account_event::Kind::Churned(_)) = head.msg.kind {
+                    churns
+                        .entry(head.msg.subscriber.clone())
+                        .and_modify(|t| *t = (*t).min(head.time_ms))
+                        .or_insert(head.time_ms);
+                }
                 match codec::account_from_proto(&head.msg) {
                     Ok(a) => {
                         engine.apply(&Event::Account(a), &mut tickets);
@@ -307,6 +327,7 @@ pub fn run_with(
             }
             acct_head = next_of(&mut accounts, &mut report)?;
         }
+        keep_last(&mut finals, &tickets);
         out.write_all(&mut tickets)?;
         since_progress += 1;
         if since_progress == PROGRESS_EVERY {
@@ -317,6 +338,7 @@ pub fn run_with(
         }
     }
     engine.finish(&mut tickets);
+    keep_last(&mut finals, &tickets);
     out.write_all(&mut tickets)?;
     out.w.flush().map_err(|source| ReplayError::Write {
         path: out.path.clone(),
@@ -325,6 +347,7 @@ pub fn run_with(
 
     summary.cdr_records = cdrs.as_ref().map_or(0, |s| s.read);
     summary.account_records = accounts.as_ref().map_or(0, |s| s.read);
+    let mut outcomes = Vec::new();
     if let Some(p) = &opts.outcomes {
         let mut src = Source::open(p, format_of(p), &consumed, OUTCOME)?;
         while let Some(head) = src.next(&mut report)? {
@@ -332,8 +355,19 @@ pub fn run_with(
                 .map_or("UNKNOWN", |o| o.as_str_name())
                 .to_string();
             *summary.outcomes.entry(name).or_default() += 1;
+            outcomes.push(head.msg);
         }
         summary.outcome_records = src.read;
+    }
+    if !churns.is_empty() || opts.report.is_some() {
+        let mut finals: Vec<proto::CareTicket> = finals.into_values().collect();
+        finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
+        let given = opts.outcomes.is_some().then_some(outcomes.as_slice());
+        let q = quality::measure(&finals, &churns, given);
+        if let Some(path) = &opts.report {
+            write_report(path, &q)?;
+        }
+        summary.quality = Some(q);
     }
     if let Some(pb) = &progress {
         pb.finish_and_clear();
@@ -344,6 +378,27 @@ pub fn run_with(
     summary.engine = engine.stats().clone();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// Remembers the last version of every ticket emitted (tickets are upserts by id).
+fn keep_last(finals: &mut HashMap<String, proto::CareTicket>, emitted: &[proto::CareTicket]) {
+    for t in emitted {
+        finals.insert(t.ticket_id.clone(), t.clone());
+    }
+}
+
+/// Writes the quality report as pretty JSON.
+fn write_report(path: &Path, q: &QualityReport) -> Result<(), ReplayError> {
+    let name = path.display().to_string();
+    let err = |source| ReplayError::Write {
+        path: name.clone(),
+        source,
+    };
+    let file = File::create(path).map_err(err)?;
+    let mut w = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut w, q).map_err(|e| err(io::Error::other(e)))?;
+    w.write_all(b"\n").map_err(err)?;
+    w.flush().map_err(err)
 }
 
 fn progress_bar(total_bytes: u64) -> indicatif::ProgressBar {
@@ -606,6 +661,7 @@ mod tests {
             input_format: None,
             format: Format::Json,
             progress: false,
+            report: None,
         }
     }
 
