@@ -522,3 +522,27 @@ fn no_tickets_after_a_subscriber_has_churned() {
     ];
     assert!(run(&evs).is_empty());
 }
+
+#[test]
+fn months_the_engine_never_observed_are_not_judged() {
+    // The stream starts on April 1st with the CRM profile of a subscriber activated a year
+    // ago: March was never observed, so it cannot be a zero-spend month.
+    let t = at("2026-04-01 00:30");
+    let act = at("2025-04-01 09:00");
+    let mut evs = vec![account(
+        "p",
+        SUB,
+        t,
+        AccountKind::ProfileUpdated {
+            do_not_disturb: false,
+            key_person: false,
+            activated_time_ms: act,
+        },
+    )];
+    evs.extend(clock(OTHER, t, 10));
+    let rules = rules_of(&run(&in_order(evs)), SUB);
+    assert!(
+        !rules.contains(&"zero_spend_month".to_string()),
+        "{rules:?}"
+    );
+}

@@ -132,9 +132,16 @@ impl Calendar {
         i > 0 && self.holidays[i - 1].1 >= day
     }
 
-    /// Whether any day in `first..=last` is a holiday.
+    /// Whether any day in `first..=last` is a holiday (one binary search).
     pub fn any_holiday(&self, first: Day, last: Day) -> bool {
-        (first..=last).any(|d| self.is_holiday(d))
+        // Ranges are sorted by start and do not need to be disjoint: check every range that
+        // starts by `last` and could still reach `first`.
+        let upto = self.holidays.partition_point(|&(start, _)| start <= last);
+        self.holidays[..upto]
+            .iter()
+            .rev()
+            .take_while(|&&(start, _)| start + 366 >= first)
+            .any(|&(_, end)| end >= first)
     }
 }
 

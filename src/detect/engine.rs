@@ -141,6 +141,8 @@ pub struct Engine {
     max_seen_ms: i64,
     /// Every day up to and including this one is closed (`None` before the first event).
     closed_through: Option<Day>,
+    /// The first day this engine observed (records up to the lateness before the first).
+    observed_from: Day,
     seen_ids: FxHashMap<Day, FxHashSet<u64>>,
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
@@ -188,6 +190,7 @@ impl Engine {
             lateness_ms: i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000,
             max_seen_ms: i64::MIN,
             closed_through: None,
+            observed_from: Day::MIN,
             seen_ids: FxHashMap::default(),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
@@ -314,6 +317,7 @@ impl Engine {
         if self.closed_through.is_none() {
             self.max_seen_ms = t;
             self.closed_through = Some(self.close_target());
+            self.observed_from = self.close_target() + 1;
         }
         let closed = self.closed_through.unwrap_or(Day::MIN);
         if t < self.max_seen_ms.saturating_sub(self.lateness_ms) || day <= closed {
@@ -610,6 +614,7 @@ impl Engine {
             AccountKind::Complaint | AccountKind::FaultReport => {
                 let fault = matches!(a.kind, AccountKind::FaultReport);
                 let horizon = self.cfg.rules.complaint_burst.window_days as i32 + OPEN_DAYS as i32;
+                st.set(flag::HAS_CONTACTS, true);
                 let list = self.contacts.entry(slot).or_default();
                 list.push(Contact { day, fault });
                 list.retain(|c| c.day > day - horizon - 366);
@@ -627,7 +632,9 @@ impl Engine {
                         .day_of(activated_time_ms)
                         .clamp(1, i32::from(u16::MAX) - 1);
                     st.activated_day = act as u16;
-                    st.note_seen(act);
+                    // Known since activation, but never before the engine's first day: the
+                    // rules must not judge days and months nobody observed.
+                    st.note_seen(act.max(self.observed_from));
                 }
             }
             AccountKind::Churned { .. } => {
@@ -888,7 +895,11 @@ impl Engine {
                 take(st, 0, v, None, d, sk);
                 let v = rules::bill_shock::judge(&cfg.bill_shock, st, day, cal);
                 take(st, 0, v, None, d, sk);
-                if let Some(history) = self.contacts.get(&slot) {
+                if let Some(history) = st
+                    .has(flag::HAS_CONTACTS)
+                    .then(|| self.contacts.get(&slot))
+                    .flatten()
+                {
                     let v = rules::complaint_burst::judge(&cfg.complaint_burst, history, day, cal);
                     take(
                         st,

@@ -40,13 +40,27 @@ pub fn log8_encode(v: u64) -> u8 {
     code.min(255) as u8
 }
 
-/// Decodes [`log8_encode`] to the middle of its bucket.
+/// Decodes [`log8_encode`] to the middle of its bucket (a table lookup).
 pub fn log8_decode(c: u8) -> u64 {
-    if c < 16 {
-        return u64::from(c);
+    u64::from(LOG8_TABLE[c as usize])
+}
+
+const LOG8_TABLE: [u32; 256] = {
+    let mut t = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = log8_decode_slow(i as u8) as u32;
+        i += 1;
     }
-    let shift = u64::from(c - 16) / 16;
-    let mant = u64::from(c - 16) % 16;
+    t
+};
+
+const fn log8_decode_slow(c: u8) -> u64 {
+    if c < 16 {
+        return c as u64;
+    }
+    let shift = (c - 16) as u64 / 16;
+    let mant = (c - 16) as u64 % 16;
     let half = if shift > 0 { 1u64 << (shift - 1) } else { 0 };
     ((16 + mant) << shift) + half
 }
@@ -118,6 +132,8 @@ pub mod flag {
     pub const ZERO_MONTH: u16 = 1 << 9;
     pub const IP_CALLS_MONTH: u16 = 1 << 10;
     pub const MONTH_OUTGOING: u16 = 1 << 11;
+    /// The subscriber has complaints or fault reports on record (a side table).
+    pub const HAS_CONTACTS: u16 = 1 << 12;
 }
 
 /// "No time": minutes fields use this when unknown.
