@@ -33,6 +33,8 @@ pub enum LiveError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     App(#[from] crate::app::AppError),
+    #[error("reading generated files: {0}")]
+    Io(String),
 }
 
 /// Partitions of every input topic of the embedded demo.
@@ -288,4 +290,160 @@ pub async fn run_broker(
     shutdown.await;
     drop(broker);
     Ok(())
+}
+
+/// One input file read record by record: `(event time, subscriber, protobuf bytes)`.
+struct FileStream {
+    reader: std::io::BufReader<std::fs::File>,
+    json: bool,
+    cdr: bool,
+    buf: Vec<u8>,
+    line: String,
+}
+
+impl FileStream {
+    fn open(path: &std::path::Path, cdr: bool) -> std::io::Result<FileStream> {
+        let json = !matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("pb" | "binpb" | "bin")
+        );
+        Ok(FileStream {
+            reader: std::io::BufReader::new(std::fs::File::open(path)?),
+            json,
+            cdr,
+            buf: Vec::new(),
+            line: String::new(),
+        })
+    }
+
+    /// The next well-formed record; malformed ones are skipped (the generator writes none).
+    fn next(&mut self) -> Option<(i64, String, Vec<u8>)> {
+        use std::io::BufRead;
+        loop {
+            let (time, sub, bytes) = if self.json {
+                self.line.clear();
+                if self.reader.read_line(&mut self.line).ok()? == 0 {
+                    return None;
+                }
+                let l = self.line.trim();
+                if l.is_empty() {
+                    continue;
+                }
+                if self.cdr {
+                    let Ok(m) = crate::codec::cdr_from_json(l) else {
+                        continue;
+                    };
+                    (m.event_time_ms, m.subscriber.clone(), m.encode_to_vec())
+                } else {
+                    let Ok(m) = crate::codec::account_from_json(l) else {
+                        continue;
+                    };
+                    (m.event_time_ms, m.subscriber.clone(), m.encode_to_vec())
+                }
+            } else {
+                match crate::codec::read_delimited(&mut self.reader, &mut self.buf) {
+                    Ok(crate::codec::Frame::Record) => {}
+                    _ => return None,
+                }
+                let t = crate::kafka::service::peek_event_time(Format::Protobuf, Some(&self.buf));
+                let sub = if self.cdr {
+                    proto::CallDetailRecord::decode(self.buf.as_slice())
+                        .map(|m| m.subscriber)
+                        .unwrap_or_default()
+                } else {
+                    proto::AccountEvent::decode(self.buf.as_slice())
+                        .map(|m| m.subscriber)
+                        .unwrap_or_default()
+                };
+                (t, sub, self.buf.clone())
+            };
+            let _ = bytes.len();
+            return Some((time, sub, bytes));
+        }
+    }
+}
+
+/// Streams generated files into Kafka (CDR and account records merged by event time, keyed
+/// by subscriber, protobuf), at `rate` records/s or as fast as possible (0). Returns the
+/// number of records produced.
+pub async fn publish_files(
+    cfg: &Config,
+    cdr: &std::path::Path,
+    account: &std::path::Path,
+    bootstrap: &str,
+    rate: u64,
+    progress: bool,
+) -> Result<u64, LiveError> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?;
+    let io = |e: std::io::Error| LiveError::Io(e.to_string());
+    let mut a = FileStream::open(cdr, true).map_err(io)?;
+    let mut b = FileStream::open(account, false).map_err(io)?;
+    let (mut ha, mut hb) = (a.next(), b.next());
+    let bar = progress.then(|| {
+        let pb = indicatif::ProgressBar::new_spinner();
+        pb.set_message("records sent");
+        pb
+    });
+    let start = Instant::now();
+    let mut sent = 0u64;
+    let mut pending = Vec::new();
+    loop {
+        let take_a = match (&ha, &hb) {
+            (None, None) => break,
+            (Some(x), Some(y)) => x.0 <= y.0,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let (topic, rec) = if take_a {
+            (&cfg.kafka.topics.cdr, std::mem::replace(&mut ha, a.next()))
+        } else {
+            (
+                &cfg.kafka.topics.account,
+                std::mem::replace(&mut hb, b.next()),
+            )
+        };
+        let Some((_, sub, bytes)) = rec else { continue };
+        let mut record = FutureRecord::to(topic).key(&sub).payload(&bytes);
+        loop {
+            match producer.send_result(record) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((_, r)) => {
+                    record = r;
+                    for f in pending.drain(..) {
+                        let _ = f.await;
+                    }
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        sent += 1;
+        if pending.len() >= 10_000 {
+            for f in pending.drain(..) {
+                let _ = f.await;
+            }
+            if let Some(pb) = &bar {
+                pb.set_position(sent);
+            }
+        }
+        if rate > 0 {
+            let due = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            if due > Instant::now() + Duration::from_millis(5) {
+                tokio::time::sleep_until(due.into()).await;
+            }
+        }
+    }
+    for f in pending {
+        let _ = f.await;
+    }
+    if let Some(pb) = bar {
+        pb.finish_and_clear();
+    }
+    Ok(sent)
 }

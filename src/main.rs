@@ -125,6 +125,13 @@ struct GenerateArgs {
     /// Configuration file (TOML): time zone and holiday calendar; defaults when absent.
     #[arg(long, env = "CHURNWATCH_CONFIG")]
     config: Option<PathBuf>,
+    /// Also stream the workload into Kafka at this bootstrap address (topics from the
+    /// config), CDR and account records merged by event time, keyed by subscriber.
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// Records per second when streaming into Kafka (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -200,6 +207,34 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let summary = churnwatch::generate::run(&opts, &cfg).context("generate failed")?;
             eprintln!("{summary}");
+            if let Some(bootstrap) = args.bootstrap {
+                let ext = if matches!(args.format, FormatArg::Proto) {
+                    "pb"
+                } else {
+                    "jsonl"
+                };
+                let (cdr, account) = (
+                    opts.out.join(format!("cdr.{ext}")),
+                    opts.out.join(format!("account.{ext}")),
+                );
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?;
+                let started = std::time::Instant::now();
+                let sent = rt.block_on(churnwatch::live::publish_files(
+                    &cfg,
+                    &cdr,
+                    &account,
+                    &bootstrap,
+                    args.rate,
+                    std::io::stderr().is_terminal(),
+                ))?;
+                eprintln!(
+                    "streamed {sent} records to {bootstrap} in {:.1}s ({:.0} records/s)",
+                    started.elapsed().as_secs_f64(),
+                    sent as f64 / started.elapsed().as_secs_f64().max(1e-9)
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo {
