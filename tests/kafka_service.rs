@@ -525,3 +525,119 @@ fn two_instances_in_one_group_split_the_partitions() {
     rt1.shutdown_timeout(Duration::from_secs(10));
     rt2.shutdown_timeout(Duration::from_secs(10));
 }
+
+#[test]
+fn rules_reload_from_the_config_file_without_a_restart_and_a_bad_file_is_rejected() {
+    let s = setup(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("churnwatch.toml");
+    let kafka = format!(
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ncdr = \"{}\"\naccount = \"{}\"\noutcomes = \"{}\"\ntickets = \"{}\"\ndead_letter = \"{}\"\n[http]\nlisten = \"\"\n",
+        s.cfg.kafka.brokers,
+        s.cfg.kafka.group_id,
+        s.cfg.kafka.topics.cdr,
+        s.cfg.kafka.topics.account,
+        s.cfg.kafka.topics.outcomes,
+        s.cfg.kafka.topics.tickets,
+        s.cfg.kafka.topics.dead_letter
+    );
+    std::fs::write(&path, &kafka).unwrap();
+    let cfg = churnwatch::config::Config::load_with_env(Some(&path), Vec::new()).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shared = Shared::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    {
+        let shared = shared.clone();
+        let path = path.clone();
+        rt.spawn(async move {
+            churnwatch::app::run(cfg, Some(path), vec![], shared, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+    }
+    let p = producer(&s.cfg);
+    let t = now_ms() - 600_000;
+    let topics = &s.cfg.kafka.topics;
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345678",
+        &care_call("a", "8613012345678", t),
+    );
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    assert_eq!(read(&s.cfg, &topics.tickets, 1).len(), 1);
+    let version = || shared.metrics.config_version.get();
+    assert_eq!(version(), 1);
+
+    // A 300 s call no longer qualifies once the threshold is 600 s.
+    std::fs::write(
+        &path,
+        format!("{kafka}[rules.competitor_care_call]\nmin_duration_s = 600\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while version() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the new config was never applied"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    // Another subscriber's 300 s call raises nothing now; a 700 s call still does.
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345679",
+        &care_call("b", "8613012345679", t + 1000),
+    );
+    let mut long =
+        proto::CallDetailRecord::decode(care_call("c", "8613012345670", t + 2000).as_slice())
+            .unwrap();
+    long.duration_s = 700;
+    send(&p, &topics.cdr, "8613012345670", &long.encode_to_vec());
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    let tickets = read(&s.cfg, &topics.tickets, 2);
+    let subs: Vec<String> = tickets
+        .iter()
+        .map(|m| {
+            proto::CareTicket::decode(m.payload().unwrap())
+                .unwrap()
+                .subscriber
+        })
+        .collect();
+    assert_eq!(
+        subs,
+        vec!["8613012345678", "8613012345670"],
+        "the 300 s call raised nothing under the new rules"
+    );
+
+    // An invalid file is rejected; the running rules stay.
+    std::fs::write(
+        &path,
+        format!("{kafka}[rules.competitor_care_call]\nmin_duration_s = 0\n"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while shared
+        .metrics
+        .config_reloads
+        .with_label_values(&["rejected"])
+        .get()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the bad config was never noticed"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    assert_eq!(version(), 2);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
