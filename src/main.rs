@@ -271,6 +271,14 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             );
             let found = summary.found.iter().filter(|f| f.2).count();
             println!("planted journeys found: {found}/{}", summary.found.len());
+            let planted_subs: std::collections::BTreeSet<&str> =
+                summary.found.iter().map(|f| f.0.as_str()).collect();
+            let stray = summary
+                .tickets
+                .values()
+                .filter(|t| !planted_subs.contains(t.subscriber.as_str()))
+                .count();
+            println!("tickets for subscribers with no planted journey (false alarms): {stray}");
             for (sub, rule, hit) in &summary.found {
                 let who = churnwatch::detect::Msisdn::parse(sub)
                     .map(|m| m.masked())
