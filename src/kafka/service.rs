@@ -441,7 +441,16 @@ struct Pending {
     partition: i32,
     offset: i64,
     arrived: Instant,
-    sends: Vec<Option<(Publication, rdkafka::producer::DeliveryFuture)>>,
+    /// `None` once acknowledged.
+    sends: Vec<Option<Sending>>,
+}
+
+/// One publication of a pending record.
+enum Sending {
+    /// Enqueued; the future resolves with the broker's acknowledgement.
+    Waiting(Publication, rdkafka::producer::DeliveryFuture),
+    /// Delivery failed (after the producer's own retries): to be sent again.
+    Failed(Publication),
 }
 
 /// A ticket or dead letter to publish (kept for a resend).
@@ -712,42 +721,48 @@ impl PartitionTask {
             return;
         };
         for slot in front.sends.iter_mut() {
-            if let Some((_, fut)) = slot.as_mut() {
-                match fut.await {
-                    Ok(Ok(_)) => *slot = None,
-                    Ok(Err((e, _))) => {
-                        warn!(error = %e, "delivery failed; sending again");
-                        return;
-                    }
-                    Err(_) => return,
+            let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
+                continue;
+            };
+            let failed = match fut.await {
+                Ok(Ok(_)) => false,
+                Ok(Err((e, _))) => {
+                    warn!(error = %e, "delivery failed; sending again");
+                    true
                 }
+                Err(_) => true,
+            };
+            if failed {
+                if let Some(Sending::Waiting(p, _)) = slot.take() {
+                    *slot = Some(Sending::Failed(p));
+                }
+                return;
             }
+            *slot = None;
         }
     }
 
-    /// After [`Self::front_acked`]: resend failures, or store the offset if all are done.
+    /// After [`Self::front_acked`]: send failed publications again, or store the offset once
+    /// every publication of the oldest record is acknowledged.
     async fn settle_front(&mut self) {
         let Some(front) = self.pending.front_mut() else {
             return;
         };
-        let mut resend = Vec::new();
-        for slot in front.sends.iter_mut() {
-            if let Some((publication, fut)) = slot.as_mut() {
-                // A future that already resolved with an error: resend it.
-                if let Some(res) = futures_now(fut) {
-                    match res {
-                        Ok(Ok(_)) => *slot = None,
-                        _ => resend.push(slot.take().map(|(p, _)| p)),
-                    }
-                } else {
-                    let _ = publication;
+        let failed: Vec<Publication> = front
+            .sends
+            .iter_mut()
+            .filter_map(|slot| match slot.take() {
+                Some(Sending::Failed(p)) => Some(p),
+                other => {
+                    *slot = other;
+                    None
                 }
-            }
-        }
-        for p in resend.into_iter().flatten() {
+            })
+            .collect();
+        for p in failed {
             let fut = publish(&self.producer, &p).await;
             if let Some(front) = self.pending.front_mut() {
-                front.sends.push(Some((p, fut)));
+                front.sends.push(Some(Sending::Waiting(p, fut)));
             }
         }
         let done = self
@@ -883,7 +898,7 @@ impl PartitionTask {
         let mut sends = Vec::with_capacity(publications.len());
         for p in publications {
             let fut = publish(&self.producer, &p).await;
-            sends.push(Some((p, fut)));
+            sends.push(Some(Sending::Waiting(p, fut)));
         }
         self.pending.push_back(Pending {
             topic: m.topic().to_string(),
@@ -933,16 +948,6 @@ impl PartitionTask {
                 m.ticket_signals.with_label_values(&[&s.rule]).inc();
             }
         }
-    }
-}
-
-/// Polls a future once without a waker of our own: `Some` if it is already resolved.
-fn futures_now<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
-    let waker = std::task::Waker::noop();
-    let mut cx = std::task::Context::from_waker(waker);
-    match std::pin::Pin::new(f).poll(&mut cx) {
-        std::task::Poll::Ready(v) => Some(v),
-        std::task::Poll::Pending => None,
     }
 }
 
