@@ -96,7 +96,7 @@ impl Calendar {
         }
         let day = self.compute_day(ms);
         let i = self.next.get();
-        cache[i] = (self.day_start_ms(day), self.day_start_ms(day + 1), day);
+        cache[i] = (self.compute_day_start(day), self.compute_day_start(day + 1), day);
         self.cache.set(cache);
         self.next.set((i + 1) % cache.len());
         day
@@ -113,6 +113,18 @@ impl Calendar {
     /// The instant (UTC ms) a local day begins; where DST skips midnight, the first instant
     /// that exists that day.
     pub fn day_start_ms(&self, day: Day) -> i64 {
+        for (start, end, d) in self.cache.get() {
+            if d == day && end > start {
+                return start;
+            }
+            if d + 1 == day && end > start {
+                return end;
+            }
+        }
+        self.compute_day_start(day)
+    }
+
+    fn compute_day_start(&self, day: Day) -> i64 {
         let date = date_of_day(day);
         for hour in 0..3 {
             let Some(naive) = date.and_hms_opt(hour, 0, 0) else {
