@@ -369,6 +369,9 @@ impl Engine {
         let Some(mut closed) = self.closed_through else {
             return;
         };
+        if closed >= target {
+            return;
+        }
         while closed < target {
             closed += 1;
             self.close_day(closed, out);
