@@ -351,6 +351,11 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
     let mut out: Vec<CareTicket> = Vec::new();
     let (mut tickets, mut rejected) = (0u64, 0u64);
     let accepted_before = engine.stats().accepted;
+    eprintln!(
+        "history built in {history_secs:.1}s; timing {} records (pid {})",
+        input.len(),
+        std::process::id()
+    );
     let t1 = Instant::now();
     for bytes in input.iter() {
         msg.clear();
