@@ -72,8 +72,7 @@ impl Workload {
         ];
         let parties = (0..65_536)
             .map(|i| {
-                let national =
-                    format!("{}{:08}", rng.pick(&PREFIXES), rng.range(0, 100_000_000));
+                let national = format!("{}{:08}", rng.pick(&PREFIXES), rng.range(0, 100_000_000));
                 // Some switches present the other party in international format.
                 if i % 5 == 0 {
                     format!("86{national}")
@@ -232,8 +231,8 @@ impl Encoded {
     }
     pub fn push(&mut self, m: &proto::CallDetailRecord) -> Result<(), BenchError> {
         let len = m.encoded_len();
-        let short = u8::try_from(len)
-            .map_err(|_| BenchError::Check(format!("a record of {len} bytes")))?;
+        let short =
+            u8::try_from(len).map_err(|_| BenchError::Check(format!("a record of {len} bytes")))?;
         m.encode(&mut self.bytes)
             .map_err(|e| BenchError::Check(e.to_string()))?;
         self.lens.push(short);
@@ -463,11 +462,7 @@ impl fmt::Display for EngineReport {
             1e9 / self.events_per_sec().max(1e-9)
         )?;
         writeln!(f, "engine_tickets_timed {} tickets", self.tickets)?;
-        writeln!(
-            f,
-            "state_struct_bytes {} bytes",
-            self.state_struct_bytes
-        )?;
+        writeln!(f, "state_struct_bytes {} bytes", self.state_struct_bytes)?;
         writeln!(
             f,
             "engine_state_bytes_per_subscriber {:.0} bytes",
@@ -697,7 +692,8 @@ impl Running {
     fn consumed(&self, cfg: &Config) -> u64 {
         let m = &self.shared.metrics.records_consumed;
         m.with_label_values(&[cfg.kafka.topics.cdr.as_str()]).get()
-            + m.with_label_values(&[cfg.kafka.topics.account.as_str()]).get()
+            + m.with_label_values(&[cfg.kafka.topics.account.as_str()])
+                .get()
     }
 
     fn tickets(&self) -> u64 {
@@ -867,18 +863,18 @@ async fn latency_run(
 impl fmt::Display for E2eReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.opts;
-        writeln!(f, "end-to-end benchmark (embedded broker, {} partitions)", o.partitions)?;
+        writeln!(
+            f,
+            "end-to-end benchmark (embedded broker, {} partitions)",
+            o.partitions
+        )?;
         writeln!(f, "  subscribers             {:>12}", o.subscribers)?;
         writeln!(
             f,
             "  produced first          {:>12} records in {:.1}s; partitions end at {} in total",
             self.produced, self.produce_secs, self.end_offsets
         )?;
-        writeln!(
-            f,
-            "  all consumed after      {:>11.2}s",
-            self.consumed_secs
-        )?;
+        writeln!(f, "  all consumed after      {:>11.2}s", self.consumed_secs)?;
         writeln!(
             f,
             "  all settled after       {:>11.2}s (tickets acknowledged, offsets stored)",
@@ -911,7 +907,11 @@ impl fmt::Display for E2eReport {
             }
         }
         writeln!(f)?;
-        writeln!(f, "e2e_events_per_sec {:.0} events/s", self.events_per_sec())?;
+        writeln!(
+            f,
+            "e2e_events_per_sec {:.0} events/s",
+            self.events_per_sec()
+        )?;
         if let Some(l) = &self.latency {
             writeln!(f, "e2e_half_rate {} events/s", l.rate)?;
             writeln!(f, "e2e_latency_p50_ms {:.2} ms", l.p50.0 * 1e3)?;
