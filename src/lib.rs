@@ -13,6 +13,7 @@
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;
+pub mod bench;
 pub mod codec;
 pub mod config;
 pub mod demo;

@@ -66,11 +66,66 @@ enum Command {
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Benchmarks on this machine: a table, then one `name value unit` line per figure.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
     /// Check a configuration file: prints "ok", or the error naming the key (exit code 2).
     CheckConfig {
         /// The TOML file to check.
         file: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// One thread: pre-encoded CDRs decoded and run through the full rule set over N
+    /// subscribers with a full history; events/s and state bytes per subscriber.
+    Engine {
+        /// Distinct subscribers (drawn at random by the timed records).
+        #[arg(long, default_value_t = 1_000_000)]
+        subscribers: u64,
+        /// Days of history built before the timed part (35 fills every ring).
+        #[arg(long, default_value_t = 35)]
+        days: u32,
+        /// Records per day in the timed part (default: four per subscriber).
+        #[arg(long)]
+        events_per_day: Option<u64>,
+        /// Days of records timed (each closes one day for every subscriber).
+        #[arg(long, default_value_t = 2)]
+        timed_days: u32,
+        /// Seed of the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Configuration file (TOML): rules and numbering; defaults when absent.
+        #[arg(long, env = "CHURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// The service on the embedded broker: workload produced first, then timed until every
+    /// record is processed and acknowledged; then latency at half that rate.
+    E2e {
+        /// Distinct subscribers.
+        #[arg(long, default_value_t = 100_000)]
+        subscribers: u64,
+        /// Records produced (CDRs, and about 2% account events).
+        #[arg(long, default_value_t = 2_000_000)]
+        events: u64,
+        /// Partitions of each input topic.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Seconds of the half-rate latency run (0 skips it).
+        #[arg(long, default_value_t = 20)]
+        latency_secs: u64,
+        /// Seed of the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Configuration file (TOML); defaults when absent.
+        #[arg(long, env = "CHURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// State restore from the changelog (which does not exist yet).
+    Restore,
 }
 
 #[derive(clap::Args)]
@@ -335,6 +390,10 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             ))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench { which } => {
+            run_bench(which)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckConfig { file } => {
             // Load the ported-numbers file and build an engine too: a config is only "ok"
             // if the service would start with it.
@@ -353,6 +412,58 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
+    use churnwatch::bench;
+    match which {
+        BenchCommand::Engine {
+            subscribers,
+            days,
+            events_per_day,
+            timed_days,
+            seed,
+            config,
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            let opts = bench::EngineOptions {
+                subscribers,
+                days,
+                events_per_day,
+                timed_days,
+                seed,
+            };
+            let report = bench::run_engine(&opts, &cfg).context("engine benchmark failed")?;
+            print!("{report}");
+        }
+        BenchCommand::E2e {
+            subscribers,
+            events,
+            partitions,
+            latency_secs,
+            seed,
+            config,
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            let opts = bench::E2eOptions {
+                subscribers,
+                events,
+                partitions,
+                latency_secs,
+                seed,
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let report = rt
+                .block_on(bench::run_e2e(&opts, &cfg))
+                .context("end-to-end benchmark failed")?;
+            print!("{report}");
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+        BenchCommand::Restore => print!("{}", bench::restore_report()),
+    }
+    Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM (what an orchestrator sends).
