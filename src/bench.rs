@@ -128,7 +128,7 @@ impl Workload {
         };
         m.r#type = kind as i32;
         m.other_party.push_str(party);
-        if r >= 9950 && r < 9970 {
+        if (9950..9970).contains(&r) {
             let p = self.party();
             m.other_party.push_str(&self.parties[p]);
         }
@@ -138,7 +138,7 @@ impl Workload {
                 if kind == T::VoiceOut && self.rng.chance(0.7) {
                     m.charge = self.rng.range(1, 60);
                 }
-                if r >= 9970 && r < 9995 {
+                if (9970..9995).contains(&r) {
                     // Care calls are mostly short; one in twenty is long enough to be a
                     // sign, and a few long ones are cut into partial records.
                     m.duration_s = self.rng.range(20, 60) as u32;
