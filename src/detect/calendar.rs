@@ -96,7 +96,11 @@ impl Calendar {
         }
         let day = self.compute_day(ms);
         let i = self.next.get();
-        cache[i] = (self.compute_day_start(day), self.compute_day_start(day + 1), day);
+        cache[i] = (
+            self.compute_day_start(day),
+            self.compute_day_start(day + 1),
+            day,
+        );
         self.cache.set(cache);
         self.next.set((i + 1) % cache.len());
         day

@@ -146,6 +146,10 @@ pub struct Engine {
     seen_ids: FxHashMap<Day, FxHashSet<u64>>,
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
+    /// The earliest end among pending partial calls: nothing to judge before it.
+    partials_min_end: i64,
+    /// Emptied de-duplication sets of closed days, reused so a day's set is not regrown.
+    spare_ids: Vec<FxHashSet<u64>>,
     contacts: FxHashMap<u32, Vec<Contact>>,
     tiers: Tiers,
     router: Router,
@@ -194,6 +198,8 @@ impl Engine {
             seen_ids: FxHashMap::default(),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
+            partials_min_end: i64::MAX,
+            spare_ids: Vec::new(),
             contacts: FxHashMap::default(),
             tiers: Tiers::new(&cfg.tiers),
             router: Router::new(&cfg.tiers, &cfg.routing),
@@ -328,7 +334,12 @@ impl Engine {
             Event::Cdr(c) => c.id.0,
             Event::Account(a) => a.id.0.rotate_left(17) ^ 0x5bd1_e995_a5a5_0f0f,
         };
-        if !self.seen_ids.entry(day).or_default().insert(key) {
+        let spare = &mut self.spare_ids;
+        let ids = self
+            .seen_ids
+            .entry(day)
+            .or_insert_with(|| spare.pop().unwrap_or_default());
+        if !ids.insert(key) {
             self.stats.duplicates += 1;
             return Applied::Duplicate;
         }
@@ -378,7 +389,20 @@ impl Engine {
             self.stats.days_closed += 1;
         }
         self.closed_through = Some(closed);
-        self.seen_ids.retain(|&d, _| d > closed);
+        let old: Vec<Day> = self
+            .seen_ids
+            .keys()
+            .copied()
+            .filter(|&d| d <= closed)
+            .collect();
+        for d in old {
+            if let Some(mut set) = self.seen_ids.remove(&d) {
+                set.clear();
+                if self.spare_ids.len() < OPEN_DAYS + 1 {
+                    self.spare_ids.push(set);
+                }
+            }
+        }
         self.forget_before(closed);
     }
 
@@ -482,6 +506,7 @@ impl Engine {
             p.start_ms = p.start_ms.min(c.time_ms);
             p.end_ms = p.end_ms.max(end);
             p.total_s = p.total_s.saturating_add(c.duration_s);
+            self.partials_min_end = self.partials_min_end.min(p.end_ms);
             p.outgoing |= outgoing;
             return;
         }
@@ -500,7 +525,7 @@ impl Engine {
 
     /// Judges joined partial calls whose last fragment ended before `watermark`.
     fn finalize_partials(&mut self, watermark: i64, out: &mut Vec<CareTicket>) {
-        if self.partials.is_empty() {
+        if self.partials.is_empty() || self.partials_min_end >= watermark {
             return;
         }
         let mut done: Vec<((u32, u64), PartialCall)> = self
@@ -528,6 +553,12 @@ impl Engine {
                 self.raise_record(key.0, d, out);
             }
         }
+        self.partials_min_end = self
+            .partials
+            .values()
+            .map(|p| p.end_ms)
+            .min()
+            .unwrap_or(i64::MAX);
     }
 
     fn apply_account(&mut self, a: &AccountEvent, day: Day, out: &mut Vec<CareTicket>) {

@@ -482,6 +482,7 @@ struct PartitionTask {
     waited_out: bool,
     topics: crate::config::TopicsConfig,
     worker_format: Format,
+    handles: HashMap<Source, SourceHandles>,
 }
 
 /// The last known end offset of a partition, from librdkafka's cache (updated with every
@@ -503,6 +504,24 @@ fn cached_high_watermark(consumer: &ServiceConsumer, topic: &str, partition: i32
     };
     (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
+/// and hash the labels; per record that was a measurable share of the service's time).
+struct SourceHandles {
+    consumed: prometheus::IntCounter,
+    lag: prometheus::Gauge,
+}
+
+impl SourceHandles {
+    fn new(m: &Metrics, topic: &str, partition: i32) -> SourceHandles {
+        SourceHandles {
+            consumed: m.records_consumed.with_label_values(&[topic]),
+            lag: m
+                .event_time_lag
+                .with_label_values(&[topic, &partition.to_string()]),
+        }
+    }
 }
 
 /// A record waiting its turn: the message with its event time, and when it arrived.
@@ -601,6 +620,7 @@ impl PartitionTask {
             waited_out: false,
             topics: cfg.kafka.topics.clone(),
             worker_format: cfg.kafka.input_format,
+            handles: HashMap::new(),
         }
     }
 
@@ -822,19 +842,17 @@ async fn publish(producer: &FutureProducer, p: &Publication) -> rdkafka::produce
 
 impl PartitionTask {
     async fn process(&mut self, m: &OwnedMessage, source: Source, arrived: Instant) {
-        let metrics = self.shared.metrics.clone();
-        metrics
-            .records_consumed
-            .with_label_values(&[m.topic()])
-            .inc();
+        let metrics = &self.shared.metrics;
+        let handles = self
+            .handles
+            .entry(source)
+            .or_insert_with(|| SourceHandles::new(metrics, m.topic(), self.partition));
+        handles.consumed.inc();
         let now = wall_clock_ms();
         let out = self.worker.process(source, m.payload(), now);
         let mut publications = Vec::new();
         if let Some(t) = out.event_time_ms {
-            metrics
-                .event_time_lag
-                .with_label_values(&[m.topic(), &self.partition.to_string()])
-                .set((now - t) as f64 / 1000.0);
+            handles.lag.set((now - t) as f64 / 1000.0);
         }
         if out.duplicate {
             metrics
@@ -907,19 +925,19 @@ impl PartitionTask {
             arrived,
             sends,
         });
-        let engine = self.worker.engine();
-        let p = self.partition.to_string();
-        metrics
-            .subscribers
-            .with_label_values(&[&p])
-            .set(engine.stats().subscribers as i64);
-        if out.tickets.is_empty() && self.pending.len() > 1 {
-            return;
+        if !out.tickets.is_empty() || self.pending.len() <= 1 {
+            let engine = self.worker.engine();
+            let p = self.partition.to_string();
+            let metrics = &self.shared.metrics;
+            metrics
+                .subscribers
+                .with_label_values(&[&p])
+                .set(engine.stats().subscribers as i64);
+            metrics
+                .state_bytes
+                .with_label_values(&[&p])
+                .set(engine.state_bytes() as i64);
         }
-        metrics
-            .state_bytes
-            .with_label_values(&[&p])
-            .set(engine.state_bytes() as i64);
     }
 
     fn count_tickets(&mut self, tickets: &[CareTicket]) {
