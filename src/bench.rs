@@ -562,16 +562,6 @@ impl E2eReport {
     }
 }
 
-/// The wall clock: the service rejects event times far ahead of it, so the workload is
-/// placed just before now.
-#[allow(clippy::disallowed_methods)]
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// `count` records in event-time order over the `span_ms` before now: CDRs from
 /// [`Workload`] and about 2% account events (payments and top-ups) for the same subscribers.
 pub fn wire_workload(
@@ -584,7 +574,7 @@ pub fn wire_workload(
     use proto::account_event::Kind;
     let mut w = Workload::new(subscribers, seed);
     let mut rng = Rng::stream(seed, 0xac, 0x01);
-    let end = wall_clock_ms() - 60_000;
+    let end = crate::kafka::service::wall_clock_ms() - 60_000;
     let start = end - span_ms;
     (0..count)
         .map(|i| {

@@ -260,10 +260,6 @@ fn refuses_to_run_when_inputs_are_not_co_partitioned() {
     );
 }
 
-fn partition_of(sub: &str, n: i32) -> i32 {
-    (churnwatch::detect::event::fnv1a(sub.as_bytes()) % n as u64) as i32
-}
-
 /// Produces the demo workload into the input topics, keyed (and partitioned) by subscriber,
 /// then one sentinel event per partition so every partition's watermark ends at the same time.
 fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
@@ -274,7 +270,7 @@ fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::Wire
         let mut n = 0u64;
         let sub = loop {
             let s = format!("86139000{:05}", n);
-            if partition_of(&s, partitions) == p {
+            if churnwatch::live::partition_of(&s, partitions) == p {
                 break s;
             }
             n += 1;
@@ -296,7 +292,7 @@ fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::Wire
         let rec = BaseRecord::to(topic)
             .key(&sub)
             .payload(&bytes)
-            .partition(partition_of(&sub, partitions));
+            .partition(churnwatch::live::partition_of(&sub, partitions));
         let mut rec = rec;
         loop {
             match prod.send(rec) {

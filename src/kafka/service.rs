@@ -678,25 +678,24 @@ impl PartitionTask {
 
     /// The source whose head record to process next, or `None` to wait for input.
     fn next_source(&mut self) -> Option<Source> {
-        let heads: Vec<(Source, i64)> = self
-            .inputs
-            .iter()
-            .filter_map(|(s, q)| q.front().map(|(m, _)| (*s, m.1)))
-            .collect();
+        let head = |s: Source| {
+            self.inputs
+                .get(&s)
+                .and_then(|q| q.front())
+                .map(|(m, _)| m.1)
+        };
         // Outcomes are not event-time aligned with usage: take them at once.
-        if heads.iter().any(|(s, _)| *s == Source::Outcomes) {
+        if head(Source::Outcomes).is_some() {
             return Some(Source::Outcomes);
         }
-        let (source, _) = *heads.iter().min_by_key(|(_, t)| *t)?;
-        let idle = [Source::Cdr, Source::Account]
+        let (source, _) = [Source::Cdr, Source::Account]
             .into_iter()
-            .filter(|s| *s != source && self.inputs.get(s).is_none_or(VecDeque::is_empty));
-        let mut blocked = false;
-        for other in idle {
-            if !self.caught_up(other) {
-                blocked = true;
-            }
-        }
+            .filter_map(|s| head(s).map(|t| (s, t)))
+            .min_by_key(|(_, t)| *t)?;
+        let blocked = [Source::Cdr, Source::Account]
+            .into_iter()
+            .filter(|s| *s != source && head(*s).is_none())
+            .any(|other| !self.caught_up(other));
         if blocked && !self.waited_out {
             self.blocked_since.get_or_insert_with(Instant::now);
             return None;
@@ -971,7 +970,7 @@ impl PartitionTask {
 
 /// The wall clock, for the future-skew check and lag metrics (the core never reads it).
 #[allow(clippy::disallowed_methods)]
-fn wall_clock_ms() -> i64 {
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
