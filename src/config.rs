@@ -521,14 +521,18 @@ macro_rules! drop_config {
         rule_config! {
             $(#[$doc])*
             $name { weight: $weight, cooldown_days: 14,
-                /// Fire when the last 7 days' total is below this share of the baseline (the
-                /// mean 7-day total over the 28 days before).
+                /// Fire when the last 7 days' total is below this share of the reference (the
+                /// mean 7-day total over the 21 days ending a week before).
                 drop_ratio: f64 = 0.5,
                 #[doc = concat!("Smallest weekly baseline judged, in ", $unit, ", so light users don't fire.")]
-                min_weekly_baseline: f64 = $min }
+                min_weekly_baseline: f64 = $min,
+                /// Largest chance, among the subscriber's own usual days, of a week ranking
+                /// this low (rank test); smaller is stricter.
+                max_chance: f64 = 0.00005 }
             validate(self, key) {
                 check_fraction(key, "drop_ratio", self.drop_ratio)?;
                 check_positive(key, "min_weekly_baseline", self.min_weekly_baseline)?;
+                check_fraction(key, "max_chance", self.max_chance)?;
             }
         }
     };

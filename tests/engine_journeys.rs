@@ -183,8 +183,8 @@ fn quitter(start: &str, active: i64, total: i64) -> Vec<churnwatch::detect::Even
 }
 
 #[test]
-fn silence_after_daily_calls_raises_silent_days_and_the_drops_on_one_ticket() {
-    let tickets = run(&quitter("2026-03-01 00:00", 40, 48));
+fn silence_after_daily_calls_raises_silent_days_and_the_drops() {
+    let tickets = run(&quitter("2026-03-01 00:00", 40, 49));
     let rules = rules_of(&tickets, SUB);
     for r in ["silent_days", "voice_drop", "spend_drop", "data_drop"] {
         assert!(rules.contains(&r.to_string()), "{r} missing from {rules:?}");
