@@ -528,7 +528,7 @@ macro_rules! drop_config {
                 min_weekly_baseline: f64 = $min,
                 /// Largest chance, among the subscriber's own usual days, of a week ranking
                 /// this low (rank test); smaller is stricter.
-                max_chance: f64 = 0.00005 }
+                max_chance: f64 = 0.000002 }
             validate(self, key) {
                 check_fraction(key, "drop_ratio", self.drop_ratio)?;
                 check_positive(key, "min_weekly_baseline", self.min_weekly_baseline)?;

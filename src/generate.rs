@@ -19,11 +19,20 @@
 //! subscriber-day instead of dozens): enough for every rule's baseline, small enough that
 //! 100,000 subscribers over 150 days (~40 M records) generate in well under a minute.
 //!
-//! **Loyal background is stable by construction**: every mass or heavy user makes or takes
-//! a call every day, light users call every 2nd or 3rd day (below `silent_days`' 60%
-//! baseline), daily volumes vary by +-20% with stochastic rounding (no 50% weekly drop),
-//! bills are paid 1-8 days after issue, prepaid balances are topped up at 20 yuan, and
-//! contracts end at least 90 days after the horizon.
+//! **Noise as real traffic has it**, so that no rule is flattered:
+//! - call counts are Poisson around each subscriber's own rates, which differ (log-normal
+//!   spread); light users call only every 2nd or 3rd day, others may have silent days;
+//! - call durations are log-normal (CV 0.95, as exponential: most calls short, a few an
+//!   hour long) and a
+//!   day's data is log-normal too (a streaming evening next to a quiet day);
+//! - weekends are quieter for most, and 15% call mostly at weekends (weekday rate halved,
+//!   weekend rate doubled); every subscriber's weeks vary (+-15%); 10% dip to a third on
+//!   public holidays;
+//! - bills are paid 1-8 days after issue, prepaid balances are topped up at 20 yuan, and
+//!   contracts end at least 90 days after the horizon.
+//!
+//! The drop journeys are the issue's declines: usage falling steadily to a tenth over
+//! three weeks, or (a third of them) stopping at once.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -47,6 +56,13 @@ pub const DEFAULT_START: &str = "2026-06-01";
 const MIN_MS: i64 = 60_000;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
+/// Log-scale spread of call durations (log-normal; a coefficient of variation of 0.95, as
+/// exponential durations have).
+const CALL_SIGMA: f64 = 0.8;
+/// Log-scale spread of a day's data volume (log-normal; a coefficient of variation of 0.95).
+const DATA_SIGMA: f64 = 0.8;
+/// Days over which a drop journey's usage falls to a tenth.
+const DROP_FALL_DAYS: u32 = 21;
 
 /// What to generate and where.
 #[derive(Debug, Clone)]
@@ -198,6 +214,31 @@ impl Rng {
         let x = x.max(0.0);
         let fl = x.floor();
         (fl as u32) + u32::from(self.unit() < x - fl)
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u = self.unit().max(f64::MIN_POSITIVE);
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.unit()).cos()
+    }
+
+    /// Log-normal with mean `mean` and log-scale spread `sigma`: heavy-tailed, never negative.
+    pub fn lognormal(&mut self, mean: f64, sigma: f64) -> f64 {
+        mean * (sigma * self.normal() - sigma * sigma / 2.0).exp()
+    }
+
+    /// Poisson with mean `lambda` (Knuth's product; the means here are small).
+    pub fn poisson(&mut self, lambda: f64) -> u32 {
+        if lambda <= 0.0 {
+            return 0;
+        }
+        let limit = (-lambda.min(30.0)).exp();
+        let (mut k, mut p) = (0u32, self.unit());
+        while p > limit {
+            k += 1;
+            p *= self.unit();
+        }
+        k
     }
 
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -447,6 +488,10 @@ struct Sub {
     call_s: f64,
     data_mib: f64,
     sms: f64,
+    /// Calls mostly at weekends (weekday rate halved, weekend rate doubled).
+    weekend_caller: bool,
+    /// Travels over public holidays: usage falls to a third.
+    holiday_dip: bool,
     /// Light users call only on days where `(day + phase) % every == 0`.
     every: i64,
     phase: i64,
@@ -750,6 +795,8 @@ fn base_sub(world: &World, idx: usize, rng: &mut Rng) -> Sub {
         data_mib: 0.0,
         sms: 0.0,
         every: 1,
+        weekend_caller: rng.chance(0.15),
+        holiday_dip: rng.chance(0.1),
         phase: rng.range(0, 6),
         active_from: 0,
         activated_ms: world.day(0).start_ms - rng.range(200, 3000) * DAY_MS,
@@ -781,6 +828,15 @@ fn base_sub(world: &World, idx: usize, rng: &mut Rng) -> Sub {
 }
 
 fn set_habit(s: &mut Sub, habit: Habit, rng: &mut Rng) {
+    set_habit_means(s, habit, rng);
+    // Subscribers differ: rates and lengths spread log-normally around the habit's draw.
+    s.out_calls = rng.lognormal(s.out_calls, 0.3);
+    s.in_calls = rng.lognormal(s.in_calls, 0.3);
+    s.call_s = rng.lognormal(s.call_s, 0.25);
+    s.data_mib = rng.lognormal(s.data_mib, 0.4);
+}
+
+fn set_habit_means(s: &mut Sub, habit: Habit, rng: &mut Rng) {
     s.habit = habit;
     match habit {
         Habit::Light => {
@@ -950,12 +1006,16 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
         }
         JourneyKind::SpendDrop | JourneyKind::VoiceDrop | JourneyKind::DataDrop => {
             heavy_for_drops(s, rng);
+            // A third stop at once; the rest fall steadily to a tenth over three weeks.
+            let stop = rng.chance(0.3);
+            param = if stop { 1.0 } else { 0.0 };
+            let span = if stop { 7 } else { i64::from(DROP_FALL_DAYS) };
             let mut found = None;
             for _ in 0..20 {
-                let Some(q) = day_in(rng, 36, n - 28) else {
+                let Some(q) = day_in(rng, 36, last_signal - span) else {
                     return false;
                 };
-                if !world.holiday_in(q - 7, q + 16) {
+                if !world.holiday_in(q - 7, q + span + 9) {
                     found = Some(q);
                     break;
                 }
@@ -964,7 +1024,7 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
                 return false;
             };
             onset = q;
-            q + 7
+            q + span
         }
         JourneyKind::SustainedDecline => {
             heavy_for_drops(s, rng);
@@ -1126,9 +1186,12 @@ fn plant(world: &World, s: &mut Sub, kind: JourneyKind, rng: &mut Rng) -> bool {
     true
 }
 
-/// The drop journeys need a heavy user with steady, well-measured baselines.
+/// The drop journeys need a heavy user with steady, well-measured baselines: a fall is
+/// only measurable against usage of every day (weekend callers stay in the background,
+/// where they test the false alarms).
 fn heavy_for_drops(s: &mut Sub, rng: &mut Rng) {
     set_habit(s, Habit::Heavy, rng);
+    s.weekend_caller = false;
     s.out_calls = rng.uniform(3.5, 4.5);
     s.in_calls = rng.uniform(2.5, 3.5);
     s.call_s = rng.uniform(180.0, 240.0);
@@ -1220,21 +1283,18 @@ struct Usage {
     no_outgoing: bool,
     /// No calls at all (silence).
     silent: bool,
-    /// At least one call today (daily callers).
-    daily_call: bool,
     /// Seconds per call multiplier.
     dur: f64,
 }
 
 impl Usage {
-    fn normal(daily: bool) -> Usage {
+    fn normal() -> Usage {
         Usage {
             out: 1.0,
             inn: 1.0,
             data: 1.0,
             no_outgoing: false,
             silent: false,
-            daily_call: daily,
             dur: 1.0,
         }
     }
@@ -1438,15 +1498,37 @@ impl DayOut {
     }
 
     fn usage(&self, world: &World, s: &Sub, d: i64, info: &DayInfo) -> Usage {
-        let mut u = Usage::normal(s.habit != Habit::Light);
-        if info.weekend {
-            u.out *= 0.8;
-            u.inn *= 0.9;
-            u.data *= 1.2;
+        let mut u = Usage::normal();
+        // Weeks vary: a busy week at work, a quiet one at home.
+        let mut week = Rng::stream(world.seed, s.idx as u64, (d / 7) as u64 | 1 << 40);
+        let f = week.lognormal(1.0, 0.15);
+        u.out *= f;
+        u.inn *= f;
+        u.data *= week.lognormal(1.0, 0.15);
+        match (s.weekend_caller, info.weekend) {
+            (false, true) => {
+                u.out *= 0.8;
+                u.inn *= 0.9;
+                u.data *= 1.2;
+            }
+            (true, true) => {
+                u.out *= 2.2;
+                u.inn *= 2.0;
+            }
+            (true, false) => {
+                u.out *= 0.5;
+                u.inn *= 0.55;
+            }
+            (false, false) => {}
         }
         if info.holiday {
             u.out *= 0.85;
             u.data *= 1.5;
+            if s.holiday_dip {
+                u.out *= 0.3;
+                u.inn *= 0.3;
+                u.data *= 0.4;
+            }
         }
         match s.role {
             Role::Background => {}
@@ -1476,7 +1558,6 @@ impl DayOut {
                     }
                     JourneyKind::ZeroSpend if since >= 0 => {
                         u.no_outgoing = true;
-                        u.daily_call = false;
                         u.inn = if (d + s.phase) % 2 == 0 { 1.0 } else { 0.0 };
                         u.data = 0.0;
                     }
@@ -1506,23 +1587,27 @@ impl DayOut {
                     JourneyKind::SpendDrop | JourneyKind::VoiceDrop | JourneyKind::DataDrop
                         if since >= 0 =>
                     {
-                        // Decays over 5 days to the new level.
-                        let k = (since as f64 / 5.0).min(1.0);
-                        let mix = |to: f64| 1.0 + (to - 1.0) * k;
+                        // Falls steadily to a tenth over three weeks, or stops at once.
+                        let k = if j.param > 0.0 {
+                            1.0
+                        } else {
+                            (since as f64 / f64::from(DROP_FALL_DAYS)).min(1.0)
+                        };
+                        let to = if j.param > 0.0 { 0.03 } else { 0.1 };
+                        let mix = |level: f64| 1.0 + (level - 1.0) * k;
                         match j.kind {
                             JourneyKind::SpendDrop => {
-                                u.out *= mix(0.1);
-                                u.inn *= mix(1.8);
-                                u.data *= mix(0.6);
+                                u.out *= mix(to);
+                                u.inn *= mix(1.5);
+                                u.data *= mix(to * 2.0);
                             }
                             JourneyKind::VoiceDrop => {
-                                u.out *= mix(0.35);
-                                u.inn *= mix(0.35);
-                                u.dur *= mix(0.5);
-                                u.data *= mix(1.6);
+                                u.out *= mix(to);
+                                u.inn *= mix(to);
+                                u.data *= mix(1.3);
                             }
                             _ => {
-                                u.data *= mix(0.15);
+                                u.data *= mix(to);
                                 u.out *= mix(1.2);
                             }
                         }
@@ -1556,23 +1641,18 @@ impl DayOut {
         let rate = if s.plan_fee_fen >= 12_800 { 10 } else { 15 };
         let call_day = s.every == 1 || (ctx.day + s.phase) % s.every == 0;
         if !u.silent && call_day {
-            let mut n_out = if u.no_outgoing {
+            let n_out = if u.no_outgoing {
                 0
             } else {
-                ctx.rng.round(s.out_calls * u.out)
+                ctx.rng.poisson(s.out_calls * u.out)
             };
-            let mut n_in = ctx.rng.round(s.in_calls * u.inn);
-            if u.daily_call && n_out + n_in == 0 {
-                if u.no_outgoing {
-                    n_in = 1;
-                } else {
-                    n_out = 1;
-                }
-            }
+            let n_in = ctx.rng.poisson(s.in_calls * u.inn);
             for i in 0..n_out + n_in {
                 let out = i < n_out;
                 let t = info.start_ms + call_hour(&mut ctx.rng, info.weekend);
-                let secs = (s.call_s * u.dur * ctx.rng.uniform(0.5, 1.5)).max(5.0) as u32;
+                // Heavy-tailed: most calls are short, a few last an hour.
+                let secs = ctx.rng.lognormal(s.call_s * u.dur, CALL_SIGMA);
+                let secs = secs.clamp(3.0, 4.0 * 3600.0) as u32;
                 let other = random_mobile(&mut ctx.rng);
                 if out {
                     let c = voice_charge(secs, rate);
@@ -1594,7 +1674,8 @@ impl DayOut {
             let other = random_mobile(&mut ctx.rng);
             self.cdr(ctx, t, RecordType::SmsIn, &other, 0, 0, 0);
         }
-        let mib = s.data_mib * u.data * ctx.rng.uniform(0.8, 1.2);
+        // Heavy-tailed too: a streaming evening next to a quiet day.
+        let mib = ctx.rng.lognormal(s.data_mib * u.data, DATA_SIGMA);
         if !u.no_outgoing && mib >= 1.0 {
             let sessions = if s.habit == Habit::Heavy { 2 } else { 1 };
             for _ in 0..sessions {

@@ -6,7 +6,8 @@
 //! `replay` and written as JSON by `replay --report`.
 //!
 //! Definitions (subscriber level, as the retention team counts people, not tickets):
-//! - **precision** = ticketed subscribers who churned / ticketed subscribers;
+//! - **precision** = ticketed subscribers who churned (true alarms) / ticketed subscribers;
+//!   the rest are false alarms, shown per rule so a retention manager sees which is noisy;
 //! - **recall** = churned subscribers whose first ticket came before their churn / churned
 //!   subscribers. Per rule and per tier the denominator stays *all* churned subscribers,
 //!   so a rule's recall is the share of leavers that rule caught (rules overlap);
@@ -31,10 +32,14 @@ const DAY_MS: f64 = 86_400_000.0;
 /// Quality figures of one group of tickets (all, one rule, one tier).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Figures {
+    /// Tickets in the group (distinct ids), so a retention manager sees the queue's load.
+    pub tickets: u64,
     /// Distinct subscribers with a ticket in the group.
     pub ticketed: u64,
-    /// Of those, subscribers who churned.
+    /// Of those, subscribers who churned (true alarms).
     pub ticketed_churned: u64,
+    /// Ticketed subscribers who did not churn: `ticketed - ticketed_churned`.
+    pub false_alarms: u64,
     /// `ticketed_churned / ticketed`; absent when nothing was ticketed.
     pub precision: Option<f64>,
     /// Churned subscribers this group ticketed before they churned.
@@ -90,20 +95,25 @@ pub struct QualityReport {
 #[derive(Default)]
 struct Seen {
     first: Option<i64>,
-    first_by_rule: BTreeMap<String, i64>,
-    first_by_tier: BTreeMap<String, i64>,
+    tickets: u64,
+    /// Rule or tier -> (first ticket time, tickets).
+    first_by_rule: BTreeMap<String, (i64, u64)>,
+    first_by_tier: BTreeMap<String, (i64, u64)>,
 }
 
 impl Seen {
     fn add(&mut self, t: &CareTicket) {
         let at = t.created_time_ms;
         self.first = Some(self.first.map_or(at, |f| f.min(at)));
+        self.tickets += 1;
+        let note = |map: &mut BTreeMap<String, (i64, u64)>, key: &str| {
+            let e = map.entry(key.to_string()).or_insert((at, 0));
+            *e = (e.0.min(at), e.1 + 1);
+        };
         for s in &t.signals {
-            let e = self.first_by_rule.entry(s.rule.clone()).or_insert(at);
-            *e = (*e).min(at);
+            note(&mut self.first_by_rule, &s.rule);
         }
-        let e = self.first_by_tier.entry(t.tier.clone()).or_insert(at);
-        *e = (*e).min(at);
+        note(&mut self.first_by_tier, &t.tier);
     }
 }
 
@@ -149,7 +159,8 @@ fn population(
     churned: u64,
 ) -> Population {
     let overall = figures(
-        seen.iter().filter_map(|(s, v)| v.first.map(|f| (*s, f))),
+        seen.iter()
+            .filter_map(|(s, v)| v.first.map(|f| (*s, f, v.tickets))),
         churn_ms,
         churned,
     );
@@ -164,7 +175,7 @@ fn population(
         .map(|r| {
             let members = seen
                 .iter()
-                .filter_map(|(s, v)| v.first_by_rule.get(r).map(|f| (*s, *f)));
+                .filter_map(|(s, v)| v.first_by_rule.get(r).map(|&(f, n)| (*s, f, n)));
             (r.to_string(), figures(members, churn_ms, churned))
         })
         .collect();
@@ -173,7 +184,7 @@ fn population(
         .map(|t| {
             let members = seen
                 .iter()
-                .filter_map(|(s, v)| v.first_by_tier.get(t).map(|f| (*s, *f)));
+                .filter_map(|(s, v)| v.first_by_tier.get(t).map(|&(f, n)| (*s, f, n)));
             (t.to_string(), figures(members, churn_ms, churned))
         })
         .collect();
@@ -185,16 +196,17 @@ fn population(
     }
 }
 
-/// Figures over `(subscriber, first ticket time)` pairs.
+/// Figures over `(subscriber, first ticket time, tickets)` triples.
 fn figures<'a>(
-    members: impl Iterator<Item = (&'a str, i64)>,
+    members: impl Iterator<Item = (&'a str, i64, u64)>,
     churn_ms: &HashMap<String, i64>,
     churned: u64,
 ) -> Figures {
     let mut f = Figures::default();
     let mut leads = Vec::new();
-    for (sub, first) in members {
+    for (sub, first, tickets) in members {
         f.ticketed += 1;
+        f.tickets += tickets;
         if let Some(&c) = churn_ms.get(sub) {
             f.ticketed_churned += 1;
             if first < c {
@@ -203,6 +215,7 @@ fn figures<'a>(
             }
         }
     }
+    f.false_alarms = f.ticketed - f.ticketed_churned;
     f.precision = ratio(f.ticketed_churned, f.ticketed);
     f.recall = ratio(f.caught, churned);
     leads.sort_by(f64::total_cmp);
@@ -276,9 +289,11 @@ fn days(v: Option<f64>) -> String {
 fn row(f: &mut fmt::Formatter<'_>, name: &str, x: &Figures) -> fmt::Result {
     writeln!(
         f,
-        "    {name:<38} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
+        "    {name:<36} {:>7} {:>6} {:>6} {:>6} {:>9} {:>7} {:>6} {:>6}",
+        x.tickets,
         x.ticketed,
         x.ticketed_churned,
+        x.false_alarms,
         pct(x.precision),
         pct(x.recall),
         days(x.lead_days_median),
@@ -289,8 +304,8 @@ fn row(f: &mut fmt::Formatter<'_>, name: &str, x: &Figures) -> fmt::Result {
 fn write_population(f: &mut fmt::Formatter<'_>, p: &Population) -> fmt::Result {
     writeln!(
         f,
-        "    {:<38} {:>8} {:>8} {:>9} {:>8} {:>7} {:>7}",
-        "", "ticketed", "churned", "precision", "recall", "lead50", "lead10"
+        "    {:<36} {:>7} {:>6} {:>6} {:>6} {:>9} {:>7} {:>6} {:>6}",
+        "", "tickets", "subs", "true", "false", "precision", "recall", "lead50", "lead10"
     )?;
     row(f, "overall", &p.overall)?;
     for (rule, x) in &p.by_rule {
@@ -409,6 +424,21 @@ mod tests {
         assert_eq!(r.main.by_tier["vip"].ticketed, 1);
         assert_eq!(r.main.by_tier["mass"].recall, Some(0.5));
         assert!(r.control.is_none());
+        // The per-rule table: tickets, true and false alarms.
+        assert_eq!((o.tickets, o.false_alarms), (3, 1));
+        let care = &r.main.by_rule["competitor_care_call"];
+        assert_eq!(
+            (care.tickets, care.ticketed_churned, care.false_alarms),
+            (1, 0, 1)
+        );
+        assert_eq!(r.main.by_tier["mass"].tickets, 2);
+        let text = r.to_string();
+        let row = text
+            .lines()
+            .find(|l| l.contains("rule competitor_care_call"))
+            .unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[2..7], ["1", "1", "0", "1", "0.000"], "{text}");
         assert_eq!(r.churned_subscribers, 2);
     }
 

@@ -184,7 +184,7 @@ fn quitter(start: &str, active: i64, total: i64) -> Vec<churnwatch::detect::Even
 
 #[test]
 fn silence_after_daily_calls_raises_silent_days_and_the_drops() {
-    let tickets = run(&quitter("2026-03-01 00:00", 40, 49));
+    let tickets = run(&quitter("2026-03-01 00:00", 40, 53));
     let rules = rules_of(&tickets, SUB);
     for r in ["silent_days", "voice_drop", "spend_drop", "data_drop"] {
         assert!(rules.contains(&r.to_string()), "{r} missing from {rules:?}");
@@ -208,9 +208,9 @@ fn six_silent_days_are_not_enough() {
 #[test]
 fn drop_rules_hold_their_fire_over_a_public_holiday() {
     let mut cfg = rules_config();
-    // The whole last week is a holiday.
+    // Every fortnight the drop rules judge holds a holiday.
     cfg.calendar.holidays = vec!["2026-04-05..2026-04-20".into()];
-    let (tickets, engine) = run_with(&cfg, &quitter("2026-03-01 00:00", 40, 48));
+    let (tickets, engine) = run_with(&cfg, &quitter("2026-03-01 00:00", 40, 53));
     let rules = rules_of(&tickets, SUB);
     assert!(!rules.iter().any(|r| r.ends_with("_drop")), "{rules:?}");
     assert!(

@@ -1,8 +1,8 @@
 //! `data_drop` — "流量突減", a sudden drop in data traffic [003]: the last 7 days' data
 //! below `drop_ratio` (default 50%) of the subscriber's own weekly baseline, if that
-//! baseline is at least `min_weekly_baseline` MiB (default 200). Judged like `voice_drop`: on two consecutive
-//! day closes, and only if a week this low is improbable (`max_chance`) among the
-//! subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
+//! baseline is at least `min_weekly_baseline` MiB (default 200). Judged like `voice_drop`:
+//! the week before low too, and only if a fortnight this low is improbable (`max_chance`)
+//! among the subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
 
 use crate::config::DataDropConfig;
 use crate::detect::calendar::{Calendar, Day};

@@ -1,8 +1,8 @@
 //! `spend_drop` — "話費突減", a sudden drop in spend [003], and leavers' spend falling before
 //! they go [002]: the last 7 days' charges below `drop_ratio` (default 50%) of the
 //! subscriber's own weekly baseline, if that baseline is at least `min_weekly_baseline`
-//! yuan (default 10) so light users don't fire. Judged like `voice_drop`: on two consecutive
-//! day closes, and only if a week this low is improbable (`max_chance`) among the
+//! yuan (default 10) so light users don't fire. Judged like `voice_drop`: the week before low
+//! too, and only if a fortnight this low is improbable (`max_chance`) among the
 //! subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
 
 use crate::config::DropConfig;
