@@ -13,6 +13,13 @@
 //! that is *earlier* in event time arrives late, the ticket is emitted again with the same
 //! id and the earlier evidence, so the last version of every ticket is order-independent.
 //!
+//! **End of input.** A bounded input (replay, the in-process demo) ends with
+//! [`Engine::finish`], Flink's final watermark: every day the input covers closes, the last
+//! event's own day included, so a bill or contract update on the last day is judged. That
+//! day may have only partly happened (usage after the last record is missing from it); the
+//! alternative, never judging it, loses its tickets outright. A month closes only when its
+//! last day is covered, because only then does the day close cross into the next month.
+//!
 //! **Duplicates.** Ids are remembered per event day until the day closes; anything older is
 //! rejected as late anyway, so de-duplication is exact over the whole lateness horizon.
 //!
@@ -357,14 +364,14 @@ impl Engine {
         Applied::Accepted
     }
 
-    /// End of input: treats the newest event time seen as final, closes every calendar day
-    /// that ended by then, and judges any partial call still open.
+    /// End of input (Flink's final watermark): nothing more will arrive, so every day the
+    /// input touched closes, the last event's own day included, and any partial call still
+    /// open is judged. A month closes only when that day is its last.
     pub fn finish(&mut self, out: &mut Vec<CareTicket>) {
         if self.closed_through.is_none() {
             return;
         }
-        let last_full = self.cal.day_of(self.max_seen_ms) - 1;
-        self.close_days_through(last_full, out);
+        self.close_days_through(self.cal.day_of(self.max_seen_ms), out);
         self.finalize_partials(i64::MAX, out);
         self.stats.subscribers = self.subs.len();
     }
