@@ -1,5 +1,7 @@
-//! End of input (Flink's final watermark): `finish` judges every day the input covers, the
-//! last event's own day included, and a month only when its last day is covered.
+//! The watermark at the edges of input. End of input (Flink's final watermark): `finish`
+//! judges every day the input covers, the last event's own day included, and a month only
+//! when its last day is covered. An idle source (Flink's source idleness): `advance_to`
+//! moves event time on without a record and closes days as a record would.
 
 mod common;
 
@@ -120,5 +122,51 @@ fn finishing_an_empty_engine_does_nothing() {
     let mut out = Vec::new();
     engine.finish(&mut out);
     assert!(out.is_empty());
+    assert_eq!(engine.stats().days_closed, 0);
+}
+
+/// An idle source's clock: moving event time on closes days exactly as a record at that
+/// time would, and never moves it back.
+#[test]
+fn advancing_event_time_closes_days_like_a_record_would() {
+    let evs = bill_and_contract_last();
+    let mut engine = Engine::new(&rules_config(), &[]).unwrap();
+    assert!(apply_all(&mut engine, &evs).is_empty());
+    let newest = engine.newest_event_ms();
+    assert_eq!(newest, Some(at("2026-03-20 10:00")));
+    // March 20th closes once the watermark (newest minus 48 h) reaches March 21st.
+    let closes = at("2026-03-23 00:00");
+    let mut out = Vec::new();
+    engine.advance_to(closes - 1, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    engine.advance_to(at("2026-03-01 00:00"), &mut out);
+    assert_eq!(
+        engine.newest_event_ms(),
+        Some(closes - 1),
+        "never moves back"
+    );
+    engine.advance_to(closes, &mut out);
+    assert_eq!(rules_of(&out, SUB), vec!["bill_shock"]);
+    assert_eq!(rules_of(&out, OTHER), vec!["contract_expiry"]);
+    // The same tickets as the end of input gives.
+    let mut finished = Engine::new(&rules_config(), &[]).unwrap();
+    apply_all(&mut finished, &evs);
+    let mut at_end = Vec::new();
+    finished.finish(&mut at_end);
+    assert_eq!(final_tickets(&out), final_tickets(&at_end));
+    // Records behind the moved watermark are late, as after a real record.
+    let late = voice("late", SUB, at("2026-03-20 23:00"), "13012340002", 60);
+    assert_eq!(
+        engine.apply(&late, &mut out),
+        churnwatch::detect::Applied::Late
+    );
+}
+
+#[test]
+fn advancing_an_engine_that_saw_nothing_does_nothing() {
+    let mut engine = Engine::new(&Config::default(), &[]).unwrap();
+    let mut out = Vec::new();
+    engine.advance_to(at("2026-03-01 00:00"), &mut out);
+    assert_eq!(engine.newest_event_ms(), None);
     assert_eq!(engine.stats().days_closed, 0);
 }

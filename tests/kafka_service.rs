@@ -639,3 +639,84 @@ fn rules_reload_from_the_config_file_without_a_restart_and_a_bad_file_is_rejecte
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }
+
+fn account(id: &str, sub: &str, t: i64, kind: proto::account_event::Kind) -> Vec<u8> {
+    proto::AccountEvent {
+        event_id: id.into(),
+        subscriber: sub.into(),
+        event_time_ms: t,
+        kind: Some(kind),
+    }
+    .encode_to_vec()
+}
+
+/// Source idleness: a partition whose inputs go quiet closes its days with the wall clock.
+/// The last record sits two seconds of event time short of closing the day of a contract
+/// update (its day ends 48 h, the allowed lateness, before the record); with a one-second
+/// idle timeout the day closes, and its contract-expiry ticket comes out, with no further
+/// input. Event times are recent so the future-skew check lets them in.
+#[test]
+fn an_idle_partition_closes_its_days_with_the_wall_clock() {
+    use proto::account_event::Kind;
+    let mut s = setup(1);
+    s.cfg.kafka.idle_timeout_ms = 1_000;
+    let cal = churnwatch::detect::calendar::Calendar::new("Asia/Shanghai", &[]).unwrap();
+    let lateness = 48 * 3_600_000;
+    // The latest day start whose close is at least a minute in the past.
+    let next_day = cal.day_start_ms(cal.day_of(now_ms() - lateness - 60_000));
+    let sub = "8613012345678";
+    let topic = &s.cfg.kafka.topics.account;
+    let p = producer(&s.cfg);
+    let plan = Kind::PlanChanged(proto::PlanChanged {
+        plan_id: "p88".into(),
+        monthly_fee: 8_800,
+    });
+    send(
+        &p,
+        topic,
+        sub,
+        &account("plan", sub, next_day - 7_200_000, plan),
+    );
+    let contract = Kind::Contract(proto::ContractUpdated {
+        end_time_ms: next_day + 50 * 86_400_000,
+    });
+    send(
+        &p,
+        topic,
+        sub,
+        &account("k", sub, next_day - 3_600_000, contract),
+    );
+    let other = "8613012340000";
+    let last = next_day + lateness - 2_000;
+    send(
+        &p,
+        topic,
+        other,
+        &account("r", other, last, Kind::Resumed(proto::Resumed {})),
+    );
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+
+    let (rt, stop, shared) = start(&s.cfg);
+    let tickets = read(&s.cfg, &s.cfg.kafka.topics.tickets, 1);
+    let t = proto::CareTicket::decode(tickets[0].payload().unwrap()).unwrap();
+    assert_eq!(t.subscriber, sub);
+    assert_eq!(t.signals[0].rule, "contract_expiry");
+    assert_eq!(
+        t.created_time_ms, next_day,
+        "raised at the close of its day"
+    );
+    let idle = shared
+        .metrics
+        .partition_idle
+        .with_label_values(&["0"])
+        .get();
+    assert_eq!(idle, 1, "the partition is idle");
+    let late = shared
+        .metrics
+        .late_records
+        .with_label_values(&[topic])
+        .get();
+    assert_eq!(late, 0);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}

@@ -409,5 +409,10 @@ fn the_last_days_bill_and_contract_update_are_judged() {
             .collect::<Vec<_>>()
     };
     assert_eq!(rules_for(bill_sub), vec!["bill_shock"], "{}", stderr(&out));
-    assert_eq!(rules_for(contract_sub), vec!["contract_expiry"], "{}", stderr(&out));
+    assert_eq!(
+        rules_for(contract_sub),
+        vec!["contract_expiry"],
+        "{}",
+        stderr(&out)
+    );
 }

@@ -20,6 +20,10 @@
 //! alternative, never judging it, loses its tickets outright. A month closes only when its
 //! last day is covered, because only then does the day close cross into the next month.
 //!
+//! **Idle sources.** A live partition whose inputs go quiet would never close its days. The
+//! adapter, which holds the wall clock, moves event time on with [`Engine::advance_to`]
+//! (Flink's source idleness); the engine itself never reads a clock.
+//!
 //! **Duplicates.** Ids are remembered per event day until the day closes; anything older is
 //! rejected as late anyway, so de-duplication is exact over the whole lateness horizon.
 //!
@@ -362,6 +366,26 @@ impl Engine {
         self.finalize_partials(self.max_seen_ms - self.lateness_ms, out);
         self.stats.subscribers = self.subs.len();
         Applied::Accepted
+    }
+
+    /// Moves event time on to `t` without a record, as a record at `t` would: days the
+    /// watermark passes close and pending partial calls before it are judged. For a source
+    /// that went idle: the caller (the adapter, which holds the wall clock) decides `t`.
+    /// Nothing happens before the first event or if `t` is not newer than the newest seen.
+    pub fn advance_to(&mut self, t: i64, out: &mut Vec<CareTicket>) {
+        if self.closed_through.is_none() || t <= self.max_seen_ms {
+            return;
+        }
+        self.max_seen_ms = t;
+        self.close_days_through(self.close_target(), out);
+        self.finalize_partials(self.max_seen_ms - self.lateness_ms, out);
+        self.stats.subscribers = self.subs.len();
+    }
+
+    /// The newest event time seen (or moved on to by [`Engine::advance_to`]), `None` before
+    /// the first event.
+    pub fn newest_event_ms(&self) -> Option<i64> {
+        self.closed_through.map(|_| self.max_seen_ms)
     }
 
     /// End of input (Flink's final watermark): nothing more will arrive, so every day the
