@@ -251,7 +251,7 @@ fn parking_the_number_is_the_strongest_signal() {
         account(
             "pl",
             SUB,
-            t - DAY,
+            t - 3 * DAY,
             AccountKind::PlanChanged { monthly_fee: 8_800 },
         ),
         account(

@@ -77,6 +77,15 @@ impl ContactWindow {
             .collect()
     }
 
+    /// Ids of the tickets created in `from_ms..=to_ms`.
+    pub fn created_between(&self, from_ms: i64, to_ms: i64) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(t, _)| (from_ms..=to_ms).contains(t))
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     fn allowed(&self, max: usize) -> Vec<String> {
         let mut sorted: Vec<&(i64, String)> = self.entries.iter().collect();
         sorted.sort();
