@@ -321,6 +321,7 @@ pub async fn run(
         // Notice new partitions (and topics created after start) within seconds.
         .set("topic.metadata.refresh.interval.ms", "5000");
     let consumer: Arc<ServiceConsumer> = Arc::new(cc.create_with_context(ctx)?);
+    let outcomes_subscribed = subscribe.len() == 3;
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     shared.set_ready(true, "");
@@ -387,7 +388,7 @@ pub async fn run(
                                     Ok(w) => w,
                                     Err(e) => return Err(e.into()),
                                 };
-                                let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current);
+                                let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current, outcomes_subscribed);
                                 tasks.push(tokio::spawn(task.run(rx)));
                                 shared.partitions.insert(p, tx.clone());
                                 tx
@@ -491,6 +492,8 @@ struct PartitionTask {
     worker_format: Format,
     handles: HashMap<Source, SourceHandles>,
     idle: IdleClock,
+    /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
+    outcomes_subscribed: bool,
 }
 
 /// The last known end offset of a partition, from librdkafka's cache (updated with every
@@ -608,6 +611,7 @@ impl PartitionTask {
         consumer: Arc<ServiceConsumer>,
         shared: Shared,
         cfg: &Config,
+        outcomes_subscribed: bool,
     ) -> PartitionTask {
         PartitionTask {
             partition,
@@ -630,14 +634,15 @@ impl PartitionTask {
             worker_format: cfg.kafka.input_format,
             handles: HashMap::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
+            outcomes_subscribed,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
         loop {
-            // Merge the co-partitioned inputs by event time, as replay does: take the record
-            // with the earliest head; wait for a source with nothing buffered unless it has
-            // caught up with its log end (or has kept us waiting too long).
+            // Merge the co-partitioned inputs (outcomes included) by event time, as replay
+            // does: take the record with the earliest head; wait for a source with nothing
+            // buffered unless it has caught up with its log end (or kept us waiting too long).
             while let Some(source) = self.next_source() {
                 let Some((m, arrived)) = self.inputs.get_mut(&source).and_then(|q| q.pop_front())
                 else {
@@ -697,15 +702,13 @@ impl PartitionTask {
                 .and_then(|q| q.front())
                 .map(|(m, _)| m.1)
         };
-        // Outcomes are not event-time aligned with usage: take them at once.
-        if head(Source::Outcomes).is_some() {
-            return Some(Source::Outcomes);
-        }
-        let (source, _) = [Source::Cdr, Source::Account]
-            .into_iter()
-            .filter_map(|s| head(s).map(|t| (s, t)))
-            .min_by_key(|(_, t)| *t)?;
-        let blocked = [Source::Cdr, Source::Account]
+        // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
+        let source = Source::earliest(
+            head(Source::Cdr),
+            head(Source::Account),
+            head(Source::Outcomes),
+        )?;
+        let blocked = [Source::Cdr, Source::Account, Source::Outcomes]
             .into_iter()
             .filter(|s| *s != source && head(*s).is_none())
             .any(|other| !self.caught_up(other));
@@ -723,7 +726,8 @@ impl PartitionTask {
         let topic = match source {
             Source::Cdr => &self.topics.cdr,
             Source::Account => &self.topics.account,
-            Source::Outcomes => return true,
+            Source::Outcomes if !self.outcomes_subscribed => return true,
+            Source::Outcomes => &self.topics.outcomes,
         };
         let Some(high) = cached_high_watermark(&self.consumer, topic, self.partition) else {
             return false;
