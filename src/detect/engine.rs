@@ -997,7 +997,8 @@ impl Engine {
             let facts = &self.facts;
             let st = self.subs.get_mut(slot);
             st.close_day(day);
-            if (day_from_min..day_to_min).contains(&st.bill_issued_min) {
+            let billed_today = (day_from_min..day_to_min).contains(&st.bill_issued_min);
+            if billed_today {
                 // A bill is for the month before the one it is issued in.
                 st.record_bill(month.0 - 1, st.bill_amount_fen);
             }
@@ -1045,8 +1046,10 @@ impl Engine {
                 take(st, 0, v, None, d, sk);
                 let v = rules::payment_reminder::judge_bill(&cfg.payment_reminder, st, day, cal);
                 take(st, 0, v, None, d, sk);
-                // The plan and activation as they stood at the end of the day judged.
-                let v = match facts.view(slot, st, next_start) {
+                // The plan and activation as they stood at the end of the day judged (only a
+                // bill issued that day can be judged, so only then is a view worth making).
+                let view = billed_today.then(|| facts.view(slot, st, next_start));
+                let v = match view.flatten() {
                     Some(view) => rules::bill_shock::judge(&cfg.bill_shock, &view, day, cal),
                     None => rules::bill_shock::judge(&cfg.bill_shock, st, day, cal),
                 };
