@@ -124,6 +124,16 @@ mod tests {
     const PINNED: &[u64] = &[5, 16, 27, 32, 38, 39];
 
     #[test]
+    fn tickets_are_found_by_creation_time_bounds_included() {
+        let mut w = ContactWindow::new(0);
+        for (t, id) in [(100, "a"), (200, "b"), (300, "c")] {
+            w.admit(t, id, 2);
+        }
+        assert_eq!(w.created_between(200, 300), vec!["b", "c"]);
+        assert!(w.created_between(301, 400).is_empty());
+    }
+
+    #[test]
     fn the_cap_goes_to_the_earliest_tickets_whatever_the_arrival_order() {
         let mut w = ContactWindow::new(0);
         assert_eq!(w.admit(300, "c", 2), vec![("c".to_string(), true)]);
