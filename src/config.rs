@@ -926,6 +926,10 @@ pub struct KafkaConfig {
     pub drain_timeout_ms: u64,
     /// Consumer session timeout (librdkafka `session.timeout.ms`).
     pub session_timeout_ms: u64,
+    /// After this long with no record on any input of a partition, its event-time clock
+    /// follows the wall clock from the last record, so its days still close (Flink's source
+    /// idleness); 0 turns it off.
+    pub idle_timeout_ms: u64,
     /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
     pub options: std::collections::BTreeMap<String, String>,
@@ -944,10 +948,14 @@ impl Default for KafkaConfig {
             max_future_skew_ms: 3_600_000,
             drain_timeout_ms: 10_000,
             session_timeout_ms: 45_000,
+            idle_timeout_ms: 300_000,
             options: Default::default(),
         }
     }
 }
+
+/// The longest `kafka.idle_timeout_ms` accepted (a week).
+const MAX_IDLE_TIMEOUT_MS: u64 = 7 * 86_400_000;
 
 impl KafkaConfig {
     fn validate(&self) -> Result<(), ConfigError> {
@@ -999,6 +1007,14 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.drain_timeout_ms",
                 "must be shorter than kafka.session_timeout_ms, or a slow drain costs the group its member",
+            ));
+        }
+        if self.idle_timeout_ms != 0
+            && !(1_000..=MAX_IDLE_TIMEOUT_MS).contains(&self.idle_timeout_ms)
+        {
+            return Err(invalid(
+                "kafka.idle_timeout_ms",
+                "must be 0 (off) or 1000 ms to 7 days",
             ));
         }
         for k in self.options.keys() {
@@ -1099,6 +1115,18 @@ mod tests {
         )];
         let err = Config::load_with_env(None, bad).unwrap_err();
         assert!(err.to_string().contains("kafka.max_in_flight"), "{err}");
+    }
+
+    #[test]
+    fn an_idle_timeout_is_off_or_between_a_second_and_a_week() {
+        for ok in [0, 1_000, 300_000, MAX_IDLE_TIMEOUT_MS] {
+            Config::from_toml(&format!("[kafka]\nidle_timeout_ms = {ok}\n")).unwrap();
+        }
+        for bad in [1, 999, MAX_IDLE_TIMEOUT_MS + 1, i64::MAX as u64] {
+            let err = Config::from_toml(&format!("[kafka]\nidle_timeout_ms = {bad}\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("kafka.idle_timeout_ms"), "{bad}: {err}");
+        }
     }
 
     #[test]

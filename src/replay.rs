@@ -1,10 +1,13 @@
 //! The file adapter: CDR and account-event files in, care tickets out.
 //!
-//! Used for backtests and for trying rules on captured data before Kafka exists. Both input
+//! Used for backtests and for trying rules on captured data before Kafka exists. The input
 //! files are streamed (one record in memory per file), and their head records are merged
-//! by event time, so two files each sorted by time feed the engine one time-ordered stream;
+//! by event time, so files each sorted by time feed the engine one time-ordered stream;
 //! records that are out of order inside a file reach the engine late, as they would from
-//! mediation, and the engine's lateness rule decides.
+//! mediation, and the engine's lateness rule decides. Call-center outcomes are merged the
+//! same way and applied as the Kafka service applies them (ties: CDRs, account events,
+//! outcomes; [`Source::earliest`]), so a RETAINED outcome suppresses the tickets in a
+//! backtest that it suppresses live: the backtest equals live.
 //!
 //! Poison input never stops a replay: a record that does not decode or validate is reported
 //! as `FILE:LINE: reason` (for protobuf files `FILE:N`, N the 1-based record number),
@@ -24,6 +27,7 @@ use crate::codec::{self, DecodeError, Frame};
 use crate::config::{Config, ConfigError};
 use crate::detect::engine::PortedNumber;
 use crate::detect::{Engine, EngineStats, Event};
+use crate::kafka::worker::Source as Input;
 use crate::proto::{self, account_event};
 use crate::quality::{self, QualityReport};
 
@@ -59,7 +63,8 @@ impl Format {
 pub struct ReplayOptions {
     pub cdr: Option<PathBuf>,
     pub account: Option<PathBuf>,
-    /// Ticket outcomes fed back by the call center; counted by outcome for now.
+    /// Ticket outcomes fed back by the call center, applied in event-time order (a
+    /// RETAINED subscriber is not ticketed again for the rule within its cooldown).
     pub outcomes: Option<PathBuf>,
     pub out: PathBuf,
     /// Input encoding; `None` picks it per file from the extension.
@@ -262,7 +267,13 @@ pub fn run_with(
         Some(p) => Some(Source::open(p, format_of(p), &consumed, ACCOUNT)?),
         None => None,
     };
-    let total_bytes = cdrs.as_ref().map_or(0, |s| s.len) + accounts.as_ref().map_or(0, |s| s.len);
+    let mut outcome_src = match &opts.outcomes {
+        Some(p) => Some(Source::open(p, format_of(p), &consumed, OUTCOME)?),
+        None => None,
+    };
+    let total_bytes = cdrs.as_ref().map_or(0, |s| s.len)
+        + accounts.as_ref().map_or(0, |s| s.len)
+        + outcome_src.as_ref().map_or(0, |s| s.len);
 
     let out_name = opts.out.display().to_string();
     let out_file = File::create(&opts.out).map_err(|source| ReplayError::Open {
@@ -287,45 +298,61 @@ pub fn run_with(
 
     let mut cdr_head = next_of(&mut cdrs, &mut report)?;
     let mut acct_head = next_of(&mut accounts, &mut report)?;
+    let mut outcome_head = next_of(&mut outcome_src, &mut report)?;
+    let mut outcomes = Vec::new();
     let mut tickets = Vec::new();
     // Ground truth and final tickets for the quality figures.
     let mut churns: HashMap<String, i64> = HashMap::new();
     let mut finals: HashMap<String, proto::CareTicket> = HashMap::new();
     let mut since_progress = 0u64;
     loop {
-        let take_cdr = match (&cdr_head, &acct_head) {
-            (Some(c), Some(a)) => c.time_ms <= a.time_ms,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-            (None, None) => break,
-        };
-        if take_cdr {
-            if let Some(head) = cdr_head.take() {
-                // Validated when read; converting again is cheap and keeps the borrow local.
-                match codec::cdr_from_proto(&head.msg) {
-                    Ok(c) => {
-                        engine.apply(&Event::Cdr(c), &mut tickets);
+        let next = Input::earliest(
+            head_time(&cdr_head),
+            head_time(&acct_head),
+            head_time(&outcome_head),
+        );
+        match next {
+            None => break,
+            Some(Input::Cdr) => {
+                if let Some(head) = cdr_head.take() {
+                    // Validated when read; converting again is cheap and keeps the borrow local.
+                    match codec::cdr_from_proto(&head.msg) {
+                        Ok(c) => {
+                            engine.apply(&Event::Cdr(c), &mut tickets);
+                        }
+                        Err(e) => report.malformed(&head.file, head.at, &e),
                     }
-                    Err(e) => report.malformed(&head.file, head.at, &e),
                 }
+                cdr_head = next_of(&mut cdrs, &mut report)?;
             }
-            cdr_head = next_of(&mut cdrs, &mut report)?;
-        } else {
-            if let Some(head) = acct_head.take() {
-                if let Some(account_event::Kind::Churned(_)) = head.msg.kind {
-                    churns
-                        .entry(head.msg.subscriber.clone())
-                        .and_modify(|t| *t = (*t).min(head.time_ms))
-                        .or_insert(head.time_ms);
-                }
-                match codec::account_from_proto(&head.msg) {
-                    Ok(a) => {
-                        engine.apply(&Event::Account(a), &mut tickets);
+            Some(Input::Account) => {
+                if let Some(head) = acct_head.take() {
+                    note_churn(&mut churns, &head);
+                    match codec::account_from_proto(&head.msg) {
+                        Ok(a) => {
+                            engine.apply(&Event::Account(a), &mut tickets);
+                        }
+                        Err(e) => report.malformed(&head.file, head.at, &e),
                     }
-                    Err(e) => report.malformed(&head.file, head.at, &e),
                 }
+                acct_head = next_of(&mut accounts, &mut report)?;
             }
-            acct_head = next_of(&mut accounts, &mut report)?;
+            Some(Input::Outcomes) => {
+                if let Some(head) = outcome_head.take() {
+                    match codec::outcome_from_proto(&head.msg) {
+                        Ok(o) => {
+                            engine.apply_outcome(&o);
+                            *summary
+                                .outcomes
+                                .entry(o.outcome.as_str().into())
+                                .or_default() += 1;
+                        }
+                        Err(e) => report.malformed(&head.file, head.at, &e),
+                    }
+                    outcomes.push(head.msg);
+                }
+                outcome_head = next_of(&mut outcome_src, &mut report)?;
+            }
         }
         keep_last(&mut finals, &tickets);
         out.write_all(&mut tickets)?;
@@ -347,18 +374,7 @@ pub fn run_with(
 
     summary.cdr_records = cdrs.as_ref().map_or(0, |s| s.read);
     summary.account_records = accounts.as_ref().map_or(0, |s| s.read);
-    let mut outcomes = Vec::new();
-    if let Some(p) = &opts.outcomes {
-        let mut src = Source::open(p, format_of(p), &consumed, OUTCOME)?;
-        while let Some(head) = src.next(&mut report)? {
-            let name = proto::Outcome::try_from(head.msg.outcome)
-                .map_or("UNKNOWN", |o| o.as_str_name())
-                .to_string();
-            *summary.outcomes.entry(name).or_default() += 1;
-            outcomes.push(head.msg);
-        }
-        summary.outcome_records = src.read;
-    }
+    summary.outcome_records = outcome_src.as_ref().map_or(0, |s| s.read);
     if !churns.is_empty() || opts.report.is_some() {
         let mut finals: Vec<proto::CareTicket> = finals.into_values().collect();
         finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
@@ -378,6 +394,20 @@ pub fn run_with(
     summary.engine = engine.stats().clone();
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+fn head_time<M>(head: &Option<Head<M>>) -> Option<i64> {
+    head.as_ref().map(|h| h.time_ms)
+}
+
+/// Keeps the earliest `Churned` event per subscriber: the ground truth for quality.
+fn note_churn(churns: &mut HashMap<String, i64>, head: &Head<proto::AccountEvent>) {
+    if let Some(account_event::Kind::Churned(_)) = head.msg.kind {
+        churns
+            .entry(head.msg.subscriber.clone())
+            .and_modify(|t| *t = (*t).min(head.time_ms))
+            .or_insert(head.time_ms);
+    }
 }
 
 /// Remembers the last version of every ticket emitted (tickets are upserts by id).
@@ -508,7 +538,7 @@ const ACCOUNT: Kind<proto::AccountEvent> = Kind {
 const OUTCOME: Kind<proto::TicketOutcome> = Kind {
     json: codec::outcome_from_json,
     protobuf: codec::outcome_from_protobuf,
-    check: |m| Ok(m.event_time_ms),
+    check: |m| codec::outcome_from_proto(m).map(|o| o.time_ms),
 };
 
 /// A streamed input file of one message type.
@@ -739,19 +769,81 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_are_counted_by_outcome() {
+    fn outcomes_are_counted_by_outcome_and_invalid_ones_reported() {
         let dir = tempfile::tempdir().unwrap();
         let cdr = write(dir.path(), "cdr.jsonl", &format!("{CDR1}\n"));
-        let outcomes = write(
-            dir.path(),
-            "outcomes.jsonl",
-            "{\"ticketId\":\"t1\",\"outcome\":\"RETAINED\"}\n{\"ticketId\":\"t2\",\"outcome\":\"RETAINED\"}\n{\"ticketId\":\"t3\",\"outcome\":\"CHURNED\"}\n",
-        );
+        let line = |id: &str, outcome: &str| {
+            format!(
+                r#"{{"ticketId":"{id}","subscriber":"8613012345678","eventTimeMs":"1775000000000","outcome":"{outcome}"}}"#
+            )
+        };
+        let text = [
+            line("t1", "RETAINED"),
+            line("t2", "RETAINED"),
+            line("t3", "CHURNED"),
+            r#"{"ticketId":"t4","outcome":"RETAINED"}"#.to_string(),
+        ]
+        .join("\n");
+        let outcomes = write(dir.path(), "outcomes.jsonl", &text);
         let mut o = opts(dir.path(), Some(cdr), None);
         o.outcomes = Some(outcomes);
-        let s = run_with(&o, &Config::default(), &mut Vec::new()).unwrap();
+        let mut diag = Vec::new();
+        let s = run_with(&o, &Config::default(), &mut diag).unwrap();
         assert_eq!(s.outcomes.get("RETAINED"), Some(&2));
         assert_eq!(s.outcomes.get("CHURNED"), Some(&1));
+        assert_eq!((s.outcome_records, s.malformed), (4, 1));
+        assert!(String::from_utf8(diag)
+            .unwrap()
+            .contains("outcomes.jsonl:4: missing subscriber"));
+        assert_eq!(s.engine.outcomes_unknown_ticket, 3);
+    }
+
+    /// A competitor care call at `day` (days after the fixture's base time).
+    fn care_call_at(id: &str, day: i64) -> String {
+        let t = 1_775_000_000_000 + day * 86_400_000;
+        format!(
+            r#"{{"recordId":"{id}","subscriber":"8613012345678","eventTimeMs":"{t}","type":"VOICE_OUT","otherParty":"10086","durationS":300}}"#
+        )
+    }
+
+    fn ticket_ids(path: &Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|l| {
+                serde_json::from_str::<proto::CareTicket>(l)
+                    .unwrap()
+                    .ticket_id
+            })
+            .collect()
+    }
+
+    /// Outcomes are applied at their event time among the records: RETAINED after the first
+    /// call's ticket holds back the second call's a week later (the rule's cooldown from
+    /// the outcome); the same outcome dated after the second call does not.
+    #[test]
+    fn a_retained_outcome_suppresses_a_later_ticket_in_event_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = format!("{}\n{}\n", care_call_at("c1", 0), care_call_at("c2", 7));
+        let cdr = write(dir.path(), "cdr.jsonl", &calls);
+        let base = run_with(
+            &opts(dir.path(), Some(cdr.clone()), None),
+            &Config::default(),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(base.engine.tickets, 2);
+        let first = ticket_ids(&dir.path().join("tickets.jsonl"))[0].clone();
+        for (day, tickets) in [(1i64, 1u64), (8, 2)] {
+            let t = 1_775_000_000_000 + day * 86_400_000;
+            let outcome = format!(
+                r#"{{"ticketId":"{first}","subscriber":"8613012345678","eventTimeMs":"{t}","outcome":"RETAINED"}}"#
+            );
+            let mut o = opts(dir.path(), Some(cdr.clone()), None);
+            o.outcomes = Some(write(dir.path(), "outcomes.jsonl", &outcome));
+            let s = run_with(&o, &Config::default(), &mut Vec::new()).unwrap();
+            assert_eq!(s.engine.tickets, tickets, "outcome on day {day}");
+            assert_eq!(s.engine.suppressed.contains_key("retained"), tickets == 1);
+        }
     }
 
     fn cdr_at(id: &str, day: i64) -> String {

@@ -200,7 +200,8 @@ fn silence_after_daily_calls_raises_silent_days_and_the_drops() {
 
 #[test]
 fn six_silent_days_are_not_enough() {
-    // Active Mar 1..Apr 9, then Apr 10..15 silent (6 days), clock runs to Apr 17.
+    // Active Mar 1..Apr 9, then Apr 10..15 silent (6 days); the clock runs to Apr 15, the
+    // last day, which the end of input closes.
     let rules = rules_of(&run(&quitter("2026-03-01 00:00", 40, 46)), SUB);
     assert!(!rules.contains(&"silent_days".to_string()), "{rules:?}");
 }
@@ -250,7 +251,7 @@ fn parking_the_number_is_the_strongest_signal() {
         account(
             "pl",
             SUB,
-            t - DAY,
+            t - 3 * DAY,
             AccountKind::PlanChanged { monthly_fee: 8_800 },
         ),
         account(

@@ -260,11 +260,34 @@ fn refuses_to_run_when_inputs_are_not_co_partitioned() {
     );
 }
 
-/// Produces the demo workload into the input topics, keyed (and partitioned) by subscriber,
-/// then one sentinel event per partition so every partition's watermark ends at the same time.
-fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
+/// A subscriber of our own, apart from the demo's, who calls a competitor's care line
+/// twice a week apart: two tickets, unless a RETAINED outcome on the first holds back the
+/// second.
+const RETAINED_SUB: &str = "8613099990001";
+
+fn retained_journey() -> Vec<churnwatch::demo::WireEvent> {
+    use churnwatch::demo::{WireEvent, START_MS};
+    [10, 17]
+        .into_iter()
+        .map(|d| {
+            let t = START_MS + d * 86_400_000 + 36_000_000;
+            let m =
+                proto::CallDetailRecord::decode(&care_call(&format!("r{d}"), RETAINED_SUB, t)[..]);
+            WireEvent::Cdr(m.unwrap())
+        })
+        .collect()
+}
+
+/// The demo workload and the retained journey, then one sentinel event per partition so
+/// every partition's watermark ends at the same time.
+fn workload(partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
     use churnwatch::demo::WireEvent;
     let mut events = churnwatch::demo::workload();
+    for e in retained_journey() {
+        // Where delivery reaches its time: appended, it would be weeks late.
+        let at = events.iter().position(|x| x.time_ms() > e.time_ms());
+        events.insert(at.unwrap_or(events.len()), e);
+    }
     let end = events.iter().map(|e| e.time_ms()).max().unwrap() + 1;
     for p in 0..partitions {
         let mut n = 0u64;
@@ -282,18 +305,36 @@ fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::Wire
             kind: Some(proto::account_event::Kind::Resumed(proto::Resumed {})),
         }));
     }
+    events
+}
+
+/// Produces events and outcomes into the input topics, keyed (and partitioned) by
+/// subscriber.
+fn produce(
+    cfg: &Config,
+    partitions: i32,
+    events: &[churnwatch::demo::WireEvent],
+    outcomes: &[proto::TicketOutcome],
+) {
+    use churnwatch::demo::WireEvent;
     let prod = producer(cfg);
     let t = &cfg.kafka.topics;
-    for e in &events {
-        let (topic, sub, bytes) = match e {
+    let records = events
+        .iter()
+        .map(|e| match e {
             WireEvent::Cdr(c) => (&t.cdr, c.subscriber.clone(), c.encode_to_vec()),
             WireEvent::Account(a) => (&t.account, a.subscriber.clone(), a.encode_to_vec()),
-        };
-        let rec = BaseRecord::to(topic)
+        })
+        .chain(
+            outcomes
+                .iter()
+                .map(|o| (&t.outcomes, o.subscriber.clone(), o.encode_to_vec())),
+        );
+    for (topic, sub, bytes) in records {
+        let mut rec = BaseRecord::to(topic)
             .key(&sub)
             .payload(&bytes)
             .partition(churnwatch::live::partition_of(&sub, partitions));
-        let mut rec = rec;
         loop {
             match prod.send(rec) {
                 Ok(()) => break,
@@ -305,40 +346,62 @@ fn produce_workload(cfg: &Config, partitions: i32) -> Vec<churnwatch::demo::Wire
         }
     }
     prod.flush(Timeout::After(Duration::from_secs(30))).unwrap();
-    events
 }
 
-/// The replay engine's tickets for the same events (file order, one engine, no end-of-input
-/// flush: a running service never sees the end of its input).
+/// The tickets of the replay rule for the same input: CDRs, account events and outcomes
+/// each in produced order, merged by event time (`Source::earliest`, as `replay` and the
+/// service merge them), one engine, no end-of-input flush (a running service never sees
+/// the end of its input). One engine for every partition gives the same tickets as one
+/// per partition: state is per subscriber.
 fn reference(
     cfg: &Config,
     events: &[churnwatch::demo::WireEvent],
+    outcomes: &[proto::TicketOutcome],
 ) -> std::collections::BTreeMap<String, proto::CareTicket> {
     use churnwatch::demo::WireEvent;
+    use churnwatch::kafka::worker::Source;
+    use std::collections::VecDeque;
+    let mut cdrs: VecDeque<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            WireEvent::Cdr(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut accounts: VecDeque<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            WireEvent::Account(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let mut feedback: VecDeque<_> = outcomes.iter().collect();
     let mut engine = churnwatch::detect::Engine::new(cfg, &[]).unwrap();
     let mut out = Vec::new();
-    for e in events {
-        match e {
-            WireEvent::Cdr(c) => {
-                let ev = churnwatch::codec::cdr_from_proto(c).unwrap();
+    loop {
+        let next = Source::earliest(
+            cdrs.front().map(|c| c.event_time_ms),
+            accounts.front().map(|a| a.event_time_ms),
+            feedback.front().map(|o| o.event_time_ms),
+        );
+        match next {
+            None => break,
+            Some(Source::Cdr) => {
+                let ev = churnwatch::codec::cdr_from_proto(cdrs.pop_front().unwrap()).unwrap();
                 engine.apply(&churnwatch::detect::Event::Cdr(ev), &mut out);
             }
-            WireEvent::Account(a) => {
+            Some(Source::Account) => {
+                let a = accounts.pop_front().unwrap();
                 let ev = churnwatch::codec::account_from_proto(a).unwrap();
                 engine.apply(&churnwatch::detect::Event::Account(ev), &mut out);
+            }
+            Some(Source::Outcomes) => {
+                let o = feedback.pop_front().unwrap();
+                engine.apply_outcome(&churnwatch::codec::outcome_from_proto(o).unwrap());
             }
         }
     }
     out.into_iter().map(|t| (t.ticket_id.clone(), t)).collect()
-}
-
-fn final_tickets(
-    msgs: &[rdkafka::message::OwnedMessage],
-) -> std::collections::BTreeMap<String, proto::CareTicket> {
-    msgs.iter()
-        .map(|m| proto::CareTicket::decode(m.payload().unwrap()).unwrap())
-        .map(|t| (t.ticket_id.clone(), t))
-        .collect()
 }
 
 /// Reads a topic until `want` distinct ticket ids are seen and every id's last version
@@ -365,16 +428,73 @@ fn read_until_equal(
     got
 }
 
+fn outcome(ticket: &proto::CareTicket, at: i64, outcome: proto::Outcome) -> proto::TicketOutcome {
+    proto::TicketOutcome {
+        ticket_id: ticket.ticket_id.clone(),
+        subscriber: ticket.subscriber.clone(),
+        event_time_ms: at,
+        outcome: outcome as i32,
+    }
+}
+
+/// The service and the replay rule give the same tickets for the same CDRs, account events
+/// and call-center outcomes, including a RETAINED outcome that holds back a later ticket.
 #[test]
 fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
     let s = setup(3);
-    let events = produce_workload(&s.cfg, 3);
-    let expected = reference(&s.cfg, &events);
+    s.cluster
+        .create_topic(&s.cfg.kafka.topics.outcomes, 3, 1)
+        .unwrap();
+    let events = workload(3);
+    let without = reference(&s.cfg, &events, &[]);
+    let care = |m: &std::collections::BTreeMap<String, proto::CareTicket>| {
+        let mut v: Vec<proto::CareTicket> = m
+            .values()
+            .filter(|t| t.subscriber == RETAINED_SUB)
+            .cloned()
+            .collect();
+        v.sort_by_key(|t| t.created_time_ms);
+        v
+    };
+    let calls = care(&without);
+    assert_eq!(calls.len(), 2, "two care calls a week apart: two tickets");
+    let other = without
+        .values()
+        .find(|t| t.subscriber != RETAINED_SUB)
+        .unwrap();
+    let mut unknown = outcome(
+        other,
+        other.created_time_ms + 86_400_000,
+        proto::Outcome::Declined,
+    );
+    unknown.ticket_id = "no-such-ticket".into();
+    let outcomes = [
+        outcome(
+            &calls[0],
+            calls[0].created_time_ms + 86_400_000,
+            proto::Outcome::Retained,
+        ),
+        outcome(
+            other,
+            other.created_time_ms + 86_400_000,
+            proto::Outcome::Unreachable,
+        ),
+        unknown,
+    ];
+    let mut outcomes = outcomes.to_vec();
+    outcomes.sort_by_key(|o| o.event_time_ms);
+    let expected = reference(&s.cfg, &events, &outcomes);
+    assert_eq!(
+        care(&expected),
+        vec![calls[0].clone()],
+        "the second is held back"
+    );
     assert!(
         expected.len() >= 10,
         "the workload raises tickets: {}",
         expected.len()
     );
+    produce(&s.cfg, 3, &events, &outcomes);
     let (rt, stop, _shared) = start(&s.cfg);
     let got = read_until_equal(&s.cfg, &expected);
     assert_eq!(
@@ -384,7 +504,6 @@ fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
     assert_eq!(got, expected);
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
-    let _ = final_tickets;
 }
 
 #[test]
@@ -636,6 +755,85 @@ fn rules_reload_from_the_config_file_without_a_restart_and_a_bad_file_is_rejecte
         std::thread::park_timeout(Duration::from_millis(100));
     }
     assert_eq!(version(), 2);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
+fn account(id: &str, sub: &str, t: i64, kind: proto::account_event::Kind) -> Vec<u8> {
+    proto::AccountEvent {
+        event_id: id.into(),
+        subscriber: sub.into(),
+        event_time_ms: t,
+        kind: Some(kind),
+    }
+    .encode_to_vec()
+}
+
+/// Source idleness: a partition whose inputs go quiet closes its days with the wall clock.
+/// The last record sits two seconds of event time short of closing the day of a contract
+/// update (its day ends 48 h, the allowed lateness, before the record); with a one-second
+/// idle timeout the day closes, and its contract-expiry ticket comes out, with no further
+/// input. Event times are recent so the future-skew check lets them in.
+#[test]
+fn an_idle_partition_closes_its_days_with_the_wall_clock() {
+    use proto::account_event::Kind;
+    let mut s = setup(1);
+    s.cfg.kafka.idle_timeout_ms = 1_000;
+    let cal = churnwatch::detect::calendar::Calendar::new("Asia/Shanghai", &[]).unwrap();
+    let lateness = 48 * 3_600_000;
+    // The latest day start whose close is at least a minute in the past.
+    let next_day = cal.day_start_ms(cal.day_of(now_ms() - lateness - 60_000));
+    let sub = "8613012345678";
+    let topic = &s.cfg.kafka.topics.account;
+    let p = producer(&s.cfg);
+    let plan = Kind::PlanChanged(proto::PlanChanged {
+        plan_id: "p88".into(),
+        monthly_fee: 8_800,
+    });
+    // A VIP plan (tiers read it as it stood 48 h before the ticket): the weak
+    // contract-expiry signal raises a ticket.
+    let plan_at = next_day - 3 * 86_400_000;
+    send(&p, topic, sub, &account("plan", sub, plan_at, plan));
+    let contract = Kind::Contract(proto::ContractUpdated {
+        end_time_ms: next_day + 50 * 86_400_000,
+    });
+    send(
+        &p,
+        topic,
+        sub,
+        &account("k", sub, next_day - 3_600_000, contract),
+    );
+    let other = "8613012340000";
+    let last = next_day + lateness - 2_000;
+    send(
+        &p,
+        topic,
+        other,
+        &account("r", other, last, Kind::Resumed(proto::Resumed {})),
+    );
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+
+    let (rt, stop, shared) = start(&s.cfg);
+    let tickets = read(&s.cfg, &s.cfg.kafka.topics.tickets, 1);
+    let t = proto::CareTicket::decode(tickets[0].payload().unwrap()).unwrap();
+    assert_eq!(t.subscriber, sub);
+    assert_eq!(t.signals[0].rule, "contract_expiry");
+    assert_eq!(
+        t.created_time_ms, next_day,
+        "raised at the close of its day"
+    );
+    let idle = shared
+        .metrics
+        .partition_idle
+        .with_label_values(&["0"])
+        .get();
+    assert_eq!(idle, 1, "the partition is idle");
+    let late = shared
+        .metrics
+        .late_records
+        .with_label_values(&[topic])
+        .get();
+    assert_eq!(late, 0);
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }

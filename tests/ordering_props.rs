@@ -1,6 +1,8 @@
 //! Property: tickets do not depend on arrival order within the allowed lateness, nor on
 //! duplicate delivery. The last version of every ticket id (tickets are upserts) from a
-//! shuffled, duplicated delivery equals that from in-order delivery.
+//! shuffled, duplicated delivery equals that from in-order delivery. The streams mix CDRs
+//! with account events of every kind that changes a subscriber's standing (bills and
+//! payments, contracts, plans, profiles, suspensions), several close together in time.
 
 mod common;
 
@@ -29,7 +31,8 @@ impl Rng {
 const OTHERS: [&str; 4] = ["13012340001", "13812340002", "18912340003", "01088886666"];
 
 /// A random workload: a few subscribers over ~45 days, with the situations every rule
-/// watches for sprinkled in.
+/// watches for sprinkled in, and account events that change the subscriber's standing
+/// ([`account_history`]).
 fn workload(seed: u64) -> Vec<Event<'static>> {
     let mut r = Rng(seed);
     let t0 = at("2026-02-20 00:00");
@@ -130,36 +133,110 @@ fn workload(seed: u64) -> Vec<Event<'static>> {
                 _ => {}
             }
         }
+        account_history(&mut r, &mut id, sub, t0, &mut evs);
+    }
+    evs
+}
+
+/// A random time within `hours` after `t`.
+fn within(r: &mut Rng, t: i64, hours: u64) -> i64 {
+    t + r.below(hours * 3_600) as i64 * 1000
+}
+
+/// Account events of one subscriber: its CRM profile (activation, do-not-disturb, key
+/// person) and plan, each sometimes changed twice within the lateness; contract updates,
+/// two of them close together half the time; a first bill and payments before and after it;
+/// suspensions and resumptions within hours of each other.
+fn account_history(
+    r: &mut Rng,
+    id: &mut impl FnMut(&str) -> String,
+    sub: u64,
+    t0: i64,
+    evs: &mut Vec<Event<'static>>,
+) {
+    let activated = t0 - (r.below(40) as i64) * DAY;
+    let mut profile = |r: &mut Rng, t: i64, act: i64| {
+        let kind = AccountKind::ProfileUpdated {
+            do_not_disturb: r.chance(30),
+            key_person: r.chance(30),
+            activated_time_ms: act,
+        };
+        account(&id("pr"), sub, t, kind)
+    };
+    let first = within(r, t0, 24);
+    evs.push(profile(r, first, activated));
+    for _ in 0..r.below(3) {
+        let t = within(r, t0, 44 * 24);
+        evs.push(profile(r, t, 0));
+        if r.chance(50) {
+            let t2 = within(r, t, 40);
+            evs.push(profile(r, t2, activated));
+        }
+    }
+    let mut plans = vec![within(r, t0, 24)];
+    for _ in 0..r.below(3) {
+        let t = within(r, t0, 44 * 24);
+        plans.push(t);
+        if r.chance(50) {
+            plans.push(within(r, t, 40));
+        }
+    }
+    for t in plans {
+        let monthly_fee = [1_800, 3_800, 5_800, 8_800, 12_800][r.below(5) as usize];
+        evs.push(account(
+            &id("pl"),
+            sub,
+            t,
+            AccountKind::PlanChanged { monthly_fee },
+        ));
+    }
+    let k = within(r, t0, 30 * 24);
+    for t in [k, within(r, k, 40)]
+        .into_iter()
+        .take(1 + r.below(2) as usize)
+    {
+        let end_time_ms = t + (20 + r.below(60) as i64) * DAY;
         evs.push(account(
             &id("k"),
             sub,
-            t0 + 2 * DAY,
-            AccountKind::ContractUpdated {
-                end_time_ms: t0 + (20 + r.below(60) as i64) * DAY,
-            },
+            t,
+            AccountKind::ContractUpdated { end_time_ms },
         ));
-        let issued = at("2026-03-01 08:00");
+    }
+    let issued = within(r, at("2026-03-01 00:00"), 30);
+    let bill = AccountKind::BillIssued {
+        period: period("2026-02"),
+        amount: 3_000 + r.below(27_000) as i64,
+        due_time_ms: issued + (3 + r.below(18) as i64) * DAY,
+    };
+    evs.push(account(&id("b"), sub, issued, bill));
+    for _ in 0..r.below(4) {
+        let paid = within(r, issued - 2 * DAY, 24 * 24);
         evs.push(account(
-            &id("b"),
+            &id("pay"),
             sub,
-            issued,
-            AccountKind::BillIssued {
-                period: period("2026-02"),
-                amount: 9_900,
-                due_time_ms: at("2026-03-20 23:00"),
-            },
+            paid,
+            AccountKind::Payment { amount: 9_900 },
         ));
-        if r.chance(50) {
-            let paid = issued + (r.below(25) as i64) * DAY;
-            evs.push(account(
-                &id("pay"),
-                sub,
-                paid,
-                AccountKind::Payment { amount: 9_900 },
-            ));
+    }
+    for _ in 0..r.below(3) {
+        let t = within(r, t0, 44 * 24);
+        let reason = [
+            SuspensionReason::NonPayment,
+            SuspensionReason::NumberRetention,
+            SuspensionReason::CustomerRequest,
+        ][r.below(3) as usize];
+        evs.push(account(
+            &id("su"),
+            sub,
+            t,
+            AccountKind::Suspended { reason },
+        ));
+        if r.chance(70) {
+            let back = within(r, t, 40);
+            evs.push(account(&id("re"), sub, back, AccountKind::Resumed));
         }
     }
-    evs
 }
 
 /// Delivers events out of order — each at most 47 h after its event time, so never beyond
@@ -227,6 +304,7 @@ fn the_workload_exercises_many_rules() {
         "number_retention_suspension",
         "offnet_ip_calls",
         "payment_reminder",
+        "bill_shock",
     ] {
         assert!(rules.contains(r), "{r} never raised: {rules:?}");
     }

@@ -316,3 +316,103 @@ fn the_demo_workload_replayed_from_files_finds_every_journey() {
         );
     }
 }
+
+/// Epoch ms of a Shanghai local time "YYYY-MM-DD HH:MM".
+fn shanghai(local: &str) -> i64 {
+    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
+    naive.and_utc().timestamp_millis() - 8 * 3_600_000
+}
+
+fn account_event(id: &str, sub: &str, local: &str, kind: proto::account_event::Kind) -> String {
+    let m = proto::AccountEvent {
+        event_id: id.into(),
+        subscriber: sub.into(),
+        event_time_ms: shanghai(local),
+        kind: Some(kind),
+    };
+    serde_json::to_string(&m).unwrap()
+}
+
+/// End of input closes the last day: a replay whose last events are a first bill of 3x the
+/// plan fee and a contract update ending in 50 days raises both tickets.
+#[test]
+fn the_last_days_bill_and_contract_update_are_judged() {
+    use proto::account_event::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let (bill_sub, contract_sub) = ("8613012345678", "8613012345679");
+    let mut cdr = String::new();
+    for d in 1..=19 {
+        let m = proto::CallDetailRecord {
+            record_id: format!("clock-{d}"),
+            subscriber: "8613012340000".into(),
+            event_time_ms: shanghai(&format!("2026-03-{d:02} 12:00")),
+            r#type: proto::RecordType::VoiceOut as i32,
+            other_party: "13012340001".into(),
+            duration_s: 60,
+            ..Default::default()
+        };
+        cdr.push_str(&serde_json::to_string(&m).unwrap());
+        cdr.push('\n');
+    }
+    let plan = |id: &str, sub: &str| {
+        account_event(
+            id,
+            sub,
+            "2026-03-01 09:00",
+            Kind::PlanChanged(proto::PlanChanged {
+                plan_id: "p88".into(),
+                monthly_fee: 8_800,
+            }),
+        )
+    };
+    let lines = [
+        account_event(
+            "profile",
+            bill_sub,
+            "2026-03-01 08:00",
+            Kind::Profile(proto::ProfileUpdated {
+                do_not_disturb: false,
+                key_person: false,
+                activated_time_ms: shanghai("2026-02-20 09:00"),
+            }),
+        ),
+        plan("plan-a", bill_sub),
+        plan("plan-b", contract_sub),
+        account_event(
+            "bill",
+            bill_sub,
+            "2026-03-20 09:00",
+            Kind::BillIssued(proto::BillIssued {
+                period: "2026-02".into(),
+                amount: 26_400,
+                due_time_ms: shanghai("2026-04-10 00:00"),
+            }),
+        ),
+        account_event(
+            "contract",
+            contract_sub,
+            "2026-03-20 10:00",
+            Kind::Contract(proto::ContractUpdated {
+                end_time_ms: shanghai("2026-05-09 00:00"),
+            }),
+        ),
+    ];
+    let (cdr_path, acct_path) = (dir.path().join("cdr.jsonl"), dir.path().join("acct.jsonl"));
+    std::fs::write(&cdr_path, cdr).unwrap();
+    std::fs::write(&acct_path, lines.join("\n") + "\n").unwrap();
+    let (out, tickets) = replay(&[("--cdr", cdr_path), ("--account", acct_path)]);
+    let rules_for = |sub: &str| {
+        tickets
+            .iter()
+            .filter(|t| t.subscriber == sub)
+            .flat_map(|t| t.signals.iter().map(|s| s.rule.as_str()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rules_for(bill_sub), vec!["bill_shock"], "{}", stderr(&out));
+    assert_eq!(
+        rules_for(contract_sub),
+        vec!["contract_expiry"],
+        "{}",
+        stderr(&out)
+    );
+}

@@ -29,8 +29,9 @@ fn the_same_signal_is_more_urgent_for_a_vip_than_for_the_mass_market() {
     let tickets = run_with(
         &Config::default(),
         &[
-            plan("p1", vip, t - DAY, 128),
-            plan("p2", mass, t - DAY, 18),
+            // Tiers read the plan as it stood one allowed lateness (48 h) before the ticket.
+            plan("p1", vip, t - 3 * DAY, 128),
+            plan("p2", mass, t - 3 * DAY, 18),
             voice("c1", vip, t, "10086", 300),
             voice("c2", mass, t + 1000, "10086", 300),
         ],
@@ -56,7 +57,7 @@ fn a_do_not_disturb_subscriber_never_lands_in_an_outbound_queue() {
     let dnd = account(
         "p",
         SUB,
-        t - DAY,
+        t - 3 * DAY,
         AccountKind::ProfileUpdated {
             do_not_disturb: true,
             key_person: true,
@@ -101,7 +102,7 @@ fn a_weak_signal_on_the_lowest_tier_raises_no_ticket_but_is_counted() {
     assert!(tickets.is_empty());
     assert_eq!(engine.stats().suppressed.get("below_threshold"), Some(&1));
     // The same signal for a star-2 subscriber becomes an automated message.
-    let mid = [plan("p", SUB, t - DAY, 38), low[0]];
+    let mid = [plan("p", SUB, t - 3 * DAY, 38), low[0]];
     let tickets = run_with(&Config::default(), &mid).0;
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].priority, Priority::P4 as i32);

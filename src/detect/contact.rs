@@ -77,6 +77,15 @@ impl ContactWindow {
             .collect()
     }
 
+    /// Ids of the tickets created in `from_ms..=to_ms`.
+    pub fn created_between(&self, from_ms: i64, to_ms: i64) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(t, _)| (from_ms..=to_ms).contains(t))
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
     fn allowed(&self, max: usize) -> Vec<String> {
         let mut sorted: Vec<&(i64, String)> = self.entries.iter().collect();
         sorted.sort();
@@ -113,6 +122,16 @@ mod tests {
     }
 
     const PINNED: &[u64] = &[5, 16, 27, 32, 38, 39];
+
+    #[test]
+    fn tickets_are_found_by_creation_time_bounds_included() {
+        let mut w = ContactWindow::new(0);
+        for (t, id) in [(100, "a"), (200, "b"), (300, "c")] {
+            w.admit(t, id, 2);
+        }
+        assert_eq!(w.created_between(200, 300), vec!["b", "c"]);
+        assert!(w.created_between(301, 400).is_empty());
+    }
 
     #[test]
     fn the_cap_goes_to_the_earliest_tickets_whatever_the_arrival_order() {

@@ -13,6 +13,24 @@
 //! that is *earlier* in event time arrives late, the ticket is emitted again with the same
 //! id and the earlier evidence, so the last version of every ticket is order-independent.
 //!
+//! **End of input.** A bounded input (replay, the in-process demo) ends with
+//! [`Engine::finish`], Flink's final watermark: every day the input covers closes, the last
+//! event's own day included, so a bill or contract update on the last day is judged. That
+//! day may have only partly happened (usage after the last record is missing from it); the
+//! alternative, never judging it, loses its tickets outright. A month closes only when its
+//! last day is covered, because only then does the day close cross into the next month.
+//!
+//! **Idle sources.** A live partition whose inputs go quiet would never close its days. The
+//! adapter, which holds the wall clock, moves event time on with [`Engine::advance_to`]
+//! (Flink's source idleness); the engine itself never reads a clock.
+//!
+//! **Account facts** (bills, payments, suspensions, contracts, plan, CRM profile) wait in
+//! [`super::facts`] until no earlier record can arrive, and are folded into the state in
+//! event-time order: day-close rules read the facts as of the day they judge, and a ticket
+//! is tiered on the plan and profile as they stood one lateness before it. A
+//! do-not-disturb request counts at once: one arriving late moves the tickets it covers
+//! (created from it to one lateness later) to the no-contact queue.
+//!
 //! **Duplicates.** Ids are remembered per event day until the day closes; anything older is
 //! rejected as late anyway, so de-duplication is exact over the whole lateness horizon.
 //!
@@ -32,15 +50,14 @@ use super::event::{
     AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, OutcomeKind, SuspensionReason,
     TicketOutcomeEvent,
 };
+use super::facts::{Fact, PendingFact, PendingFacts};
 use super::numbering::{NumberPlan, OperatorId, Party};
 use super::routing::Router;
 use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
 use super::rules::{self, RuleId, SignalDraft};
-use super::state::{
-    flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, NO_MINUTE, OPEN_DAYS,
-};
+use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, OPEN_DAYS};
 use super::ticket;
 use super::tier::{reference_month, Tiers};
 
@@ -151,6 +168,8 @@ pub struct Engine {
     /// Emptied de-duplication sets of closed days, reused so a day's set is not regrown.
     spare_ids: Vec<FxHashSet<u64>>,
     contacts: FxHashMap<u32, Vec<Contact>>,
+    /// Account facts not yet folded into the states (see [`super::facts`]).
+    facts: PendingFacts,
     tiers: Tiers,
     router: Router,
     /// Contact-cap windows by (subscriber slot, window), and the routed tickets in them.
@@ -201,6 +220,7 @@ impl Engine {
             partials_min_end: i64::MAX,
             spare_ids: Vec::new(),
             contacts: FxHashMap::default(),
+            facts: PendingFacts::default(),
             tiers: Tiers::new(&cfg.tiers),
             router: Router::new(&cfg.tiers, &cfg.routing),
             contact_windows: FxHashMap::default(),
@@ -245,7 +265,9 @@ impl Engine {
     /// the conditions currently active. `None` if this engine does not hold the subscriber.
     pub fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
         let slot = self.subs.find(m.0)?;
-        let st = self.subs.get(slot);
+        let state = self.subs.get(slot);
+        let view = self.facts.view(slot, state, i64::MAX);
+        let st = view.as_ref().unwrap_or(state);
         let closed = self.closed_through?;
         let tier = self.tiers.tier_of(st, reference_month(closed + 1));
         let week = |f: &dyn Fn(&super::state::ClosedDay) -> u64| -> u64 {
@@ -305,9 +327,9 @@ impl Engine {
         self.subs.find(m.0).map(|slot| self.subs.get(slot))
     }
 
-    /// Approximate bytes of subscriber state held.
+    /// Approximate bytes of subscriber state held (account facts still pending included).
     pub fn state_bytes(&self) -> usize {
-        self.subs.bytes()
+        self.subs.bytes() + self.facts.bytes()
     }
 
     /// The current watermark (UTC ms), `None` before the first event.
@@ -357,14 +379,34 @@ impl Engine {
         Applied::Accepted
     }
 
-    /// End of input: treats the newest event time seen as final, closes every calendar day
-    /// that ended by then, and judges any partial call still open.
+    /// Moves event time on to `t` without a record, as a record at `t` would: days the
+    /// watermark passes close and pending partial calls before it are judged. For a source
+    /// that went idle: the caller (the adapter, which holds the wall clock) decides `t`.
+    /// Nothing happens before the first event or if `t` is not newer than the newest seen.
+    pub fn advance_to(&mut self, t: i64, out: &mut Vec<CareTicket>) {
+        if self.closed_through.is_none() || t <= self.max_seen_ms {
+            return;
+        }
+        self.max_seen_ms = t;
+        self.close_days_through(self.close_target(), out);
+        self.finalize_partials(self.max_seen_ms - self.lateness_ms, out);
+        self.stats.subscribers = self.subs.len();
+    }
+
+    /// The newest event time seen (or moved on to by [`Engine::advance_to`]), `None` before
+    /// the first event.
+    pub fn newest_event_ms(&self) -> Option<i64> {
+        self.closed_through.map(|_| self.max_seen_ms)
+    }
+
+    /// End of input (Flink's final watermark): nothing more will arrive, so every day the
+    /// input touched closes, the last event's own day included, and any partial call still
+    /// open is judged. A month closes only when that day is its last.
     pub fn finish(&mut self, out: &mut Vec<CareTicket>) {
         if self.closed_through.is_none() {
             return;
         }
-        let last_full = self.cal.day_of(self.max_seen_ms) - 1;
-        self.close_days_through(last_full, out);
+        self.close_days_through(self.cal.day_of(self.max_seen_ms), out);
         self.finalize_partials(i64::MAX, out);
         self.stats.subscribers = self.subs.len();
     }
@@ -563,37 +605,29 @@ impl Engine {
 
     fn apply_account(&mut self, a: &AccountEvent, day: Day, out: &mut Vec<CareTicket>) {
         let slot = self.subs.slot(a.subscriber.0);
-        let minute = to_minute(a.time_ms);
-        let st = self.subs.get_mut(slot);
-        st.note_seen(day);
+        self.subs.get_mut(slot).note_seen(day);
+        if let Some(fact) = self.fact_of(&a.kind) {
+            self.facts.push(
+                slot,
+                PendingFact {
+                    time_ms: a.time_ms,
+                    day,
+                    key: a.id.0,
+                    fact,
+                },
+            );
+            if matches!(
+                fact,
+                Fact::Profile {
+                    do_not_disturb: true,
+                    ..
+                }
+            ) {
+                self.honour_opt_out(slot, a.time_ms, out);
+            }
+        }
         let mut raised: Option<SignalDraft> = None;
         match a.kind {
-            AccountKind::BillIssued {
-                amount,
-                due_time_ms,
-                ..
-            } => {
-                if st.bill_issued_min == NO_MINUTE || minute >= st.bill_issued_min {
-                    st.bill_issued_min = minute;
-                    st.bill_due_day =
-                        self.cal.day_of(due_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
-                    st.bill_amount_fen = amount.clamp(0, i64::from(u32::MAX)) as u32;
-                    st.bill_paid_min =
-                        if st.last_payment_min != NO_MINUTE && st.last_payment_min >= minute {
-                            st.last_payment_min
-                        } else {
-                            NO_MINUTE
-                        };
-                }
-            }
-            AccountKind::Payment { .. } => {
-                if st.last_payment_min == NO_MINUTE || minute > st.last_payment_min {
-                    st.last_payment_min = minute;
-                }
-                if st.bill_issued_min != NO_MINUTE && minute >= st.bill_issued_min {
-                    st.bill_paid_min = st.bill_paid_min.min(minute);
-                }
-            }
             AccountKind::BillOverdue {
                 period,
                 amount,
@@ -615,63 +649,25 @@ impl Engine {
                     day,
                 );
             }
-            AccountKind::Suspended { reason } => {
-                if minute >= st.status_min {
-                    st.status_min = minute;
-                    st.set(flag::SUSPENDED, true);
-                }
-                if reason == SuspensionReason::NumberRetention {
-                    raised = rules::number_retention::judge(
-                        &self.cfg.rules.number_retention_suspension,
-                        a.time_ms,
-                        day,
-                    );
-                }
-            }
-            AccountKind::Resumed => {
-                if minute >= st.status_min {
-                    st.status_min = minute;
-                    st.set(flag::SUSPENDED, false);
-                }
-            }
-            AccountKind::ContractUpdated { end_time_ms } => {
-                let set = day.clamp(0, i32::from(u16::MAX)) as u16;
-                if st.contract_end_day == 0 || set >= st.contract_set_day {
-                    st.contract_set_day = set;
-                    st.contract_end_day =
-                        self.cal.day_of(end_time_ms).clamp(0, i32::from(u16::MAX)) as u16;
-                }
-            }
-            AccountKind::PlanChanged { monthly_fee } => {
-                st.plan_fee_yuan = (monthly_fee / 100).clamp(0, i64::from(u16::MAX)) as u16;
+            AccountKind::Suspended {
+                reason: SuspensionReason::NumberRetention,
+            } => {
+                raised = rules::number_retention::judge(
+                    &self.cfg.rules.number_retention_suspension,
+                    a.time_ms,
+                    day,
+                );
             }
             AccountKind::Complaint | AccountKind::FaultReport => {
                 let fault = matches!(a.kind, AccountKind::FaultReport);
                 let horizon = self.cfg.rules.complaint_burst.window_days as i32 + OPEN_DAYS as i32;
-                st.set(flag::HAS_CONTACTS, true);
+                self.subs.get_mut(slot).set(flag::HAS_CONTACTS, true);
                 let list = self.contacts.entry(slot).or_default();
                 list.push(Contact { day, fault });
                 list.retain(|c| c.day > day - horizon - 366);
             }
-            AccountKind::ProfileUpdated {
-                do_not_disturb,
-                key_person,
-                activated_time_ms,
-            } => {
-                st.set(flag::DO_NOT_DISTURB, do_not_disturb);
-                st.set(flag::KEY_PERSON, key_person);
-                if activated_time_ms > 0 {
-                    let act = self
-                        .cal
-                        .day_of(activated_time_ms)
-                        .clamp(1, i32::from(u16::MAX) - 1);
-                    st.activated_day = act as u16;
-                    // Known since activation, but never before the engine's first day: the
-                    // rules must not judge days and months nobody observed.
-                    st.note_seen(act.max(self.observed_from));
-                }
-            }
             AccountKind::Churned { .. } => {
+                let st = self.subs.get_mut(slot);
                 let d = day.clamp(1, i32::from(u16::MAX)) as u16;
                 st.churned_day = if st.churned_day == 0 {
                     d
@@ -679,10 +675,63 @@ impl Engine {
                     st.churned_day.min(d)
                 };
             }
+            _ => {}
         }
         if let Some(d) = raised {
             self.raise_record(slot, d, out);
         }
+    }
+
+    /// What an account event says about the subscriber's standing, with its calendar days
+    /// resolved; `None` for events that are only signals (complaints, top-ups...).
+    fn fact_of(&self, kind: &AccountKind) -> Option<Fact> {
+        let day16 = |ms: i64| self.cal.day_of(ms).clamp(0, i32::from(u16::MAX)) as u16;
+        Some(match *kind {
+            AccountKind::BillIssued {
+                amount,
+                due_time_ms,
+                ..
+            } => Fact::Bill {
+                amount_fen: amount.clamp(0, i64::from(u32::MAX)) as u32,
+                due_day: day16(due_time_ms),
+            },
+            AccountKind::Payment { .. } => Fact::Payment,
+            AccountKind::Suspended { .. } => Fact::Suspended,
+            AccountKind::Resumed => Fact::Resumed,
+            AccountKind::ContractUpdated { end_time_ms } => Fact::Contract {
+                end_day: day16(end_time_ms),
+            },
+            AccountKind::PlanChanged { monthly_fee } => Fact::Plan {
+                fee_yuan: (monthly_fee / 100).clamp(0, i64::from(u16::MAX)) as u16,
+            },
+            AccountKind::ProfileUpdated {
+                do_not_disturb,
+                key_person,
+                activated_time_ms,
+            } => {
+                let (activated_day, seen_from) = if activated_time_ms > 0 {
+                    let act = self
+                        .cal
+                        .day_of(activated_time_ms)
+                        .clamp(1, i32::from(u16::MAX) - 1);
+                    // Known since activation, but never before the engine's first day: the
+                    // rules must not judge days and months nobody observed.
+                    let from = act
+                        .max(self.observed_from)
+                        .clamp(1, i32::from(u16::MAX) - 1);
+                    (act as u16, from as u16)
+                } else {
+                    (0, 0)
+                };
+                Fact::Profile {
+                    do_not_disturb,
+                    key_person,
+                    activated_day,
+                    seen_from,
+                }
+            }
+            _ => return None,
+        })
     }
 
     /// A record rule fired: one ticket per episode; an earlier occurrence arriving late
@@ -740,9 +789,16 @@ impl Engine {
         if signals.is_empty() {
             return;
         }
-        let st = self.subs.get(slot);
         let msisdn = Msisdn(self.subs.number(slot));
         let created = signals.iter().map(|d| d.raised_ms).min().unwrap_or(0);
+        // Tiered on the plan and profile as they stood one lateness before the ticket: no
+        // late record can change that any more (see `facts`). An opt-out counts at once.
+        let settled = created.saturating_sub(self.lateness_ms);
+        let state = self.subs.get(slot);
+        let view = self.facts.view(slot, state, settled);
+        let st = view.as_ref().unwrap_or(state);
+        let dnd =
+            st.has(flag::DO_NOT_DISTURB) || self.facts.opted_out_between(slot, settled, created);
         let tier = self
             .tiers
             .tier_of(st, reference_month(self.cal.day_of(created)));
@@ -765,9 +821,10 @@ impl Engine {
             t.control_group = true;
             t.queue.clear();
             t.no_contact_reason = "control_group".into();
-        } else if st.has(flag::DO_NOT_DISTURB) {
+        } else if dnd {
             t.queue = self.router.no_contact_queue().to_string();
             t.no_contact_reason = "do_not_disturb".into();
+            also = self.withdraw(slot, &t.ticket_id);
         } else {
             let period = contact.period_days as i32;
             let max = contact.max_contacts as usize;
@@ -789,21 +846,11 @@ impl Engine {
                 .entry((slot, window))
                 .or_insert_with(|| ContactWindow::new(window));
             decisions.extend(cw.admit(t.created_time_ms, &t.ticket_id, max));
-            for (id, allowed) in decisions {
-                if id == t.ticket_id {
-                    if !allowed {
-                        t.queue = self.router.no_contact_queue().to_string();
-                        t.no_contact_reason = "contact_cap".into();
-                    }
-                } else if let Some(other) = self.routed.get(&id) {
-                    let mut other = other.clone();
-                    if !allowed {
-                        other.queue = self.router.no_contact_queue().to_string();
-                        other.no_contact_reason = "contact_cap".into();
-                    }
-                    also.push(other);
-                }
+            if decisions.iter().any(|(id, ok)| *id == t.ticket_id && !ok) {
+                t.queue = self.router.no_contact_queue().to_string();
+                t.no_contact_reason = "contact_cap".into();
             }
+            also = self.cap_updates(decisions, &t.ticket_id);
             self.routed.insert(intended.ticket_id.clone(), intended);
         }
         if update {
@@ -843,6 +890,70 @@ impl Engine {
         out.extend(also);
     }
 
+    /// Re-emissions of routed tickets whose contact decision changed (none for `except`).
+    fn cap_updates(&self, decisions: Vec<(String, bool)>, except: &str) -> Vec<CareTicket> {
+        let mut also = Vec::new();
+        for (id, allowed) in decisions {
+            if id == except {
+                continue;
+            }
+            if let Some(other) = self.routed.get(&id) {
+                let mut other = other.clone();
+                if !allowed {
+                    other.queue = self.router.no_contact_queue().to_string();
+                    other.no_contact_reason = "contact_cap".into();
+                }
+                also.push(other);
+            }
+        }
+        also
+    }
+
+    /// Takes a ticket out of the contact cap (it went do-not-disturb): the tickets whose
+    /// contact decision that changes, to re-emit.
+    fn withdraw(&mut self, slot: u32, id: &str) -> Vec<CareTicket> {
+        let Some(prev) = self.routed.remove(id) else {
+            return Vec::new();
+        };
+        let period = self.cfg.contact.period_days as i32;
+        let window = i64::from(self.cal.day_of(prev.created_time_ms).div_euclid(period));
+        let max = self.cfg.contact.max_contacts as usize;
+        let decisions = match self.contact_windows.get_mut(&(slot, window)) {
+            Some(cw) => cw.remove(id, max),
+            None => Vec::new(),
+        };
+        self.cap_updates(decisions, id)
+    }
+
+    /// A do-not-disturb request at `at_ms` that arrived late: tickets already routed for an
+    /// agent's call and created from then until one lateness later (the ones it would have
+    /// kept from the queues had it come first) go to the no-contact queue, re-emitted.
+    fn honour_opt_out(&mut self, slot: u32, at_ms: i64, out: &mut Vec<CareTicket>) {
+        let until = at_ms.saturating_add(self.lateness_ms);
+        let period = self.cfg.contact.period_days as i32;
+        let (first, last) = (
+            self.cal.day_of(at_ms).div_euclid(period),
+            self.cal.day_of(until).div_euclid(period),
+        );
+        let mut ids = Vec::new();
+        for w in first..=last {
+            if let Some(cw) = self.contact_windows.get(&(slot, i64::from(w))) {
+                ids.extend(cw.created_between(at_ms, until));
+            }
+        }
+        for id in ids {
+            let Some(mut t) = self.routed.get(&id).cloned() else {
+                continue;
+            };
+            t.queue = self.router.no_contact_queue().to_string();
+            t.no_contact_reason = "do_not_disturb".into();
+            let also = self.withdraw(slot, &id);
+            self.stats.ticket_updates += 1 + also.len() as u64;
+            out.push(t);
+            out.extend(also);
+        }
+    }
+
     /// Feedback from the call center. A RETAINED subscriber is not ticketed again for the
     /// ticket's rules within each rule's cooldown.
     pub fn apply_outcome(&mut self, o: &TicketOutcomeEvent<'_>) {
@@ -872,14 +983,22 @@ impl Engine {
             to_minute(self.cal.day_start_ms(day)),
             to_minute(self.cal.day_start_ms(day + 1)),
         );
+        // The day's bills, payments, suspensions and contracts are final now; plan and
+        // profile facts wait until no ticket can be tiered before them (see `facts`).
+        let next_start = self.cal.day_start_ms(day + 1);
+        let routing_before = self.cal.day_start_ms(day) - self.lateness_ms;
+        self.facts
+            .settle(&mut self.subs, next_start, routing_before);
         let mut drafts: Vec<(SignalDraft, Option<u32>)> = Vec::new();
         for slot in 0..self.subs.len() as u32 {
             drafts.clear();
             let cfg = &self.cfg.rules;
             let cal = &self.cal;
+            let facts = &self.facts;
             let st = self.subs.get_mut(slot);
             st.close_day(day);
-            if (day_from_min..day_to_min).contains(&st.bill_issued_min) {
+            let billed_today = (day_from_min..day_to_min).contains(&st.bill_issued_min);
+            if billed_today {
                 // A bill is for the month before the one it is issued in.
                 st.record_bill(month.0 - 1, st.bill_amount_fen);
             }
@@ -927,7 +1046,13 @@ impl Engine {
                 take(st, 0, v, None, d, sk);
                 let v = rules::payment_reminder::judge_bill(&cfg.payment_reminder, st, day, cal);
                 take(st, 0, v, None, d, sk);
-                let v = rules::bill_shock::judge(&cfg.bill_shock, st, day, cal);
+                // The plan and activation as they stood at the end of the day judged (only a
+                // bill issued that day can be judged, so only then is a view worth making).
+                let view = billed_today.then(|| facts.view(slot, st, next_start));
+                let v = match view.flatten() {
+                    Some(view) => rules::bill_shock::judge(&cfg.bill_shock, &view, day, cal),
+                    None => rules::bill_shock::judge(&cfg.bill_shock, st, day, cal),
+                };
                 take(st, 0, v, None, d, sk);
                 if let Some(history) = st
                     .has(flag::HAS_CONTACTS)

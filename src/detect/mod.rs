@@ -14,6 +14,7 @@ pub mod calendar;
 pub mod contact;
 pub mod engine;
 pub mod event;
+pub mod facts;
 pub mod numbering;
 pub mod routing;
 pub mod rules;

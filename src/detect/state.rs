@@ -169,14 +169,11 @@ pub struct SubscriberState {
     /// Plan monthly fee, whole yuan (0 = unknown).
     pub plan_fee_yuan: u16,
     /// Latest bill: issued (minute), amount (fen), first payment after it (minute); its due
-    /// day is `bill_due_day`.
+    /// day is `bill_due_day`. Account facts like these are folded in event-time order
+    /// ([`super::facts`]), so they need no timestamps of their own to resolve arrival order.
     pub bill_issued_min: u32,
     pub bill_amount_fen: u32,
     pub bill_paid_min: u32,
-    /// Latest payment seen (minute), to settle a bill whose event arrives after the payment.
-    pub last_payment_min: u32,
-    /// Time of the latest suspension/resumption (minute), to apply them in event-time order.
-    pub status_min: u32,
     pub bill_due_day: u16,
     /// Day the contract end was last set, and the end day.
     pub contract_set_day: u16,
@@ -208,8 +205,6 @@ impl Default for SubscriberState {
             bill_due_day: 0,
             bill_amount_fen: 0,
             bill_paid_min: NO_MINUTE,
-            last_payment_min: NO_MINUTE,
-            status_min: 0,
             contract_set_day: 0,
             contract_end_day: 0,
             first_day: u16::MAX,

@@ -10,7 +10,9 @@
 //!
 //! The months are those before the month [`BILL_SETTLE_DAYS`] days before the ticket: by
 //! then the month is closed and its bill (issued early in the next month) recorded, so a
-//! ticket's tier does not depend on arrival order.
+//! ticket's tier does not depend on arrival order. For the same reason the engine hands in
+//! the plan fee and key-person flag as they stood one allowed lateness before the ticket
+//! (see `facts`): a plan upgrade counts for tickets from 48 h after it.
 
 use crate::config::TiersConfig;
 

@@ -42,6 +42,7 @@ use crate::detect::Msisdn;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
+use super::idle::IdleClock;
 use super::worker::{PartitionWorker, Source};
 
 /// Errors that stop the service (anything else is retried or dead-lettered).
@@ -320,6 +321,7 @@ pub async fn run(
         // Notice new partitions (and topics created after start) within seconds.
         .set("topic.metadata.refresh.interval.ms", "5000");
     let consumer: Arc<ServiceConsumer> = Arc::new(cc.create_with_context(ctx)?);
+    let outcomes_subscribed = subscribe.len() == 3;
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     shared.set_ready(true, "");
@@ -386,7 +388,7 @@ pub async fn run(
                                     Ok(w) => w,
                                     Err(e) => return Err(e.into()),
                                 };
-                                let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current);
+                                let task = PartitionTask::new(p, worker, producer.clone(), consumer.clone(), shared.clone(), &current, outcomes_subscribed);
                                 tasks.push(tokio::spawn(task.run(rx)));
                                 shared.partitions.insert(p, tx.clone());
                                 tx
@@ -434,15 +436,21 @@ pub async fn run(
     Ok(())
 }
 
-/// A record read but not yet acknowledged: its offset is stored once every publication it
-/// caused is acknowledged, in order.
+/// A record read (or an idle clock advance) not yet acknowledged: the record's offset is
+/// stored once every publication it caused is acknowledged, in order.
 struct Pending {
-    topic: String,
-    partition: i32,
-    offset: i64,
+    /// The record, `None` for tickets an idle partition's clock raised.
+    origin: Option<Origin>,
     arrived: Instant,
     /// `None` once acknowledged.
     sends: Vec<Option<Sending>>,
+}
+
+/// Where a pending record was read.
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
 }
 
 /// One publication of a pending record.
@@ -483,6 +491,9 @@ struct PartitionTask {
     topics: crate::config::TopicsConfig,
     worker_format: Format,
     handles: HashMap<Source, SourceHandles>,
+    idle: IdleClock,
+    /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
+    outcomes_subscribed: bool,
 }
 
 /// The last known end offset of a partition, from librdkafka's cache (updated with every
@@ -600,6 +611,7 @@ impl PartitionTask {
         consumer: Arc<ServiceConsumer>,
         shared: Shared,
         cfg: &Config,
+        outcomes_subscribed: bool,
     ) -> PartitionTask {
         PartitionTask {
             partition,
@@ -621,14 +633,16 @@ impl PartitionTask {
             topics: cfg.kafka.topics.clone(),
             worker_format: cfg.kafka.input_format,
             handles: HashMap::new(),
+            idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
+            outcomes_subscribed,
         }
     }
 
     async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
         loop {
-            // Merge the co-partitioned inputs by event time, as replay does: take the record
-            // with the earliest head; wait for a source with nothing buffered unless it has
-            // caught up with its log end (or has kept us waiting too long).
+            // Merge the co-partitioned inputs (outcomes included) by event time, as replay
+            // does: take the record with the earliest head; wait for a source with nothing
+            // buffered unless it has caught up with its log end (or kept us waiting too long).
             while let Some(source) = self.next_source() {
                 let Some((m, arrived)) = self.inputs.get_mut(&source).and_then(|q| q.pop_front())
                 else {
@@ -641,6 +655,7 @@ impl PartitionTask {
                 }
             }
             let waiting = self.blocked_since.map(|t| t + ALIGNMENT_WAIT);
+            let idle_at = self.idle.deadline(self.buffered > 0);
             tokio::select! {
                 biased;
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
@@ -671,6 +686,9 @@ impl PartitionTask {
                         }
                     }
                 }
+                _ = sleep_until_opt(idle_at), if idle_at.is_some() && self.pending.len() < self.max_in_flight => {
+                    self.advance_idle().await;
+                }
             }
         }
         self.drain().await;
@@ -684,15 +702,13 @@ impl PartitionTask {
                 .and_then(|q| q.front())
                 .map(|(m, _)| m.1)
         };
-        // Outcomes are not event-time aligned with usage: take them at once.
-        if head(Source::Outcomes).is_some() {
-            return Some(Source::Outcomes);
-        }
-        let (source, _) = [Source::Cdr, Source::Account]
-            .into_iter()
-            .filter_map(|s| head(s).map(|t| (s, t)))
-            .min_by_key(|(_, t)| *t)?;
-        let blocked = [Source::Cdr, Source::Account]
+        // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
+        let source = Source::earliest(
+            head(Source::Cdr),
+            head(Source::Account),
+            head(Source::Outcomes),
+        )?;
+        let blocked = [Source::Cdr, Source::Account, Source::Outcomes]
             .into_iter()
             .filter(|s| *s != source && head(*s).is_none())
             .any(|other| !self.caught_up(other));
@@ -710,7 +726,8 @@ impl PartitionTask {
         let topic = match source {
             Source::Cdr => &self.topics.cdr,
             Source::Account => &self.topics.account,
-            Source::Outcomes => return true,
+            Source::Outcomes if !self.outcomes_subscribed => return true,
+            Source::Outcomes => &self.topics.outcomes,
         };
         let Some(high) = cached_high_watermark(&self.consumer, topic, self.partition) else {
             return false;
@@ -789,14 +806,19 @@ impl PartitionTask {
             .front()
             .is_some_and(|f| f.sends.iter().all(Option::is_none));
         if done {
-            if let Some(f) = self.pending.pop_front() {
-                if let Err(e) = self.consumer.store_offset(&f.topic, f.partition, f.offset) {
+            if let Some(Pending {
+                origin: Some(o),
+                arrived,
+                ..
+            }) = self.pending.pop_front()
+            {
+                if let Err(e) = self.consumer.store_offset(&o.topic, o.partition, o.offset) {
                     debug!(error = %e, "offset not stored (partition revoked?)");
                 }
                 self.shared
                     .metrics
                     .processing_latency
-                    .observe(f.arrived.elapsed().as_secs_f64());
+                    .observe(arrived.elapsed().as_secs_f64());
             }
         }
     }
@@ -895,7 +917,56 @@ impl PartitionTask {
                 headers,
             });
         }
-        for t in &out.tickets {
+        publications.extend(self.ticket_publications(&out.tickets));
+        let origin = Origin {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        self.enqueue(Some(origin), arrived, publications).await;
+        let newest = self.worker.engine().newest_event_ms();
+        if self.idle.record(newest, Instant::now()) {
+            self.idle_gauge().set(0);
+        }
+        if !out.tickets.is_empty() || self.pending.len() <= 1 {
+            let engine = self.worker.engine();
+            let p = self.partition.to_string();
+            let metrics = &self.shared.metrics;
+            metrics
+                .subscribers
+                .with_label_values(&[&p])
+                .set(engine.stats().subscribers as i64);
+            metrics
+                .state_bytes
+                .with_label_values(&[&p])
+                .set(engine.state_bytes() as i64);
+        }
+    }
+
+    /// Publishes `publications` and queues them to be acknowledged, in order.
+    async fn enqueue(
+        &mut self,
+        origin: Option<Origin>,
+        arrived: Instant,
+        publications: Vec<Publication>,
+    ) {
+        let mut sends = Vec::with_capacity(publications.len());
+        for p in publications {
+            let fut = publish(&self.producer, &p).await;
+            sends.push(Some(Sending::Waiting(p, fut)));
+        }
+        self.pending.push_back(Pending {
+            origin,
+            arrived,
+            sends,
+        });
+    }
+
+    /// The publications of new or corrected tickets (remembered for agent screens and
+    /// counted).
+    fn ticket_publications(&mut self, tickets: &[CareTicket]) -> Vec<Publication> {
+        let mut publications = Vec::with_capacity(tickets.len());
+        for t in tickets {
             self.shared.remember(t);
             let payload = match self.ticket_format {
                 Format::Protobuf => prost::Message::encode_to_vec(t),
@@ -911,32 +982,37 @@ impl PartitionTask {
                 ],
             });
         }
-        self.count_tickets(&out.tickets);
-        let mut sends = Vec::with_capacity(publications.len());
-        for p in publications {
-            let fut = publish(&self.producer, &p).await;
-            sends.push(Some(Sending::Waiting(p, fut)));
+        self.count_tickets(tickets);
+        publications
+    }
+
+    /// The partition's inputs have been idle: moves its event-time clock on with the wall
+    /// clock (see [`super::idle`]) and publishes the tickets of the days that closed.
+    async fn advance_idle(&mut self) {
+        let now = Instant::now();
+        let Some(t) = self.idle.due(now) else {
+            return;
+        };
+        self.idle_gauge().set(1);
+        let mut tickets = Vec::new();
+        self.worker.engine_mut().advance_to(t, &mut tickets);
+        if tickets.is_empty() {
+            return;
         }
-        self.pending.push_back(Pending {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-            arrived,
-            sends,
-        });
-        if !out.tickets.is_empty() || self.pending.len() <= 1 {
-            let engine = self.worker.engine();
-            let p = self.partition.to_string();
-            let metrics = &self.shared.metrics;
-            metrics
-                .subscribers
-                .with_label_values(&[&p])
-                .set(engine.stats().subscribers as i64);
-            metrics
-                .state_bytes
-                .with_label_values(&[&p])
-                .set(engine.state_bytes() as i64);
-        }
+        debug!(
+            partition = self.partition,
+            tickets = tickets.len(),
+            "idle partition closed days"
+        );
+        let publications = self.ticket_publications(&tickets);
+        self.enqueue(None, now, publications).await;
+    }
+
+    fn idle_gauge(&self) -> prometheus::IntGauge {
+        self.shared
+            .metrics
+            .partition_idle
+            .with_label_values(&[&self.partition.to_string()])
     }
 
     fn count_tickets(&mut self, tickets: &[CareTicket]) {

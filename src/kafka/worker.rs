@@ -22,6 +22,26 @@ pub enum Source {
 }
 
 impl Source {
+    /// The input whose head record goes to the engine next, given each input's head event
+    /// time (`None`: nothing waiting): the earliest, and on a tie CDRs, then account
+    /// events, then outcomes. `replay` and the Kafka service merge by this one rule, which
+    /// is why a backtest gives the tickets the live service gives.
+    pub fn earliest(
+        cdr: Option<i64>,
+        account: Option<i64>,
+        outcomes: Option<i64>,
+    ) -> Option<Source> {
+        [
+            (Source::Cdr, cdr),
+            (Source::Account, account),
+            (Source::Outcomes, outcomes),
+        ]
+        .into_iter()
+        .filter_map(|(s, t)| t.map(|t| (s, t)))
+        .min_by_key(|&(_, t)| t)
+        .map(|(s, _)| s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Cdr => "cdr",
@@ -264,6 +284,27 @@ mod tests {
         // The line goes on: the next good record is processed.
         let next = cdr("r6", "8613012345679", NOW, "10000", 120).encode_to_vec();
         assert_eq!(w.process(Source::Cdr, Some(&next), NOW).tickets.len(), 1);
+    }
+
+    #[test]
+    fn inputs_merge_by_event_time_cdrs_first_on_a_tie() {
+        assert_eq!(Source::earliest(None, None, None), None);
+        assert_eq!(
+            Source::earliest(Some(5), Some(4), Some(6)),
+            Some(Source::Account)
+        );
+        assert_eq!(
+            Source::earliest(Some(5), None, Some(3)),
+            Some(Source::Outcomes)
+        );
+        assert_eq!(
+            Source::earliest(Some(5), Some(5), Some(5)),
+            Some(Source::Cdr)
+        );
+        assert_eq!(
+            Source::earliest(None, Some(5), Some(5)),
+            Some(Source::Account)
+        );
     }
 
     #[test]

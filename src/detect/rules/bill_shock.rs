@@ -4,8 +4,9 @@
 //! trigger; China Telecom Guangdong's programme targets "first bill more than double the
 //! plan's expected amount" [002]. The first bill is the latest bill when it was issued
 //! within `FIRST_BILL_DAYS` of activation (from the CRM profile); the plan fee comes from the
-//! latest plan change. Judged at the close of the day the bill was issued, so a profile or
-//! plan event arriving late cannot change the verdict; once per bill.
+//! latest plan change. Judged at the close of the day the bill was issued, on the profile
+//! and plan as they stood at the end of that day, so no later or late-arriving event can
+//! change the verdict; once per bill.
 
 use crate::config::BillShockConfig;
 use crate::detect::calendar::{Calendar, Day};
