@@ -345,7 +345,7 @@ impl FileStream {
                     Ok(crate::codec::Frame::Record) => {}
                     _ => return None,
                 }
-                let t = crate::kafka::service::peek_event_time(Format::Protobuf, Some(&self.buf));
+                let t = crate::codec::peek_event_time(Format::Protobuf, Some(&self.buf));
                 let sub = if self.cdr {
                     proto::CallDetailRecord::decode(self.buf.as_slice())
                         .map(|m| m.subscriber)

@@ -548,61 +548,6 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// The event time of an encoded CDR or account event without decoding it all (field 3,
-/// `event_time_ms`, in both messages); `i64::MIN` when it cannot be read, so a bad record
-/// is handled (dead-lettered) first.
-pub fn peek_event_time(format: Format, payload: Option<&[u8]>) -> i64 {
-    let Some(mut b) = payload else {
-        return i64::MIN;
-    };
-    match format {
-        Format::Json => {
-            #[derive(serde::Deserialize)]
-            struct T {
-                #[serde(rename = "eventTimeMs", alias = "event_time_ms")]
-                t: Option<serde_json::Value>,
-            }
-            let Ok(T { t: Some(v) }) = serde_json::from_slice::<T>(b) else {
-                return i64::MIN;
-            };
-            v.as_i64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(i64::MIN)
-        }
-        Format::Protobuf => {
-            while !b.is_empty() {
-                let Ok(key) = prost::encoding::decode_varint(&mut b) else {
-                    return i64::MIN;
-                };
-                let (field, wire) = (key >> 3, key & 7);
-                match wire {
-                    0 => {
-                        let Ok(v) = prost::encoding::decode_varint(&mut b) else {
-                            return i64::MIN;
-                        };
-                        if field == 3 {
-                            return v as i64;
-                        }
-                    }
-                    1 if b.len() >= 8 => b = &b[8..],
-                    2 => {
-                        let Ok(len) = prost::encoding::decode_varint(&mut b) else {
-                            return i64::MIN;
-                        };
-                        if (len as usize) > b.len() {
-                            return i64::MIN;
-                        }
-                        b = &b[len as usize..];
-                    }
-                    5 if b.len() >= 4 => b = &b[4..],
-                    _ => return i64::MIN,
-                }
-            }
-            0
-        }
-    }
-}
-
 impl PartitionTask {
     fn new(
         partition: i32,
@@ -668,7 +613,7 @@ impl PartitionTask {
                     match item {
                         None => break,
                         Some(Control::Record(m, source, arrived)) => {
-                            let t = peek_event_time(self.worker_format, m.payload());
+                            let t = codec::peek_event_time(self.worker_format, m.payload());
                             self.next_offset.insert(source, m.offset() + 1);
                             self.inputs.entry(source).or_default().push_back((Box::new((*m, t)), arrived));
                             self.buffered += 1;
@@ -1051,51 +996,4 @@ pub(crate) fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use prost::Message as _;
-
-    #[test]
-    fn peeks_the_event_time_without_a_full_decode() {
-        let c = crate::proto::CallDetailRecord {
-            record_id: "r".into(),
-            subscriber: "8613012345678".into(),
-            event_time_ms: 1_773_000_000_123,
-            other_party: "10086".into(),
-            ..Default::default()
-        };
-        assert_eq!(
-            peek_event_time(Format::Protobuf, Some(&c.encode_to_vec())),
-            1_773_000_000_123
-        );
-        let a = crate::proto::AccountEvent {
-            event_id: "e".into(),
-            event_time_ms: 42,
-            ..Default::default()
-        };
-        assert_eq!(
-            peek_event_time(Format::Protobuf, Some(&a.encode_to_vec())),
-            42
-        );
-        assert_eq!(
-            peek_event_time(Format::Protobuf, Some(&[0xff, 0xff])),
-            i64::MIN
-        );
-        assert_eq!(peek_event_time(Format::Protobuf, None), i64::MIN);
-        assert_eq!(
-            peek_event_time(
-                Format::Json,
-                Some(br#"{"recordId":"x","eventTimeMs":"17"}"#)
-            ),
-            17
-        );
-        assert_eq!(
-            peek_event_time(Format::Json, Some(br#"{"eventTimeMs":18}"#)),
-            18
-        );
-        assert_eq!(peek_event_time(Format::Json, Some(b"nope")), i64::MIN);
-    }
 }

@@ -5,9 +5,7 @@
 //! validation, is far in the future or beyond the allowed lateness becomes a
 //! [`DeadLetter`] with a reason, and the next record is processed.
 
-use prost::Message;
-
-use crate::codec::{self, DecodeError};
+use crate::codec;
 use crate::config::{Config, ConfigError, Format};
 use crate::detect::engine::PortedNumber;
 use crate::detect::{Applied, Engine, Event};
@@ -90,25 +88,6 @@ fn dead(kind: &'static str, reason: impl Into<String>) -> Processed {
     }
 }
 
-fn decode_into<M: Message + Default + for<'de> serde::Deserialize<'de>>(
-    format: Format,
-    bytes: &[u8],
-    msg: &mut M,
-) -> Result<(), DecodeError> {
-    match format {
-        Format::Protobuf => {
-            msg.clear();
-            msg.merge(bytes)
-                .map_err(|e| DecodeError::Protobuf(e.to_string()))
-        }
-        Format::Json => {
-            let text = std::str::from_utf8(bytes).map_err(|_| DecodeError::Utf8)?;
-            *msg = serde_json::from_str(text).map_err(|e| DecodeError::Schema(e.to_string()))?;
-            Ok(())
-        }
-    }
-}
-
 impl PartitionWorker {
     pub fn new(cfg: &Config, ported: &[PortedNumber]) -> Result<PartitionWorker, ConfigError> {
         Ok(PartitionWorker {
@@ -149,7 +128,7 @@ impl PartitionWorker {
         let mut tickets = Vec::new();
         let (time, applied) = match source {
             Source::Cdr => {
-                if let Err(e) = decode_into(format, bytes, &mut self.cdr) {
+                if let Err(e) = codec::decode_value_into(format, bytes, &mut self.cdr) {
                     return dead("decode", e.to_string());
                 }
                 let cdr = match codec::cdr_from_proto(&self.cdr) {
@@ -168,7 +147,7 @@ impl PartitionWorker {
                 )
             }
             Source::Account => {
-                if let Err(e) = decode_into(format, bytes, &mut self.account) {
+                if let Err(e) = codec::decode_value_into(format, bytes, &mut self.account) {
                     return dead("decode", e.to_string());
                 }
                 let ev = match codec::account_from_proto(&self.account) {
@@ -188,7 +167,7 @@ impl PartitionWorker {
             }
             Source::Outcomes => {
                 let mut o = proto::TicketOutcome::default();
-                if let Err(e) = decode_into(format, bytes, &mut o) {
+                if let Err(e) = codec::decode_value_into(format, bytes, &mut o) {
                     return dead("decode", e.to_string());
                 }
                 match codec::outcome_from_proto(&o) {
@@ -222,6 +201,7 @@ impl PartitionWorker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message as _;
 
     fn worker(format: Format) -> PartitionWorker {
         let mut cfg = Config::default();
