@@ -574,7 +574,7 @@ pub fn wire_workload(
     use proto::account_event::Kind;
     let mut w = Workload::new(subscribers, seed);
     let mut rng = Rng::stream(seed, 0xac, 0x01);
-    let end = crate::kafka::service::wall_clock_ms() - 60_000;
+    let end = crate::kafka::partition::wall_clock_ms() - 60_000;
     let start = end - span_ms;
     (0..count)
         .map(|i| {

@@ -1,16 +1,36 @@
-//! The Kafka adapter around the pure core.
+//! The Kafka adapter around the pure core, split by role as Vector splits its Kafka sink.
 //!
+//! - [`service`]: `churnwatch run`, the wiring: start-up checks (broker, topics,
+//!   co-partitioning), routing each record to its partition's task, config reloads,
+//!   shutdown.
+//! - [`consumer`]: the consumer group, rebalance hooks that drain a revoked partition
+//!   before it moves, offsets skipped by a reset, and whether an input has reached its
+//!   log end.
+//! - [`partition`]: one task and one engine per partition: inputs merged by event time
+//!   ([`merge`]), at-least-once (an offset is stored only after the tickets and dead
+//!   letters its record caused are acknowledged, in order), bounded in-flight work.
+//! - [`producer`]: publishing tickets and dead letters.
+//! - [`dead_letter`]: records set aside, with their original bytes and the reason.
 //! - [`worker`]: one partition's processing without I/O (bytes in, tickets and dead
 //!   letters out), the same engine code as `replay`.
-//! - [`service`]: `churnwatch run`, the consumer-group service: at-least-once (offsets
-//!   stored only after the tickets a record caused are acknowledged), per-partition order,
-//!   bounded in-flight work, dead letters, drain on revoke.
 //! - [`idle`]: when a quiet partition's event-time clock follows the wall clock, so its
 //!   days still close.
+//! - [`shared`]: what the service shares with the HTTP endpoint (metrics, readiness, the
+//!   partition tasks' control channels, recent tickets).
 //! - [`embedded`]: the embedded Kafka-protocol broker (librdkafka's mock cluster with its
 //!   per-partition retention limit raised) for `demo`, `broker`, tests and benchmarks.
+//!
+//! Imports run one way: `service` uses the roles, `partition` uses `consumer`,
+//! `producer`, `dead_letter`, `merge`, `idle` and `worker`, and every role may use
+//! `shared`, which uses none of them.
 
+pub mod consumer;
+pub mod dead_letter;
 pub mod embedded;
 pub mod idle;
+pub mod merge;
+pub mod partition;
+pub mod producer;
 pub mod service;
+pub mod shared;
 pub mod worker;

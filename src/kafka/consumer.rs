@@ -1,0 +1,298 @@
+//! The consumer group and partition assignment.
+//!
+//! - **Settings**: `enable.auto.commit=true`, `enable.auto.offset.store=false`: the
+//!   partition task stores an offset only once the tickets and dead letters its record
+//!   caused are acknowledged, and librdkafka commits what was stored. Range assignment
+//!   gives partition `p` of every input topic to one member, where one engine owns those
+//!   subscribers.
+//! - **Rebalances**: [`RebalanceContext`] drains a revoked partition's task (within
+//!   `drain_timeout_ms`, shorter than the session timeout) before ownership moves, so its
+//!   offsets are stored by the member that produced its tickets.
+//! - **Assignment bookkeeping**: [`OffsetGaps`] notices offsets that retention deleted
+//!   before we read them (the broker's auto offset reset), so they are logged and counted,
+//!   not silently skipped.
+//! - **Log ends**: [`caught_up`] reads librdkafka's cached high watermark (one FFI call,
+//!   no network round trip), so a partition task can tell "this input has nothing more"
+//!   from "this input is behind".
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use crate::config::{Config, TopicsConfig};
+
+use super::shared::{client_config, Control, Shared};
+use super::worker::Source;
+
+/// The service's consumer of the input topics.
+pub type InputConsumer = StreamConsumer<RebalanceContext>;
+
+/// Creates the group consumer (it subscribes later, once the topics are checked).
+pub(super) fn create(cfg: &Config, shared: &Shared) -> Result<InputConsumer, KafkaError> {
+    let ctx = RebalanceContext {
+        shared: shared.clone(),
+        drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
+    };
+    let mut cc = client_config(cfg);
+    cc.set("group.id", &cfg.kafka.group_id)
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Range assignment gives partition p of every input topic to the same member.
+        .set("partition.assignment.strategy", "range")
+        .set(
+            "session.timeout.ms",
+            cfg.kafka.session_timeout_ms.to_string(),
+        )
+        .set("statistics.interval.ms", "5000")
+        // Notice new partitions (and topics created after start) within seconds.
+        .set("topic.metadata.refresh.interval.ms", "5000");
+    cc.create_with_context(ctx)
+}
+
+/// Consumer context: rebalance hooks drain revoked partitions before ownership moves, and
+/// statistics feed the consumer-lag gauge.
+pub struct RebalanceContext {
+    shared: Shared,
+    drain_timeout: Duration,
+}
+
+impl ClientContext for RebalanceContext {
+    fn stats(&self, stats: Statistics) {
+        for (topic, t) in &stats.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    self.shared
+                        .metrics
+                        .consumer_lag
+                        .with_label_values(&[topic, &p.to_string()])
+                        .set(part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            self.shared
+                .metrics
+                .rebalances
+                .with_label_values(&["revoke"])
+                .inc();
+            self.drain(partitions(tpl));
+            self.shared.metrics.assigned_partitions.set(0);
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                self.shared
+                    .metrics
+                    .rebalances
+                    .with_label_values(&["assign"])
+                    .inc();
+                let parts = partitions(tpl);
+                self.shared
+                    .metrics
+                    .assigned_partitions
+                    .set(parts.len() as i64);
+                info!(partitions = parts.len(), "partitions assigned");
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
+        }
+    }
+}
+
+impl RebalanceContext {
+    /// Tells the tasks of `revoked` partitions to drain and waits for them, until the
+    /// drain deadline.
+    fn drain(&self, revoked: Vec<i32>) {
+        let deadline = Instant::now() + self.drain_timeout;
+        let mut waits = Vec::new();
+        for p in revoked {
+            if let Some((_, tx)) = self.shared.partitions.remove(&p) {
+                let (done, wait) = std::sync::mpsc::channel();
+                if tx.try_send(Control::Drain(deadline, done)).is_ok() {
+                    waits.push(wait);
+                }
+            }
+        }
+        // The callback runs on the thread polling the consumer; let tokio move other
+        // tasks off it while the partition tasks drain.
+        let wait_all = || {
+            for w in waits {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = w.recv_timeout(left);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait_all)
+            }
+            _ => wait_all(),
+        }
+    }
+}
+
+/// The distinct partition numbers of a rebalance (each input topic lists the same ones).
+fn partitions(tpl: &TopicPartitionList) -> Vec<i32> {
+    let mut parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    parts
+}
+
+/// Which input a topic is (anything but the CDR and account topics is the outcome topic:
+/// the consumer subscribes to nothing else).
+pub(super) fn source_of(topics: &TopicsConfig, topic: &str) -> Source {
+    if topic == topics.cdr {
+        Source::Cdr
+    } else if topic == topics.account {
+        Source::Account
+    } else {
+        Source::Outcomes
+    }
+}
+
+/// Offsets the consumer skipped because retention deleted them before they were read.
+///
+/// After the broker reports an out-of-range offset (librdkafka resets to the log start),
+/// the next record of every input partition seen so far is compared with the offset
+/// expected; a gap is the number of records lost.
+#[derive(Debug, Default)]
+pub(super) struct OffsetGaps {
+    next_offset: HashMap<(Source, i32), i64>,
+    reset_seen: HashMap<(Source, i32), bool>,
+}
+
+impl OffsetGaps {
+    /// A record was read; returns how many offsets before it were skipped by a reset.
+    pub(super) fn read(&mut self, source: Source, partition: i32, offset: i64) -> Option<i64> {
+        let key = (source, partition);
+        let skipped = match self.next_offset.get(&key) {
+            Some(expected)
+                if offset > *expected && self.reset_seen.remove(&key).unwrap_or(false) =>
+            {
+                Some(offset - expected)
+            }
+            _ => None,
+        };
+        self.next_offset.insert(key, offset + 1);
+        skipped
+    }
+
+    /// The consumer reported an offset reset: every partition read so far may have a gap.
+    pub(super) fn reset(&mut self) {
+        for v in self.reset_seen.values_mut() {
+            *v = true;
+        }
+        for k in self.next_offset.keys() {
+            self.reset_seen.insert(*k, true);
+        }
+    }
+}
+
+/// Whether the consumer has read everything the broker has for `topic` in `partition`:
+/// `next` is the offset after the last record received, `None` before the first.
+pub(super) fn caught_up(
+    consumer: &InputConsumer,
+    topic: &str,
+    partition: i32,
+    next: Option<i64>,
+) -> bool {
+    let Some(high) = cached_high_watermark(consumer, topic, partition) else {
+        return false;
+    };
+    match next {
+        Some(next) => next >= high,
+        None => high <= 0 || position_at_end(consumer, topic, partition, high),
+    }
+}
+
+fn position_at_end(consumer: &InputConsumer, topic: &str, partition: i32, high: i64) -> bool {
+    let Ok(pos) = consumer.position() else {
+        return false;
+    };
+    pos.find_partition(topic, partition)
+        .and_then(|e| match e.offset() {
+            Offset::Offset(o) => Some(o >= high),
+            _ => None,
+        })
+        .unwrap_or(false)
+}
+
+/// The last known end offset of a partition, from librdkafka's cache (updated with every
+/// fetch response; no network call).
+fn cached_high_watermark(consumer: &InputConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime (we hold a reference),
+    // the topic is a NUL-terminated string alive for the call, and the out-pointers point
+    // to live locals. rd_kafka_get_watermark_offsets only reads cached state.
+    let err = unsafe {
+        rdkafka_sys::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka_sys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_counts_as_skipped_only_after_an_offset_reset() {
+        let mut g = OffsetGaps::default();
+        assert_eq!(
+            g.read(Source::Cdr, 0, 5),
+            None,
+            "first record: nothing expected"
+        );
+        assert_eq!(g.read(Source::Cdr, 0, 9), None, "a gap without a reset");
+        g.reset();
+        assert_eq!(g.read(Source::Cdr, 0, 10), None, "no gap");
+        assert_eq!(
+            g.read(Source::Cdr, 0, 14),
+            Some(3),
+            "offsets 11..=13 deleted"
+        );
+        assert_eq!(g.read(Source::Cdr, 0, 20), None, "one reset, one gap");
+        assert_eq!(
+            g.read(Source::Account, 0, 7),
+            None,
+            "unseen before the reset"
+        );
+    }
+
+    #[test]
+    fn topics_map_to_their_input() {
+        let t = TopicsConfig::default();
+        assert_eq!(source_of(&t, &t.cdr), Source::Cdr);
+        assert_eq!(source_of(&t, &t.account), Source::Account);
+        assert_eq!(source_of(&t, &t.outcomes), Source::Outcomes);
+    }
+
+    #[test]
+    fn a_rebalance_lists_each_partition_once() {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p) in [("cdr", 1), ("account", 1), ("cdr", 0), ("account", 0)] {
+            tpl.add_partition(topic, p);
+        }
+        assert_eq!(partitions(&tpl), vec![0, 1]);
+    }
+}

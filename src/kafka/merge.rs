@@ -1,0 +1,194 @@
+//! A partition's inputs merged by event time, as `replay` merges its files.
+//!
+//! CDR, account and outcome topics are co-partitioned, and each arrives in its own order.
+//! Records wait here, per input, with the event time [`codec::peek_event_time`] read from
+//! their bytes; the next one to process is the earliest head ([`Source::earliest`]: on a
+//! tie CDRs, then account events, then outcomes). An input with nothing buffered holds the
+//! others back unless it has caught up with its log end, or has kept them waiting for
+//! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
+//! silent one must not stall the partition.
+//!
+//! [`codec::peek_event_time`]: crate::codec::peek_event_time
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use rdkafka::message::OwnedMessage;
+
+use super::worker::Source;
+
+/// How long a partition waits for a lagging input before processing the other one anyway.
+pub const ALIGNMENT_WAIT: Duration = Duration::from_secs(2);
+
+/// A record waiting its turn: the message with its event time, and when it arrived.
+type Buffered = (Box<(OwnedMessage, i64)>, Instant);
+
+/// The records of one partition not yet processed, per input.
+#[derive(Default)]
+pub(super) struct InputMerge {
+    inputs: HashMap<Source, VecDeque<Buffered>>,
+    buffered: usize,
+    /// The offset after the last record received, per input.
+    next_offset: HashMap<Source, i64>,
+    blocked_since: Option<Instant>,
+    waited_out: bool,
+}
+
+impl InputMerge {
+    /// Buffers a record read from `source` with its event time.
+    pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
+        self.next_offset
+            .insert(source, rdkafka::Message::offset(&m) + 1);
+        self.inputs
+            .entry(source)
+            .or_default()
+            .push_back((Box::new((m, time)), arrived));
+        self.buffered += 1;
+    }
+
+    /// Records buffered, all inputs together.
+    pub(super) fn len(&self) -> usize {
+        self.buffered
+    }
+
+    /// The record to process next with its input and arrival, or `None` to wait for input.
+    /// `caught_up(source, next_offset)` says whether an input has nothing more to read;
+    /// `now` starts the alignment wait.
+    pub(super) fn pop(
+        &mut self,
+        now: Instant,
+        caught_up: impl Fn(Source, Option<i64>) -> bool,
+    ) -> Option<(OwnedMessage, Source, Instant)> {
+        let source = self.next_source(now, caught_up)?;
+        let (m, arrived) = self.inputs.get_mut(&source)?.pop_front()?;
+        self.buffered -= 1;
+        Some((m.0, source, arrived))
+    }
+
+    /// When the wait for a lagging input ends, if one is holding the others back.
+    pub(super) fn wait_deadline(&self) -> Option<Instant> {
+        self.blocked_since.map(|t| t + ALIGNMENT_WAIT)
+    }
+
+    /// The wait for a lagging input is over: the next [`InputMerge::pop`] goes ahead.
+    pub(super) fn wait_over(&mut self) {
+        self.waited_out = true;
+    }
+
+    fn head(&self, s: Source) -> Option<i64> {
+        self.inputs
+            .get(&s)
+            .and_then(|q| q.front())
+            .map(|(m, _)| m.1)
+    }
+
+    fn next_source(
+        &mut self,
+        now: Instant,
+        caught_up: impl Fn(Source, Option<i64>) -> bool,
+    ) -> Option<Source> {
+        // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
+        let source = Source::earliest(
+            self.head(Source::Cdr),
+            self.head(Source::Account),
+            self.head(Source::Outcomes),
+        )?;
+        let blocked = [Source::Cdr, Source::Account, Source::Outcomes]
+            .into_iter()
+            .filter(|s| *s != source && self.head(*s).is_none())
+            .any(|other| !caught_up(other, self.next_offset.get(&other).copied()));
+        if blocked && !self.waited_out {
+            self.blocked_since.get_or_insert(now);
+            return None;
+        }
+        self.blocked_since = None;
+        self.waited_out = false;
+        Some(source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::Timestamp;
+
+    fn record(offset: i64) -> OwnedMessage {
+        let topic = String::from("t");
+        OwnedMessage::new(None, None, topic, Timestamp::NotAvailable, 0, offset, None)
+    }
+
+    fn offsets(m: &mut InputMerge, now: Instant, caught_up: bool) -> Vec<(Source, i64)> {
+        std::iter::from_fn(|| m.pop(now, |_, _| caught_up))
+            .map(|(r, s, _)| (s, rdkafka::Message::offset(&r)))
+            .collect()
+    }
+
+    #[test]
+    fn inputs_that_have_caught_up_merge_by_event_time() {
+        let now = Instant::now();
+        let mut m = InputMerge::default();
+        m.push(record(0), Source::Cdr, 30, now);
+        m.push(record(1), Source::Cdr, 10, now);
+        m.push(record(0), Source::Account, 20, now);
+        m.push(record(0), Source::Outcomes, 10, now);
+        assert_eq!(m.len(), 4);
+        let order = offsets(&mut m, now, true);
+        assert_eq!(
+            order,
+            vec![
+                (Source::Outcomes, 0),
+                (Source::Account, 0),
+                (Source::Cdr, 0),
+                (Source::Cdr, 1)
+            ],
+            "heads merge by time; each input keeps its own order"
+        );
+        assert_eq!(m.len(), 0);
+    }
+
+    #[test]
+    fn a_lagging_input_is_waited_for_until_the_alignment_wait_ends() {
+        let now = Instant::now();
+        let mut m = InputMerge::default();
+        m.push(record(7), Source::Cdr, 10, now);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let lagging = |s: Source, next: Option<i64>| {
+            asked.borrow_mut().push((s, next));
+            false
+        };
+        assert!(m.pop(now, lagging).is_none());
+        assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT));
+        assert!(asked.borrow().contains(&(Source::Account, None)));
+        let later = now + Duration::from_secs(1);
+        assert!(m.pop(later, |_, _| false).is_none());
+        assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT), "kept");
+        m.wait_over();
+        let (r, s, _) = m.pop(later, |_, _| false).unwrap();
+        assert_eq!((s, rdkafka::Message::offset(&r)), (Source::Cdr, 7));
+        assert_eq!(m.wait_deadline(), None);
+        m.push(record(8), Source::Cdr, 11, later);
+        assert!(m.pop(later, |_, _| false).is_none(), "waits again");
+    }
+
+    #[test]
+    fn the_offset_read_last_tells_whether_an_input_caught_up() {
+        let now = Instant::now();
+        let mut m = InputMerge::default();
+        m.push(record(4), Source::Account, 5, now);
+        m.push(record(9), Source::Cdr, 5, now);
+        let _ = offsets(&mut m, now, true);
+        m.push(record(10), Source::Cdr, 6, now);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let (_, s, _) = m
+            .pop(now, |s, next| {
+                asked.borrow_mut().push((s, next));
+                true
+            })
+            .unwrap();
+        assert_eq!(s, Source::Cdr);
+        assert_eq!(
+            *asked.borrow(),
+            vec![(Source::Account, Some(5)), (Source::Outcomes, None)]
+        );
+    }
+}

@@ -1,0 +1,478 @@
+//! The partition task: one tokio task, one engine, per assigned partition.
+//!
+//! - **Order**: the partition's co-partitioned inputs are merged by event time
+//!   ([`super::merge`]) before the engine sees them, as `replay` merges its files.
+//! - **At-least-once**: a record's offset is stored only after every ticket and dead
+//!   letter it caused is acknowledged, oldest record first (rust-rdkafka's
+//!   `at_least_once` example, Vector's finalizer): committing a later offset first could
+//!   lose the records between. A failed delivery is sent again.
+//! - **Backpressure**: at most `max_in_flight` records wait for acknowledgement or sit in
+//!   the merge buffer; the task stops reading its bounded channel meanwhile, so a producer
+//!   that outruns us fills the broker, not our memory. The `select!` is biased toward
+//!   acknowledgements over new records.
+//! - **Idleness**: a partition whose inputs go quiet moves its event-time clock on with the
+//!   wall clock ([`super::idle`]), so its days still close.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::consumer::Consumer;
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use crate::codec;
+use crate::config::{Config, Format, TopicsConfig};
+use crate::metrics::Metrics;
+use crate::proto::CareTicket;
+
+use super::consumer::{self, InputConsumer};
+use super::dead_letter;
+use super::idle::IdleClock;
+use super::merge::InputMerge;
+use super::producer::{publish, Publication};
+use super::shared::{Control, Shared};
+use super::worker::{PartitionWorker, Processed, Source};
+
+/// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
+/// of it (the core never reads it).
+#[allow(clippy::disallowed_methods)]
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A record read (or an idle clock advance) not yet acknowledged: the record's offset is
+/// stored once every publication it caused is acknowledged, in order.
+struct Pending {
+    /// The record, `None` for tickets an idle partition's clock raised.
+    origin: Option<Origin>,
+    arrived: Instant,
+    /// `None` once acknowledged.
+    sends: Vec<Option<Sending>>,
+}
+
+/// Where a pending record was read.
+struct Origin {
+    topic: String,
+    partition: i32,
+    offset: i64,
+}
+
+/// One publication of a pending record.
+enum Sending {
+    /// Enqueued; the future resolves with the broker's acknowledgement.
+    Waiting(Publication, DeliveryFuture),
+    /// Delivery failed (after the producer's own retries): to be sent again.
+    Failed(Publication),
+}
+
+/// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
+/// and hash the labels; per record that was a measurable share of the service's time).
+struct SourceHandles {
+    consumed: prometheus::IntCounter,
+    lag: prometheus::Gauge,
+}
+
+impl SourceHandles {
+    fn new(m: &Metrics, topic: &str, partition: i32) -> SourceHandles {
+        SourceHandles {
+            consumed: m.records_consumed.with_label_values(&[topic]),
+            lag: m
+                .event_time_lag
+                .with_label_values(&[topic, &partition.to_string()]),
+        }
+    }
+}
+
+/// What a partition task needs from the service to start.
+pub(super) struct Wiring {
+    pub producer: FutureProducer,
+    pub consumer: Arc<InputConsumer>,
+    pub shared: Shared,
+    /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
+    pub outcomes_subscribed: bool,
+}
+
+pub(super) struct PartitionTask {
+    partition: i32,
+    worker: PartitionWorker,
+    producer: FutureProducer,
+    consumer: Arc<InputConsumer>,
+    shared: Shared,
+    topics: TopicsConfig,
+    ticket_format: Format,
+    input_format: Format,
+    max_in_flight: usize,
+    outcomes_subscribed: bool,
+    merge: InputMerge,
+    pending: VecDeque<Pending>,
+    idle: IdleClock,
+    handles: HashMap<Source, SourceHandles>,
+    suppressed_seen: BTreeMap<&'static str, u64>,
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl PartitionTask {
+    pub(super) fn new(
+        partition: i32,
+        worker: PartitionWorker,
+        wiring: Wiring,
+        cfg: &Config,
+    ) -> PartitionTask {
+        PartitionTask {
+            partition,
+            worker,
+            producer: wiring.producer,
+            consumer: wiring.consumer,
+            shared: wiring.shared,
+            topics: cfg.kafka.topics.clone(),
+            ticket_format: cfg.kafka.ticket_format,
+            input_format: cfg.kafka.input_format,
+            max_in_flight: cfg.kafka.max_in_flight,
+            outcomes_subscribed: wiring.outcomes_subscribed,
+            merge: InputMerge::default(),
+            pending: VecDeque::new(),
+            idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
+            handles: HashMap::new(),
+            suppressed_seen: BTreeMap::new(),
+        }
+    }
+
+    /// Runs until the channel closes or a drain is asked for.
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
+        loop {
+            self.process_ready().await;
+            let waiting = self.merge.wait_deadline();
+            let idle_at = self.idle.deadline(self.merge.len() > 0);
+            let room = self.pending.len() < self.max_in_flight;
+            tokio::select! {
+                biased;
+                _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
+                    self.settle_front().await;
+                }
+                _ = sleep_until_opt(waiting), if waiting.is_some() => self.merge.wait_over(),
+                item = rx.recv(), if room && self.merge.len() < self.max_in_flight => {
+                    let Some(control) = item else { break };
+                    if self.control(control).await {
+                        return;
+                    }
+                }
+                _ = sleep_until_opt(idle_at), if idle_at.is_some() && room => {
+                    self.advance_idle().await;
+                }
+            }
+        }
+        self.drain().await;
+    }
+
+    /// Processes buffered records in event-time order while the merge allows and there is
+    /// room for more unacknowledged work.
+    async fn process_ready(&mut self) {
+        loop {
+            let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
+            let outcomes = self.outcomes_subscribed;
+            let caught_up = |source: Source, next: Option<i64>| {
+                let topic = match source {
+                    Source::Cdr => &topics.cdr,
+                    Source::Account => &topics.account,
+                    Source::Outcomes if !outcomes => return true,
+                    Source::Outcomes => &topics.outcomes,
+                };
+                consumer::caught_up(consumer, topic, partition, next)
+            };
+            let Some((m, source, arrived)) = self.merge.pop(Instant::now(), caught_up) else {
+                return;
+            };
+            self.process(&m, source, arrived).await;
+            if self.pending.len() >= self.max_in_flight {
+                return;
+            }
+        }
+    }
+
+    /// Handles a record to buffer, a question, a new config or a drain; `true` once
+    /// drained (the task stops: its partition has moved or the service is stopping).
+    async fn control(&mut self, control: Control) -> bool {
+        match control {
+            Control::Record(m, source, arrived) => {
+                let t = codec::peek_event_time(self.input_format, m.payload());
+                self.merge.push(*m, source, t, arrived);
+            }
+            Control::Describe(who, reply) => {
+                let _ = reply.send(self.worker.engine().describe(who));
+            }
+            Control::Reconfigure(cfg, done) => {
+                let r = self
+                    .worker
+                    .engine_mut()
+                    .reconfigure(&cfg)
+                    .map_err(|e| e.to_string());
+                let _ = done.send(r);
+            }
+            Control::Drain(deadline, done) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = tokio::time::timeout(left, self.drain()).await;
+                let _ = done.send(());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Resolves when every publication of the oldest pending record is acknowledged (or
+    /// failed); cancel-safe: finished sends are taken out as they complete.
+    async fn front_acked(pending: &mut VecDeque<Pending>) {
+        let Some(front) = pending.front_mut() else {
+            return;
+        };
+        for slot in front.sends.iter_mut() {
+            let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
+                continue;
+            };
+            let failed = match fut.await {
+                Ok(Ok(_)) => false,
+                Ok(Err((e, _))) => {
+                    warn!(error = %e, "delivery failed; sending again");
+                    true
+                }
+                Err(_) => true,
+            };
+            if failed {
+                if let Some(Sending::Waiting(p, _)) = slot.take() {
+                    *slot = Some(Sending::Failed(p));
+                }
+                return;
+            }
+            *slot = None;
+        }
+    }
+
+    /// After [`Self::front_acked`]: send failed publications again, or store the offset once
+    /// every publication of the oldest record is acknowledged.
+    async fn settle_front(&mut self) {
+        let Some(front) = self.pending.front_mut() else {
+            return;
+        };
+        let failed: Vec<Publication> = front
+            .sends
+            .iter_mut()
+            .filter_map(|slot| match slot.take() {
+                Some(Sending::Failed(p)) => Some(p),
+                other => {
+                    *slot = other;
+                    None
+                }
+            })
+            .collect();
+        for p in failed {
+            let fut = publish(&self.producer, &p).await;
+            if let Some(front) = self.pending.front_mut() {
+                front.sends.push(Some(Sending::Waiting(p, fut)));
+            }
+        }
+        let done = self
+            .pending
+            .front()
+            .is_some_and(|f| f.sends.iter().all(Option::is_none));
+        if done {
+            if let Some(Pending {
+                origin: Some(o),
+                arrived,
+                ..
+            }) = self.pending.pop_front()
+            {
+                if let Err(e) = self.consumer.store_offset(&o.topic, o.partition, o.offset) {
+                    debug!(error = %e, "offset not stored (partition revoked?)");
+                }
+                self.shared
+                    .metrics
+                    .processing_latency
+                    .observe(arrived.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.pending.is_empty() {
+            Self::front_acked(&mut self.pending).await;
+            self.settle_front().await;
+        }
+    }
+
+    /// Runs one record through the engine and publishes its tickets or its dead letter.
+    async fn process(&mut self, m: &OwnedMessage, source: Source, arrived: Instant) {
+        let now = wall_clock_ms();
+        let out = self.worker.process(source, m.payload(), now);
+        self.count_record(m, source, &out, now);
+        let mut publications = Vec::new();
+        if let Some(dl) = &out.dead_letter {
+            publications.push(dead_letter::publication(dl, m, &self.topics.dead_letter));
+        }
+        publications.extend(self.ticket_publications(&out.tickets));
+        let origin = Origin {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+        };
+        self.enqueue(Some(origin), arrived, publications).await;
+        let newest = self.worker.engine().newest_event_ms();
+        if self.idle.record(newest, Instant::now()) {
+            self.idle_gauge().set(0);
+        }
+        if !out.tickets.is_empty() || self.pending.len() <= 1 {
+            let engine = self.worker.engine();
+            let p = self.partition.to_string();
+            let metrics = &self.shared.metrics;
+            metrics
+                .subscribers
+                .with_label_values(&[&p])
+                .set(engine.stats().subscribers as i64);
+            metrics
+                .state_bytes
+                .with_label_values(&[&p])
+                .set(engine.state_bytes() as i64);
+        }
+    }
+
+    /// Counts a processed record: consumed, its event-time lag, duplicate, late, dead.
+    fn count_record(&mut self, m: &OwnedMessage, source: Source, out: &Processed, now: i64) {
+        let metrics = &self.shared.metrics;
+        let handles = self
+            .handles
+            .entry(source)
+            .or_insert_with(|| SourceHandles::new(metrics, m.topic(), self.partition));
+        handles.consumed.inc();
+        if let Some(t) = out.event_time_ms {
+            handles.lag.set((now - t) as f64 / 1000.0);
+        }
+        if out.duplicate {
+            metrics
+                .duplicate_records
+                .with_label_values(&[m.topic()])
+                .inc();
+        }
+        if out.late {
+            metrics.late_records.with_label_values(&[m.topic()]).inc();
+        }
+        if let Some(dl) = &out.dead_letter {
+            if matches!(dl.kind, "decode" | "invalid" | "empty") {
+                metrics.decode_errors.with_label_values(&[m.topic()]).inc();
+            }
+            metrics
+                .dead_lettered
+                .with_label_values(&[m.topic(), dl.kind])
+                .inc();
+        }
+    }
+
+    /// Publishes `publications` and queues them to be acknowledged, in order.
+    async fn enqueue(
+        &mut self,
+        origin: Option<Origin>,
+        arrived: Instant,
+        publications: Vec<Publication>,
+    ) {
+        let mut sends = Vec::with_capacity(publications.len());
+        for p in publications {
+            let fut = publish(&self.producer, &p).await;
+            sends.push(Some(Sending::Waiting(p, fut)));
+        }
+        self.pending.push_back(Pending {
+            origin,
+            arrived,
+            sends,
+        });
+    }
+
+    /// The publications of new or corrected tickets (remembered for agent screens and
+    /// counted).
+    fn ticket_publications(&mut self, tickets: &[CareTicket]) -> Vec<Publication> {
+        let mut publications = Vec::with_capacity(tickets.len());
+        for t in tickets {
+            self.shared.remember(t);
+            let payload = match self.ticket_format {
+                Format::Protobuf => prost::Message::encode_to_vec(t),
+                Format::Json => codec::ticket_to_json_line(t).trim_end().as_bytes().to_vec(),
+            };
+            publications.push(Publication {
+                topic: self.topics.tickets.clone(),
+                key: t.subscriber.as_bytes().to_vec(),
+                payload,
+                headers: vec![
+                    ("queue".into(), t.queue.as_bytes().to_vec()),
+                    ("ticket_id".into(), t.ticket_id.as_bytes().to_vec()),
+                ],
+            });
+        }
+        self.count_tickets(tickets);
+        publications
+    }
+
+    /// The partition's inputs have been idle: moves its event-time clock on with the wall
+    /// clock (see [`super::idle`]) and publishes the tickets of the days that closed.
+    async fn advance_idle(&mut self) {
+        let now = Instant::now();
+        let Some(t) = self.idle.due(now) else {
+            return;
+        };
+        self.idle_gauge().set(1);
+        let mut tickets = Vec::new();
+        self.worker.engine_mut().advance_to(t, &mut tickets);
+        if tickets.is_empty() {
+            return;
+        }
+        debug!(
+            partition = self.partition,
+            tickets = tickets.len(),
+            "idle partition closed days"
+        );
+        let publications = self.ticket_publications(&tickets);
+        self.enqueue(None, now, publications).await;
+    }
+
+    fn idle_gauge(&self) -> prometheus::IntGauge {
+        self.shared
+            .metrics
+            .partition_idle
+            .with_label_values(&[&self.partition.to_string()])
+    }
+
+    fn count_tickets(&mut self, tickets: &[CareTicket]) {
+        let m = &self.shared.metrics;
+        let stats = self.worker.engine().stats();
+        for (reason, n) in &stats.suppressed {
+            let seen = self.suppressed_seen.entry(reason).or_insert(0);
+            if *n > *seen {
+                m.suppressed.with_label_values(&[reason]).inc_by(n - *seen);
+                *seen = *n;
+            }
+        }
+        for t in tickets {
+            let prio = crate::proto::Priority::try_from(t.priority)
+                .map(|p| p.as_str_name())
+                .unwrap_or("UNSPECIFIED");
+            let queue = if t.queue.is_empty() {
+                "none"
+            } else {
+                t.queue.as_str()
+            };
+            m.tickets
+                .with_label_values(&[t.tier.as_str(), prio, queue])
+                .inc();
+            for s in &t.signals {
+                m.ticket_signals.with_label_values(&[&s.rule]).inc();
+            }
+        }
+    }
+}
