@@ -366,12 +366,12 @@ impl PartitionTask {
             metrics.late_records.with_label_values(&[m.topic()]).inc();
         }
         if let Some(dl) = &out.dead_letter {
-            if matches!(dl.kind, "decode" | "invalid" | "empty") {
+            if dl.is_malformed() {
                 metrics.decode_errors.with_label_values(&[m.topic()]).inc();
             }
             metrics
                 .dead_lettered
-                .with_label_values(&[m.topic(), dl.kind])
+                .with_label_values(&[m.topic(), dl.kind()])
                 .inc();
         }
     }

@@ -2,14 +2,16 @@
 //! out. The Kafka adapter feeds it and publishes what it returns; tests drive it directly.
 //!
 //! Bad input never stops the line: a record that is too large, does not decode, fails
-//! validation, is far in the future or beyond the allowed lateness becomes a
-//! [`DeadLetter`] with a reason, and the next record is processed.
+//! validation, is far in the future or beyond the allowed lateness is set aside with a
+//! dead-letter [`Reason`], and the next record is processed.
 
 use crate::codec;
 use crate::config::{Config, ConfigError, Format};
 use crate::detect::engine::PortedNumber;
 use crate::detect::{Applied, Engine, Event};
 use crate::proto::{self, CareTicket};
+
+use super::dead_letter::Reason;
 
 /// Which input topic a record came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,19 +51,12 @@ impl Source {
     }
 }
 
-/// Why a record went to the dead-letter topic: a bounded kind (a metric label) and the
-/// human reason (a header).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeadLetter {
-    pub kind: &'static str,
-    pub reason: String,
-}
-
 /// What processing one record produced.
 #[derive(Debug, Default)]
 pub struct Processed {
     pub tickets: Vec<CareTicket>,
-    pub dead_letter: Option<DeadLetter>,
+    /// Why the record goes to the dead-letter topic, if it does.
+    pub dead_letter: Option<Reason>,
     pub duplicate: bool,
     pub late: bool,
     /// The record's event time, when it decoded.
@@ -78,12 +73,9 @@ pub struct PartitionWorker {
     account: proto::AccountEvent,
 }
 
-fn dead(kind: &'static str, reason: impl Into<String>) -> Processed {
+fn dead(reason: Reason) -> Processed {
     Processed {
-        dead_letter: Some(DeadLetter {
-            kind,
-            reason: reason.into(),
-        }),
+        dead_letter: Some(reason),
         ..Default::default()
     }
 }
@@ -112,89 +104,85 @@ impl PartitionWorker {
     /// reject event times far in the future.
     pub fn process(&mut self, source: Source, payload: Option<&[u8]>, now_ms: i64) -> Processed {
         let Some(bytes) = payload else {
-            return dead("empty", "record has no value");
+            return dead(Reason::Empty);
         };
         if bytes.len() > self.max_bytes {
-            return dead(
-                "oversize",
-                format!(
-                    "record of {} bytes exceeds {} bytes",
-                    bytes.len(),
-                    self.max_bytes
-                ),
-            );
+            return dead(Reason::Oversize {
+                bytes: bytes.len(),
+                limit: self.max_bytes,
+            });
         }
-        let format = self.format;
         let mut tickets = Vec::new();
-        let (time, applied) = match source {
-            Source::Cdr => {
-                if let Err(e) = codec::decode_value_into(format, bytes, &mut self.cdr) {
-                    return dead("decode", e.to_string());
-                }
-                let cdr = match codec::cdr_from_proto(&self.cdr) {
-                    Ok(c) => c,
-                    Err(e) => return dead("invalid", e.to_string()),
-                };
-                if cdr.time_ms > now_ms + self.max_future_skew_ms {
-                    return dead(
-                        "future",
-                        format!("event time {} is ahead of the clock", cdr.time_ms),
-                    );
-                }
-                (
-                    cdr.time_ms,
-                    self.engine.apply(&Event::Cdr(cdr), &mut tickets),
-                )
-            }
-            Source::Account => {
-                if let Err(e) = codec::decode_value_into(format, bytes, &mut self.account) {
-                    return dead("decode", e.to_string());
-                }
-                let ev = match codec::account_from_proto(&self.account) {
-                    Ok(a) => a,
-                    Err(e) => return dead("invalid", e.to_string()),
-                };
-                if ev.time_ms > now_ms + self.max_future_skew_ms {
-                    return dead(
-                        "future",
-                        format!("event time {} is ahead of the clock", ev.time_ms),
-                    );
-                }
-                (
-                    ev.time_ms,
-                    self.engine.apply(&Event::Account(ev), &mut tickets),
-                )
-            }
-            Source::Outcomes => {
-                let mut o = proto::TicketOutcome::default();
-                if let Err(e) = codec::decode_value_into(format, bytes, &mut o) {
-                    return dead("decode", e.to_string());
-                }
-                match codec::outcome_from_proto(&o) {
-                    Ok(ev) => {
-                        self.engine.apply_outcome(&ev);
-                        return Processed {
-                            event_time_ms: Some(ev.time_ms),
-                            ..Default::default()
-                        };
-                    }
-                    Err(e) => return dead("invalid", e.to_string()),
-                }
-            }
+        let applied = match source {
+            Source::Cdr => self.apply_cdr(bytes, now_ms, &mut tickets),
+            Source::Account => self.apply_account(bytes, now_ms, &mut tickets),
+            Source::Outcomes => self.apply_outcome(bytes),
         };
+        let (time, applied) = match applied {
+            Ok(applied) => applied,
+            Err(reason) => return dead(reason),
+        };
+        let event_time_ms = Some(time);
         match applied {
-            Applied::Accepted => Processed { tickets, event_time_ms: Some(time), ..Default::default() },
-            Applied::Duplicate => Processed { duplicate: true, event_time_ms: Some(time), ..Default::default() },
+            Applied::Accepted => Processed {
+                tickets,
+                event_time_ms,
+                ..Default::default()
+            },
+            Applied::Duplicate => Processed {
+                duplicate: true,
+                event_time_ms,
+                ..Default::default()
+            },
             Applied::Late => Processed {
                 late: true,
-                event_time_ms: Some(time),
-                dead_letter: Some(DeadLetter {
-                    kind: "late",
-                    reason: format!("event time {time} is beyond the allowed lateness (older than the watermark)"),
+                event_time_ms,
+                dead_letter: Some(Reason::Late {
+                    event_time_ms: time,
                 }),
                 ..Default::default()
             },
         }
+    }
+
+    fn apply_cdr(
+        &mut self,
+        bytes: &[u8],
+        now_ms: i64,
+        tickets: &mut Vec<CareTicket>,
+    ) -> Result<(i64, Applied), Reason> {
+        codec::decode_value_into(self.format, bytes, &mut self.cdr).map_err(Reason::Decode)?;
+        let cdr = codec::cdr_from_proto(&self.cdr).map_err(Reason::Invalid)?;
+        self.check_skew(cdr.time_ms, now_ms)?;
+        Ok((cdr.time_ms, self.engine.apply(&Event::Cdr(cdr), tickets)))
+    }
+
+    fn apply_account(
+        &mut self,
+        bytes: &[u8],
+        now_ms: i64,
+        tickets: &mut Vec<CareTicket>,
+    ) -> Result<(i64, Applied), Reason> {
+        codec::decode_value_into(self.format, bytes, &mut self.account).map_err(Reason::Decode)?;
+        let ev = codec::account_from_proto(&self.account).map_err(Reason::Invalid)?;
+        self.check_skew(ev.time_ms, now_ms)?;
+        Ok((ev.time_ms, self.engine.apply(&Event::Account(ev), tickets)))
+    }
+
+    /// An outcome is never late or a duplicate for the engine: it is always accepted.
+    fn apply_outcome(&mut self, bytes: &[u8]) -> Result<(i64, Applied), Reason> {
+        let mut o = proto::TicketOutcome::default();
+        codec::decode_value_into(self.format, bytes, &mut o).map_err(Reason::Decode)?;
+        let ev = codec::outcome_from_proto(&o).map_err(Reason::Invalid)?;
+        self.engine.apply_outcome(&ev);
+        Ok((ev.time_ms, Applied::Accepted))
+    }
+
+    fn check_skew(&self, event_time_ms: i64, now_ms: i64) -> Result<(), Reason> {
+        if event_time_ms > now_ms + self.max_future_skew_ms {
+            return Err(Reason::Future { event_time_ms });
+        }
+        Ok(())
     }
 }
 
@@ -250,7 +238,7 @@ mod tests {
         for (payload, kind) in cases {
             let p = w.process(Source::Cdr, payload.as_deref(), NOW);
             assert_eq!(
-                p.dead_letter.as_ref().map(|d| d.kind),
+                p.dead_letter.as_ref().map(Reason::kind),
                 Some(kind),
                 "{:?}",
                 p.dead_letter
@@ -260,7 +248,7 @@ mod tests {
         let mut unknown = cdr("r5", "8613012345678", NOW, "1", 1);
         unknown.r#type = 42;
         let p = w.process(Source::Cdr, Some(&unknown.encode_to_vec()), NOW);
-        assert_eq!(p.dead_letter.unwrap().reason, "unknown record type 42");
+        assert_eq!(p.dead_letter.unwrap().to_string(), "unknown record type 42");
         // The line goes on: the next good record is processed.
         let next = cdr("r6", "8613012345679", NOW, "10000", 120).encode_to_vec();
         assert_eq!(w.process(Source::Cdr, Some(&next), NOW).tickets.len(), 1);
@@ -301,6 +289,6 @@ mod tests {
             1
         );
         let p = w.process(Source::Cdr, Some(b"{not json"), NOW);
-        assert_eq!(p.dead_letter.unwrap().kind, "decode");
+        assert_eq!(p.dead_letter.unwrap().kind(), "decode");
     }
 }
