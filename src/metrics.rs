@@ -16,6 +16,7 @@ pub struct Metrics {
     pub records_consumed: IntCounterVec,
     pub decode_errors: IntCounterVec,
     pub dead_lettered: IntCounterVec,
+    pub publish_failures: IntCounterVec,
     pub late_records: IntCounterVec,
     pub duplicate_records: IntCounterVec,
     pub processing_latency: Histogram,
@@ -128,6 +129,14 @@ impl Metrics {
                 "churnwatch_dead_lettered_total",
                 "Records sent to the dead-letter topic, by source topic and reason.",
                 &["topic", "reason"],
+            ),
+            publish_failures: counter(
+                &r,
+                "churnwatch_publish_failures_total",
+                "Tickets and dead letters the producer could not publish, by topic and class \
+                 (retriable: sent again; permanent: a dead letter given up or the service stopped; \
+                 fatal: the service stopped).",
+                &["topic", "class"],
             ),
             late_records: counter(&r, "churnwatch_late_records_total", "Records beyond the allowed lateness (rejected).", &["topic"]),
             duplicate_records: counter(&r, "churnwatch_duplicate_records_total", "Records seen before (ignored).", &["topic"]),

@@ -837,3 +837,107 @@ fn an_idle_partition_closes_its_days_with_the_wall_clock() {
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }
+
+/// Makes the broker refuse the next produce request with `error` (librdkafka's mock
+/// cluster: a fault injected for one request).
+fn refuse_next_produce(s: &Setup, error: rdkafka::types::RDKafkaRespErr) {
+    s.cluster
+        .request_errors(rdkafka::types::RDKafkaApiKey::Produce, &[error]);
+}
+
+/// A dead letter the broker refuses for good (message too large) is given up and counted:
+/// bad input never stops the line, so the next record still raises its ticket.
+#[test]
+fn a_dead_letter_refused_for_good_is_given_up_and_the_line_goes_on() {
+    let s = setup(1);
+    let p = producer(&s.cfg);
+    let topics = &s.cfg.kafka.topics;
+    send(&p, &topics.cdr, "8613012345679", b"\xff\xfe not protobuf");
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    refuse_next_produce(
+        &s,
+        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+    );
+    let (rt, stop, shared) = start(&s.cfg);
+    let refused = || {
+        shared
+            .metrics
+            .publish_failures
+            .with_label_values(&[&topics.dead_letter, "permanent"])
+            .get()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while refused() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dead letter was never refused"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    let t = now_ms() - 60_000;
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345678",
+        &care_call("a", "8613012345678", t),
+    );
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    let tickets = read(&s.cfg, &topics.tickets, 1);
+    let ticket = proto::CareTicket::decode(tickets[0].payload().unwrap()).unwrap();
+    assert_eq!(ticket.subscriber, "8613012345678");
+    assert_eq!(refused(), 1);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
+
+/// A ticket the broker refuses for good is never dropped: the service stops with an error
+/// naming the topic, its record's offset is not stored, and a restart publishes the ticket.
+#[test]
+fn a_ticket_refused_for_good_stops_the_service_and_a_restart_publishes_it() {
+    let s = setup(1);
+    let p = producer(&s.cfg);
+    let topics = &s.cfg.kafka.topics;
+    let t = now_ms() - 60_000;
+    send(
+        &p,
+        &topics.cdr,
+        "8613012345678",
+        &care_call("a", "8613012345678", t),
+    );
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    refuse_next_produce(
+        &s,
+        rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(s.cfg.clone()));
+    let run = service::run(
+        s.cfg.clone(),
+        vec![],
+        Shared::default(),
+        rx,
+        std::future::pending(),
+    );
+    let err = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
+        .expect("the service stops")
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("publishing to `{}`", topics.tickets))
+            && msg.contains("refused for good"),
+        "{msg}"
+    );
+    drop(rt);
+
+    let (rt, stop, _shared) = start(&s.cfg);
+    let tickets = read(&s.cfg, &topics.tickets, 1);
+    let ticket = proto::CareTicket::decode(tickets[0].payload().unwrap()).unwrap();
+    assert_eq!(ticket.subscriber, "8613012345678");
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}

@@ -15,7 +15,7 @@ use rdkafka::message::{Headers, Message, OwnedMessage};
 
 use crate::codec::DecodeError;
 
-use super::producer::Publication;
+use super::producer::{Kind, Publication};
 
 /// Why a record goes to the dead-letter topic.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -83,6 +83,7 @@ pub(super) fn publication(reason: &Reason, m: &OwnedMessage, topic: &str) -> Pub
         }
     }
     Publication {
+        kind: Kind::DeadLetter,
         topic: topic.to_string(),
         key: m.key().map(<[u8]>::to_vec).unwrap_or_default(),
         payload: m.payload().map(<[u8]>::to_vec).unwrap_or_default(),

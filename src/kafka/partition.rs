@@ -5,7 +5,9 @@
 //! - **At-least-once**: a record's offset is stored only after every ticket and dead
 //!   letter it caused is acknowledged, oldest record first (rust-rdkafka's
 //!   `at_least_once` example, Vector's finalizer): committing a later offset first could
-//!   lose the records between. A failed delivery is sent again.
+//!   lose the records between. A failed delivery is sent again, or given up or stopped
+//!   on as [`super::producer`] sorts it; a stop is reported to the service, which exits
+//!   with the error.
 //! - **Backpressure**: at most `max_in_flight` records wait for acknowledgement or sit in
 //!   the merge buffer; the task stops reading its bounded channel meanwhile, so a producer
 //!   that outruns us fills the broker, not our memory. The `select!` is biased toward
@@ -19,9 +21,9 @@ use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, error, warn};
 
 use crate::codec;
 use crate::config::{Config, Format, TopicsConfig};
@@ -32,7 +34,7 @@ use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::InputMerge;
-use super::producer::{publish, Publication};
+use super::producer::{publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Shared};
 use super::worker::{PartitionWorker, Processed, Source};
 
@@ -67,8 +69,8 @@ struct Origin {
 enum Sending {
     /// Enqueued; the future resolves with the broker's acknowledgement.
     Waiting(Publication, DeliveryFuture),
-    /// Delivery failed (after the producer's own retries): to be sent again.
-    Failed(Publication),
+    /// Delivery failed (after the producer's own retries).
+    Failed(Publication, PublishError),
 }
 
 /// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
@@ -96,6 +98,8 @@ pub(super) struct Wiring {
     pub shared: Shared,
     /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
     pub outcomes_subscribed: bool,
+    /// Where the task reports the failure that stops it (and the service).
+    pub failures: mpsc::UnboundedSender<Refused>,
 }
 
 pub(super) struct PartitionTask {
@@ -109,6 +113,7 @@ pub(super) struct PartitionTask {
     input_format: Format,
     max_in_flight: usize,
     outcomes_subscribed: bool,
+    failures: mpsc::UnboundedSender<Refused>,
     merge: InputMerge,
     pending: VecDeque<Pending>,
     idle: IdleClock,
@@ -141,6 +146,7 @@ impl PartitionTask {
             input_format: cfg.kafka.input_format,
             max_in_flight: cfg.kafka.max_in_flight,
             outcomes_subscribed: wiring.outcomes_subscribed,
+            failures: wiring.failures,
             merge: InputMerge::default(),
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
@@ -149,36 +155,47 @@ impl PartitionTask {
         }
     }
 
-    /// Runs until the channel closes or a drain is asked for.
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Control>) {
+    /// Runs until the channel closes, a drain is asked for, or a publication fails for
+    /// good (reported on `failures`).
+    pub(super) async fn run(mut self, rx: mpsc::Receiver<Control>) {
+        if let Err(refused) = self.serve(rx).await {
+            error!(partition = self.partition, error = %refused, "stopping: a publication failed for good");
+            if let Some((code, reason)) = self.producer.client().fatal_error() {
+                error!(?code, %reason, "librdkafka fatal error");
+            }
+            let _ = self.failures.send(refused);
+        }
+    }
+
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Control>) -> Result<(), Refused> {
         loop {
-            self.process_ready().await;
+            self.process_ready().await?;
             let waiting = self.merge.wait_deadline();
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending.len() < self.max_in_flight;
             tokio::select! {
                 biased;
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
-                    self.settle_front().await;
+                    self.settle_front().await?;
                 }
                 _ = sleep_until_opt(waiting), if waiting.is_some() => self.merge.wait_over(),
                 item = rx.recv(), if room && self.merge.len() < self.max_in_flight => {
                     let Some(control) = item else { break };
-                    if self.control(control).await {
-                        return;
+                    if self.control(control).await? {
+                        return Ok(());
                     }
                 }
                 _ = sleep_until_opt(idle_at), if idle_at.is_some() && room => {
-                    self.advance_idle().await;
+                    self.advance_idle().await?;
                 }
             }
         }
-        self.drain().await;
+        self.drain().await
     }
 
     /// Processes buffered records in event-time order while the merge allows and there is
     /// room for more unacknowledged work.
-    async fn process_ready(&mut self) {
+    async fn process_ready(&mut self) -> Result<(), Refused> {
         loop {
             let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
             let outcomes = self.outcomes_subscribed;
@@ -192,18 +209,18 @@ impl PartitionTask {
                 consumer::caught_up(consumer, topic, partition, next)
             };
             let Some((m, source, arrived)) = self.merge.pop(Instant::now(), caught_up) else {
-                return;
+                return Ok(());
             };
-            self.process(&m, source, arrived).await;
+            self.process(&m, source, arrived).await?;
             if self.pending.len() >= self.max_in_flight {
-                return;
+                return Ok(());
             }
         }
     }
 
     /// Handles a record to buffer, a question, a new config or a drain; `true` once
     /// drained (the task stops: its partition has moved or the service is stopping).
-    async fn control(&mut self, control: Control) -> bool {
+    async fn control(&mut self, control: Control) -> Result<bool, Refused> {
         match control {
             Control::Record(m, source, arrived) => {
                 let t = codec::peek_event_time(self.input_format, m.payload());
@@ -222,12 +239,12 @@ impl PartitionTask {
             }
             Control::Drain(deadline, done) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let _ = tokio::time::timeout(left, self.drain()).await;
+                let drained = tokio::time::timeout(left, self.drain()).await;
                 let _ = done.send(());
-                return true;
+                return drained.unwrap_or(Ok(())).map(|()| true);
             }
         }
-        false
+        Ok(false)
     }
 
     /// Resolves when every publication of the oldest pending record is acknowledged (or
@@ -240,17 +257,14 @@ impl PartitionTask {
             let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
                 continue;
             };
-            let failed = match fut.await {
-                Ok(Ok(_)) => false,
-                Ok(Err((e, _))) => {
-                    warn!(error = %e, "delivery failed; sending again");
-                    true
-                }
-                Err(_) => true,
+            let failure = match fut.await {
+                Ok(Ok(_)) => None,
+                Ok(Err((e, _))) => Some(PublishError::from(e)),
+                Err(_) => Some(PublishError::from(rdkafka::error::KafkaError::Canceled)),
             };
-            if failed {
+            if let Some(e) = failure {
                 if let Some(Sending::Waiting(p, _)) = slot.take() {
-                    *slot = Some(Sending::Failed(p));
+                    *slot = Some(Sending::Failed(p, e));
                 }
                 return;
             }
@@ -258,27 +272,35 @@ impl PartitionTask {
         }
     }
 
-    /// After [`Self::front_acked`]: send failed publications again, or store the offset once
-    /// every publication of the oldest record is acknowledged.
-    async fn settle_front(&mut self) {
+    /// After [`Self::front_acked`]: deal with failed publications (send again, give up or
+    /// stop), or store the offset once every publication of the oldest record is
+    /// acknowledged.
+    async fn settle_front(&mut self) -> Result<(), Refused> {
         let Some(front) = self.pending.front_mut() else {
-            return;
+            return Ok(());
         };
-        let failed: Vec<Publication> = front
+        let failed: Vec<(Publication, PublishError)> = front
             .sends
             .iter_mut()
             .filter_map(|slot| match slot.take() {
-                Some(Sending::Failed(p)) => Some(p),
+                Some(Sending::Failed(p, e)) => Some((p, e)),
                 other => {
                     *slot = other;
                     None
                 }
             })
             .collect();
-        for p in failed {
-            let fut = publish(&self.producer, &p).await;
+        for (p, e) in failed {
+            e.count(&self.shared.metrics, &p.topic);
+            let again = match e {
+                PublishError::Retriable(_) => {
+                    warn!(topic = %p.topic, error = %e, "delivery failed; sending again");
+                    self.send(p).await?
+                }
+                e => self.refused(p, e)?,
+            };
             if let Some(front) = self.pending.front_mut() {
-                front.sends.push(Some(Sending::Waiting(p, fut)));
+                front.sends.push(again);
             }
         }
         let done = self
@@ -301,17 +323,48 @@ impl PartitionTask {
                     .observe(arrived.elapsed().as_secs_f64());
             }
         }
+        Ok(())
     }
 
-    async fn drain(&mut self) {
+    async fn drain(&mut self) -> Result<(), Refused> {
         while !self.pending.is_empty() {
             Self::front_acked(&mut self.pending).await;
-            self.settle_front().await;
+            self.settle_front().await?;
+        }
+        Ok(())
+    }
+
+    /// Enqueues a publication; `None` if it was given up.
+    async fn send(&mut self, p: Publication) -> Result<Option<Sending>, Refused> {
+        match publish(&self.producer, &p, &self.shared.metrics).await {
+            Ok(fut) => Ok(Some(Sending::Waiting(p, fut))),
+            Err(e) => self.refused(p, e),
+        }
+    }
+
+    /// A publication failed for good: a dead letter is given up (logged, and counted by the
+    /// caller), so its record's offset advances; a ticket, or a fatal failure, stops the
+    /// task and the service.
+    fn refused(&self, p: Publication, e: PublishError) -> Result<Option<Sending>, Refused> {
+        match e {
+            PublishError::Permanent(_) if p.kind == Kind::DeadLetter => {
+                error!(topic = %p.topic, error = %e, "dead letter refused for good; given up");
+                Ok(None)
+            }
+            source => Err(Refused {
+                topic: p.topic,
+                source,
+            }),
         }
     }
 
     /// Runs one record through the engine and publishes its tickets or its dead letter.
-    async fn process(&mut self, m: &OwnedMessage, source: Source, arrived: Instant) {
+    async fn process(
+        &mut self,
+        m: &OwnedMessage,
+        source: Source,
+        arrived: Instant,
+    ) -> Result<(), Refused> {
         let now = wall_clock_ms();
         let out = self.worker.process(source, m.payload(), now);
         self.count_record(m, source, &out, now);
@@ -325,7 +378,7 @@ impl PartitionTask {
             partition: m.partition(),
             offset: m.offset(),
         };
-        self.enqueue(Some(origin), arrived, publications).await;
+        self.enqueue(Some(origin), arrived, publications).await?;
         let newest = self.worker.engine().newest_event_ms();
         if self.idle.record(newest, Instant::now()) {
             self.idle_gauge().set(0);
@@ -343,6 +396,7 @@ impl PartitionTask {
                 .with_label_values(&[&p])
                 .set(engine.state_bytes() as i64);
         }
+        Ok(())
     }
 
     /// Counts a processed record: consumed, its event-time lag, duplicate, late, dead.
@@ -382,17 +436,17 @@ impl PartitionTask {
         origin: Option<Origin>,
         arrived: Instant,
         publications: Vec<Publication>,
-    ) {
+    ) -> Result<(), Refused> {
         let mut sends = Vec::with_capacity(publications.len());
         for p in publications {
-            let fut = publish(&self.producer, &p).await;
-            sends.push(Some(Sending::Waiting(p, fut)));
+            sends.push(self.send(p).await?);
         }
         self.pending.push_back(Pending {
             origin,
             arrived,
             sends,
         });
+        Ok(())
     }
 
     /// The publications of new or corrected tickets (remembered for agent screens and
@@ -406,6 +460,7 @@ impl PartitionTask {
                 Format::Json => codec::ticket_to_json_line(t).trim_end().as_bytes().to_vec(),
             };
             publications.push(Publication {
+                kind: Kind::Ticket,
                 topic: self.topics.tickets.clone(),
                 key: t.subscriber.as_bytes().to_vec(),
                 payload,
@@ -421,16 +476,16 @@ impl PartitionTask {
 
     /// The partition's inputs have been idle: moves its event-time clock on with the wall
     /// clock (see [`super::idle`]) and publishes the tickets of the days that closed.
-    async fn advance_idle(&mut self) {
+    async fn advance_idle(&mut self) -> Result<(), Refused> {
         let now = Instant::now();
         let Some(t) = self.idle.due(now) else {
-            return;
+            return Ok(());
         };
         self.idle_gauge().set(1);
         let mut tickets = Vec::new();
         self.worker.engine_mut().advance_to(t, &mut tickets);
         if tickets.is_empty() {
-            return;
+            return Ok(());
         }
         debug!(
             partition = self.partition,
@@ -438,7 +493,7 @@ impl PartitionTask {
             "idle partition closed days"
         );
         let publications = self.ticket_publications(&tickets);
-        self.enqueue(None, now, publications).await;
+        self.enqueue(None, now, publications).await
     }
 
     fn idle_gauge(&self) -> prometheus::IntGauge {

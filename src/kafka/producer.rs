@@ -1,17 +1,33 @@
-//! The producer of tickets and dead letters.
+//! The producer of tickets and dead letters, and what its failures mean.
 //!
 //! Idempotent, with a ten-minute `message.timeout.ms`: librdkafka retries through a broker
-//! restart on its own, and a ticket is never given up. Every publication is kept until the
-//! broker acknowledges it, so a failed delivery can be sent again.
+//! restart on its own. Every publication is kept until the broker acknowledges it, so a
+//! failed one can be sent again. A failure is sorted by its librdkafka error code, as
+//! Vector's Kafka sink sorts them ([`PublishError::from`]):
+//!
+//! - **Retriable** (queue full, timeouts, transport, anything not listed below): back off
+//!   and send again. A full queue is backpressure: acknowledgements free room.
+//! - **Permanent** (message too large, unknown topic or partition, an invalid record):
+//!   sending again cannot succeed. A *ticket* is never dropped, so the service stops with
+//!   an error naming the topic and the cause; the record's offset is not stored, and after
+//!   a restart with the cause fixed the ticket goes out. A *dead letter* is logged and
+//!   counted and given up: its record could not be used anyway, and bad input must not
+//!   stop the line.
+//! - **Fatal** (authorization, a fenced producer, librdkafka's fatal error): the producer
+//!   cannot go on, and the service stops with an error.
+//!
+//! Every failure but a full queue is counted in
+//! `churnwatch_publish_failures_total{topic,class}`.
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 
 use super::shared::client_config;
 
@@ -19,24 +35,124 @@ use super::shared::client_config;
 pub(super) fn create(cfg: &Config) -> Result<FutureProducer, KafkaError> {
     let mut c = client_config(cfg);
     c.set("enable.idempotence", "true")
-        // Keep retrying through a broker restart: a ticket is never given up.
+        // Keep retrying through a broker restart.
         .set("message.timeout.ms", "600000")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000");
     c.create()
 }
 
+/// What a publication carries, which decides what a permanent failure does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Never dropped: a permanent failure stops the service.
+    Ticket,
+    /// Given up (logged and counted) on a permanent failure.
+    DeadLetter,
+}
+
 /// A ticket or dead letter to publish (kept for a resend).
 #[derive(Clone)]
 pub(super) struct Publication {
+    pub kind: Kind,
     pub topic: String,
     pub key: Vec<u8>,
     pub payload: Vec<u8>,
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// Enqueues a publication, backing off while the producer queue is full.
-pub(super) async fn publish(producer: &FutureProducer, p: &Publication) -> DeliveryFuture {
+/// A failed publication, by what it means for the record.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// Sending again may succeed.
+    #[error("{0} (retriable)")]
+    Retriable(KafkaError),
+    /// Sending again cannot succeed.
+    #[error("refused for good: {0}")]
+    Permanent(KafkaError),
+    /// The producer cannot go on.
+    #[error("fatal: {0}")]
+    Fatal(KafkaError),
+}
+
+impl From<KafkaError> for PublishError {
+    fn from(e: KafkaError) -> PublishError {
+        use RDKafkaErrorCode as C;
+        let Some(code) = e.rdkafka_error_code() else {
+            // `Canceled`: the delivery report was lost with the producer; send again.
+            return PublishError::Retriable(e);
+        };
+        match code {
+            C::MessageSizeTooLarge
+            | C::InvalidMessageSize
+            | C::MessageBatchTooLarge
+            | C::UnknownTopicOrPartition
+            | C::UnknownTopic
+            | C::UnknownPartition
+            | C::InvalidTopic
+            | C::InvalidMessage
+            | C::InvalidRecord
+            | C::InvalidTimestamp
+            | C::UnsupportedForMessageFormat
+            | C::InvalidArgument => PublishError::Permanent(e),
+            C::Fatal
+            | C::Fenced
+            | C::ProducerFenced
+            | C::TopicAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+            | C::TransactionalIdAuthorizationFailed
+            | C::Authentication
+            | C::SaslAuthenticationFailed => PublishError::Fatal(e),
+            _ => PublishError::Retriable(e),
+        }
+    }
+}
+
+impl PublishError {
+    /// The `class` label of `churnwatch_publish_failures_total`.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PublishError::Retriable(_) => "retriable",
+            PublishError::Permanent(_) => "permanent",
+            PublishError::Fatal(_) => "fatal",
+        }
+    }
+
+    /// Whether the producer's queue was full: backpressure, not a failure.
+    fn is_queue_full(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Retriable(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
+        )
+    }
+
+    /// Counts the failure of a publication to `topic` (not a full queue).
+    pub(super) fn count(&self, metrics: &Metrics, topic: &str) {
+        if !self.is_queue_full() {
+            metrics
+                .publish_failures
+                .with_label_values(&[topic, self.class()])
+                .inc();
+        }
+    }
+}
+
+/// A publication that failed for good, which stops the service.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing to `{topic}`: {source}")]
+pub struct Refused {
+    pub topic: String,
+    #[source]
+    pub source: PublishError,
+}
+
+/// Enqueues a publication, backing off while the failure is retriable (the queue is full,
+/// most often); a permanent or fatal failure is returned.
+pub(super) async fn publish(
+    producer: &FutureProducer,
+    p: &Publication,
+    metrics: &Metrics,
+) -> Result<DeliveryFuture, PublishError> {
     let mut backoff = Duration::from_millis(5);
     loop {
         let mut headers = OwnedHeaders::new();
@@ -50,15 +166,96 @@ pub(super) async fn publish(producer: &FutureProducer, p: &Publication) -> Deliv
             .key(&p.key)
             .payload(&p.payload)
             .headers(headers);
-        match producer.send_result(rec) {
-            Ok(f) => return f,
-            Err((e, _)) => {
-                // Queue full (or a transient local error): back off; acknowledgements
-                // free room. Never drop the record.
+        let e = match producer.send_result(rec) {
+            Ok(f) => return Ok(f),
+            Err((e, _)) => PublishError::from(e),
+        };
+        e.count(metrics, &p.topic);
+        match e {
+            PublishError::Retriable(_) if e.is_queue_full() => {
                 debug!(error = %e, "producer queue full; backing off");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_millis(500));
             }
+            PublishError::Retriable(_) => {
+                warn!(topic = %p.topic, error = %e, "enqueue failed; backing off");
+            }
+            _ => return Err(e),
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(e: KafkaError) -> &'static str {
+        PublishError::from(e).class()
+    }
+
+    #[test]
+    fn failures_sort_into_retriable_permanent_and_fatal_by_error_code() {
+        use RDKafkaErrorCode as C;
+        let produce = KafkaError::MessageProduction;
+        for code in [
+            C::QueueFull,
+            C::MessageTimedOut,
+            C::RequestTimedOut,
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::NetworkException,
+            C::NotLeaderForPartition,
+            C::NotEnoughReplicas,
+            C::PolicyViolation,
+        ] {
+            assert_eq!(class(produce(code)), "retriable", "{code:?}");
+        }
+        for code in [
+            C::MessageSizeTooLarge,
+            C::UnknownTopicOrPartition,
+            C::UnknownTopic,
+            C::UnknownPartition,
+            C::InvalidRecord,
+            C::InvalidMessage,
+        ] {
+            assert_eq!(class(produce(code)), "permanent", "{code:?}");
+        }
+        for code in [
+            C::Fatal,
+            C::ProducerFenced,
+            C::Fenced,
+            C::TopicAuthorizationFailed,
+            C::ClusterAuthorizationFailed,
+            C::SaslAuthenticationFailed,
+        ] {
+            assert_eq!(class(produce(code)), "fatal", "{code:?}");
+        }
+        assert_eq!(class(KafkaError::Canceled), "retriable");
+    }
+
+    #[test]
+    fn a_full_queue_is_backpressure_and_not_counted() {
+        let m = Metrics::new();
+        let full = PublishError::from(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull));
+        full.count(&m, "care-tickets");
+        let big = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        let big = PublishError::from(big);
+        big.count(&m, "care-tickets");
+        let failures = |class| {
+            m.publish_failures
+                .with_label_values(&["care-tickets", class])
+                .get()
+        };
+        assert_eq!((failures("retriable"), failures("permanent")), (0, 1));
+        let refused = Refused {
+            topic: "care-tickets".into(),
+            source: big,
+        };
+        let text = refused.to_string();
+        assert!(
+            text.starts_with("publishing to `care-tickets`: refused for good:")
+                && text.contains("MessageSizeTooLarge"),
+            "{text}"
+        );
     }
 }

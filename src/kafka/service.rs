@@ -16,7 +16,9 @@
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **Shutdown** drains every partition task within `drain_timeout_ms`, commits the
-//!   stored offsets and flushes the producer.
+//!   stored offsets and flushes the producer. A partition task that cannot publish a
+//!   ticket (or whose producer failed fatally) stops the service the same way, and `run`
+//!   returns the error, so the process exits non-zero.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,7 +39,7 @@ use crate::detect::engine::PortedNumber;
 
 use super::consumer::{self, InputConsumer, OffsetGaps};
 use super::partition::{PartitionTask, Wiring};
-use super::producer;
+use super::producer::{self, Refused};
 use super::shared::Control;
 pub use super::shared::Shared;
 use super::worker::PartitionWorker;
@@ -60,6 +62,11 @@ pub enum ServiceError {
     },
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// A ticket the broker refuses for good, or a fatal producer error (see
+    /// [`super::producer`]). The record's offset is not stored: a restart with the cause
+    /// fixed publishes the ticket.
+    #[error(transparent)]
+    Publish(#[from] Refused),
 }
 
 /// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
@@ -84,6 +91,7 @@ pub async fn run(
     shared.metrics.config_version.set(1);
 
     let cfg = Arc::new(cfg);
+    let (failures, mut failed) = mpsc::unbounded_channel();
     let mut service = Service {
         current: cfg.clone(),
         cfg,
@@ -92,9 +100,11 @@ pub async fn run(
         consumer: consumer.clone(),
         shared,
         outcomes_subscribed: subscribe.len() == 3,
+        failures,
         tasks: Vec::new(),
         gaps: OffsetGaps::default(),
     };
+    let mut result = Ok(());
     let mut health = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -107,10 +117,14 @@ pub async fn run(
             }
             _ = health.tick() => service.check_health(),
             msg = consumer.recv() => service.route(msg.map(|m| m.detach())).await?,
+            Some(refused) = failed.recv() => {
+                result = Err(refused.into());
+                break;
+            }
         }
     }
     service.shutdown().await;
-    Ok(())
+    result
 }
 
 /// Waits for the broker and the CDR and account topics, with backoff; `/readyz` says why
@@ -195,6 +209,8 @@ struct Service {
     consumer: Arc<InputConsumer>,
     shared: Shared,
     outcomes_subscribed: bool,
+    /// Given to every partition task, to report the failure that stops the service.
+    failures: mpsc::UnboundedSender<Refused>,
     tasks: Vec<JoinHandle<()>>,
     gaps: OffsetGaps,
 }
@@ -254,6 +270,7 @@ impl Service {
             consumer: self.consumer.clone(),
             shared: self.shared.clone(),
             outcomes_subscribed: self.outcomes_subscribed,
+            failures: self.failures.clone(),
         };
         let task = PartitionTask::new(p, worker, wiring, &self.current);
         self.tasks.push(tokio::spawn(task.run(rx)));
