@@ -7,8 +7,13 @@
 //!   input always gives the same tickets. Everything worth testing lives here.
 //! - Adapters are thin and sit around it: [`codec`] turns wire bytes (protobuf or proto3
 //!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
-//!   files; [`demo`] runs a built-in workload. Kafka and HTTP adapters come later and reuse
-//!   the same engine, so no rule is ever implemented twice.
+//!   files; [`demo`] runs a built-in workload. They reuse the same engine, so no rule is
+//!   ever implemented twice.
+//! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
+//!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
+//!   `partition` (one task and one engine per partition, inputs merged by event time,
+//!   offsets stored after acknowledgement), `producer` (failures sorted into retriable,
+//!   permanent and fatal) and `dead_letter` (an enum of reasons), plus the embedded broker.
 //! - [`config`] holds every setting, validated at start-up with the offending key named.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 

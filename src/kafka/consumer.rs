@@ -8,10 +8,10 @@
 //! - **Rebalances**: [`RebalanceContext`] drains a revoked partition's task (within
 //!   `drain_timeout_ms`, shorter than the session timeout) before ownership moves, so its
 //!   offsets are stored by the member that produced its tickets.
-//! - **Assignment bookkeeping**: [`OffsetGaps`] notices offsets that retention deleted
+//! - **Assignment bookkeeping**: `OffsetGaps` notices offsets that retention deleted
 //!   before we read them (the broker's auto offset reset), so they are logged and counted,
 //!   not silently skipped.
-//! - **Log ends**: [`caught_up`] reads librdkafka's cached high watermark (one FFI call,
+//! - **Log ends**: `caught_up` reads librdkafka's cached high watermark (one FFI call,
 //!   no network round trip), so a partition task can tell "this input has nothing more"
 //!   from "this input is behind".
 
@@ -26,7 +26,8 @@ use tracing::{info, warn};
 
 use crate::config::{Config, TopicsConfig};
 
-use super::shared::{client_config, Control, Shared};
+use super::client_config;
+use super::shared::{Control, Shared};
 use super::worker::Source;
 
 /// The service's consumer of the input topics.

@@ -20,9 +20,11 @@
 //! - [`embedded`]: the embedded Kafka-protocol broker (librdkafka's mock cluster with its
 //!   per-partition retention limit raised) for `demo`, `broker`, tests and benchmarks.
 //!
-//! Imports run one way: `service` uses the roles, `partition` uses `consumer`,
-//! `producer`, `dead_letter`, `merge`, `idle` and `worker`, and every role may use
-//! `shared`, which uses none of them.
+//! Imports run one way, from the wiring down: `service` uses the roles; `partition` uses
+//! `consumer`, `merge`, `producer`, `dead_letter`, `idle`, `shared` and `worker`; then
+//! `shared` uses `worker` (for [`worker::Source`]), `worker` uses `dead_letter` (for the
+//! reasons) and `dead_letter` uses `producer` (for what it publishes). Nothing imports
+//! back up.
 
 pub mod consumer;
 pub mod dead_letter;
@@ -34,3 +36,18 @@ pub mod producer;
 pub mod service;
 pub mod shared;
 pub mod worker;
+
+use rdkafka::config::ClientConfig;
+
+use crate::config::Config;
+
+/// The librdkafka settings every client of the adapter starts from: the brokers, then the
+/// `[kafka.options]` passthrough.
+fn client_config(cfg: &Config) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.kafka.brokers);
+    for (k, v) in &cfg.kafka.options {
+        c.set(k, v);
+    }
+    c
+}

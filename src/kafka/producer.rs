@@ -29,7 +29,7 @@ use tracing::{debug, warn};
 use crate::config::Config;
 use crate::metrics::Metrics;
 
-use super::shared::client_config;
+use super::client_config;
 
 /// Creates the service's producer.
 pub(super) fn create(cfg: &Config) -> Result<FutureProducer, KafkaError> {

@@ -1,10 +1,10 @@
 //! `churnwatch run`: the detection engine as a Kafka consumer-group service.
 //!
-//! This module is the wiring; each role has its own module (as Vector splits its Kafka
-//! sink): [`consumer`](super::consumer) (group, rebalances, assignment),
-//! [`partition`](super::partition) (one task and one engine per partition),
-//! [`producer`](super::producer) (publishing, failures sorted into retry, reject and stop)
-//! and [`dead_letter`](super::dead_letter) (why a record was set aside).
+//! This module is the wiring; each role has its own module, as Vector splits its Kafka
+//! sink: [`consumer`] (the group, rebalances, assignment), [`partition`](super::partition)
+//! (one task and one engine per partition), [`producer`] (publishing, failures sorted
+//! into retriable, permanent and fatal) and [`dead_letter`](super::dead_letter) (why a
+//! record was set aside).
 //!
 //! - **Start-up**: wait (with backoff, `/readyz` saying why) for the broker and the input
 //!   topics, then refuse to run unless the CDR and account topics (and the outcome topic,

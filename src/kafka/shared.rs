@@ -2,9 +2,9 @@
 //!
 //! [`Shared`] is cheap to clone: metrics, readiness for `/readyz`, one control channel per
 //! partition task (the rebalance hooks drain through it, `/subscribers/{msisdn}` asks
-//! through it) and the last few tickets per subscriber for agent screens. It depends on
-//! no other part of the adapter, so the consumer, the partition task and the service all
-//! import it and none of them imports another to reach it.
+//! through it) and the last few tickets per subscriber for agent screens. Of the adapter
+//! it uses only [`Source`], so the consumer, the partition task and the service all import
+//! it, and none of them imports another to reach it.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
-use rdkafka::config::ClientConfig;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::{mpsc, oneshot};
 
@@ -86,17 +85,6 @@ pub enum Control {
     Reconfigure(Arc<Config>, std::sync::mpsc::Sender<Result<(), String>>),
     /// Finish pending acknowledgements (until the deadline), store offsets, stop.
     Drain(Instant, std::sync::mpsc::Sender<()>),
-}
-
-/// The librdkafka settings every client of the service starts from: the brokers, then the
-/// `[kafka.options]` passthrough.
-pub(super) fn client_config(cfg: &Config) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &cfg.kafka.brokers);
-    for (k, v) in &cfg.kafka.options {
-        c.set(k, v);
-    }
-    c
 }
 
 #[cfg(test)]
