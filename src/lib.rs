@@ -9,7 +9,11 @@
 //!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
 //!   files; [`demo`] runs a built-in workload. Kafka and HTTP adapters come later and reuse
 //!   the same engine, so no rule is ever implemented twice.
-//! - [`config`] holds every setting, validated at start-up with the offending key named.
+//! - [`detect::config`] holds the core's settings (each rule's section is defined in the
+//!   rule's file and gathered by the registry in [`detect::rules`]); [`config`] wraps them
+//!   with the service's Kafka and HTTP settings and is the one loader (file, then
+//!   environment) every command uses. The dependency runs one way: the core never imports
+//!   the service's config.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;

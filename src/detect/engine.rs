@@ -41,7 +41,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::config::{Config, ConfigError};
+use super::config::{ConfigError, DetectConfig};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
@@ -150,7 +150,7 @@ struct PartialCall {
 
 /// The detection engine for one partition's subscribers.
 pub struct Engine {
-    cfg: Config,
+    cfg: DetectConfig,
     plan: NumberPlan,
     cal: Calendar,
     subs: SubscriberTable,
@@ -192,7 +192,11 @@ fn tie_of(d: &SignalDraft) -> u64 {
 
 impl Engine {
     /// Builds an engine from a validated config and the ported-numbers list.
-    pub fn new(cfg: &Config, ported: &[PortedNumber]) -> Result<Engine, ConfigError> {
+    pub fn new(
+        cfg: &impl AsRef<DetectConfig>,
+        ported: &[PortedNumber],
+    ) -> Result<Engine, ConfigError> {
+        let cfg = cfg.as_ref();
         cfg.validate()?;
         let pairs: Vec<(String, String)> = ported
             .iter()
@@ -232,14 +236,15 @@ impl Engine {
         })
     }
 
-    pub fn config(&self) -> &Config {
+    pub fn config(&self) -> &DetectConfig {
         &self.cfg
     }
 
     /// Swaps in new rules, tiers, routing, contact policy and holidays, keeping every
     /// subscriber's state (retention teams tune thresholds weekly, without a restart). The
     /// engine, numbering and time-zone settings need a restart and are kept as they are.
-    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ConfigError> {
+    pub fn reconfigure(&mut self, cfg: &impl AsRef<DetectConfig>) -> Result<(), ConfigError> {
+        let cfg = cfg.as_ref();
         let mut next = self.cfg.clone();
         next.rules = cfg.rules.clone();
         next.tiers = cfg.tiers.clone();

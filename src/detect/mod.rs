@@ -11,6 +11,7 @@
 //! late record can change it, which is what makes tickets independent of arrival order.
 
 pub mod calendar;
+pub mod config;
 pub mod contact;
 pub mod engine;
 pub mod event;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod ticket;
 pub mod tier;
 
+pub use config::DetectConfig;
 pub use engine::{Applied, Engine, EngineStats};
 pub use event::{
     AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, OutcomeKind, Period,

@@ -10,7 +10,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{ConfigError, NumberingConfig};
+use super::config::{ConfigError, NumberingConfig};
 
 /// Index into the configured operator list.
 pub type OperatorId = u8;
@@ -244,7 +244,7 @@ impl NumberPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NumberingConfig;
+    use crate::detect::config::NumberingConfig;
 
     fn plan() -> NumberPlan {
         NumberPlan::new(
