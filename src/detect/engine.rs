@@ -45,21 +45,20 @@ use super::config::{ConfigError, DetectConfig};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
-use super::contact::{in_control_group, ContactWindow};
 use super::event::{
-    AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, OutcomeKind, SuspensionReason,
-    TicketOutcomeEvent,
+    AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, SuspensionReason, TicketOutcomeEvent,
 };
 use super::facts::{Fact, PendingFact, PendingFacts};
 use super::numbering::{NumberPlan, OperatorId, Party};
-use super::routing::Router;
+use super::policy::{Ctx, Policy, Subject};
 use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
 use super::rules::{self, RuleId, SignalDraft};
 use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, OPEN_DAYS};
-use super::ticket;
-use super::tier::{reference_month, Tiers};
+use super::stats::bump;
+pub use super::stats::EngineStats;
+use super::tier::reference_month;
 
 /// A ported number: national digits and the operator id it now belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,32 +76,6 @@ pub enum Applied {
     Duplicate,
     /// Older than the watermark (newest event time minus allowed lateness): rejected, counted.
     Late,
-}
-
-/// Counters for the summary and, later, metrics.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct EngineStats {
-    pub accepted: u64,
-    pub duplicates: u64,
-    pub late: u64,
-    /// Distinct ticket ids raised.
-    pub tickets: u64,
-    /// Re-emissions of an existing ticket id with corrected content (late earlier evidence).
-    pub ticket_updates: u64,
-    pub tickets_by_rule: BTreeMap<&'static str, u64>,
-    /// Signals that raised no ticket, by reason.
-    pub suppressed: BTreeMap<&'static str, u64>,
-    pub subscribers: usize,
-    pub days_closed: u64,
-    pub tickets_by_tier: BTreeMap<String, u64>,
-    pub tickets_by_queue: BTreeMap<String, u64>,
-    /// New tickets no agent will call about, by reason (control group, DND, contact cap).
-    pub no_contact: BTreeMap<String, u64>,
-    /// Call-center outcomes received, by outcome.
-    pub outcomes: BTreeMap<&'static str, u64>,
-    /// Outcomes for a ticket id this engine does not know (older than its memory, or another
-    /// instance's).
-    pub outcomes_unknown_ticket: u64,
 }
 
 /// A subscriber as an agent screen or CRM look-up sees it.
@@ -130,9 +103,6 @@ struct Mark {
     /// Tie-break between qualifying records with the same event time.
     tie: u64,
 }
-
-/// How long a ticket id is remembered to join call-center outcomes (180 days).
-const TICKET_MEMORY_MS: i64 = 180 * 86_400_000;
 
 /// Episodes remembered per subscriber and rule (older ones fall off; their windows are long
 /// past the lateness horizon).
@@ -170,20 +140,9 @@ pub struct Engine {
     contacts: FxHashMap<u32, Vec<Contact>>,
     /// Account facts not yet folded into the states (see [`super::facts`]).
     facts: PendingFacts,
-    tiers: Tiers,
-    router: Router,
-    /// Contact-cap windows by (subscriber slot, window), and the routed tickets in them.
-    contact_windows: FxHashMap<(u32, i64), ContactWindow>,
-    routed: FxHashMap<String, CareTicket>,
-    /// Recent tickets: id -> (slot, rule bitmask, created), to join outcomes.
-    ticket_rules: FxHashMap<String, (u32, u32, i64)>,
-    /// Rules a subscriber was just retained for, until when.
-    retained: FxHashMap<(u32, RuleId), i64>,
+    /// What becomes of raised signals (see [`super::policy`]).
+    policy: Policy,
     stats: EngineStats,
-}
-
-fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
-    *map.entry(key).or_insert(0) += 1;
 }
 
 fn tie_of(d: &SignalDraft) -> u64 {
@@ -225,12 +184,7 @@ impl Engine {
             spare_ids: Vec::new(),
             contacts: FxHashMap::default(),
             facts: PendingFacts::default(),
-            tiers: Tiers::new(&cfg.tiers),
-            router: Router::new(&cfg.tiers, &cfg.routing),
-            contact_windows: FxHashMap::default(),
-            routed: FxHashMap::default(),
-            ticket_rules: FxHashMap::default(),
-            retained: FxHashMap::default(),
+            policy: Policy::new(cfg),
             stats: EngineStats::default(),
             cfg: cfg.clone(),
         })
@@ -259,8 +213,7 @@ impl Engine {
                     reason: "not a valid holiday list".into(),
                 }
             })?;
-        self.tiers = Tiers::new(&next.tiers);
-        self.router = Router::new(&next.tiers, &next.routing);
+        self.policy.reconfigure(&next);
         self.cal = cal;
         self.cfg = next;
         Ok(())
@@ -274,7 +227,8 @@ impl Engine {
         let view = self.facts.view(slot, state, i64::MAX);
         let st = view.as_ref().unwrap_or(state);
         let closed = self.closed_through?;
-        let tier = self.tiers.tier_of(st, reference_month(closed + 1));
+        let tiers = self.policy.tiers();
+        let tier = tiers.tier_of(st, reference_month(closed + 1));
         let week = |f: &dyn Fn(&super::state::ClosedDay) -> u64| -> u64 {
             (closed - 6..=closed).map(|d| f(st.closed(d))).sum()
         };
@@ -305,7 +259,7 @@ impl Engine {
         active.sort();
         Some(SubscriberSummary {
             subscriber: m.to_string(),
-            tier: self.tiers.name(tier).to_string(),
+            tier: tiers.name(tier).to_string(),
             first_seen_day: (st.first_day != u16::MAX)
                 .then(|| super::calendar::date_of_day(i32::from(st.first_day)).to_string()),
             last_7_days_voice_minutes: week(&|d| d.voice_s()) / 60,
@@ -455,20 +409,12 @@ impl Engine {
 
     /// Drops policy memory no late record can need any more.
     fn forget_before(&mut self, closed: Day) {
-        let period = i64::from(self.cfg.contact.period_days);
-        let open_from = i64::from(closed) - OPEN_DAYS as i64;
-        self.contact_windows
-            .retain(|&(_, w), _| (w + 1) * period > open_from);
-        let routed_from = self
-            .cal
-            .day_start_ms(closed - self.cfg.contact.period_days as i32 - OPEN_DAYS as i32);
-        self.routed.retain(|_, t| t.created_time_ms >= routed_from);
-        let now = self.cal.day_start_ms(closed + 1);
-        self.ticket_rules
-            .retain(|_, &mut (_, _, created)| created >= now - TICKET_MEMORY_MS);
-        self.retained.retain(|_, &mut until| {
-            until > now - i64::from(self.cfg.engine.allowed_lateness_hours) * 3_600_000
-        });
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            cal: &self.cal,
+            lateness_ms: self.lateness_ms,
+        };
+        self.policy.forget_before(&ctx, closed);
     }
 
     fn apply_cdr(&mut self, c: &Cdr<'_>, day: Day, out: &mut Vec<CareTicket>) {
@@ -628,7 +574,13 @@ impl Engine {
                     ..
                 }
             ) {
-                self.honour_opt_out(slot, a.time_ms, out);
+                let ctx = Ctx {
+                    cfg: &self.cfg,
+                    cal: &self.cal,
+                    lateness_ms: self.lateness_ms,
+                };
+                self.policy
+                    .honour_opt_out(&ctx, slot, a.time_ms, &mut self.stats, out);
             }
         }
         let mut raised: Option<SignalDraft> = None;
@@ -770,10 +722,9 @@ impl Engine {
         self.dispatch(slot, vec![d], false, out);
     }
 
-    /// Turns signals raised together into a ticket: drops rules the call center just
-    /// retained the subscriber for, tiers and routes it, applies the control group,
-    /// do-not-disturb and the contact cap, and emits it (plus any ticket whose contact
-    /// decision the cap changed).
+    /// Hands signals raised together to the ticket policy, with the subscriber as the
+    /// ticket is tiered on: the plan and profile as they stood one lateness before it (no
+    /// late record can change that any more, see `facts`); an opt-out counts at once.
     fn dispatch(
         &mut self,
         slot: u32,
@@ -781,203 +732,37 @@ impl Engine {
         update: bool,
         out: &mut Vec<CareTicket>,
     ) {
-        signals.retain(|d| {
-            let retained = self
-                .retained
-                .get(&(slot, d.rule))
-                .is_some_and(|&until| d.raised_ms < until);
-            if retained {
-                bump(&mut self.stats.suppressed, "retained");
-            }
-            !retained
-        });
-        if signals.is_empty() {
+        self.policy
+            .drop_retained(slot, &mut signals, &mut self.stats);
+        let Some(created) = signals.iter().map(|d| d.raised_ms).min() else {
             return;
-        }
-        let msisdn = Msisdn(self.subs.number(slot));
-        let created = signals.iter().map(|d| d.raised_ms).min().unwrap_or(0);
-        // Tiered on the plan and profile as they stood one lateness before the ticket: no
-        // late record can change that any more (see `facts`). An opt-out counts at once.
+        };
         let settled = created.saturating_sub(self.lateness_ms);
         let state = self.subs.get(slot);
         let view = self.facts.view(slot, state, settled);
         let st = view.as_ref().unwrap_or(state);
         let dnd =
             st.has(flag::DO_NOT_DISTURB) || self.facts.opted_out_between(slot, settled, created);
-        let tier = self
-            .tiers
-            .tier_of(st, reference_month(self.cal.day_of(created)));
-        let rule_ids: Vec<RuleId> = signals.iter().map(|d| d.rule).collect();
-        let Some(route) = self.router.route(tier, self.tiers.queue(tier), &rule_ids) else {
-            bump(&mut self.stats.suppressed, "below_threshold");
-            return;
+        let who = Subject {
+            slot,
+            msisdn: Msisdn(self.subs.number(slot)),
+            state: st,
+            dnd,
         };
-        let mut t = ticket::build(&self.cfg.rules, msisdn, signals);
-        t.tier = self.tiers.name(tier).to_string();
-        t.priority = route.priority as i32;
-        t.queue = route.queue.to_string();
-        let contact = &self.cfg.contact;
-        let mut also: Vec<CareTicket> = Vec::new();
-        if in_control_group(
-            msisdn,
-            contact.control_group_fraction,
-            &contact.control_group_salt,
-        ) {
-            t.control_group = true;
-            t.queue.clear();
-            t.no_contact_reason = "control_group".into();
-        } else if dnd {
-            t.queue = self.router.no_contact_queue().to_string();
-            t.no_contact_reason = "do_not_disturb".into();
-            also = self.withdraw(slot, &t.ticket_id);
-        } else {
-            let period = contact.period_days as i32;
-            let max = contact.max_contacts as usize;
-            let window = i64::from(self.cal.day_of(t.created_time_ms).div_euclid(period));
-            let mut decisions = Vec::new();
-            // Re-emitted with earlier evidence in another window: leave the old one first.
-            if let Some(prev) = self.routed.get(&t.ticket_id) {
-                let prev_window =
-                    i64::from(self.cal.day_of(prev.created_time_ms).div_euclid(period));
-                if prev_window != window {
-                    if let Some(cw) = self.contact_windows.get_mut(&(slot, prev_window)) {
-                        decisions.extend(cw.remove(&t.ticket_id, max));
-                    }
-                }
-            }
-            let intended = t.clone();
-            let cw = self
-                .contact_windows
-                .entry((slot, window))
-                .or_insert_with(|| ContactWindow::new(window));
-            decisions.extend(cw.admit(t.created_time_ms, &t.ticket_id, max));
-            if decisions.iter().any(|(id, ok)| *id == t.ticket_id && !ok) {
-                t.queue = self.router.no_contact_queue().to_string();
-                t.no_contact_reason = "contact_cap".into();
-            }
-            also = self.cap_updates(decisions, &t.ticket_id);
-            self.routed.insert(intended.ticket_id.clone(), intended);
-        }
-        if update {
-            self.stats.ticket_updates += 1;
-        } else {
-            self.stats.tickets += 1;
-            for r in &rule_ids {
-                bump(&mut self.stats.tickets_by_rule, r.as_str());
-            }
-            *self
-                .stats
-                .tickets_by_tier
-                .entry(t.tier.clone())
-                .or_insert(0) += 1;
-            *self
-                .stats
-                .tickets_by_queue
-                .entry(if t.queue.is_empty() {
-                    "(none)".into()
-                } else {
-                    t.queue.clone()
-                })
-                .or_insert(0) += 1;
-            if !t.no_contact_reason.is_empty() {
-                *self
-                    .stats
-                    .no_contact
-                    .entry(t.no_contact_reason.clone())
-                    .or_insert(0) += 1;
-            }
-        }
-        let mask = rule_ids.iter().fold(0u32, |m, r| m | (1 << *r as u32));
-        self.ticket_rules
-            .insert(t.ticket_id.clone(), (slot, mask, t.created_time_ms));
-        out.push(t);
-        self.stats.ticket_updates += also.len() as u64;
-        out.extend(also);
-    }
-
-    /// Re-emissions of routed tickets whose contact decision changed (none for `except`).
-    fn cap_updates(&self, decisions: Vec<(String, bool)>, except: &str) -> Vec<CareTicket> {
-        let mut also = Vec::new();
-        for (id, allowed) in decisions {
-            if id == except {
-                continue;
-            }
-            if let Some(other) = self.routed.get(&id) {
-                let mut other = other.clone();
-                if !allowed {
-                    other.queue = self.router.no_contact_queue().to_string();
-                    other.no_contact_reason = "contact_cap".into();
-                }
-                also.push(other);
-            }
-        }
-        also
-    }
-
-    /// Takes a ticket out of the contact cap (it went do-not-disturb): the tickets whose
-    /// contact decision that changes, to re-emit.
-    fn withdraw(&mut self, slot: u32, id: &str) -> Vec<CareTicket> {
-        let Some(prev) = self.routed.remove(id) else {
-            return Vec::new();
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            cal: &self.cal,
+            lateness_ms: self.lateness_ms,
         };
-        let period = self.cfg.contact.period_days as i32;
-        let window = i64::from(self.cal.day_of(prev.created_time_ms).div_euclid(period));
-        let max = self.cfg.contact.max_contacts as usize;
-        let decisions = match self.contact_windows.get_mut(&(slot, window)) {
-            Some(cw) => cw.remove(id, max),
-            None => Vec::new(),
-        };
-        self.cap_updates(decisions, id)
-    }
-
-    /// A do-not-disturb request at `at_ms` that arrived late: tickets already routed for an
-    /// agent's call and created from then until one lateness later (the ones it would have
-    /// kept from the queues had it come first) go to the no-contact queue, re-emitted.
-    fn honour_opt_out(&mut self, slot: u32, at_ms: i64, out: &mut Vec<CareTicket>) {
-        let until = at_ms.saturating_add(self.lateness_ms);
-        let period = self.cfg.contact.period_days as i32;
-        let (first, last) = (
-            self.cal.day_of(at_ms).div_euclid(period),
-            self.cal.day_of(until).div_euclid(period),
-        );
-        let mut ids = Vec::new();
-        for w in first..=last {
-            if let Some(cw) = self.contact_windows.get(&(slot, i64::from(w))) {
-                ids.extend(cw.created_between(at_ms, until));
-            }
-        }
-        for id in ids {
-            let Some(mut t) = self.routed.get(&id).cloned() else {
-                continue;
-            };
-            t.queue = self.router.no_contact_queue().to_string();
-            t.no_contact_reason = "do_not_disturb".into();
-            let also = self.withdraw(slot, &id);
-            self.stats.ticket_updates += 1 + also.len() as u64;
-            out.push(t);
-            out.extend(also);
-        }
+        self.policy
+            .dispatch(&ctx, who, signals, update, &mut self.stats, out);
     }
 
     /// Feedback from the call center. A RETAINED subscriber is not ticketed again for the
     /// ticket's rules within each rule's cooldown.
     pub fn apply_outcome(&mut self, o: &TicketOutcomeEvent<'_>) {
-        *self.stats.outcomes.entry(o.outcome.as_str()).or_insert(0) += 1;
-        let Some(&(slot, mask, _)) = self.ticket_rules.get(o.ticket_id) else {
-            self.stats.outcomes_unknown_ticket += 1;
-            return;
-        };
-        if o.outcome != OutcomeKind::Retained {
-            return;
-        }
-        for r in RuleId::ALL {
-            if mask & (1 << r as u32) != 0 {
-                let until =
-                    o.time_ms + i64::from(rules::cooldown_days(&self.cfg.rules, r)) * 86_400_000;
-                let e = self.retained.entry((slot, r)).or_insert(until);
-                *e = (*e).max(until);
-            }
-        }
+        self.policy
+            .apply_outcome(&self.cfg.rules, o, &mut self.stats);
     }
 
     /// Closes `day` for every subscriber and runs the day- (and month-) close rules.

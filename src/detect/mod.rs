@@ -17,9 +17,11 @@ pub mod engine;
 pub mod event;
 pub mod facts;
 pub mod numbering;
+pub mod policy;
 pub mod routing;
 pub mod rules;
 pub mod state;
+pub mod stats;
 pub mod ticket;
 pub mod tier;
 
