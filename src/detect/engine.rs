@@ -45,6 +45,7 @@ use super::config::{ConfigError, DetectConfig};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
+use super::event::Period;
 use super::event::{
     AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, SuspensionReason, TicketOutcomeEvent,
 };
@@ -54,7 +55,7 @@ use super::policy::{Ctx, Policy, Subject};
 use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
-use super::rules::{self, RuleId, SignalDraft};
+use super::rules::{self, CloseInput, RuleId, RulesConfig, SignalDraft, When};
 use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, OPEN_DAYS};
 use super::stats::bump;
 pub use super::stats::EngineStats;
@@ -793,95 +794,32 @@ impl Engine {
                 st.record_bill(month.0 - 1, st.bill_amount_fen);
             }
             let churned = st.churned_by(day);
-            if !churned {
-                let sk = &mut self.stats.suppressed;
-                let d = &mut drafts;
-                let v = rules::silent_days::judge(&cfg.silent_days, st, day, cal);
-                take(
-                    st,
-                    flag::SILENT,
-                    v,
-                    Some(cfg.silent_days.cooldown_days),
-                    d,
-                    sk,
-                );
-                let v = rules::spend_drop::judge(&cfg.spend_drop, st, day, cal);
-                take(
-                    st,
-                    flag::SPEND_DROP,
-                    v,
-                    Some(cfg.spend_drop.cooldown_days),
-                    d,
-                    sk,
-                );
-                let v = rules::voice_drop::judge(&cfg.voice_drop, st, day, cal);
-                take(
-                    st,
-                    flag::VOICE_DROP,
-                    v,
-                    Some(cfg.voice_drop.cooldown_days),
-                    d,
-                    sk,
-                );
-                let v = rules::data_drop::judge(&cfg.data_drop, st, day, cal);
-                take(
-                    st,
-                    flag::DATA_DROP,
-                    v,
-                    Some(cfg.data_drop.cooldown_days),
-                    d,
-                    sk,
-                );
-                let v = rules::contract_expiry::judge(&cfg.contract_expiry, st, day, cal);
-                take(st, 0, v, None, d, sk);
-                let v = rules::payment_reminder::judge_bill(&cfg.payment_reminder, st, day, cal);
-                take(st, 0, v, None, d, sk);
-                // The plan and activation as they stood at the end of the day judged (only a
-                // bill issued that day can be judged, so only then is a view worth making).
-                let view = billed_today.then(|| facts.view(slot, st, next_start));
-                let v = match view.flatten() {
-                    Some(view) => rules::bill_shock::judge(&cfg.bill_shock, &view, day, cal),
-                    None => rules::bill_shock::judge(&cfg.bill_shock, st, day, cal),
-                };
-                take(st, 0, v, None, d, sk);
-                if let Some(history) = st
+            // The plan and activation as they stood at the end of the day judged (only a
+            // bill issued that day can be judged, so only then is a view worth making).
+            let view = billed_today
+                .then(|| facts.view(slot, st, next_start))
+                .flatten();
+            let closing = Closing {
+                view: view.as_ref(),
+                contacts: st
                     .has(flag::HAS_CONTACTS)
                     .then(|| self.contacts.get(&slot))
                     .flatten()
-                {
-                    let v = rules::complaint_burst::judge(&cfg.complaint_burst, history, day, cal);
-                    take(
-                        st,
-                        flag::COMPLAINT_BURST,
-                        v,
-                        Some(cfg.complaint_burst.cooldown_days),
-                        d,
-                        sk,
-                    );
-                }
-                if !st.has(flag::IP_CALLS_MONTH) {
-                    let v = rules::offnet_ip_calls::judge(
-                        &cfg.offnet_ip_calls,
-                        st.month_ip_s,
-                        day,
-                        month,
-                        cal,
-                    );
-                    if matches!(v, Verdict::Holds(_)) {
-                        st.set(flag::IP_CALLS_MONTH, true);
-                    }
-                    take(st, 0, v, None, d, sk);
-                }
-                if month_end {
-                    let v = rules::zero_spend::judge(&cfg.zero_spend_month, st, month, cal);
-                    take(st, flag::ZERO_MONTH, v, None, d, sk);
-                }
+                    .map(Vec::as_slice),
+                day,
+                month,
+                cal,
+            };
+            let skipped = &mut self.stats.suppressed;
+            if !churned {
+                let due = |w: When| w == When::Day || (month_end && w == When::MonthEnd);
+                run_close_rules(cfg, due, st, &closing, &mut drafts, skipped);
             }
             if month_end {
                 st.close_month(month.0);
                 if !churned {
-                    let v = rules::sustained_decline::judge(&cfg.sustained_decline, st, month, cal);
-                    take(st, 0, v, None, &mut drafts, &mut self.stats.suppressed);
+                    let due = |w: When| w == When::MonthClosed;
+                    run_close_rules(cfg, due, st, &closing, &mut drafts, skipped);
                 }
             }
             if !drafts.is_empty() {
@@ -926,6 +864,42 @@ impl Engine {
             return;
         }
         self.dispatch(slot, admitted, false, out);
+    }
+}
+
+/// One subscriber's day close, as the close rules may read it besides the state.
+struct Closing<'a> {
+    view: Option<&'a SubscriberState>,
+    contacts: Option<&'a [Contact]>,
+    day: Day,
+    month: Period,
+    cal: &'a Calendar,
+}
+
+/// Runs the close rules that are `due` over one subscriber, collecting their signals.
+fn run_close_rules(
+    cfg: &RulesConfig,
+    due: impl Fn(When) -> bool,
+    st: &mut SubscriberState,
+    c: &Closing<'_>,
+    drafts: &mut Vec<(SignalDraft, Option<u32>)>,
+    skipped: &mut BTreeMap<&'static str, u64>,
+) {
+    for rule in rules::CLOSE_RULES.iter().filter(|r| due(r.when)) {
+        if rule.latch && st.has(rule.condition) {
+            continue;
+        }
+        let input = CloseInput {
+            state: st,
+            account: c.view.unwrap_or(st),
+            contacts: c.contacts,
+            day: c.day,
+            month: c.month,
+            cal: c.cal,
+        };
+        let v = (rule.judge)(cfg, &input);
+        let cooldown = rule.cooldown.then(|| cfg.cooldown_days(rule.id));
+        take(st, rule.condition, v, cooldown, drafts, skipped);
     }
 }
 

@@ -94,6 +94,13 @@ pub mod zero_spend;
 
 use std::fmt;
 
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::event::Period;
+use crate::detect::state::{flag, SubscriberState};
+
+use baseline::Verdict;
+use complaint_burst::Contact;
+
 /// The registry: every rule once, by its id, its stable name (the config section
 /// `[rules.<name>]`, the ticket's and the metric's label) and its config struct, defined in
 /// the rule's file. Adding a rule: its file, one line here, its config section.
@@ -247,6 +254,143 @@ impl SignalDraft {
         self
     }
 }
+
+/// What a close rule may read about one subscriber when a day (or month) closes.
+pub struct CloseInput<'a> {
+    pub state: &'a SubscriberState,
+    /// The account as it stood at the end of the day judged (pending facts folded in).
+    pub account: &'a SubscriberState,
+    /// Complaints and fault reports, for subscribers who have any.
+    pub contacts: Option<&'a [Contact]>,
+    pub day: Day,
+    pub month: Period,
+    pub cal: &'a Calendar,
+}
+
+/// When a close rule runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// At every day close.
+    Day,
+    /// At the close of a month's last day, before the month is folded into history.
+    MonthEnd,
+    /// At the close of a month's last day, after the month is folded into history.
+    MonthClosed,
+}
+
+/// A rule judged at day or month close.
+pub struct CloseRule {
+    pub id: RuleId,
+    pub when: When,
+    /// A condition flag: an ongoing condition raises a signal only on the day it starts
+    /// (`0`: none, episodes alone de-duplicate).
+    pub condition: u16,
+    /// Once the condition holds it stays set until the state clears it (month rules), and
+    /// the rule is not judged meanwhile.
+    pub latch: bool,
+    /// The rule's cooldown holds across episodes.
+    pub cooldown: bool,
+    pub judge: fn(&RulesConfig, &CloseInput<'_>) -> Verdict,
+}
+
+/// The close rules, in the order their signals join a ticket. The engine iterates this
+/// table; a new close rule is one entry here.
+pub static CLOSE_RULES: [CloseRule; 11] = [
+    CloseRule {
+        id: RuleId::SilentDays,
+        when: When::Day,
+        condition: flag::SILENT,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| silent_days::judge(&c.silent_days, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::SpendDrop,
+        when: When::Day,
+        condition: flag::SPEND_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| spend_drop::judge(&c.spend_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::VoiceDrop,
+        when: When::Day,
+        condition: flag::VOICE_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| voice_drop::judge(&c.voice_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::DataDrop,
+        when: When::Day,
+        condition: flag::DATA_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| data_drop::judge(&c.data_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::ContractExpiry,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| contract_expiry::judge(&c.contract_expiry, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::PaymentReminder,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| payment_reminder::judge_bill(&c.payment_reminder, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::BillShock,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| bill_shock::judge(&c.bill_shock, i.account, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::ComplaintBurst,
+        when: When::Day,
+        condition: flag::COMPLAINT_BURST,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| match i.contacts {
+            Some(h) => complaint_burst::judge(&c.complaint_burst, h, i.day, i.cal),
+            None => Verdict::No,
+        },
+    },
+    CloseRule {
+        id: RuleId::OffnetIpCalls,
+        when: When::Day,
+        condition: flag::IP_CALLS_MONTH,
+        latch: true,
+        cooldown: false,
+        judge: |c, i| {
+            let s = i.state.month_ip_s;
+            offnet_ip_calls::judge(&c.offnet_ip_calls, s, i.day, i.month, i.cal)
+        },
+    },
+    CloseRule {
+        id: RuleId::ZeroSpendMonth,
+        when: When::MonthEnd,
+        condition: flag::ZERO_MONTH,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| zero_spend::judge(&c.zero_spend_month, i.state, i.month, i.cal),
+    },
+    CloseRule {
+        id: RuleId::SustainedDecline,
+        when: When::MonthClosed,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| sustained_decline::judge(&c.sustained_decline, i.state, i.month, i.cal),
+    },
+];
 
 /// Aligned cooldown window of a record rule: at most one ticket per window, and the same
 /// window whatever the arrival order.
