@@ -60,6 +60,7 @@ use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, 
 use super::stats::bump;
 pub use super::stats::EngineStats;
 use super::tier::reference_month;
+use super::watermark::Watermark;
 
 /// A ported number: national digits and the operator id it now belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,12 +126,8 @@ pub struct Engine {
     plan: NumberPlan,
     cal: Calendar,
     subs: SubscriberTable,
-    lateness_ms: i64,
-    max_seen_ms: i64,
-    /// Every day up to and including this one is closed (`None` before the first event).
-    closed_through: Option<Day>,
-    /// The first day this engine observed (records up to the lateness before the first).
-    observed_from: Day,
+    /// Event time: what is late, which days are closed (see [`super::watermark`]).
+    clock: Watermark,
     seen_ids: FxHashMap<Day, FxHashSet<u64>>,
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
@@ -174,10 +171,7 @@ impl Engine {
             plan,
             cal,
             subs: SubscriberTable::with_capacity(cfg.engine.expected_subscribers),
-            lateness_ms: i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000,
-            max_seen_ms: i64::MIN,
-            closed_through: None,
-            observed_from: Day::MIN,
+            clock: Watermark::new(i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000),
             seen_ids: FxHashMap::default(),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
@@ -227,7 +221,7 @@ impl Engine {
         let state = self.subs.get(slot);
         let view = self.facts.view(slot, state, i64::MAX);
         let st = view.as_ref().unwrap_or(state);
-        let closed = self.closed_through?;
+        let closed = self.clock.closed_through()?;
         let tiers = self.policy.tiers();
         let tier = tiers.tier_of(st, reference_month(closed + 1));
         let week = |f: &dyn Fn(&super::state::ClosedDay) -> u64| -> u64 {
@@ -294,21 +288,14 @@ impl Engine {
 
     /// The current watermark (UTC ms), `None` before the first event.
     pub fn watermark_ms(&self) -> Option<i64> {
-        self.closed_through
-            .map(|_| self.max_seen_ms - self.lateness_ms)
+        self.clock.watermark_ms()
     }
 
     /// Applies one event; tickets it raises (or corrects) are appended to `out`.
     pub fn apply(&mut self, ev: &Event<'_>, out: &mut Vec<CareTicket>) -> Applied {
         let t = ev.time_ms();
         let day = self.cal.day_of(t);
-        if self.closed_through.is_none() {
-            self.max_seen_ms = t;
-            self.closed_through = Some(self.close_target());
-            self.observed_from = self.close_target() + 1;
-        }
-        let closed = self.closed_through.unwrap_or(Day::MIN);
-        if t < self.max_seen_ms.saturating_sub(self.lateness_ms) || day <= closed {
+        if self.clock.admit_is_late(t, day, &self.cal) {
             self.stats.late += 1;
             return Applied::Late;
         }
@@ -326,15 +313,14 @@ impl Engine {
             return Applied::Duplicate;
         }
         self.stats.accepted += 1;
-        if t > self.max_seen_ms {
-            self.max_seen_ms = t;
-            self.close_days_through(self.close_target(), out);
+        if let Some(days) = self.clock.advance(t, &self.cal) {
+            self.close_days(days, out);
         }
         match ev {
             Event::Cdr(c) => self.apply_cdr(c, day, out),
             Event::Account(a) => self.apply_account(a, day, out),
         }
-        self.finalize_partials(self.max_seen_ms - self.lateness_ms, out);
+        self.finalize_partials(self.watermark(), out);
         self.stats.subscribers = self.subs.len();
         Applied::Accepted
     }
@@ -344,53 +330,49 @@ impl Engine {
     /// that went idle: the caller (the adapter, which holds the wall clock) decides `t`.
     /// Nothing happens before the first event or if `t` is not newer than the newest seen.
     pub fn advance_to(&mut self, t: i64, out: &mut Vec<CareTicket>) {
-        if self.closed_through.is_none() || t <= self.max_seen_ms {
+        if self.clock.newest_ms().is_none_or(|newest| t <= newest) {
             return;
         }
-        self.max_seen_ms = t;
-        self.close_days_through(self.close_target(), out);
-        self.finalize_partials(self.max_seen_ms - self.lateness_ms, out);
+        if let Some(days) = self.clock.advance(t, &self.cal) {
+            self.close_days(days, out);
+        }
+        self.finalize_partials(self.watermark(), out);
         self.stats.subscribers = self.subs.len();
     }
 
     /// The newest event time seen (or moved on to by [`Engine::advance_to`]), `None` before
     /// the first event.
     pub fn newest_event_ms(&self) -> Option<i64> {
-        self.closed_through.map(|_| self.max_seen_ms)
+        self.clock.newest_ms()
     }
 
     /// End of input (Flink's final watermark): nothing more will arrive, so every day the
     /// input touched closes, the last event's own day included, and any partial call still
     /// open is judged. A month closes only when that day is its last.
     pub fn finish(&mut self, out: &mut Vec<CareTicket>) {
-        if self.closed_through.is_none() {
+        if self.clock.newest_ms().is_none() {
             return;
         }
-        self.close_days_through(self.cal.day_of(self.max_seen_ms), out);
+        if let Some(days) = self.clock.finish(&self.cal) {
+            self.close_days(days, out);
+        }
         self.finalize_partials(i64::MAX, out);
         self.stats.subscribers = self.subs.len();
     }
 
-    /// The last day that must be closed: the watermark's day minus one, and never more than
-    /// [`OPEN_DAYS`] days open (a DST day can make 48 hours span four calendar days).
-    fn close_target(&self) -> Day {
-        let by_watermark = self.cal.day_of(self.max_seen_ms - self.lateness_ms) - 1;
-        by_watermark.max(self.cal.day_of(self.max_seen_ms) - OPEN_DAYS as i32)
+    /// The watermark; only called once an event has started the clock.
+    fn watermark(&self) -> i64 {
+        self.clock.watermark_ms().unwrap_or(i64::MIN)
     }
 
-    fn close_days_through(&mut self, target: Day, out: &mut Vec<CareTicket>) {
-        let Some(mut closed) = self.closed_through else {
-            return;
-        };
-        if closed >= target {
-            return;
-        }
-        while closed < target {
-            closed += 1;
-            self.close_day(closed, out);
+    /// Closes `days` (in order), then drops de-duplication ids and policy memory no late
+    /// record can need any more.
+    fn close_days(&mut self, days: std::ops::RangeInclusive<Day>, out: &mut Vec<CareTicket>) {
+        let closed = *days.end();
+        for day in days {
+            self.close_day(day, out);
             self.stats.days_closed += 1;
         }
-        self.closed_through = Some(closed);
         let old: Vec<Day> = self
             .seen_ids
             .keys()
@@ -413,7 +395,7 @@ impl Engine {
         let ctx = Ctx {
             cfg: &self.cfg,
             cal: &self.cal,
-            lateness_ms: self.lateness_ms,
+            lateness_ms: self.clock.lateness_ms(),
         };
         self.policy.forget_before(&ctx, closed);
     }
@@ -578,7 +560,7 @@ impl Engine {
                 let ctx = Ctx {
                     cfg: &self.cfg,
                     cal: &self.cal,
-                    lateness_ms: self.lateness_ms,
+                    lateness_ms: self.clock.lateness_ms(),
                 };
                 self.policy
                     .honour_opt_out(&ctx, slot, a.time_ms, &mut self.stats, out);
@@ -675,7 +657,7 @@ impl Engine {
                     // Known since activation, but never before the engine's first day: the
                     // rules must not judge days and months nobody observed.
                     let from = act
-                        .max(self.observed_from)
+                        .max(self.clock.observed_from())
                         .clamp(1, i32::from(u16::MAX) - 1);
                     (act as u16, from as u16)
                 } else {
@@ -738,7 +720,7 @@ impl Engine {
         let Some(created) = signals.iter().map(|d| d.raised_ms).min() else {
             return;
         };
-        let settled = created.saturating_sub(self.lateness_ms);
+        let settled = created.saturating_sub(self.clock.lateness_ms());
         let state = self.subs.get(slot);
         let view = self.facts.view(slot, state, settled);
         let st = view.as_ref().unwrap_or(state);
@@ -753,7 +735,7 @@ impl Engine {
         let ctx = Ctx {
             cfg: &self.cfg,
             cal: &self.cal,
-            lateness_ms: self.lateness_ms,
+            lateness_ms: self.clock.lateness_ms(),
         };
         self.policy
             .dispatch(&ctx, who, signals, update, &mut self.stats, out);
@@ -777,7 +759,7 @@ impl Engine {
         // The day's bills, payments, suspensions and contracts are final now; plan and
         // profile facts wait until no ticket can be tiered before them (see `facts`).
         let next_start = self.cal.day_start_ms(day + 1);
-        let routing_before = self.cal.day_start_ms(day) - self.lateness_ms;
+        let routing_before = self.cal.day_start_ms(day) - self.clock.lateness_ms();
         self.facts
             .settle(&mut self.subs, next_start, routing_before);
         let mut drafts: Vec<(SignalDraft, Option<u32>)> = Vec::new();
