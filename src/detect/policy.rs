@@ -142,55 +142,12 @@ impl Policy {
             t.no_contact_reason = "do_not_disturb".into();
             also = self.withdraw(ctx, slot, &t.ticket_id);
         } else {
-            let period = contact.period_days as i32;
-            let max = contact.max_contacts as usize;
-            let window = i64::from(ctx.cal.day_of(t.created_time_ms).div_euclid(period));
-            let mut decisions = Vec::new();
-            // Re-emitted with earlier evidence in another window: leave the old one first.
-            if let Some(prev) = self.routed.get(&t.ticket_id) {
-                let prev_window =
-                    i64::from(ctx.cal.day_of(prev.created_time_ms).div_euclid(period));
-                if prev_window != window {
-                    if let Some(cw) = self.contact_windows.get_mut(&(slot, prev_window)) {
-                        decisions.extend(cw.remove(&t.ticket_id, max));
-                    }
-                }
-            }
-            let intended = t.clone();
-            let cw = self
-                .contact_windows
-                .entry((slot, window))
-                .or_insert_with(|| ContactWindow::new(window));
-            decisions.extend(cw.admit(t.created_time_ms, &t.ticket_id, max));
-            if decisions.iter().any(|(id, ok)| *id == t.ticket_id && !ok) {
-                t.queue = self.router.no_contact_queue().to_string();
-                t.no_contact_reason = "contact_cap".into();
-            }
-            also = self.cap_updates(decisions, &t.ticket_id);
-            self.routed.insert(intended.ticket_id.clone(), intended);
+            also = self.admit_to_cap(ctx, slot, &mut t);
         }
         if update {
             stats.ticket_updates += 1;
         } else {
-            stats.tickets += 1;
-            for r in &rule_ids {
-                bump(&mut stats.tickets_by_rule, r.as_str());
-            }
-            *stats.tickets_by_tier.entry(t.tier.clone()).or_insert(0) += 1;
-            *stats
-                .tickets_by_queue
-                .entry(if t.queue.is_empty() {
-                    "(none)".into()
-                } else {
-                    t.queue.clone()
-                })
-                .or_insert(0) += 1;
-            if !t.no_contact_reason.is_empty() {
-                *stats
-                    .no_contact
-                    .entry(t.no_contact_reason.clone())
-                    .or_insert(0) += 1;
-            }
+            stats.count_new(&t, &rule_ids);
         }
         let mask = rule_ids.iter().fold(0u32, |m, r| m | (1 << *r as u32));
         self.ticket_rules
@@ -198,6 +155,39 @@ impl Policy {
         out.push(t);
         stats.ticket_updates += also.len() as u64;
         out.extend(also);
+    }
+
+    /// The contact cap: at most `max_contacts` routed tickets per subscriber and period. A
+    /// ticket over the cap goes to the no-contact queue; tickets whose decision changes
+    /// are returned, to re-emit.
+    fn admit_to_cap(&mut self, ctx: &Ctx<'_>, slot: u32, t: &mut CareTicket) -> Vec<CareTicket> {
+        let contact = &ctx.cfg.contact;
+        let period = contact.period_days as i32;
+        let max = contact.max_contacts as usize;
+        let window = i64::from(ctx.cal.day_of(t.created_time_ms).div_euclid(period));
+        let mut decisions = Vec::new();
+        // Re-emitted with earlier evidence in another window: leave the old one first.
+        if let Some(prev) = self.routed.get(&t.ticket_id) {
+            let prev_window = i64::from(ctx.cal.day_of(prev.created_time_ms).div_euclid(period));
+            if prev_window != window {
+                if let Some(cw) = self.contact_windows.get_mut(&(slot, prev_window)) {
+                    decisions.extend(cw.remove(&t.ticket_id, max));
+                }
+            }
+        }
+        let intended = t.clone();
+        let cw = self
+            .contact_windows
+            .entry((slot, window))
+            .or_insert_with(|| ContactWindow::new(window));
+        decisions.extend(cw.admit(t.created_time_ms, &t.ticket_id, max));
+        if decisions.iter().any(|(id, ok)| *id == t.ticket_id && !ok) {
+            t.queue = self.router.no_contact_queue().to_string();
+            t.no_contact_reason = "contact_cap".into();
+        }
+        let also = self.cap_updates(decisions, &t.ticket_id);
+        self.routed.insert(intended.ticket_id.clone(), intended);
+        also
     }
 
     /// Re-emissions of routed tickets whose contact decision changed (none for `except`).

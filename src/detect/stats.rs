@@ -4,6 +4,10 @@
 
 use std::collections::BTreeMap;
 
+use crate::proto::CareTicket;
+
+use super::rules::RuleId;
+
 /// Counters for the summary and, later, metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineStats {
@@ -28,6 +32,29 @@ pub struct EngineStats {
     /// Outcomes for a ticket id this engine does not know (older than its memory, or another
     /// instance's).
     pub outcomes_unknown_ticket: u64,
+}
+
+impl EngineStats {
+    /// Counts a new ticket by rule, tier, queue and no-contact reason.
+    pub(crate) fn count_new(&mut self, t: &CareTicket, rules: &[RuleId]) {
+        self.tickets += 1;
+        for r in rules {
+            bump(&mut self.tickets_by_rule, r.as_str());
+        }
+        *self.tickets_by_tier.entry(t.tier.clone()).or_insert(0) += 1;
+        let queue = if t.queue.is_empty() {
+            "(none)".to_string()
+        } else {
+            t.queue.clone()
+        };
+        *self.tickets_by_queue.entry(queue).or_insert(0) += 1;
+        if !t.no_contact_reason.is_empty() {
+            *self
+                .no_contact
+                .entry(t.no_contact_reason.clone())
+                .or_insert(0) += 1;
+        }
+    }
 }
 
 pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {

@@ -5,6 +5,17 @@
 use super::*;
 
 impl Engine {
+    /// A do-not-disturb request counts at once, even for tickets already sent.
+    fn honour_opt_out(&mut self, slot: u32, at_ms: i64, out: &mut Vec<CareTicket>) {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            cal: &self.cal,
+            lateness_ms: self.clock.lateness_ms(),
+        };
+        self.policy
+            .honour_opt_out(&ctx, slot, at_ms, &mut self.stats, out);
+    }
+
     pub(super) fn apply_account(&mut self, a: &AccountEvent, day: Day, out: &mut Vec<CareTicket>) {
         let slot = self.subs.slot(a.subscriber.0);
         self.subs.get_mut(slot).note_seen(day);
@@ -25,13 +36,7 @@ impl Engine {
                     ..
                 }
             ) {
-                let ctx = Ctx {
-                    cfg: &self.cfg,
-                    cal: &self.cal,
-                    lateness_ms: self.clock.lateness_ms(),
-                };
-                self.policy
-                    .honour_opt_out(&ctx, slot, a.time_ms, &mut self.stats, out);
+                self.honour_opt_out(slot, a.time_ms, out);
             }
         }
         let mut raised: Option<SignalDraft> = None;
