@@ -11,8 +11,8 @@
 use serde::{de::Error as _, Deserialize, Deserializer};
 use std::path::Path;
 
-use crate::detect::config::invalid;
 pub use crate::detect::config::*;
+use crate::detect::validate::invalid;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Default)]

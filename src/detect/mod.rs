@@ -24,6 +24,7 @@ pub mod state;
 pub mod stats;
 pub mod ticket;
 pub mod tier;
+pub mod validate;
 pub mod watermark;
 
 pub use config::DetectConfig;

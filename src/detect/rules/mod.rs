@@ -38,9 +38,9 @@ macro_rules! rule_config {
             }
         }
         impl $name {
-            pub(crate) fn validate(&$self_, $key: &str) -> Result<(), $crate::detect::config::ConfigError> {
+            pub(crate) fn validate(&$self_, $key: &str) -> Result<(), $crate::detect::validate::ConfigError> {
                 #[allow(unused_imports)]
-                use $crate::detect::config::{check_fraction, check_positive, check_weight, invalid};
+                use $crate::detect::validate::{check_fraction, check_positive, check_weight, invalid};
                 check_weight($key, $self_.weight)?;
                 if $self_.cooldown_days == 0 || $self_.cooldown_days > 366 {
                     return Err(invalid(&format!("{}.cooldown_days", $key), "must be 1 to 366"));
@@ -125,7 +125,7 @@ macro_rules! registry {
         pub struct RulesConfig { $( pub $name: $cfg, )* }
 
         impl RulesConfig {
-            pub(crate) fn validate(&self) -> Result<(), crate::detect::config::ConfigError> {
+            pub(crate) fn validate(&self) -> Result<(), crate::detect::validate::ConfigError> {
                 $( self.$name.validate(concat!("rules.", stringify!($name)))?; )*
                 Ok(())
             }
