@@ -585,12 +585,11 @@ pub fn run(opts: &GenerateOptions, cfg: &Config) -> Result<GenerateSummary, Gene
             reason: "must be 1 to 3650".into(),
         });
     }
-    let cal = Calendar::new(&cfg.engine.time_zone, &cfg.calendar.holidays).ok_or_else(|| {
-        GenerateError::Option {
+    let cal = Calendar::new(&cfg.detect.engine.time_zone, &cfg.detect.calendar.holidays)
+        .ok_or_else(|| GenerateError::Option {
             option: "--config",
             reason: "engine.time_zone or calendar.holidays is invalid".into(),
-        }
-    })?;
+        })?;
     let first = day_of_date(opts.start);
     let n_days = i64::from(opts.days);
     // One spare month of calendar for look-ahead (next 1st of a month, due dates).

@@ -14,7 +14,11 @@
 //!   `partition` (one task and one engine per partition, inputs merged by event time,
 //!   offsets stored after acknowledgement), `producer` (failures sorted into retriable,
 //!   permanent and fatal) and `dead_letter` (an enum of reasons), plus the embedded broker.
-//! - [`config`] holds every setting, validated at start-up with the offending key named.
+//! - [`detect::config`] holds the core's settings (each rule's section is defined in the
+//!   rule's file and gathered by the registry in [`detect::rules`]); [`config`] wraps them
+//!   with the service's Kafka and HTTP settings and is the one loader (file, then
+//!   environment) every command uses. The dependency runs one way: the core never imports
+//!   the service's config.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;

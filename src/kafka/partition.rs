@@ -233,7 +233,7 @@ impl PartitionTask {
                 let r = self
                     .worker
                     .engine_mut()
-                    .reconfigure(&cfg)
+                    .reconfigure(&*cfg)
                     .map_err(|e| e.to_string());
                 let _ = done.send(r);
             }
