@@ -6,12 +6,12 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message as _;
 
-use churnwatch::bench::{build_history, encode_days, Workload, ENGINE_START};
 use churnwatch::codec;
 use churnwatch::config::Config;
 use churnwatch::detect::calendar::{day_of_date, Calendar};
 use churnwatch::detect::{Engine, Event};
 use churnwatch::proto;
+use churnwatch::tools::bench::{build_history, encode_days, Workload, ENGINE_START};
 
 const SUBSCRIBERS: u64 = 100_000;
 const HISTORY_DAYS: u32 = 35;

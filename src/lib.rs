@@ -7,24 +7,23 @@
 //!   input always gives the same tickets. Everything worth testing lives here.
 //! - Adapters are thin and sit around it: [`codec`] turns wire bytes (protobuf or proto3
 //!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
-//!   files; [`demo`] runs a built-in workload. Kafka and HTTP adapters come later and reuse
-//!   the same engine, so no rule is ever implemented twice.
+//!   files. Kafka and HTTP adapters come later and reuse the same engine, so no rule is
+//!   ever implemented twice.
+//! - [`tools`] is apart from the product: synthetic workloads, `generate`, `demo`, `bench`
+//!   and quality scoring.
 //! - [`config`] holds every setting, validated at start-up with the offending key named.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;
-pub mod bench;
 pub mod codec;
 pub mod config;
-pub mod demo;
 pub mod detect;
-pub mod generate;
 pub mod http;
 pub mod kafka;
 pub mod live;
 pub mod metrics;
-pub mod quality;
 pub mod replay;
+pub mod tools;
 
 /// The wire contract, generated from `proto/churnwatch/v1/` at build time.
 #[allow(clippy::all, missing_docs)]

@@ -4,7 +4,7 @@
 //! listing the journeys it missed.
 
 use churnwatch::config::Config;
-use churnwatch::demo;
+use churnwatch::tools::demo;
 
 #[test]
 fn every_planted_journey_raises_its_rule() {

@@ -27,8 +27,8 @@ use crate::detect::calendar::{day_of_date, Calendar, Day};
 use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
 use crate::detect::state::SubscriberState;
 use crate::detect::Engine;
-use crate::generate::Rng;
 use crate::proto::{self, CareTicket};
+use crate::tools::generate::Rng;
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]
@@ -569,8 +569,8 @@ pub fn wire_workload(
     count: u64,
     span_ms: i64,
     seed: u64,
-) -> Vec<crate::demo::WireEvent> {
-    use crate::demo::WireEvent;
+) -> Vec<crate::tools::demo::WireEvent> {
+    use crate::tools::demo::WireEvent;
     use proto::account_event::Kind;
     let mut w = Workload::new(subscribers, seed);
     let mut rng = Rng::stream(seed, 0xac, 0x01);
