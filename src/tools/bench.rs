@@ -28,7 +28,7 @@ use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
 use crate::detect::state::SubscriberState;
 use crate::detect::Engine;
 use crate::proto::{self, CareTicket};
-use crate::tools::generate::Rng;
+use crate::tools::workload::Rng;
 
 /// Why a benchmark could not run.
 #[derive(Debug, thiserror::Error)]

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::detect::{EngineStats, Event, Msisdn};
 use crate::proto::{self, account_event::Kind};
 use crate::replay::{self, ReplayError};
+use crate::tools::workload::Rng;
 
 /// 2026-07-01 00:00 Asia/Shanghai, the first day of the workload, UTC epoch milliseconds.
 pub const START_MS: i64 = 1_782_835_200_000;
@@ -148,26 +149,6 @@ pub fn subscriber_number(i: usize) -> String {
     )
 }
 
-/// SplitMix64: tiny, seeded, and identical on every platform.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `lo..hi` (hi > lo).
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo) as u64) as i64
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 /// Builds one subscriber's messages with sequential ids.
 struct Builder<'a> {
     sub: String,
@@ -229,7 +210,7 @@ fn voice_charge(duration_s: u32) -> i64 {
 
 /// The whole workload in delivery order (mostly by time, some late, some twice).
 pub fn workload() -> Vec<WireEvent> {
-    let mut rng = Rng(0x00c0_ffee_2026);
+    let mut rng = Rng::new(0x00c0_ffee_2026);
     let mut events = Vec::new();
     for i in 0..SUBSCRIBERS {
         let sub = subscriber_number(i);
@@ -463,12 +444,12 @@ fn deliver(events: Vec<WireEvent>, rng: &mut Rng) -> Vec<WireEvent> {
     for (n, ev) in events.into_iter().enumerate() {
         let t = ev.time_ms();
         let is_cdr = matches!(ev, WireEvent::Cdr(_));
-        let delay = if is_cdr && rng.chance(3) {
+        let delay = if is_cdr && rng.percent(3) {
             rng.range(HOUR_MS, 24 * HOUR_MS)
         } else {
             0
         };
-        if is_cdr && rng.next() % 200 == 0 {
+        if is_cdr && rng.next_u64() % 200 == 0 {
             keyed.push((t + rng.range(HOUR_MS, 6 * HOUR_MS), n, ev.clone()));
         }
         keyed.push((t + delay, n, ev));

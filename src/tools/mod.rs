@@ -14,3 +14,4 @@ pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod quality;
+pub mod workload;
