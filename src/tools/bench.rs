@@ -28,6 +28,7 @@ use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
 use crate::detect::state::SubscriberState;
 use crate::detect::Engine;
 use crate::proto::{self, CareTicket};
+use crate::tools::workload::numbers::{mobile, subscriber, ANY_PREFIXES};
 use crate::tools::workload::Rng;
 
 /// Why a benchmark could not run.
@@ -41,13 +42,6 @@ pub enum BenchError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("benchmark check failed: {0}")]
     Check(String),
-}
-
-/// The `i`th subscriber (`i` below 10^8): `86130` and eight scattered digits, so numbers are
-/// distinct but not sequential.
-pub fn subscriber(i: u64) -> u64 {
-    // i -> 7919 i + c (mod 10^8) is a bijection: 7919 is prime to 10^8.
-    8_613_000_000_000 + (i.wrapping_mul(7919) + 10_000_019) % 100_000_000
 }
 
 /// A CDR generator with a realistic mix: voice out and in with mobiles of every operator,
@@ -67,12 +61,9 @@ const CARE: [&str; 3] = ["10010", "10086", "10000"];
 impl Workload {
     pub fn new(subscribers: u64, seed: u64) -> Workload {
         let mut rng = Rng::stream(seed, 0xbe, 0x9c);
-        const PREFIXES: [&str; 10] = [
-            "130", "131", "155", "186", "138", "139", "150", "158", "133", "189",
-        ];
         let parties = (0..65_536)
             .map(|i| {
-                let national = format!("{}{:08}", rng.pick(&PREFIXES), rng.range(0, 100_000_000));
+                let national = mobile(&mut rng, &ANY_PREFIXES);
                 // Some switches present the other party in international format.
                 if i % 5 == 0 {
                     format!("86{national}")

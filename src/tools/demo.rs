@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::detect::{EngineStats, Event, Msisdn};
 use crate::proto::{self, account_event::Kind};
 use crate::replay::{self, ReplayError};
+use crate::tools::workload::numbers::{mobile, subscriber_number, voice_charge};
 use crate::tools::workload::Rng;
 
 /// 2026-07-01 00:00 Asia/Shanghai, the first day of the workload, UTC epoch milliseconds.
@@ -59,7 +60,7 @@ pub struct Journey {
     pub rule: &'static str,
 }
 
-/// Index of each journey's subscriber in [`subscriber_number`].
+/// Index of each journey's subscriber in [`number`].
 mod who {
     pub const CARE_CALL: usize = 0;
     pub const FORWARDING: usize = 1;
@@ -84,7 +85,7 @@ const SHOCK_PLAN_FEE: i64 = 5800;
 /// The journeys hidden in [`workload`], with the rule each should raise.
 pub fn planted() -> Vec<Journey> {
     let j = |i, story, rule| Journey {
-        subscriber: subscriber_number(i),
+        subscriber: number(i),
         story,
         rule,
     };
@@ -138,17 +139,6 @@ pub fn planted() -> Vec<Journey> {
     ]
 }
 
-/// The `i`th subscriber's number: China Unicom ranges, international format.
-pub fn subscriber_number(i: usize) -> String {
-    const PREFIXES: [&str; 7] = ["130", "131", "132", "155", "156", "185", "186"];
-    format!(
-        "86{}{:04}{:04}",
-        PREFIXES[i % PREFIXES.len()],
-        2000 + i * 37,
-        1000 + (i * 7919) % 9000
-    )
-}
-
 /// Builds one subscriber's messages with sequential ids.
 struct Builder<'a> {
     sub: String,
@@ -192,28 +182,23 @@ impl Builder<'_> {
     }
 }
 
-fn other_mobile(rng: &mut Rng) -> String {
-    const PREFIXES: [&str; 9] = [
-        "130", "155", "186", "138", "139", "150", "133", "189", "177",
-    ];
-    format!(
-        "{}{:08}",
-        PREFIXES[rng.range(0, PREFIXES.len() as i64) as usize],
-        rng.range(0, 100_000_000)
-    )
+/// The demo's `i`th subscriber: one per block of seven in the numbering plan, so that
+/// the last four digits, all a masked number shows, differ from one subscriber to the next.
+pub fn number(i: usize) -> String {
+    subscriber_number(7 * i + i % 7)
 }
 
-/// Voice is charged 0.10 yuan per started minute on outgoing calls.
-fn voice_charge(duration_s: u32) -> i64 {
-    i64::from(duration_s.div_ceil(60)) * 10
-}
+/// Other parties of background calls and SMS.
+const PARTIES: [&str; 9] = [
+    "130", "155", "186", "138", "139", "150", "133", "189", "177",
+];
 
 /// The whole workload in delivery order (mostly by time, some late, some twice).
 pub fn workload() -> Vec<WireEvent> {
     let mut rng = Rng::new(0x00c0_ffee_2026);
     let mut events = Vec::new();
     for i in 0..SUBSCRIBERS {
-        let sub = subscriber_number(i);
+        let sub = number(i);
         let mut b = Builder {
             sub,
             seq: 0,
@@ -260,12 +245,12 @@ fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
         for _ in 0..rng.range(out_per_day - 1, out_per_day + 2) {
             let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
             let dur = rng.range(60, 360) as u32;
-            let charge = voice_charge(dur);
+            let charge = voice_charge(dur, 10);
             july_charge += if in_july { charge } else { 0 };
             b.cdr(
                 t,
                 proto::RecordType::VoiceOut,
-                &other_mobile(rng),
+                &mobile(rng, &PARTIES),
                 dur,
                 0,
                 charge,
@@ -274,11 +259,25 @@ fn background(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
         for _ in 0..rng.range(in_per_day - 1, in_per_day + 2) {
             let t = day_ms + 8 * HOUR_MS + rng.range(0, 14 * HOUR_MS);
             let dur = rng.range(60, 360) as u32;
-            b.cdr(t, proto::RecordType::VoiceIn, &other_mobile(rng), dur, 0, 0);
+            b.cdr(
+                t,
+                proto::RecordType::VoiceIn,
+                &mobile(rng, &PARTIES),
+                dur,
+                0,
+                0,
+            );
         }
         for _ in 0..rng.range(0, 3) {
             let t = day_ms + 9 * HOUR_MS + rng.range(0, 12 * HOUR_MS);
-            b.cdr(t, proto::RecordType::SmsOut, &other_mobile(rng), 0, 0, 10);
+            b.cdr(
+                t,
+                proto::RecordType::SmsOut,
+                &mobile(rng, &PARTIES),
+                0,
+                0,
+                10,
+            );
         }
         for _ in 0..rng.range(2, 4) {
             let t = day_ms + 7 * HOUR_MS + rng.range(0, 16 * HOUR_MS);
@@ -350,7 +349,7 @@ fn journey(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
                         target,
                         dur,
                         0,
-                        voice_charge(dur),
+                        voice_charge(dur, 10),
                     );
                 }
             }
@@ -410,7 +409,7 @@ fn journey(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
                     &other,
                     1200,
                     0,
-                    voice_charge(1200),
+                    voice_charge(1200, 10),
                 );
             }
         }
@@ -693,13 +692,10 @@ mod tests {
     }
 
     #[test]
-    fn subscriber_numbers_are_distinct_unicom_numbers() {
-        let nums: std::collections::BTreeSet<String> =
-            (0..SUBSCRIBERS).map(subscriber_number).collect();
-        assert_eq!(nums.len(), SUBSCRIBERS);
-        assert!(nums
-            .iter()
-            .all(|n| n.len() == 13 && Msisdn::parse(n).is_ok()));
+    fn masked_numbers_tell_the_subscribers_apart() {
+        let tails: std::collections::BTreeSet<String> =
+            (0..SUBSCRIBERS).map(|i| masked(&number(i))).collect();
+        assert_eq!(tails.len(), SUBSCRIBERS);
     }
 
     #[test]
@@ -709,7 +705,7 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("planted journeys found"), "{text}");
         for i in 0..SUBSCRIBERS {
-            assert!(!text.contains(&subscriber_number(i)), "full number printed");
+            assert!(!text.contains(&number(i)), "full number printed");
         }
     }
 }

@@ -48,6 +48,9 @@ use crate::config::Config;
 use crate::detect::calendar::{date_of_day, day_of_date, Calendar, Day};
 use crate::proto::{self, account_event::Kind, RecordType};
 use crate::replay::Format;
+use crate::tools::workload::numbers::{
+    mobile, subscriber_number, voice_charge, ANY_PREFIXES, COMPETITOR_PREFIXES, UNICOM_PREFIXES,
+};
 use crate::tools::workload::Rng;
 
 /// The default first day: 2026-06-01, so that 150 days cover four full months (for
@@ -164,35 +167,6 @@ impl fmt::Display for GenerateSummary {
         };
         write!(f, "  elapsed           {secs:.3} s ({rate:.0} events/s)")
     }
-}
-
-/// The `i`th subscriber's number: China Unicom ranges, international format, distinct for
-/// every `i` below 700 million.
-pub fn subscriber_number(i: usize) -> String {
-    const PREFIXES: [&str; 7] = ["130", "131", "132", "155", "156", "185", "186"];
-    let k = (i / PREFIXES.len()) as u64;
-    // k -> 7919 k + c (mod 10^8) is a bijection: 7919 is prime to 10^8.
-    let body = (k * 7919 + 10_000_019) % 100_000_000;
-    format!("86{}{body:08}", PREFIXES[i % PREFIXES.len()])
-}
-
-/// Mobile prefixes of the other operators (China Mobile, China Telecom) and our own.
-const MOBILE_PREFIXES: [&str; 4] = ["138", "139", "189", "133"];
-const UNICOM_PREFIXES: [&str; 4] = ["130", "186", "155", "132"];
-
-fn random_mobile(rng: &mut Rng) -> String {
-    const ANY: [&str; 10] = [
-        "130", "131", "155", "186", "138", "139", "150", "158", "133", "189",
-    ];
-    format!("{}{:08}", rng.pick(&ANY), rng.range(0, 100_000_000))
-}
-
-fn competitor_mobile(rng: &mut Rng) -> String {
-    format!(
-        "{}{:08}",
-        rng.pick(&MOBILE_PREFIXES),
-        rng.range(0, 100_000_000)
-    )
 }
 
 /// How much someone uses the phone.
@@ -1573,7 +1547,7 @@ impl DayOut {
                 // Heavy-tailed: most calls are short, a few last an hour.
                 let secs = ctx.rng.lognormal(s.call_s * u.dur, CALL_SIGMA);
                 let secs = secs.clamp(3.0, 4.0 * 3600.0) as u32;
-                let other = random_mobile(&mut ctx.rng);
+                let other = mobile(&mut ctx.rng, &ANY_PREFIXES);
                 if out {
                     let c = voice_charge(secs, rate);
                     charged += c;
@@ -1585,13 +1559,13 @@ impl DayOut {
         }
         if !u.no_outgoing && ctx.rng.chance(s.sms * u.out.min(1.0)) {
             let t = info.start_ms + call_hour(&mut ctx.rng, info.weekend);
-            let other = random_mobile(&mut ctx.rng);
+            let other = mobile(&mut ctx.rng, &ANY_PREFIXES);
             charged += 10;
             self.cdr(ctx, t, RecordType::SmsOut, &other, 0, 0, 10);
         }
         if !u.silent && ctx.rng.chance(s.sms * 0.5) {
             let t = info.start_ms + call_hour(&mut ctx.rng, info.weekend);
-            let other = random_mobile(&mut ctx.rng);
+            let other = mobile(&mut ctx.rng, &ANY_PREFIXES);
             self.cdr(ctx, t, RecordType::SmsIn, &other, 0, 0, 0);
         }
         // Heavy-tailed too: a streaming evening next to a quiet day.
@@ -1736,14 +1710,14 @@ impl DayOut {
                 // our own 17911, or a 20-minute competitor IP call every 4th day (at most 8
                 // in a calendar month: 160 minutes, 48 yuan < 50).
                 LookAlike::OwnIpPrefix if (d + s.phase) % 2 == 0 => {
-                    let other = format!("17911{}", competitor_mobile(&mut ctx.rng));
+                    let other = format!("17911{}", mobile(&mut ctx.rng, &COMPETITOR_PREFIXES));
                     let t = world.at(d, 20.0);
                     let secs = 40 * 60;
                     let c = voice_charge(secs, 10);
                     self.cdr(ctx, t, RecordType::VoiceOut, &other, secs, 0, c);
                 }
                 LookAlike::IpCallsBelowThreshold if (d + s.phase) % 4 == 0 => {
-                    let other = format!("17951{}", competitor_mobile(&mut ctx.rng));
+                    let other = format!("17951{}", mobile(&mut ctx.rng, &COMPETITOR_PREFIXES));
                     let t = world.at(d, 20.0);
                     let secs = 20 * 60;
                     let c = voice_charge(secs, 10);
@@ -1814,7 +1788,11 @@ impl DayOut {
                 }
             }
             JourneyKind::ForwardStreak | JourneyKind::ForwardRegistration => {
-                let target = format!("{}{:08}", MOBILE_PREFIXES[s.idx % 4], s.idx % 99_999_989);
+                let target = format!(
+                    "{}{:08}",
+                    COMPETITOR_PREFIXES[s.idx % 4],
+                    s.idx % 99_999_989
+                );
                 let register = j.kind == JourneyKind::ForwardRegistration || j.param > 0.5;
                 let reg_day = if j.kind == JourneyKind::ForwardRegistration {
                     j.signal
@@ -1912,7 +1890,7 @@ impl DayOut {
                 let calls_to_cross = (50.0 / 0.30 / j.param).ceil() as i64;
                 if (d - j.aux) / 2 <= calls_to_cross {
                     let prefix = *ctx.rng.pick(&["17951", "12593", "17909"]);
-                    let other = format!("{prefix}{}", competitor_mobile(&mut ctx.rng));
+                    let other = format!("{prefix}{}", mobile(&mut ctx.rng, &COMPETITOR_PREFIXES));
                     let secs = (j.param * 60.0) as u32 + ctx.rng.range(0, 30) as u32;
                     let t = world.at(d, 20.0 + ctx.rng.uniform(0.0, 2.0));
                     let c = voice_charge(secs, 10);
@@ -1922,11 +1900,6 @@ impl DayOut {
             _ => {}
         }
     }
-}
-
-/// Outgoing voice: `rate` fen per started minute.
-fn voice_charge(secs: u32, rate: i64) -> i64 {
-    i64::from(secs.div_ceil(60)) * rate
 }
 
 /// Milliseconds into the day of a call: busiest at lunch and in the evening, later at
@@ -1996,18 +1969,6 @@ mod tests {
             format: Format::Json,
             progress: false,
         }
-    }
-
-    #[test]
-    fn subscriber_numbers_are_distinct_valid_unicom_numbers() {
-        let nums: std::collections::BTreeSet<String> = (0..20_000).map(subscriber_number).collect();
-        assert_eq!(nums.len(), 20_000);
-        assert!(nums.iter().all(|n| n.len() == 13
-            && crate::detect::Msisdn::parse(n).is_ok()
-            && UNICOM_PREFIXES
-                .iter()
-                .chain(["131", "156", "185"].iter())
-                .any(|p| n[2..].starts_with(p))));
     }
 
     #[test]

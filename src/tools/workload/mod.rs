@@ -3,6 +3,7 @@
 //!
 //! Every workload draws from the one [`Rng`] (seeded, so runs repeat exactly).
 
+pub mod numbers;
 mod rng;
 
 pub use rng::Rng;
