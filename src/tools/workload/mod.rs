@@ -4,6 +4,11 @@
 //! Every workload draws from the one [`Rng`] (seeded, so runs repeat exactly).
 
 pub mod numbers;
+pub mod population;
 mod rng;
 
 pub use rng::Rng;
+
+pub(crate) const MIN_MS: i64 = 60_000;
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
