@@ -184,3 +184,32 @@ impl LookAlike {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_draws_reach_every_kind_and_names_are_distinct() {
+        let drawn: std::collections::BTreeSet<JourneyKind> =
+            (0..1000).map(JourneyKind::weighted).collect();
+        assert_eq!(drawn.len(), JourneyKind::ALL.len());
+        let names: std::collections::BTreeSet<&str> =
+            JourneyKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), JourneyKind::ALL.len());
+        let looks: std::collections::BTreeSet<&str> =
+            LookAlike::ALL.iter().map(|l| l.name()).collect();
+        assert_eq!(looks.len(), LookAlike::ALL.len());
+    }
+
+    #[test]
+    fn only_the_quiet_leaver_expects_no_rule() {
+        for k in JourneyKind::ALL {
+            assert_eq!(
+                k.expected_rule().is_empty(),
+                k == JourneyKind::QuietLeaver,
+                "{k:?}"
+            );
+        }
+    }
+}

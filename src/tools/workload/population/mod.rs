@@ -446,3 +446,46 @@ fn set_habit_means(s: &mut Sub, habit: Habit, rng: &mut Rng) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn population(subscribers: usize, days: u32) -> (Population, Planted) {
+        let cal = Calendar::new("Asia/Shanghai", &[]).unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        Population::new(&cal, start, days, subscribers, 5, Format::Protobuf)
+    }
+
+    fn sorted(mut out: Vec<Out>) -> Vec<(i64, u64, Vec<u8>)> {
+        out.sort_unstable_by_key(|o| (o.deliver_ms, o.key));
+        out.into_iter()
+            .map(|o| (o.deliver_ms, o.key, o.bytes))
+            .collect()
+    }
+
+    #[test]
+    fn a_day_does_not_depend_on_how_subscribers_are_split_over_threads() {
+        let (mut one, _) = population(120, 20);
+        let (mut many, _) = population(120, 20);
+        one.chunk = 120;
+        many.chunk = 7;
+        for d in 0..20 {
+            let (a, b) = (one.day(d), many.day(d));
+            assert_eq!(sorted(a.cdr), sorted(b.cdr), "day {d}");
+            assert_eq!(sorted(a.acct), sorted(b.acct), "day {d}");
+        }
+    }
+
+    #[test]
+    fn the_ground_truth_lists_every_planted_subscriber_once() {
+        let (p, planted) = population(400, 150);
+        let csv = p.journeys_csv();
+        let rows: Vec<&str> = csv.lines().skip(1).collect();
+        let planted_n: u64 =
+            planted.journeys.values().sum::<u64>() + planted.look_alikes.values().sum::<u64>();
+        assert_eq!(rows.len() as u64, planted_n);
+        let subs: BTreeSet<&str> = rows.iter().map(|r| &r[..13]).collect();
+        assert_eq!(subs.len(), rows.len());
+    }
+}

@@ -401,3 +401,53 @@ pub(super) fn look_alike(world: &World, s: &mut Sub, look: LookAlike, rng: &mut 
     s.role = Role::LookAlike(look, a, b);
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::detect::calendar::Calendar;
+    use crate::replay::Format;
+    use crate::tools::workload::population::base_sub;
+
+    fn world(days: i64) -> World {
+        let cal = Calendar::new("Asia/Shanghai", &[]).unwrap();
+        let start = NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
+        World::new(&cal, start, days, 1, Format::Json)
+    }
+
+    #[test]
+    fn a_journey_that_does_not_fit_the_horizon_is_not_planted() {
+        let w = world(60);
+        let mut s = base_sub(&w, 3, &mut Rng::new(3));
+        assert!(!journey(
+            &w,
+            &mut s,
+            JourneyKind::SustainedDecline,
+            &mut Rng::new(1)
+        ));
+        assert!(matches!(s.role, Role::Background));
+    }
+
+    #[test]
+    fn signs_come_after_onset_and_early_enough_for_churn_to_follow() {
+        let w = world(150);
+        for kind in JourneyKind::ALL {
+            for seed in 0..20 {
+                let mut s = base_sub(&w, 3, &mut Rng::new(seed));
+                assert!(journey(&w, &mut s, kind, &mut Rng::new(seed)), "{kind:?}");
+                let Role::Journey(j) = s.role else {
+                    panic!("{kind:?} not planted");
+                };
+                assert!(1 <= j.onset && j.onset <= j.signal, "{kind:?} {j:?}");
+                if kind != JourneyKind::QuietLeaver {
+                    assert!(j.signal <= w.n_days - 16, "{kind:?} {j:?}");
+                }
+                if let Some(c) = s.churn_day {
+                    assert!(c >= j.signal && c < w.n_days, "{kind:?} {j:?} churns {c}");
+                }
+            }
+        }
+    }
+}
