@@ -22,7 +22,7 @@ use crate::detect::Msisdn;
 use crate::kafka::embedded::{EmbeddedBroker, EmbeddedError};
 use crate::kafka::service::Shared;
 use crate::proto::{self, CareTicket};
-use crate::tools::demo::WireEvent;
+use crate::tools::workload::WireEvent;
 
 /// Why the live demo could not run.
 #[derive(Debug, thiserror::Error)]

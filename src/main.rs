@@ -1,7 +1,7 @@
 //! The `churnwatch` command line: parse flags, load the config, call the library.
 //!
 //! Everything here is wiring; the work happens in [`churnwatch::replay`] and
-//! [`churnwatch::tools::demo`]. This is the only place that uses `anyhow`: errors below carry
+//! [`churnwatch::tools`]. This is the only place that uses `anyhow`: errors below carry
 //! their own typed context (file, key), and here they only need to be printed.
 
 use std::io::{IsTerminal, Write};
@@ -300,8 +300,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             in_process: false,
         } => {
             let cfg = churnwatch::app::load(config.as_deref())?;
-            let events = churnwatch::tools::demo::workload();
-            let planted = churnwatch::tools::demo::planted()
+            let events = churnwatch::tools::workload::stories::workload();
+            let planted = churnwatch::tools::workload::stories::planted()
                 .into_iter()
                 .map(|j| (j.subscriber, j.rule.to_string()))
                 .collect();

@@ -560,8 +560,8 @@ pub fn wire_workload(
     count: u64,
     span_ms: i64,
     seed: u64,
-) -> Vec<crate::tools::demo::WireEvent> {
-    use crate::tools::demo::WireEvent;
+) -> Vec<crate::tools::workload::WireEvent> {
+    use crate::tools::workload::WireEvent;
     use proto::account_event::Kind;
     let mut w = Workload::new(subscribers, seed);
     let mut rng = Rng::stream(seed, 0xac, 0x01);
