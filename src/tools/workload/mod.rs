@@ -3,6 +3,7 @@
 //!
 //! Every workload draws from the one [`Rng`] (seeded, so runs repeat exactly).
 
+pub mod mix;
 pub mod numbers;
 pub mod population;
 mod rng;
