@@ -9,8 +9,9 @@
 //!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
 //!   files. Kafka and HTTP adapters come later and reuse the same engine, so no rule is
 //!   ever implemented twice.
-//! - [`tools`] is apart from the product: synthetic workloads, `generate`, `demo`, `bench`
-//!   and quality scoring.
+//! - [`tools`] is apart from the product, to show, measure and test it: the synthetic
+//!   workloads ([`tools::workload`]: one RNG, one numbering plan, a preset per use), the
+//!   `generate`, `demo` and `bench` commands, and quality scoring ([`tools::quality`]).
 //! - [`config`] holds every setting, validated at start-up with the offending key named.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
