@@ -56,7 +56,7 @@ fn decode(c: &mut Criterion) {
 /// An engine over `SUBSCRIBERS` subscribers with a full history.
 fn populated() -> Engine {
     let mut cfg = Config::default();
-    cfg.engine.expected_subscribers = SUBSCRIBERS as usize;
+    cfg.detect.engine.expected_subscribers = SUBSCRIBERS as usize;
     let mut e = Engine::new(&cfg, &[]).unwrap();
     build_history(&mut e, SUBSCRIBERS, first_day(), HISTORY_DAYS);
     e

@@ -29,11 +29,6 @@ pub enum AppError {
     Service(#[from] ServiceError),
 }
 
-/// Loads the config the way `run` does: the file, then `CHURNWATCH__*` variables.
-pub fn load(path: Option<&std::path::Path>) -> Result<Config, ConfigError> {
-    Config::load_with_env(path, std::env::vars())
-}
-
 /// Runs HTTP and the Kafka service until `shutdown` resolves. On SIGHUP, and when the
 /// config file changes, the rule, tier and routing sections are re-read, validated and
 /// swapped in with all state kept; an invalid file is rejected with a logged reason and
@@ -118,7 +113,7 @@ async fn reloader(
                 info!("config file changed: reloading");
             }
         }
-        match load(Some(&path)) {
+        match Config::load(Some(&path)) {
             Ok(next) => {
                 shared
                     .metrics

@@ -12,7 +12,11 @@
 //! - [`tools`] is apart from the product, to show, measure and test it: the synthetic
 //!   workloads ([`tools::workload`]: one RNG, one numbering plan, a preset per use), the
 //!   `generate`, `demo` and `bench` commands, and quality scoring ([`tools::quality`]).
-//! - [`config`] holds every setting, validated at start-up with the offending key named.
+//! - [`detect::config`] holds the core's settings (each rule's section is defined in the
+//!   rule's file and gathered by the registry in [`detect::rules`]); [`config`] wraps them
+//!   with the service's Kafka and HTTP settings and is the one loader (file, then
+//!   environment) every command uses. The dependency runs one way: the core never imports
+//!   the service's config.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;

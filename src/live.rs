@@ -177,6 +177,7 @@ pub async fn run_demo(
     cfg.kafka.input_format = Format::Protobuf;
     cfg.kafka.ticket_format = Format::Protobuf;
     let tz: chrono_tz::Tz = cfg
+        .detect
         .engine
         .time_zone
         .parse()

@@ -207,10 +207,7 @@ impl From<FormatArg> for Format {
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
-    match path {
-        Some(p) => Ok(Config::load(p)?),
-        None => Ok(Config::default()),
-    }
+    Ok(Config::load(path)?)
 }
 
 fn main() -> ExitCode {
@@ -299,7 +296,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             rate,
             in_process: false,
         } => {
-            let cfg = churnwatch::app::load(config.as_deref())?;
+            let cfg = load_config(config.as_deref())?;
             let events = churnwatch::tools::workload::stories::workload();
             let planted = churnwatch::tools::workload::stories::planted()
                 .into_iter()
@@ -348,7 +345,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Broker { config, partitions } => {
-            let cfg = churnwatch::app::load(config.as_deref())?;
+            let cfg = load_config(config.as_deref())?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
@@ -374,8 +371,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Run { config } => {
-            let cfg = churnwatch::app::load(config.as_deref())?;
-            let ported = match &cfg.numbering.ported_numbers_file {
+            let cfg = load_config(config.as_deref())?;
+            let ported = match &cfg.detect.numbering.ported_numbers_file {
                 Some(p) => replay::load_ported_numbers(Path::new(p))?,
                 None => Vec::new(),
             };
@@ -398,7 +395,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig { file } => {
             // Load the ported-numbers file and build an engine too: a config is only "ok"
             // if the service would start with it.
-            match Config::load(&file)
+            match Config::load(Some(&file))
                 .map_err(replay::ReplayError::from)
                 .and_then(|cfg| replay::build_engine(&cfg))
             {

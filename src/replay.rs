@@ -229,7 +229,7 @@ pub fn load_ported_numbers(path: &Path) -> Result<Vec<PortedNumber>, ReplayError
 
 /// Builds an engine from the config, loading its ported-numbers file if one is set.
 pub fn build_engine(cfg: &Config) -> Result<Engine, ReplayError> {
-    let ported = match &cfg.numbering.ported_numbers_file {
+    let ported = match &cfg.detect.numbering.ported_numbers_file {
         Some(p) => load_ported_numbers(Path::new(p))?,
         None => Vec::new(),
     };

@@ -86,7 +86,7 @@ fn a_bill_and_a_contract_on_the_last_day_are_judged_at_the_end() {
 /// `last_day`.
 fn dormant_until(last_day: &str) -> Vec<CareTicket> {
     let mut cfg = rules_config();
-    cfg.rules.zero_spend_month.min_tenure_days = 30;
+    cfg.detect.rules.zero_spend_month.min_tenure_days = 30;
     let from = at("2026-01-01 00:00");
     let days = (at(&format!("{last_day} 00:00")) - from) / DAY + 1;
     let mut evs = vec![

@@ -132,7 +132,7 @@ fn days_are_the_operators_days_not_utc() {
     ];
     assert_eq!(rules_of(&run(&evs), SUB), vec!["offnet_forwarding_streak"]);
     let mut utc = rules_config();
-    utc.engine.time_zone = "UTC".into();
+    utc.detect.engine.time_zone = "UTC".into();
     assert!(
         run_with(&utc, &evs).0.is_empty(),
         "in UTC the 12th and 13th are one day"
@@ -210,7 +210,7 @@ fn six_silent_days_are_not_enough() {
 fn drop_rules_hold_their_fire_over_a_public_holiday() {
     let mut cfg = rules_config();
     // Every fortnight the drop rules judge holds a holiday.
-    cfg.calendar.holidays = vec!["2026-04-05..2026-04-20".into()];
+    cfg.detect.calendar.holidays = vec!["2026-04-05..2026-04-20".into()];
     let (tickets, engine) = run_with(&cfg, &quitter("2026-03-01 00:00", 40, 53));
     let rules = rules_of(&tickets, SUB);
     assert!(!rules.iter().any(|r| r.ends_with("_drop")), "{rules:?}");

@@ -129,7 +129,7 @@ fn the_contact_cap_holds_back_the_third_ticket_in_a_period() {
 #[test]
 fn the_control_group_is_held_out_by_a_stable_hash() {
     let mut cfg = Config::default();
-    cfg.contact.control_group_fraction = 0.5;
+    cfg.detect.contact.control_group_fraction = 0.5;
     let t = at("2026-03-10 10:00");
     let evs: Vec<_> = (0..40)
         .map(|i| voice(&format!("c{i}"), SUB + i as u64, t + i, "10086", 300))

@@ -9,19 +9,39 @@
 //!
 //! Invariants: no I/O, no wall clock, no randomness; a day's usage is judged only once no
 //! late record can change it, which is what makes tickets independent of arrival order.
+//!
+//! Modules, one concept each:
+//! - [`engine`] drives the rest: records ([`engine`]'s `records` and `account`) and day
+//!   closes (`close`), with [`watermark`] deciding what is late and which days close;
+//! - [`rules`] holds one file per rule (its config section, doc, judge and tests) and the
+//!   registry: [`rules::RuleId`], [`rules::RulesConfig`] and the close-rule table;
+//! - [`policy`] decides what becomes of raised signals (tiers via [`tier`], queues via
+//!   [`routing`], the control group, do-not-disturb, the contact cap via [`contact`],
+//!   outcome suppression), and [`ticket`] builds the ticket;
+//! - [`state`] is the fixed-size subscriber state, [`facts`] the account events waiting
+//!   for their turn, [`event`] the decoded input, [`calendar`] and [`numbering`] the
+//!   operator's days and number plan;
+//! - [`config`] is the core's own configuration, [`validate`] its error, [`stats`] the
+//!   counters. Nothing here imports from outside `detect` but the generated wire types.
 
 pub mod calendar;
+pub mod config;
 pub mod contact;
 pub mod engine;
 pub mod event;
 pub mod facts;
 pub mod numbering;
+pub mod policy;
 pub mod routing;
 pub mod rules;
 pub mod state;
+pub mod stats;
 pub mod ticket;
 pub mod tier;
+pub mod validate;
+pub mod watermark;
 
+pub use config::DetectConfig;
 pub use engine::{Applied, Engine, EngineStats};
 pub use event::{
     AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, OutcomeKind, Period,

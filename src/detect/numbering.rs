@@ -10,7 +10,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::config::{ConfigError, NumberingConfig};
+use super::config::{ConfigError, NumberingConfig};
 
 /// Index into the configured operator list.
 pub type OperatorId = u8;
@@ -61,6 +61,32 @@ fn marked(s: &str) -> Option<u64> {
 }
 
 impl NumberPlan {
+    /// Numbers ported in from or out to another operator: they keep their prefix but
+    /// belong to the operator the portability file names.
+    fn add_ported(&mut self, ported: &[(String, String)]) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::Invalid {
+            key: "numbering.ported_numbers_file".into(),
+            reason,
+        };
+        for (line, (number, operator)) in ported.iter().enumerate() {
+            let Some(op) = self.operator_by_id(operator) else {
+                return Err(bad(format!(
+                    "entry {}: unknown operator `{operator}`",
+                    line + 1
+                )));
+            };
+            let national = self.national(number.strip_prefix('+').unwrap_or(number));
+            let Some(v) = digits_value(national) else {
+                return Err(bad(format!(
+                    "entry {}: `{number}` is not a number",
+                    line + 1
+                )));
+            };
+            self.ported.insert(v, op);
+        }
+        Ok(())
+    }
+
     /// Builds the plan; `ported` is `(number, operator id)` pairs from the portability file.
     pub fn new(
         cfg: &NumberingConfig,
@@ -131,22 +157,7 @@ impl NumberPlan {
         }
         plan.ip_prefixes
             .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
-        for (line, (number, operator)) in ported.iter().enumerate() {
-            let Some(op) = plan.operator_by_id(operator) else {
-                return Err(bad(
-                    "numbering.ported_numbers_file".into(),
-                    format!("entry {}: unknown operator `{operator}`", line + 1),
-                ));
-            };
-            let national = plan.national(number.strip_prefix('+').unwrap_or(number));
-            let Some(v) = digits_value(national) else {
-                return Err(bad(
-                    "numbering.ported_numbers_file".into(),
-                    format!("entry {}: `{number}` is not a number", line + 1),
-                ));
-            };
-            plan.ported.insert(v, op);
-        }
+        plan.add_ported(ported)?;
         Ok(plan)
     }
 
@@ -244,7 +255,7 @@ impl NumberPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::NumberingConfig;
+    use crate::detect::config::NumberingConfig;
 
     fn plan() -> NumberPlan {
         NumberPlan::new(

@@ -6,7 +6,7 @@
 //! no ticket). A ticket takes the most urgent cell among its signals; `P4` goes to the
 //! automated-message queue, the rest to the tier's queue.
 
-use crate::config::{Cell, RoutingConfig, Strength, TiersConfig};
+use super::config::{Cell, RoutingConfig, Strength, TiersConfig};
 use crate::proto::Priority;
 
 use super::rules::RuleId;
@@ -95,7 +95,7 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{RoutingConfig, TiersConfig};
+    use crate::detect::config::{RoutingConfig, TiersConfig};
 
     fn router() -> (Router, TiersConfig) {
         let t = TiersConfig::default();

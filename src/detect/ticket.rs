@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 
-use crate::config::RulesConfig;
+use super::config::RulesConfig;
 use crate::proto::{CareTicket, Priority, Signal};
 
 use super::event::{Msisdn, StableHasher};

@@ -14,7 +14,7 @@
 //! the plan fee and key-person flag as they stood one allowed lateness before the ticket
 //! (see `facts`): a plan upgrade counts for tickets from 48 h after it.
 
-use crate::config::TiersConfig;
+use super::config::TiersConfig;
 
 use super::calendar::first_day_of_month;
 use super::event::Period;

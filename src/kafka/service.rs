@@ -675,7 +675,7 @@ impl PartitionTask {
                         }
                         Some(Control::Describe(who, reply)) => { let _ = reply.send(self.worker.engine().describe(who)); }
                         Some(Control::Reconfigure(cfg, done)) => {
-                            let r = self.worker.engine_mut().reconfigure(&cfg).map_err(|e| e.to_string());
+                            let r = self.worker.engine_mut().reconfigure(&*cfg).map_err(|e| e.to_string());
                             let _ = done.send(r);
                         }
                         Some(Control::Drain(deadline, done)) => {

@@ -87,6 +87,7 @@ pub fn run_events(cfg: &Config, events: &[WireEvent]) -> Result<DemoReport, Demo
         }
     }
     let time_zone = cfg
+        .detect
         .engine
         .time_zone
         .parse()

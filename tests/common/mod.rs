@@ -114,7 +114,8 @@ pub fn run_with(cfg: &Config, events: &[Event<'static>]) -> (Vec<CareTicket>, En
 pub fn rules_config() -> Config {
     use churnwatch::config::Cell;
     let mut cfg = Config::default();
-    cfg.routing
+    cfg.detect
+        .routing
         .matrix
         .insert("star_1".into(), [Cell::P3, Cell::P4, Cell::P4]);
     cfg

@@ -8,12 +8,21 @@
 //! and plan as they stood at the end of that day, so no later or late-arriving event can
 //! change the verdict; once per bill.
 
-use crate::config::BillShockConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};
 
 use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `bill_shock` [002].
+    BillShockConfig { weight: 45, cooldown_days: 28,
+        /// Fire when the first bill exceeds this multiple of the plan's monthly fee.
+        max_ratio: f64 = 2.0 }
+    validate(self, key) {
+        if !(self.max_ratio.is_finite() && self.max_ratio > 1.0) { return Err(invalid(&format!("{key}.max_ratio"), "must be greater than 1")); }
+    }
+}
 
 /// A bill issued this many days after activation or fewer is the first bill.
 pub const FIRST_BILL_DAYS: i32 = 62;

@@ -10,10 +10,19 @@
 //! Threshold: `min_duration_s` (default 60; the call must be *longer*). One ticket per
 //! aligned `cooldown_days` window.
 
-use crate::config::CompetitorCareCallConfig;
 use crate::detect::calendar::Day;
 
 use super::{window_episode, RuleId, SignalDraft};
+
+rule_config! {
+    /// `competitor_care_call` [003][000].
+    CompetitorCareCallConfig { weight: 70, cooldown_days: 7,
+        /// The call must last longer than this (joined partial records), seconds.
+        min_duration_s: u32 = 60 }
+    validate(self, key) {
+        if self.min_duration_s == 0 { return Err(invalid(&format!("{key}.min_duration_s"), "must be positive")); }
+    }
+}
 
 /// A whole call with a competitor's care line (partial records already joined).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

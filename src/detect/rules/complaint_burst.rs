@@ -5,11 +5,23 @@
 //! reports in the past three months" [002]. Judged at day close over closed days; fires
 //! when the burst begins, and not again while it lasts.
 
-use crate::config::ComplaintBurstConfig;
 use crate::detect::calendar::{Calendar, Day};
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `complaint_burst` [002].
+    ComplaintBurstConfig { weight: 60, cooldown_days: 30,
+        min_complaints: u32 = 2,
+        min_fault_reports: u32 = 3,
+        window_days: u32 = 90 }
+    validate(self, key) {
+        if !(1..=8).contains(&self.min_complaints) { return Err(invalid(&format!("{key}.min_complaints"), "must be 1 to 8")); }
+        if !(1..=8).contains(&self.min_fault_reports) { return Err(invalid(&format!("{key}.min_fault_reports"), "must be 1 to 8")); }
+        if !(1..=366).contains(&self.window_days) { return Err(invalid(&format!("{key}.window_days"), "must be 1 to 366")); }
+    }
+}
 
 /// A complaint or fault report on a day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

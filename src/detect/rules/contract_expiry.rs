@@ -5,12 +5,21 @@
 //! targets promotions about to expire [002]. Judged at day close with the contract end
 //! known from closed days; raised once per contract end date.
 
-use crate::config::ContractExpiryConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `contract_expiry` [003][002].
+    ContractExpiryConfig { weight: 35, cooldown_days: 1,
+        /// Raise when the contract ends within this many days.
+        days_before_end: u32 = 60 }
+    validate(self, key) {
+        if self.days_before_end == 0 || self.days_before_end > 366 { return Err(invalid(&format!("{key}.days_before_end"), "must be 1 to 366")); }
+    }
+}
 
 pub fn judge(
     cfg: &ContractExpiryConfig,

@@ -4,12 +4,15 @@
 //! the week before low too, and only if a fortnight this low is improbable (`max_chance`)
 //! among the subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
 
-use crate::config::DataDropConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
 
 use super::baseline::{judge_drop, DropSpec, Verdict};
 use super::RuleId;
+
+drop_config!(
+    /// `data_drop`: MiB per week.
+    DataDropConfig, 40, 200.0, "MiB");
 
 pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let spec = DropSpec {

@@ -13,10 +13,25 @@
 //! With an allowed lateness under `min_days - 1` days, every arrival order finds the same
 //! first day. The ticket's time is the start of the streak's `min_days`-th day.
 
-use crate::config::{ForwardingRegistrationConfig, ForwardingStreakConfig};
 use crate::detect::calendar::{Calendar, Day};
 
 use super::{window_episode, RuleId, SignalDraft};
+
+rule_config! {
+    /// `offnet_forwarding_streak` [003].
+    ForwardingStreakConfig { weight: 80, cooldown_days: 30,
+        /// Consecutive calendar days with calls forwarded to another operator's mobile.
+        min_days: u32 = 5 }
+    validate(self, key) {
+        if !(2..=30).contains(&self.min_days) { return Err(invalid(&format!("{key}.min_days"), "must be 2 to 30")); }
+    }
+}
+
+rule_config! {
+    /// `offnet_forwarding_registration`: forwarding registered to another operator's mobile.
+    ForwardingRegistrationConfig { weight: 40, cooldown_days: 30 }
+    validate(self, key) {}
+}
 
 /// Judges the run of consecutive forwarded days `first..=last`.
 pub fn judge_streak(

@@ -12,6 +12,69 @@
 //!   zero-spend months...). A day closes when the watermark passes it, so no late record can
 //!   change the verdict afterwards; this is what makes tickets independent of arrival order.
 
+/// Defines a rule's config struct (in the rule's own file) with `enabled`, `weight` and
+/// `cooldown_days` plus its own thresholds, and `Default` from the given values.
+macro_rules! rule_config {
+    (
+        $(#[$doc:meta])* $name:ident { weight: $w:expr, cooldown_days: $c:expr $(, $(#[$fdoc:meta])* $f:ident : $t:ty = $d:expr )* $(,)? }
+        validate($self_:ident, $key:ident) $body:block
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, serde::Deserialize, PartialEq)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct $name {
+            /// A disabled rule raises nothing.
+            pub enabled: bool,
+            /// Contribution to a ticket's risk score, 1-100; also ranks the ticket's signals.
+            pub weight: u32,
+            /// Length of the aligned window (operator-local days since 1970) within which the
+            /// rule raises at most one ticket per subscriber.
+            pub cooldown_days: u32,
+            $( $(#[$fdoc])* pub $f: $t, )*
+        }
+        impl Default for $name {
+            fn default() -> Self {
+                $name { enabled: true, weight: $w, cooldown_days: $c, $( $f: $d, )* }
+            }
+        }
+        impl $name {
+            pub(crate) fn validate(&$self_, $key: &str) -> Result<(), $crate::detect::validate::ConfigError> {
+                #[allow(unused_imports)]
+                use $crate::detect::validate::{check_fraction, check_positive, check_weight, invalid};
+                check_weight($key, $self_.weight)?;
+                if $self_.cooldown_days == 0 || $self_.cooldown_days > 366 {
+                    return Err(invalid(&format!("{}.cooldown_days", $key), "must be 1 to 366"));
+                }
+                $body
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Shared body of the three usage-drop rules [003][002].
+macro_rules! drop_config {
+    ($(#[$doc:meta])* $name:ident, $weight:expr, $min:expr, $unit:literal) => {
+        rule_config! {
+            $(#[$doc])*
+            $name { weight: $weight, cooldown_days: 14,
+                /// Fire when the last 7 days' total is below this share of the reference (the
+                /// mean 7-day total over the 21 days ending a week before).
+                drop_ratio: f64 = 0.5,
+                #[doc = concat!("Smallest weekly baseline judged, in ", $unit, ", so light users don't fire.")]
+                min_weekly_baseline: f64 = $min,
+                /// Largest chance, among the subscriber's own usual days, of a week ranking
+                /// this low (rank test); smaller is stricter.
+                max_chance: f64 = 0.000002 }
+            validate(self, key) {
+                check_fraction(key, "drop_ratio", self.drop_ratio)?;
+                check_positive(key, "min_weekly_baseline", self.min_weekly_baseline)?;
+                check_fraction(key, "max_chance", self.max_chance)?;
+            }
+        }
+    };
+}
+
 pub mod baseline;
 pub mod bill_shock;
 pub mod competitor_care;
@@ -31,69 +94,76 @@ pub mod zero_spend;
 
 use std::fmt;
 
-/// Every rule, by its stable id (used in tickets, metrics and config).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RuleId {
-    CompetitorCareCall,
-    OffnetForwardingStreak,
-    OffnetForwardingRegistration,
-    ZeroSpendMonth,
-    SilentDays,
-    OverdueBill,
-    PaymentReminder,
-    SpendDrop,
-    VoiceDrop,
-    DataDrop,
-    SustainedDecline,
-    NumberRetentionSuspension,
-    ContractExpiry,
-    ComplaintBurst,
-    OffnetIpCalls,
-    BillShock,
+use crate::detect::calendar::{Calendar, Day};
+use crate::detect::event::Period;
+use crate::detect::state::{flag, SubscriberState};
+
+use baseline::Verdict;
+use complaint_burst::Contact;
+
+/// The registry: every rule once, by its id, its stable name (the config section
+/// `[rules.<name>]`, the ticket's and the metric's label) and its config struct, defined in
+/// the rule's file. Adding a rule: its file, one line here, its config section.
+macro_rules! registry {
+    ($( $id:ident => $name:ident : $cfg:ty ),* $(,)?) => {
+        /// Every rule, by its stable id (used in tickets, metrics and config).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum RuleId { $( $id, )* }
+
+        impl RuleId {
+            pub const ALL: [RuleId; [$( RuleId::$id ),*].len()] = [$( RuleId::$id ),*];
+
+            /// The stable id.
+            pub fn as_str(self) -> &'static str {
+                match self { $( RuleId::$id => stringify!($name), )* }
+            }
+        }
+
+        /// Per-rule settings; each section is named by the rule's stable id.
+        #[derive(Debug, Clone, serde::Deserialize, PartialEq, Default)]
+        #[serde(deny_unknown_fields, default)]
+        pub struct RulesConfig { $( pub $name: $cfg, )* }
+
+        impl RulesConfig {
+            pub(crate) fn validate(&self) -> Result<(), crate::detect::validate::ConfigError> {
+                $( self.$name.validate(concat!("rules.", stringify!($name)))?; )*
+                Ok(())
+            }
+
+            /// The configured cooldown of a rule, days.
+            pub fn cooldown_days(&self, rule: RuleId) -> u32 {
+                match rule { $( RuleId::$id => self.$name.cooldown_days, )* }
+            }
+
+            /// The configured weight of a rule (1-100): its share of the risk score and its
+            /// rank.
+            pub fn weight(&self, rule: RuleId) -> u32 {
+                match rule { $( RuleId::$id => self.$name.weight, )* }
+            }
+        }
+    };
+}
+
+registry! {
+    CompetitorCareCall => competitor_care_call: competitor_care::CompetitorCareCallConfig,
+    OffnetForwardingStreak => offnet_forwarding_streak: forwarding::ForwardingStreakConfig,
+    OffnetForwardingRegistration => offnet_forwarding_registration: forwarding::ForwardingRegistrationConfig,
+    ZeroSpendMonth => zero_spend_month: zero_spend::ZeroSpendMonthConfig,
+    SilentDays => silent_days: silent_days::SilentDaysConfig,
+    OverdueBill => overdue_bill: overdue_bill::OverdueBillConfig,
+    PaymentReminder => payment_reminder: payment_reminder::PaymentReminderConfig,
+    SpendDrop => spend_drop: spend_drop::SpendDropConfig,
+    VoiceDrop => voice_drop: voice_drop::VoiceDropConfig,
+    DataDrop => data_drop: data_drop::DataDropConfig,
+    SustainedDecline => sustained_decline: sustained_decline::SustainedDeclineConfig,
+    NumberRetentionSuspension => number_retention_suspension: number_retention::NumberRetentionConfig,
+    ContractExpiry => contract_expiry: contract_expiry::ContractExpiryConfig,
+    ComplaintBurst => complaint_burst: complaint_burst::ComplaintBurstConfig,
+    OffnetIpCalls => offnet_ip_calls: offnet_ip_calls::OffnetIpCallsConfig,
+    BillShock => bill_shock: bill_shock::BillShockConfig,
 }
 
 impl RuleId {
-    pub const ALL: [RuleId; 16] = [
-        RuleId::CompetitorCareCall,
-        RuleId::OffnetForwardingStreak,
-        RuleId::OffnetForwardingRegistration,
-        RuleId::ZeroSpendMonth,
-        RuleId::SilentDays,
-        RuleId::OverdueBill,
-        RuleId::PaymentReminder,
-        RuleId::SpendDrop,
-        RuleId::VoiceDrop,
-        RuleId::DataDrop,
-        RuleId::SustainedDecline,
-        RuleId::NumberRetentionSuspension,
-        RuleId::ContractExpiry,
-        RuleId::ComplaintBurst,
-        RuleId::OffnetIpCalls,
-        RuleId::BillShock,
-    ];
-
-    /// The stable id.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RuleId::CompetitorCareCall => "competitor_care_call",
-            RuleId::OffnetForwardingStreak => "offnet_forwarding_streak",
-            RuleId::OffnetForwardingRegistration => "offnet_forwarding_registration",
-            RuleId::ZeroSpendMonth => "zero_spend_month",
-            RuleId::SilentDays => "silent_days",
-            RuleId::OverdueBill => "overdue_bill",
-            RuleId::PaymentReminder => "payment_reminder",
-            RuleId::SpendDrop => "spend_drop",
-            RuleId::VoiceDrop => "voice_drop",
-            RuleId::DataDrop => "data_drop",
-            RuleId::SustainedDecline => "sustained_decline",
-            RuleId::NumberRetentionSuspension => "number_retention_suspension",
-            RuleId::ContractExpiry => "contract_expiry",
-            RuleId::ComplaintBurst => "complaint_burst",
-            RuleId::OffnetIpCalls => "offnet_ip_calls",
-            RuleId::BillShock => "bill_shock",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<RuleId> {
         RuleId::ALL.into_iter().find(|r| r.as_str() == s)
     }
@@ -185,6 +255,143 @@ impl SignalDraft {
     }
 }
 
+/// What a close rule may read about one subscriber when a day (or month) closes.
+pub struct CloseInput<'a> {
+    pub state: &'a SubscriberState,
+    /// The account as it stood at the end of the day judged (pending facts folded in).
+    pub account: &'a SubscriberState,
+    /// Complaints and fault reports, for subscribers who have any.
+    pub contacts: Option<&'a [Contact]>,
+    pub day: Day,
+    pub month: Period,
+    pub cal: &'a Calendar,
+}
+
+/// When a close rule runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum When {
+    /// At every day close.
+    Day,
+    /// At the close of a month's last day, before the month is folded into history.
+    MonthEnd,
+    /// At the close of a month's last day, after the month is folded into history.
+    MonthClosed,
+}
+
+/// A rule judged at day or month close.
+pub struct CloseRule {
+    pub id: RuleId,
+    pub when: When,
+    /// A condition flag: an ongoing condition raises a signal only on the day it starts
+    /// (`0`: none, episodes alone de-duplicate).
+    pub condition: u16,
+    /// Once the condition holds it stays set until the state clears it (month rules), and
+    /// the rule is not judged meanwhile.
+    pub latch: bool,
+    /// The rule's cooldown holds across episodes.
+    pub cooldown: bool,
+    pub judge: fn(&RulesConfig, &CloseInput<'_>) -> Verdict,
+}
+
+/// The close rules, in the order their signals join a ticket. The engine iterates this
+/// table; a new close rule is one entry here.
+pub static CLOSE_RULES: [CloseRule; 11] = [
+    CloseRule {
+        id: RuleId::SilentDays,
+        when: When::Day,
+        condition: flag::SILENT,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| silent_days::judge(&c.silent_days, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::SpendDrop,
+        when: When::Day,
+        condition: flag::SPEND_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| spend_drop::judge(&c.spend_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::VoiceDrop,
+        when: When::Day,
+        condition: flag::VOICE_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| voice_drop::judge(&c.voice_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::DataDrop,
+        when: When::Day,
+        condition: flag::DATA_DROP,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| data_drop::judge(&c.data_drop, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::ContractExpiry,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| contract_expiry::judge(&c.contract_expiry, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::PaymentReminder,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| payment_reminder::judge_bill(&c.payment_reminder, i.state, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::BillShock,
+        when: When::Day,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| bill_shock::judge(&c.bill_shock, i.account, i.day, i.cal),
+    },
+    CloseRule {
+        id: RuleId::ComplaintBurst,
+        when: When::Day,
+        condition: flag::COMPLAINT_BURST,
+        latch: false,
+        cooldown: true,
+        judge: |c, i| match i.contacts {
+            Some(h) => complaint_burst::judge(&c.complaint_burst, h, i.day, i.cal),
+            None => Verdict::No,
+        },
+    },
+    CloseRule {
+        id: RuleId::OffnetIpCalls,
+        when: When::Day,
+        condition: flag::IP_CALLS_MONTH,
+        latch: true,
+        cooldown: false,
+        judge: |c, i| {
+            let s = i.state.month_ip_s;
+            offnet_ip_calls::judge(&c.offnet_ip_calls, s, i.day, i.month, i.cal)
+        },
+    },
+    CloseRule {
+        id: RuleId::ZeroSpendMonth,
+        when: When::MonthEnd,
+        condition: flag::ZERO_MONTH,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| zero_spend::judge(&c.zero_spend_month, i.state, i.month, i.cal),
+    },
+    CloseRule {
+        id: RuleId::SustainedDecline,
+        when: When::MonthClosed,
+        condition: 0,
+        latch: false,
+        cooldown: false,
+        judge: |c, i| sustained_decline::judge(&c.sustained_decline, i.state, i.month, i.cal),
+    },
+];
+
 /// Aligned cooldown window of a record rule: at most one ticket per window, and the same
 /// window whatever the arrival order.
 pub fn window_episode(day: i32, cooldown_days: u32) -> i64 {
@@ -192,47 +399,13 @@ pub fn window_episode(day: i32, cooldown_days: u32) -> i64 {
 }
 
 /// The configured cooldown of a rule, days.
-pub fn cooldown_days(cfg: &crate::config::RulesConfig, rule: RuleId) -> u32 {
-    match rule {
-        RuleId::CompetitorCareCall => cfg.competitor_care_call.cooldown_days,
-        RuleId::OffnetForwardingStreak => cfg.offnet_forwarding_streak.cooldown_days,
-        RuleId::OffnetForwardingRegistration => cfg.offnet_forwarding_registration.cooldown_days,
-        RuleId::ZeroSpendMonth => cfg.zero_spend_month.cooldown_days,
-        RuleId::SilentDays => cfg.silent_days.cooldown_days,
-        RuleId::OverdueBill => cfg.overdue_bill.cooldown_days,
-        RuleId::PaymentReminder => cfg.payment_reminder.cooldown_days,
-        RuleId::SpendDrop => cfg.spend_drop.cooldown_days,
-        RuleId::VoiceDrop => cfg.voice_drop.cooldown_days,
-        RuleId::DataDrop => cfg.data_drop.cooldown_days,
-        RuleId::SustainedDecline => cfg.sustained_decline.cooldown_days,
-        RuleId::NumberRetentionSuspension => cfg.number_retention_suspension.cooldown_days,
-        RuleId::ContractExpiry => cfg.contract_expiry.cooldown_days,
-        RuleId::ComplaintBurst => cfg.complaint_burst.cooldown_days,
-        RuleId::OffnetIpCalls => cfg.offnet_ip_calls.cooldown_days,
-        RuleId::BillShock => cfg.bill_shock.cooldown_days,
-    }
+pub fn cooldown_days(cfg: &RulesConfig, rule: RuleId) -> u32 {
+    cfg.cooldown_days(rule)
 }
 
 /// The configured weight of a rule (1-100): its share of the risk score and its rank.
-pub fn weight(cfg: &crate::config::RulesConfig, rule: RuleId) -> u32 {
-    match rule {
-        RuleId::CompetitorCareCall => cfg.competitor_care_call.weight,
-        RuleId::OffnetForwardingStreak => cfg.offnet_forwarding_streak.weight,
-        RuleId::OffnetForwardingRegistration => cfg.offnet_forwarding_registration.weight,
-        RuleId::ZeroSpendMonth => cfg.zero_spend_month.weight,
-        RuleId::SilentDays => cfg.silent_days.weight,
-        RuleId::OverdueBill => cfg.overdue_bill.weight,
-        RuleId::PaymentReminder => cfg.payment_reminder.weight,
-        RuleId::SpendDrop => cfg.spend_drop.weight,
-        RuleId::VoiceDrop => cfg.voice_drop.weight,
-        RuleId::DataDrop => cfg.data_drop.weight,
-        RuleId::SustainedDecline => cfg.sustained_decline.weight,
-        RuleId::NumberRetentionSuspension => cfg.number_retention_suspension.weight,
-        RuleId::ContractExpiry => cfg.contract_expiry.weight,
-        RuleId::ComplaintBurst => cfg.complaint_burst.weight,
-        RuleId::OffnetIpCalls => cfg.offnet_ip_calls.weight,
-        RuleId::BillShock => cfg.bill_shock.weight,
-    }
+pub fn weight(cfg: &RulesConfig, rule: RuleId) -> u32 {
+    cfg.weight(rule)
 }
 
 #[cfg(test)]

@@ -4,10 +4,15 @@
 //! the care work-order catalogue raises a ticket on it [003]. The strongest single signal.
 //! One ticket per aligned cooldown window.
 
-use crate::config::NumberRetentionConfig;
 use crate::detect::calendar::Day;
 
 use super::{window_episode, RuleId, SignalDraft};
+
+rule_config! {
+    /// `number_retention_suspension` [003].
+    NumberRetentionConfig { weight: 90, cooldown_days: 30 }
+    validate(self, key) {}
+}
 
 pub fn judge(cfg: &NumberRetentionConfig, time_ms: i64, day: Day) -> Option<SignalDraft> {
     if !cfg.enabled {

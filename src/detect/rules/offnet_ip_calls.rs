@@ -7,12 +7,24 @@
 //! minutes x `tariff_yuan_per_minute` (default 0.30). Judged at day close on the month's
 //! closed days; once per month.
 
-use crate::config::OffnetIpCallsConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::event::Period;
 
 use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `offnet_ip_calls` [002].
+    OffnetIpCallsConfig { weight: 50, cooldown_days: 28,
+        /// Estimated monthly spend on the other network that fires the rule, yuan.
+        monthly_threshold_yuan: f64 = 50.0,
+        /// The competitor's estimated per-minute IP-call tariff, yuan.
+        tariff_yuan_per_minute: f64 = 0.30 }
+    validate(self, key) {
+        check_positive(key, "monthly_threshold_yuan", self.monthly_threshold_yuan)?;
+        check_positive(key, "tariff_yuan_per_minute", self.tariff_yuan_per_minute)?;
+    }
+}
 
 pub fn judge(
     cfg: &OffnetIpCallsConfig,

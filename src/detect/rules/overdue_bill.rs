@@ -4,10 +4,15 @@
 //! leaving; the care work-order catalogue raises a ticket on the billing system's overdue
 //! notice [003]. One ticket per billing period.
 
-use crate::config::OverdueBillConfig;
 use crate::detect::event::Period;
 
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `overdue_bill` [003].
+    OverdueBillConfig { weight: 55, cooldown_days: 28 }
+    validate(self, key) {}
+}
 
 pub fn judge(
     cfg: &OverdueBillConfig,

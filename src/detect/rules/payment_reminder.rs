@@ -8,12 +8,24 @@
 //! - prepaid: a top-up that still leaves the balance below `low_balance_fen` (default 5
 //!   yuan); one ticket per aligned cooldown window.
 
-use crate::config::PaymentReminderConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};
 
 use super::baseline::Verdict;
 use super::{window_episode, RuleId, SignalDraft};
+
+rule_config! {
+    /// `payment_reminder` [003][002].
+    PaymentReminderConfig { weight: 25, cooldown_days: 7,
+        /// Remind when a bill is unpaid this many days before its due time.
+        days_before_due: u32 = 3,
+        /// Remind when a prepaid top-up leaves the balance below this (fen).
+        low_balance_fen: i64 = 500 }
+    validate(self, key) {
+        if self.days_before_due == 0 || self.days_before_due > 30 { return Err(invalid(&format!("{key}.days_before_due"), "must be 1 to 30")); }
+        if self.low_balance_fen < 0 { return Err(invalid(&format!("{key}.low_balance_fen"), "must not be negative")); }
+    }
+}
 
 /// Episodes of bill reminders are due days with this tag, apart from the top-up windows.
 const BILL_EPISODE: i64 = 1 << 40;

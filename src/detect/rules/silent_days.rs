@@ -8,12 +8,24 @@
 //! raises no second ticket. A suspended line is judged too: silence is silence, and the
 //! suspension's own signal explains it on the same ticket.
 
-use crate::config::SilentDaysConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `silent_days` [000].
+    SilentDaysConfig { weight: 45, cooldown_days: 14,
+        /// Consecutive days with no call made or received.
+        min_days: u32 = 7,
+        /// Share of the 28 days before on which the subscriber called: "calls on most days".
+        baseline_active_fraction: f64 = 0.6 }
+    validate(self, key) {
+        if !(2..=28).contains(&self.min_days) { return Err(invalid(&format!("{key}.min_days"), "must be 2 to 28")); }
+        check_fraction(key, "baseline_active_fraction", self.baseline_active_fraction)?;
+    }
+}
 
 pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let n = cfg.min_days as i32;

@@ -5,14 +5,17 @@
 //! too, and only if a fortnight this low is improbable (`max_chance`) among the
 //! subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
 
-use crate::config::DropConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
 
 use super::baseline::{judge_drop, DropSpec, Verdict};
 use super::RuleId;
 
-pub fn judge(cfg: &DropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
+drop_config!(
+    /// `spend_drop`: charge, yuan per week.
+    SpendDropConfig, 45, 10.0, "yuan");
+
+pub fn judge(cfg: &SpendDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let spec = DropSpec {
         rule: RuleId::SpendDrop,
         enabled: cfg.enabled,

@@ -7,13 +7,28 @@
 //! `months` (default 3), so a fourth declining month is the same episode. The month the
 //! decline starts from must have at least `min_start_spend_yuan` (default 20).
 
-use crate::config::SustainedDeclineConfig;
 use crate::detect::calendar::{first_day_of_month, Calendar};
 use crate::detect::event::Period;
 use crate::detect::state::{SubscriberState, MONTHS};
 
 use super::baseline::{round2, Verdict};
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `sustained_decline` [002].
+    SustainedDeclineConfig { weight: 55, cooldown_days: 28,
+        /// Each month's spend must be below (1 - this) times the month before.
+        min_monthly_drop: f64 = 0.2,
+        /// Consecutive months of decline.
+        months: u32 = 3,
+        /// Spend of the month the decline starts from, yuan.
+        min_start_spend_yuan: f64 = 20.0 }
+    validate(self, key) {
+        check_fraction(key, "min_monthly_drop", self.min_monthly_drop)?;
+        if !(1..=4).contains(&self.months) { return Err(invalid(&format!("{key}.months"), "must be 1 to 4 (6 months are kept)")); }
+        check_positive(key, "min_start_spend_yuan", self.min_start_spend_yuan)?;
+    }
+}
 
 /// Judges the month that just closed (after its spend was stored).
 pub fn judge(

@@ -5,12 +5,15 @@
 //! (default 1 in 500,000): call durations are heavy-tailed, so half a usual week happens by
 //! chance. See [`super::baseline`].
 
-use crate::config::VoiceDropConfig;
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
 
 use super::baseline::{judge_drop, DropSpec, Verdict};
 use super::RuleId;
+
+drop_config!(
+    /// `voice_drop` (MOU): minutes per week.
+    VoiceDropConfig, 40, 60.0, "minutes");
 
 pub fn judge(cfg: &VoiceDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let spec = DropSpec {

@@ -7,13 +7,20 @@
 //! Judged at month close in the operator's zone; a second dormant month in a row is the same
 //! episode and raises no second ticket.
 
-use crate::config::ZeroSpendMonthConfig;
 use crate::detect::calendar::{first_day_of_month, Calendar};
 use crate::detect::event::Period;
 use crate::detect::state::{flag, SubscriberState};
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
+
+rule_config! {
+    /// `zero_spend_month` [003].
+    ZeroSpendMonthConfig { weight: 50, cooldown_days: 28,
+        /// Days between the subscriber's first record (or activation) and the month's start.
+        min_tenure_days: u32 = 60 }
+    validate(self, key) {}
+}
 
 /// Judges the month that just closed (before the month counters are reset).
 pub fn judge(

@@ -168,7 +168,7 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
     let per_day = opts.events_per_day.unwrap_or(4 * n).max(1);
     let mut cfg = cfg.clone();
     // A deployment sizes the table for its share (config `engine.expected_subscribers`).
-    cfg.engine.expected_subscribers = n as usize;
+    cfg.detect.engine.expected_subscribers = n as usize;
     let start = chrono::NaiveDate::parse_from_str(ENGINE_START, "%Y-%m-%d")
         .map_err(|e| BenchError::Check(e.to_string()))?;
     let first_day = day_of_date(start);

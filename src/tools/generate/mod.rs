@@ -116,7 +116,7 @@ fn check(opts: &GenerateOptions, cfg: &Config) -> Result<Calendar, GenerateError
             reason: "must be 1 to 3650".into(),
         });
     }
-    Calendar::new(&cfg.engine.time_zone, &cfg.calendar.holidays).ok_or_else(|| {
+    Calendar::new(&cfg.detect.engine.time_zone, &cfg.detect.calendar.holidays).ok_or_else(|| {
         GenerateError::Option {
             option: "--config",
             reason: "engine.time_zone or calendar.holidays is invalid".into(),

@@ -1,0 +1,499 @@
+//! The detection settings the core owns: event time, the number plan, the calendar, the
+//! rules, the tiers, the routing matrix and the contact policy. Each rule's own section is
+//! defined in the rule's file and gathered by the registry in [`rules`](super::rules); the
+//! service's configuration (`crate::config`) wraps this one with its Kafka and HTTP settings,
+//! so the dependency runs one way: the service knows the core, never the reverse.
+//!
+//! Every struct has a default per field and `deny_unknown_fields`, so a typo fails instead of
+//! being ignored; [`DetectConfig::validate`] names the offending key.
+
+use serde::Deserialize;
+
+pub use super::rules::RulesConfig;
+use super::validate::invalid;
+pub use super::validate::ConfigError;
+
+/// Everything the engine reads: the `[engine]`, `[numbering]`, `[calendar]`, `[rules.*]`,
+/// `[tiers]`, `[routing]` and `[contact]` sections.
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    pub engine: EngineConfig,
+    pub numbering: NumberingConfig,
+    pub calendar: CalendarConfig,
+    pub rules: RulesConfig,
+    pub tiers: TiersConfig,
+    pub routing: RoutingConfig,
+    pub contact: ContactConfig,
+}
+
+impl AsRef<DetectConfig> for DetectConfig {
+    fn as_ref(&self) -> &DetectConfig {
+        self
+    }
+}
+
+impl DetectConfig {
+    /// Checks every value and cross-field constraint, naming the key that is wrong.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let e = &self.engine;
+        if e.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(invalid(
+                "engine.time_zone",
+                format!("`{}` is not an IANA time zone", e.time_zone),
+            ));
+        }
+        if e.allowed_lateness_hours == 0 || e.allowed_lateness_hours > 48 {
+            return Err(invalid(
+                "engine.allowed_lateness_hours",
+                "must be 1 to 48 (the state keeps three open days; a day closes once the watermark passes it)",
+            ));
+        }
+        let n = &self.numbering;
+        if n.operators.is_empty() {
+            return Err(invalid(
+                "numbering.operators",
+                "at least the home operator is needed",
+            ));
+        }
+        if !n.operators.iter().any(|o| o.id == n.home_operator) {
+            return Err(invalid(
+                "numbering.home_operator",
+                format!(
+                    "`{}` is not one of numbering.operators[].id",
+                    n.home_operator
+                ),
+            ));
+        }
+        for (i, op) in n.operators.iter().enumerate() {
+            if op.id.is_empty() {
+                return Err(invalid(
+                    &format!("numbering.operators[{i}].id"),
+                    "must not be empty",
+                ));
+            }
+            if n.operators[..i].iter().any(|o| o.id == op.id) {
+                return Err(invalid(
+                    &format!("numbering.operators[{i}].id"),
+                    format!("`{}` is listed twice", op.id),
+                ));
+            }
+            for (field, list) in [
+                ("mobile_prefixes", &op.mobile_prefixes),
+                ("care_numbers", &op.care_numbers),
+                ("ip_call_prefixes", &op.ip_call_prefixes),
+            ] {
+                for p in list.iter() {
+                    if p.is_empty() || p.len() > 15 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(invalid(
+                            &format!("numbering.operators[{i}].{field}"),
+                            format!("`{p}` is not 1 to 15 digits"),
+                        ));
+                    }
+                }
+            }
+        }
+        if !n.country_code.bytes().all(|b| b.is_ascii_digit()) || n.country_code.len() > 3 {
+            return Err(invalid("numbering.country_code", "must be 1 to 3 digits"));
+        }
+        for (i, h) in self.calendar.holidays.iter().enumerate() {
+            if crate::detect::calendar::parse_holiday(h).is_none() {
+                return Err(invalid(
+                    &format!("calendar.holidays[{i}]"),
+                    format!("`{h}` is not YYYY-MM-DD or YYYY-MM-DD..YYYY-MM-DD"),
+                ));
+            }
+        }
+        self.rules.validate()?;
+        self.tiers.validate()?;
+        self.routing.validate(&self.tiers)?;
+        self.contact.validate()?;
+        Ok(())
+    }
+}
+
+/// Event time and state.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// The operator's time zone: "day" and "month" in every rule are calendar days here.
+    pub time_zone: String,
+    /// How late a record may arrive (behind the newest event time seen) and still count.
+    pub allowed_lateness_hours: u32,
+    /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
+    pub expected_subscribers: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            time_zone: "Asia/Shanghai".into(),
+            allowed_lateness_hours: 48,
+            expected_subscribers: 0,
+        }
+    }
+}
+
+/// The number plan: which operator a number belongs to.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NumberingConfig {
+    /// The operator running churnwatch; every other operator is a competitor.
+    pub home_operator: String,
+    /// Country code stripped from international-format numbers.
+    pub country_code: String,
+    /// Optional CSV `number,operator` of ported numbers (they keep their original prefix).
+    pub ported_numbers_file: Option<String>,
+    pub operators: Vec<OperatorConfig>,
+}
+
+/// One operator's ranges and service numbers.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    /// Leading digits of its mobile numbers in national format.
+    #[serde(default)]
+    pub mobile_prefixes: Vec<String>,
+    /// Customer-service short numbers.
+    #[serde(default)]
+    pub care_numbers: Vec<String>,
+    /// IP-call access prefixes dialled before a number to route the call over this operator.
+    #[serde(default)]
+    pub ip_call_prefixes: Vec<String>,
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+impl Default for NumberingConfig {
+    fn default() -> Self {
+        NumberingConfig {
+            home_operator: "china_unicom".into(),
+            country_code: "86".into(),
+            ported_numbers_file: None,
+            operators: vec![
+                OperatorConfig {
+                    id: "china_unicom".into(),
+                    name: "China Unicom".into(),
+                    mobile_prefixes: strings(&[
+                        "130", "131", "132", "145", "146", "155", "156", "166", "167", "171",
+                        "175", "176", "185", "186", "196",
+                    ]),
+                    care_numbers: strings(&["10010"]),
+                    ip_call_prefixes: strings(&["17911", "17910"]),
+                },
+                OperatorConfig {
+                    id: "china_mobile".into(),
+                    name: "China Mobile".into(),
+                    mobile_prefixes: strings(&[
+                        "134", "135", "136", "137", "138", "139", "147", "148", "150", "151",
+                        "152", "157", "158", "159", "172", "178", "182", "183", "184", "187",
+                        "188", "195", "197", "198",
+                    ]),
+                    care_numbers: strings(&["10086"]),
+                    ip_call_prefixes: strings(&["17951", "12593"]),
+                },
+                OperatorConfig {
+                    id: "china_telecom".into(),
+                    name: "China Telecom".into(),
+                    mobile_prefixes: strings(&[
+                        "133", "149", "153", "173", "174", "177", "180", "181", "189", "190",
+                        "191", "193", "199",
+                    ]),
+                    care_numbers: strings(&["10000"]),
+                    ip_call_prefixes: strings(&["17909", "17908"]),
+                },
+            ],
+        }
+    }
+}
+
+/// Public holidays, when usage normally falls.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CalendarConfig {
+    /// Dates or inclusive ranges, "YYYY-MM-DD" or "YYYY-MM-DD..YYYY-MM-DD". The usage-drop
+    /// rules do not judge a 7-day window that contains one of these days.
+    pub holidays: Vec<String>,
+}
+
+impl Default for CalendarConfig {
+    fn default() -> Self {
+        CalendarConfig {
+            holidays: strings(&[
+                "2025-01-01",
+                "2025-01-28..2025-02-04",
+                "2025-04-04..2025-04-06",
+                "2025-05-01..2025-05-05",
+                "2025-05-31..2025-06-02",
+                "2025-10-01..2025-10-08",
+                "2026-01-01..2026-01-03",
+                "2026-02-15..2026-02-23",
+                "2026-04-04..2026-04-06",
+                "2026-05-01..2026-05-05",
+                "2026-06-19..2026-06-21",
+                "2026-09-25..2026-09-27",
+                "2026-10-01..2026-10-07",
+                "2027-01-01..2027-01-03",
+                "2027-02-05..2027-02-11",
+                "2027-10-01..2027-10-07",
+            ]),
+        }
+    }
+}
+
+/// One tier band: subscribers whose average monthly spend reaches `min_monthly_yuan`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TierBand {
+    pub name: String,
+    /// Lower bound of the trailing 3 full months' average monthly spend, yuan.
+    pub min_monthly_yuan: f64,
+    /// A VIP band (the seed's five VIP levels) rather than a star level.
+    #[serde(default)]
+    pub vip: bool,
+    /// Queue for this tier's tickets (the matrix's `P4` goes to `routing.automated_queue`).
+    pub queue: String,
+}
+
+fn band(name: &str, min: f64, vip: bool, queue: &str) -> TierBand {
+    TierBand {
+        name: name.into(),
+        min_monthly_yuan: min,
+        vip,
+        queue: queue.into(),
+    }
+}
+
+/// Subscriber tiers [003][001]: who is worth how much care.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TiersConfig {
+    /// Bands from the highest down; the last must start at 0 so every subscriber has a tier.
+    pub bands: Vec<TierBand>,
+    /// A subscriber with less than three full months of history is tiered by the larger of
+    /// its plan fee and its spend so far: "a new subscriber on a plan of 80 yuan or more is
+    /// VIP from the start".
+    pub new_subscriber_by_plan_fee: bool,
+    /// Key persons of corporate customers are raised this many bands, and to VIP at least.
+    pub key_person_raise: u32,
+}
+
+impl Default for TiersConfig {
+    fn default() -> Self {
+        TiersConfig {
+            bands: vec![
+                band("vip_supreme", 1000.0, true, "vip_retention_desk"),
+                band("vip_diamond", 500.0, true, "vip_retention_desk"),
+                band("vip_gold", 300.0, true, "vip_retention_desk"),
+                band("vip_silver", 150.0, true, "vip_retention_desk"),
+                band("vip", 80.0, true, "vip_retention_desk"),
+                band("star_3", 50.0, false, "retention"),
+                band("star_2", 20.0, false, "retention"),
+                band("star_1", 0.0, false, "retention"),
+            ],
+            new_subscriber_by_plan_fee: true,
+            key_person_raise: 1,
+        }
+    }
+}
+
+impl TiersConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.bands.is_empty() || self.bands.len() > 32 {
+            return Err(invalid("tiers.bands", "give 1 to 32 bands"));
+        }
+        for (i, b) in self.bands.iter().enumerate() {
+            let key = format!("tiers.bands[{i}]");
+            if b.name.trim().is_empty() {
+                return Err(invalid(&format!("{key}.name"), "must not be empty"));
+            }
+            if self.bands[..i].iter().any(|o| o.name == b.name) {
+                return Err(invalid(
+                    &format!("{key}.name"),
+                    format!("`{}` is listed twice", b.name),
+                ));
+            }
+            if b.queue.trim().is_empty() {
+                return Err(invalid(&format!("{key}.queue"), "must not be empty"));
+            }
+            if !(b.min_monthly_yuan.is_finite() && b.min_monthly_yuan >= 0.0) {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "must be zero or more",
+                ));
+            }
+            if i > 0 && b.min_monthly_yuan >= self.bands[i - 1].min_monthly_yuan {
+                return Err(invalid(
+                    &format!("{key}.min_monthly_yuan"),
+                    "bands must go from the highest down",
+                ));
+            }
+        }
+        if self.bands.last().is_some_and(|b| b.min_monthly_yuan != 0.0) {
+            return Err(invalid(
+                &format!("tiers.bands[{}].min_monthly_yuan", self.bands.len() - 1),
+                "the last band must start at 0 so every subscriber has a tier",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A cell of the priority matrix: a priority, or no ticket at all.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    P1,
+    P2,
+    P3,
+    P4,
+    /// No ticket: the signal is counted as `below_threshold`.
+    #[serde(rename = "none")]
+    NoTicket,
+}
+
+/// How strong a rule's signal is; the matrix's columns.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strength {
+    Strong,
+    Medium,
+    Weak,
+}
+
+/// Priority and queue from tier x signal strength.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Per tier name: the cell for a `[strong, medium, weak]` signal. A ticket takes the most
+    /// urgent cell among its signals; when every cell is "none" no ticket is raised.
+    pub matrix: std::collections::BTreeMap<String, [Cell; 3]>,
+    /// Strength of each rule, by rule id; rules not listed are `medium`.
+    pub strength: std::collections::BTreeMap<String, Strength>,
+    /// Queue of `P4` tickets: an automated message rather than an agent's call.
+    pub automated_queue: String,
+    /// Queue of tickets nobody may call about (do-not-disturb subscribers).
+    pub no_contact_queue: String,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        use Cell::*;
+        let matrix = [
+            ("vip_supreme", [P1, P1, P2]),
+            ("vip_diamond", [P1, P1, P2]),
+            ("vip_gold", [P1, P2, P3]),
+            ("vip_silver", [P1, P2, P3]),
+            ("vip", [P1, P2, P3]),
+            ("star_3", [P2, P3, P4]),
+            ("star_2", [P2, P3, P4]),
+            ("star_1", [P3, P4, NoTicket]),
+        ];
+        let strength = [
+            ("number_retention_suspension", Strength::Strong),
+            ("offnet_forwarding_streak", Strength::Strong),
+            ("competitor_care_call", Strength::Strong),
+            ("offnet_forwarding_registration", Strength::Weak),
+            ("payment_reminder", Strength::Weak),
+            ("contract_expiry", Strength::Weak),
+        ];
+        RoutingConfig {
+            matrix: matrix
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            strength: strength
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            automated_queue: "automated_message".into(),
+            no_contact_queue: "no_contact".into(),
+        }
+    }
+}
+
+impl RoutingConfig {
+    fn validate(&self, tiers: &TiersConfig) -> Result<(), ConfigError> {
+        for b in &tiers.bands {
+            if !self.matrix.contains_key(&b.name) {
+                return Err(invalid(
+                    "routing.matrix",
+                    format!("no row for tier `{}`", b.name),
+                ));
+            }
+        }
+        for name in self.matrix.keys() {
+            if !tiers.bands.iter().any(|b| &b.name == name) {
+                return Err(invalid(
+                    &format!("routing.matrix.{name}"),
+                    "is not a tier in tiers.bands",
+                ));
+            }
+        }
+        for rule in self.strength.keys() {
+            if crate::detect::rules::RuleId::parse(rule).is_none() {
+                return Err(invalid(
+                    &format!("routing.strength.{rule}"),
+                    "is not a rule id",
+                ));
+            }
+        }
+        if self.automated_queue.trim().is_empty() {
+            return Err(invalid("routing.automated_queue", "must not be empty"));
+        }
+        if self.no_contact_queue.trim().is_empty() {
+            return Err(invalid("routing.no_contact_queue", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+/// Contact policy [003]: contact is rationed, do-not-disturb respected, and a control group
+/// measures whether calling helps.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactConfig {
+    /// At most this many tickets routed to a queue per subscriber and period; more are
+    /// recorded with `no_contact_reason = "contact_cap"`.
+    pub max_contacts: u32,
+    /// The period of the cap: aligned windows of this many operator-local days.
+    pub period_days: u32,
+    /// Share of subscribers (chosen by a stable hash) whose tickets are held out: recorded
+    /// with `control_group = true` and sent to no queue. 0 turns the control group off.
+    pub control_group_fraction: f64,
+    /// Changing the salt draws a different control group.
+    pub control_group_salt: String,
+}
+
+impl Default for ContactConfig {
+    fn default() -> Self {
+        ContactConfig {
+            max_contacts: 2,
+            period_days: 30,
+            control_group_fraction: 0.0,
+            control_group_salt: "churnwatch".into(),
+        }
+    }
+}
+
+impl ContactConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_contacts == 0 {
+            return Err(invalid("contact.max_contacts", "must be at least 1"));
+        }
+        if !(1..=366).contains(&self.period_days) {
+            return Err(invalid("contact.period_days", "must be 1 to 366"));
+        }
+        if !(0.0..=0.5).contains(&self.control_group_fraction) {
+            return Err(invalid(
+                "contact.control_group_fraction",
+                "must be 0 to 0.5",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,62 @@
+//! The engine's counters: what the replay summary prints and the service exports as
+//! metrics. Kept apart so the engine and the ticket policy both count without depending on
+//! each other.
+
+use std::collections::BTreeMap;
+
+use crate::proto::CareTicket;
+
+use super::rules::RuleId;
+
+/// Counters for the summary and, later, metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineStats {
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub late: u64,
+    /// Distinct ticket ids raised.
+    pub tickets: u64,
+    /// Re-emissions of an existing ticket id with corrected content (late earlier evidence).
+    pub ticket_updates: u64,
+    pub tickets_by_rule: BTreeMap<&'static str, u64>,
+    /// Signals that raised no ticket, by reason.
+    pub suppressed: BTreeMap<&'static str, u64>,
+    pub subscribers: usize,
+    pub days_closed: u64,
+    pub tickets_by_tier: BTreeMap<String, u64>,
+    pub tickets_by_queue: BTreeMap<String, u64>,
+    /// New tickets no agent will call about, by reason (control group, DND, contact cap).
+    pub no_contact: BTreeMap<String, u64>,
+    /// Call-center outcomes received, by outcome.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Outcomes for a ticket id this engine does not know (older than its memory, or another
+    /// instance's).
+    pub outcomes_unknown_ticket: u64,
+}
+
+impl EngineStats {
+    /// Counts a new ticket by rule, tier, queue and no-contact reason.
+    pub(crate) fn count_new(&mut self, t: &CareTicket, rules: &[RuleId]) {
+        self.tickets += 1;
+        for r in rules {
+            bump(&mut self.tickets_by_rule, r.as_str());
+        }
+        *self.tickets_by_tier.entry(t.tier.clone()).or_insert(0) += 1;
+        let queue = if t.queue.is_empty() {
+            "(none)".to_string()
+        } else {
+            t.queue.clone()
+        };
+        *self.tickets_by_queue.entry(queue).or_insert(0) += 1;
+        if !t.no_contact_reason.is_empty() {
+            *self
+                .no_contact
+                .entry(t.no_contact_reason.clone())
+                .or_insert(0) += 1;
+        }
+    }
+}
+
+pub(crate) fn bump(map: &mut BTreeMap<&'static str, u64>, key: &'static str) {
+    *map.entry(key).or_insert(0) += 1;
+}
