@@ -6,12 +6,13 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use prost::Message as _;
 
-use churnwatch::bench::{build_history, encode_days, Workload, ENGINE_START};
 use churnwatch::codec;
 use churnwatch::config::Config;
 use churnwatch::detect::calendar::{day_of_date, Calendar};
 use churnwatch::detect::{Engine, Event};
 use churnwatch::proto;
+use churnwatch::tools::bench::{build_history, encode_days, ENGINE_START};
+use churnwatch::tools::workload::mix::CdrMix;
 
 const SUBSCRIBERS: u64 = 100_000;
 const HISTORY_DAYS: u32 = 35;
@@ -25,7 +26,7 @@ fn calendar() -> Calendar {
 }
 
 fn decode(c: &mut Criterion) {
-    let mut w = Workload::new(SUBSCRIBERS, 7);
+    let mut w = CdrMix::new(SUBSCRIBERS, 7);
     let input = encode_days(&mut w, &calendar(), first_day(), 1, 100_000).unwrap();
     let records: Vec<&[u8]> = input.iter().collect();
     let mut g = c.benchmark_group("decode");
@@ -67,7 +68,7 @@ fn apply(c: &mut Criterion) {
     // Four records per subscriber and day, decoded up front (untimed) one day at a time, so
     // event time advances and days close as in production, amortized over a day's records.
     let per_day = 4 * SUBSCRIBERS;
-    let mut w = Workload::new(SUBSCRIBERS, 11);
+    let mut w = CdrMix::new(SUBSCRIBERS, 11);
     let mut day = first_day() + HISTORY_DAYS as i32;
     let mut batch = encode_days(&mut w, &cal, day, 1, per_day).unwrap();
     let mut decoded: Vec<proto::CallDetailRecord> = batch

@@ -7,13 +7,15 @@
 //!   input always gives the same tickets. Everything worth testing lives here.
 //! - Adapters are thin and sit around it: [`codec`] turns wire bytes (protobuf or proto3
 //!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
-//!   files; [`demo`] runs a built-in workload. They reuse the same engine, so no rule is
-//!   ever implemented twice.
+//!   files. They reuse the same engine, so no rule is ever implemented twice.
 //! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
 //!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
 //!   `partition` (one task and one engine per partition, inputs merged by event time,
 //!   offsets stored after acknowledgement), `producer` (failures sorted into retriable,
 //!   permanent and fatal) and `dead_letter` (an enum of reasons), plus the embedded broker.
+//! - [`tools`] is apart from the product, to show, measure and test it: the synthetic
+//!   workloads ([`tools::workload`]: one RNG, one numbering plan, a preset per use), the
+//!   `generate`, `demo` and `bench` commands, and quality scoring ([`tools::quality`]).
 //! - [`detect::config`] holds the core's settings (each rule's section is defined in the
 //!   rule's file and gathered by the registry in [`detect::rules`]); [`config`] wraps them
 //!   with the service's Kafka and HTTP settings and is the one loader (file, then
@@ -22,18 +24,15 @@
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
 
 pub mod app;
-pub mod bench;
 pub mod codec;
 pub mod config;
-pub mod demo;
 pub mod detect;
-pub mod generate;
 pub mod http;
 pub mod kafka;
 pub mod live;
 pub mod metrics;
-pub mod quality;
 pub mod replay;
+pub mod tools;
 
 /// The wire contract, generated from `proto/churnwatch/v1/` at build time.
 #[allow(clippy::all, missing_docs)]

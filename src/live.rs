@@ -18,11 +18,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
 use crate::config::{Config, Format};
-use crate::demo::WireEvent;
 use crate::detect::Msisdn;
 use crate::kafka::embedded::{EmbeddedBroker, EmbeddedError};
 use crate::kafka::service::Shared;
 use crate::proto::{self, CareTicket};
+use crate::tools::workload::WireEvent;
 
 /// Why the live demo could not run.
 #[derive(Debug, thiserror::Error)]

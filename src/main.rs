@@ -1,7 +1,7 @@
 //! The `churnwatch` command line: parse flags, load the config, call the library.
 //!
 //! Everything here is wiring; the work happens in [`churnwatch::replay`] and
-//! [`churnwatch::demo`]. This is the only place that uses `anyhow`: errors below carry
+//! [`churnwatch::tools`]. This is the only place that uses `anyhow`: errors below carry
 //! their own typed context (file, key), and here they only need to be printed.
 
 use std::io::{IsTerminal, Write};
@@ -172,7 +172,7 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// First day (operator's calendar), YYYY-MM-DD.
-    #[arg(long, default_value = churnwatch::generate::DEFAULT_START)]
+    #[arg(long, default_value = churnwatch::tools::generate::DEFAULT_START)]
     start: chrono::NaiveDate,
     /// File encoding.
     #[arg(long, value_enum, default_value_t = FormatArg::Json)]
@@ -248,7 +248,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Generate(args) => {
             let cfg = load_config(args.config.as_deref())?;
-            let opts = churnwatch::generate::GenerateOptions {
+            let opts = churnwatch::tools::generate::GenerateOptions {
                 out: args.out,
                 subscribers: args.subscribers,
                 days: args.days,
@@ -257,7 +257,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 format: args.format.into(),
                 progress: std::io::stderr().is_terminal(),
             };
-            let summary = churnwatch::generate::run(&opts, &cfg).context("generate failed")?;
+            let summary =
+                churnwatch::tools::generate::run(&opts, &cfg).context("generate failed")?;
             eprintln!("{summary}");
             if let Some(bootstrap) = args.bootstrap {
                 let ext = if matches!(args.format, FormatArg::Proto) {
@@ -296,8 +297,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             in_process: false,
         } => {
             let cfg = load_config(config.as_deref())?;
-            let events = churnwatch::demo::workload();
-            let planted = churnwatch::demo::planted()
+            let events = churnwatch::tools::workload::stories::workload();
+            let planted = churnwatch::tools::workload::stories::planted()
                 .into_iter()
                 .map(|j| (j.subscriber, j.rule.to_string()))
                 .collect();
@@ -362,7 +363,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             ..
         } => {
             let cfg = load_config(config.as_deref())?;
-            let report = churnwatch::demo::run(&cfg).context("demo failed")?;
+            let report = churnwatch::tools::demo::run(&cfg).context("demo failed")?;
             match write!(std::io::stdout().lock(), "{report}") {
                 // `churnwatch demo | head` closes the pipe early; that is not a failure.
                 Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
@@ -412,7 +413,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
-    use churnwatch::bench;
+    use churnwatch::tools::bench;
     match which {
         BenchCommand::Engine {
             subscribers,

@@ -29,7 +29,7 @@ use crate::detect::engine::PortedNumber;
 use crate::detect::{Engine, EngineStats, Event};
 use crate::kafka::worker::Source as Input;
 use crate::proto::{self, account_event};
-use crate::quality::{self, QualityReport};
+use crate::tools::quality::{self, QualityReport};
 
 /// How many malformed-record examples the summary keeps.
 pub const SUMMARY_EXAMPLES: usize = 10;

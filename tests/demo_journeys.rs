@@ -4,12 +4,13 @@
 //! listing the journeys it missed.
 
 use churnwatch::config::Config;
-use churnwatch::demo;
+use churnwatch::tools::demo;
+use churnwatch::tools::workload::stories::planted;
 
 #[test]
 fn every_planted_journey_raises_its_rule() {
     let report = demo::run(&Config::default()).unwrap();
-    let missed: Vec<String> = demo::planted()
+    let missed: Vec<String> = planted()
         .into_iter()
         .filter(|j| !report.has_signal(&j.subscriber, j.rule))
         .map(|j| format!("{} ({})", j.rule, j.story))
@@ -36,7 +37,7 @@ fn redelivered_records_are_counted_as_duplicates() {
 #[test]
 fn background_subscribers_raise_no_tickets() {
     let report = demo::run(&Config::default()).unwrap();
-    let planted: Vec<String> = demo::planted().into_iter().map(|j| j.subscriber).collect();
+    let planted: Vec<String> = planted().into_iter().map(|j| j.subscriber).collect();
     let stray: Vec<String> = report
         .tickets
         .iter()

@@ -265,8 +265,8 @@ fn refuses_to_run_when_inputs_are_not_co_partitioned() {
 /// second.
 const RETAINED_SUB: &str = "8613099990001";
 
-fn retained_journey() -> Vec<churnwatch::demo::WireEvent> {
-    use churnwatch::demo::{WireEvent, START_MS};
+fn retained_journey() -> Vec<churnwatch::tools::workload::WireEvent> {
+    use churnwatch::tools::workload::{stories::START_MS, WireEvent};
     [10, 17]
         .into_iter()
         .map(|d| {
@@ -280,9 +280,9 @@ fn retained_journey() -> Vec<churnwatch::demo::WireEvent> {
 
 /// The demo workload and the retained journey, then one sentinel event per partition so
 /// every partition's watermark ends at the same time.
-fn workload(partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
-    use churnwatch::demo::WireEvent;
-    let mut events = churnwatch::demo::workload();
+fn workload(partitions: i32) -> Vec<churnwatch::tools::workload::WireEvent> {
+    use churnwatch::tools::workload::WireEvent;
+    let mut events = churnwatch::tools::workload::stories::workload();
     for e in retained_journey() {
         // Where delivery reaches its time: appended, it would be weeks late.
         let at = events.iter().position(|x| x.time_ms() > e.time_ms());
@@ -313,10 +313,10 @@ fn workload(partitions: i32) -> Vec<churnwatch::demo::WireEvent> {
 fn produce(
     cfg: &Config,
     partitions: i32,
-    events: &[churnwatch::demo::WireEvent],
+    events: &[churnwatch::tools::workload::WireEvent],
     outcomes: &[proto::TicketOutcome],
 ) {
-    use churnwatch::demo::WireEvent;
+    use churnwatch::tools::workload::WireEvent;
     let prod = producer(cfg);
     let t = &cfg.kafka.topics;
     let records = events
@@ -355,11 +355,11 @@ fn produce(
 /// per partition: state is per subscriber.
 fn reference(
     cfg: &Config,
-    events: &[churnwatch::demo::WireEvent],
+    events: &[churnwatch::tools::workload::WireEvent],
     outcomes: &[proto::TicketOutcome],
 ) -> std::collections::BTreeMap<String, proto::CareTicket> {
-    use churnwatch::demo::WireEvent;
     use churnwatch::kafka::worker::Source;
+    use churnwatch::tools::workload::WireEvent;
     use std::collections::VecDeque;
     let mut cdrs: VecDeque<_> = events
         .iter()

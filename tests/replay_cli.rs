@@ -292,12 +292,12 @@ fn the_demo_workload_replayed_from_files_finds_every_journey() {
     );
     let mut cdr = std::io::BufWriter::new(std::fs::File::create(&cdr_path).unwrap());
     let mut acct = std::io::BufWriter::new(std::fs::File::create(&acct_path).unwrap());
-    for ev in churnwatch::demo::workload() {
+    for ev in churnwatch::tools::workload::stories::workload() {
         match ev {
-            churnwatch::demo::WireEvent::Cdr(m) => {
+            churnwatch::tools::workload::WireEvent::Cdr(m) => {
                 writeln!(cdr, "{}", serde_json::to_string(&m).unwrap())
             }
-            churnwatch::demo::WireEvent::Account(m) => {
+            churnwatch::tools::workload::WireEvent::Account(m) => {
                 writeln!(acct, "{}", serde_json::to_string(&m).unwrap())
             }
         }
@@ -307,7 +307,7 @@ fn the_demo_workload_replayed_from_files_finds_every_journey() {
     let (out, tickets) = replay(&[("--cdr", cdr_path), ("--account", acct_path)]);
     let err = stderr(&out);
     assert!(err.contains("malformed         0"), "{err}");
-    for j in churnwatch::demo::planted() {
+    for j in churnwatch::tools::workload::stories::planted() {
         assert!(
             tickets.iter().any(|t| t.subscriber == j.subscriber && t.signals.iter().any(|s| s.rule == j.rule)),
             "{} not found ({}); stderr: {err}",

@@ -1,0 +1,20 @@
+//! Tools apart from the product: synthetic workloads and the commands that use them.
+//!
+//! The product is what an operator deploys: the core ([`crate::detect`]) and its adapters
+//! (codec, Kafka, HTTP, replay). Everything here exists to show, measure and test that
+//! product, so it lives in one place and the product does not grow around it. Two product
+//! modules reach in: replay prints [`quality`] figures with `--report`, and the live demo
+//! ([`crate::live`]) streams [`workload::WireEvent`]s.
+//!
+//! - [`workload`] makes the traffic: presets for the demo, `generate`, the benchmarks and
+//!   the tests, sharing one RNG and one numbering plan.
+//! - [`generate`] writes the population preset as replay files with its ground truth.
+//! - [`demo`] runs the story preset through the engine and prints the tickets.
+//! - [`bench`](mod@bench) measures throughput, memory and latency on this machine.
+//! - [`quality`] scores tickets against the ground truth: precision, recall, lead time.
+
+pub mod bench;
+pub mod demo;
+pub mod generate;
+pub mod quality;
+pub mod workload;
