@@ -10,6 +10,7 @@ use churnwatch::codec;
 use churnwatch::config::Config;
 use churnwatch::detect::calendar::{day_of_date, Calendar};
 use churnwatch::detect::{Engine, Event};
+use churnwatch::driver::Driver;
 use churnwatch::proto;
 use churnwatch::tools::bench::{build_history, encode_days, ENGINE_START};
 use churnwatch::tools::workload::mix::CdrMix;
@@ -57,9 +58,9 @@ fn decode(c: &mut Criterion) {
 fn populated() -> Engine {
     let mut cfg = Config::default();
     cfg.detect.engine.expected_subscribers = SUBSCRIBERS as usize;
-    let mut e = Engine::new(&cfg, &[]).unwrap();
-    build_history(&mut e, SUBSCRIBERS, first_day(), HISTORY_DAYS);
-    e
+    let mut d = Driver::new(Engine::new(&cfg, &[]).unwrap(), 0);
+    build_history(&mut d, SUBSCRIBERS, first_day(), HISTORY_DAYS);
+    d.into_engine()
 }
 
 fn apply(c: &mut Criterion) {

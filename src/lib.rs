@@ -27,6 +27,7 @@ pub mod app;
 pub mod codec;
 pub mod config;
 pub mod detect;
+pub mod driver;
 pub mod http;
 pub mod kafka;
 pub mod live;

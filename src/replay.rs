@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use crate::codec::{self, DecodeError, Frame};
 use crate::config::{Config, ConfigError};
 use crate::detect::engine::PortedNumber;
-use crate::detect::{Engine, EngineStats, Event};
-use crate::kafka::worker::Source as Input;
+use crate::detect::{Engine, EngineStats};
+use crate::driver::{Driver, Fed, Reason, Record, Source as Input};
 use crate::proto::{self, account_event};
 use crate::tools::quality::{self, QualityReport};
 
@@ -252,7 +252,8 @@ pub fn run_with(
         return Err(ReplayError::NoInput);
     }
     let started = Instant::now();
-    let mut engine = build_engine(cfg)?;
+    // A file has no wall clock: no future-skew bound.
+    let mut driver = Driver::new(build_engine(cfg)?, 0);
     let consumed = Rc::new(Cell::new(0u64));
     let format_of = |p: &Path| {
         opts.input_format
@@ -315,40 +316,26 @@ pub fn run_with(
             None => break,
             Some(Input::Cdr) => {
                 if let Some(head) = cdr_head.take() {
-                    // Validated when read; converting again is cheap and keeps the borrow local.
-                    match codec::cdr_from_proto(&head.msg) {
-                        Ok(c) => {
-                            engine.apply(&Event::Cdr(c), &mut tickets);
-                        }
-                        Err(e) => report.malformed(&head.file, head.at, &e),
-                    }
+                    let fed = driver.feed(Record::Cdr(&head.msg), None, &mut tickets);
+                    report.rejected(&head, fed);
                 }
                 cdr_head = next_of(&mut cdrs, &mut report)?;
             }
             Some(Input::Account) => {
                 if let Some(head) = acct_head.take() {
                     note_churn(&mut churns, &head);
-                    match codec::account_from_proto(&head.msg) {
-                        Ok(a) => {
-                            engine.apply(&Event::Account(a), &mut tickets);
-                        }
-                        Err(e) => report.malformed(&head.file, head.at, &e),
-                    }
+                    let fed = driver.feed(Record::Account(&head.msg), None, &mut tickets);
+                    report.rejected(&head, fed);
                 }
                 acct_head = next_of(&mut accounts, &mut report)?;
             }
             Some(Input::Outcomes) => {
                 if let Some(head) = outcome_head.take() {
-                    match codec::outcome_from_proto(&head.msg) {
-                        Ok(o) => {
-                            engine.apply_outcome(&o);
-                            *summary
-                                .outcomes
-                                .entry(o.outcome.as_str().into())
-                                .or_default() += 1;
-                        }
-                        Err(e) => report.malformed(&head.file, head.at, &e),
+                    let fed = driver.feed(Record::Outcome(&head.msg), None, &mut tickets);
+                    if let Ok(Fed::Outcome { outcome, .. }) = fed {
+                        *summary.outcomes.entry(outcome.as_str().into()).or_default() += 1;
                     }
+                    report.rejected(&head, fed);
                     outcomes.push(head.msg);
                 }
                 outcome_head = next_of(&mut outcome_src, &mut report)?;
@@ -364,7 +351,7 @@ pub fn run_with(
             }
         }
     }
-    engine.finish(&mut tickets);
+    driver.finish(&mut tickets);
     keep_last(&mut finals, &tickets);
     out.write_all(&mut tickets)?;
     out.w.flush().map_err(|source| ReplayError::Write {
@@ -391,7 +378,7 @@ pub fn run_with(
     summary.malformed = report.count;
     summary.malformed_examples = report.examples;
     summary.tickets_written = out.written;
-    summary.engine = engine.stats().clone();
+    summary.engine = driver.engine().stats().clone();
     summary.elapsed = started.elapsed();
     Ok(summary)
 }
@@ -486,6 +473,15 @@ struct Reporter<'a> {
 }
 
 impl Reporter<'_> {
+    /// Reports a record the driver set aside as malformed; a late one is only counted (by
+    /// the engine), as it is in the service's metrics.
+    fn rejected<M>(&mut self, head: &Head<M>, fed: Result<Fed, Reason>) {
+        match fed {
+            Ok(_) | Err(Reason::Late { .. }) => {}
+            Err(e) => self.malformed(&head.file, head.at, &e),
+        }
+    }
+
     fn malformed(&mut self, file: &str, at: u64, reason: &dyn fmt::Display) {
         self.count += 1;
         let line = format!("{file}:{at}: {reason}");

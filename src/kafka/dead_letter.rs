@@ -13,54 +13,9 @@
 
 use rdkafka::message::{Headers, Message, OwnedMessage};
 
-use crate::codec::DecodeError;
-
 use super::producer::{Kind, Publication};
 
-/// Why a record goes to the dead-letter topic.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum Reason {
-    /// The record has no value.
-    #[error("record has no value")]
-    Empty,
-    /// The value is larger than `kafka.max_message_bytes`.
-    #[error("record of {bytes} bytes exceeds {limit} bytes")]
-    Oversize { bytes: usize, limit: usize },
-    /// The value is not a message in `kafka.input_format`.
-    #[error("{0}")]
-    Decode(DecodeError),
-    /// The message decodes but fails validation (subscriber, record type, event time, ...).
-    #[error("{0}")]
-    Invalid(DecodeError),
-    /// The event time is more than `kafka.max_future_skew_ms` ahead of the wall clock.
-    #[error("event time {event_time_ms} is ahead of the clock")]
-    Future { event_time_ms: i64 },
-    /// The event time is older than the watermark: beyond the allowed lateness.
-    #[error(
-        "event time {event_time_ms} is beyond the allowed lateness (older than the watermark)"
-    )]
-    Late { event_time_ms: i64 },
-}
-
-impl Reason {
-    /// The bounded metric label.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Reason::Empty => "empty",
-            Reason::Oversize { .. } => "oversize",
-            Reason::Decode(_) => "decode",
-            Reason::Invalid(_) => "invalid",
-            Reason::Future { .. } => "future",
-            Reason::Late { .. } => "late",
-        }
-    }
-
-    /// Whether the record itself is malformed (also counted as a decode error), rather
-    /// than well formed but out of time or too large.
-    pub fn is_malformed(&self) -> bool {
-        matches!(self, Reason::Empty | Reason::Decode(_) | Reason::Invalid(_))
-    }
-}
+pub use crate::driver::Reason;
 
 /// The publication that sends `m` to the dead-letter `topic`.
 pub(super) fn publication(reason: &Reason, m: &OwnedMessage, topic: &str) -> Publication {
@@ -94,6 +49,7 @@ pub(super) fn publication(reason: &Reason, m: &OwnedMessage, topic: &str) -> Pub
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::DecodeError;
     use crate::detect::event::MsisdnError;
     use rdkafka::message::{Header, OwnedHeaders};
     use rdkafka::Timestamp;

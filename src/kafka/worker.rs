@@ -1,5 +1,7 @@
 //! One partition's processing, free of I/O: raw record bytes in, tickets and dead letters
-//! out. The Kafka adapter feeds it and publishes what it returns; tests drive it directly.
+//! out. Bytes are checked for size and decoded (codec) here; everything after is the one
+//! [`Driver`] that `replay`, the demo and the benchmarks use too. The Kafka adapter feeds it
+//! and publishes what it returns; tests drive it directly.
 //!
 //! Bad input never stops the line: a record that is too large, does not decode, fails
 //! validation, is far in the future or beyond the allowed lateness is set aside with a
@@ -8,48 +10,11 @@
 use crate::codec;
 use crate::config::{Config, ConfigError, Format};
 use crate::detect::engine::PortedNumber;
-use crate::detect::{Applied, Engine, Event};
+use crate::detect::Engine;
+use crate::driver::{Driver, Fed, Reason, Record};
 use crate::proto::{self, CareTicket};
 
-use super::dead_letter::Reason;
-
-/// Which input topic a record came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Source {
-    Cdr,
-    Account,
-    Outcomes,
-}
-
-impl Source {
-    /// The input whose head record goes to the engine next, given each input's head event
-    /// time (`None`: nothing waiting): the earliest, and on a tie CDRs, then account
-    /// events, then outcomes. `replay` and the Kafka service merge by this one rule, which
-    /// is why a backtest gives the tickets the live service gives.
-    pub fn earliest(
-        cdr: Option<i64>,
-        account: Option<i64>,
-        outcomes: Option<i64>,
-    ) -> Option<Source> {
-        [
-            (Source::Cdr, cdr),
-            (Source::Account, account),
-            (Source::Outcomes, outcomes),
-        ]
-        .into_iter()
-        .filter_map(|(s, t)| t.map(|t| (s, t)))
-        .min_by_key(|&(_, t)| t)
-        .map(|(s, _)| s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Cdr => "cdr",
-            Source::Account => "account",
-            Source::Outcomes => "outcomes",
-        }
-    }
-}
+pub use crate::driver::Source;
 
 /// What processing one record produced.
 #[derive(Debug, Default)]
@@ -65,12 +30,12 @@ pub struct Processed {
 
 /// The engine of one partition plus decoding and validation.
 pub struct PartitionWorker {
-    engine: Engine,
+    driver: Driver,
     format: Format,
     max_bytes: usize,
-    max_future_skew_ms: i64,
     cdr: proto::CallDetailRecord,
     account: proto::AccountEvent,
+    outcome: proto::TicketOutcome,
 }
 
 fn dead(reason: Reason) -> Processed {
@@ -83,21 +48,21 @@ fn dead(reason: Reason) -> Processed {
 impl PartitionWorker {
     pub fn new(cfg: &Config, ported: &[PortedNumber]) -> Result<PartitionWorker, ConfigError> {
         Ok(PartitionWorker {
-            engine: Engine::new(cfg, ported)?,
+            driver: Driver::new(Engine::new(cfg, ported)?, cfg.kafka.max_future_skew_ms),
             format: cfg.kafka.input_format,
             max_bytes: cfg.kafka.max_message_bytes,
-            max_future_skew_ms: cfg.kafka.max_future_skew_ms,
             cdr: proto::CallDetailRecord::default(),
             account: proto::AccountEvent::default(),
+            outcome: proto::TicketOutcome::default(),
         })
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.driver.engine()
     }
 
     pub fn engine_mut(&mut self) -> &mut Engine {
-        &mut self.engine
+        self.driver.engine_mut()
     }
 
     /// Processes one record read from `source`; `now_ms` is the wall clock, used only to
@@ -113,76 +78,37 @@ impl PartitionWorker {
             });
         }
         let mut tickets = Vec::new();
-        let applied = match source {
-            Source::Cdr => self.apply_cdr(bytes, now_ms, &mut tickets),
-            Source::Account => self.apply_account(bytes, now_ms, &mut tickets),
-            Source::Outcomes => self.apply_outcome(bytes),
+        let format = self.format;
+        let decoded = match source {
+            Source::Cdr => codec::decode_value_into(format, bytes, &mut self.cdr)
+                .map(|()| Record::Cdr(&self.cdr)),
+            Source::Account => codec::decode_value_into(format, bytes, &mut self.account)
+                .map(|()| Record::Account(&self.account)),
+            Source::Outcomes => codec::decode_value_into(format, bytes, &mut self.outcome)
+                .map(|()| Record::Outcome(&self.outcome)),
         };
-        let (time, applied) = match applied {
-            Ok(applied) => applied,
-            Err(reason) => return dead(reason),
-        };
-        let event_time_ms = Some(time);
-        match applied {
-            Applied::Accepted => Processed {
-                tickets,
-                event_time_ms,
-                ..Default::default()
-            },
-            Applied::Duplicate => Processed {
+        let fed = decoded
+            .map_err(Reason::Decode)
+            .and_then(|record| self.driver.feed(record, Some(now_ms), &mut tickets));
+        match fed {
+            Ok(Fed::Duplicate { event_time_ms }) => Processed {
                 duplicate: true,
-                event_time_ms,
+                event_time_ms: Some(event_time_ms),
                 ..Default::default()
             },
-            Applied::Late => Processed {
+            Ok(fed) => Processed {
+                tickets,
+                event_time_ms: Some(fed.event_time_ms()),
+                ..Default::default()
+            },
+            Err(reason @ Reason::Late { event_time_ms }) => Processed {
                 late: true,
-                event_time_ms,
-                dead_letter: Some(Reason::Late {
-                    event_time_ms: time,
-                }),
+                event_time_ms: Some(event_time_ms),
+                dead_letter: Some(reason),
                 ..Default::default()
             },
+            Err(reason) => dead(reason),
         }
-    }
-
-    fn apply_cdr(
-        &mut self,
-        bytes: &[u8],
-        now_ms: i64,
-        tickets: &mut Vec<CareTicket>,
-    ) -> Result<(i64, Applied), Reason> {
-        codec::decode_value_into(self.format, bytes, &mut self.cdr).map_err(Reason::Decode)?;
-        let cdr = codec::cdr_from_proto(&self.cdr).map_err(Reason::Invalid)?;
-        self.check_skew(cdr.time_ms, now_ms)?;
-        Ok((cdr.time_ms, self.engine.apply(&Event::Cdr(cdr), tickets)))
-    }
-
-    fn apply_account(
-        &mut self,
-        bytes: &[u8],
-        now_ms: i64,
-        tickets: &mut Vec<CareTicket>,
-    ) -> Result<(i64, Applied), Reason> {
-        codec::decode_value_into(self.format, bytes, &mut self.account).map_err(Reason::Decode)?;
-        let ev = codec::account_from_proto(&self.account).map_err(Reason::Invalid)?;
-        self.check_skew(ev.time_ms, now_ms)?;
-        Ok((ev.time_ms, self.engine.apply(&Event::Account(ev), tickets)))
-    }
-
-    /// An outcome is never late or a duplicate for the engine: it is always accepted.
-    fn apply_outcome(&mut self, bytes: &[u8]) -> Result<(i64, Applied), Reason> {
-        let mut o = proto::TicketOutcome::default();
-        codec::decode_value_into(self.format, bytes, &mut o).map_err(Reason::Decode)?;
-        let ev = codec::outcome_from_proto(&o).map_err(Reason::Invalid)?;
-        self.engine.apply_outcome(&ev);
-        Ok((ev.time_ms, Applied::Accepted))
-    }
-
-    fn check_skew(&self, event_time_ms: i64, now_ms: i64) -> Result<(), Reason> {
-        if event_time_ms > now_ms + self.max_future_skew_ms {
-            return Err(Reason::Future { event_time_ms });
-        }
-        Ok(())
     }
 }
 

@@ -12,9 +12,9 @@ use std::fmt;
 
 use chrono::TimeZone;
 
-use crate::codec;
 use crate::config::Config;
-use crate::detect::{EngineStats, Event, Msisdn};
+use crate::detect::{EngineStats, Msisdn};
+use crate::driver::{Driver, Reason, Record};
 use crate::proto;
 use crate::replay::{self, ReplayError};
 use crate::tools::workload::stories::{planted, workload};
@@ -56,24 +56,23 @@ pub fn run(cfg: &Config) -> Result<DemoReport, DemoError> {
 
 /// Runs any wire events through a fresh engine, decoding them as replay does.
 pub fn run_events(cfg: &Config, events: &[WireEvent]) -> Result<DemoReport, DemoError> {
-    let mut engine = replay::build_engine(cfg)?;
+    let mut driver = Driver::new(replay::build_engine(cfg)?, 0);
     let mut out = Vec::new();
     let mut malformed = 0;
     for ev in events {
-        let applied = match ev {
-            WireEvent::Cdr(m) => {
-                codec::cdr_from_proto(m).map(|c| engine.apply(&Event::Cdr(c), &mut out))
-            }
-            WireEvent::Account(m) => {
-                codec::account_from_proto(m).map(|a| engine.apply(&Event::Account(a), &mut out))
-            }
+        let record = match ev {
+            WireEvent::Cdr(m) => Record::Cdr(m),
+            WireEvent::Account(m) => Record::Account(m),
         };
-        if let Err(e) = applied {
-            malformed += 1;
-            tracing::warn!(reason = %e, "malformed demo record");
+        match driver.feed(record, None, &mut out) {
+            Ok(_) | Err(Reason::Late { .. }) => {}
+            Err(e) => {
+                malformed += 1;
+                tracing::warn!(reason = %e, "malformed demo record");
+            }
         }
     }
-    engine.finish(&mut out);
+    driver.finish(&mut out);
     let emitted = out.len();
     let mut tickets: Vec<proto::CareTicket> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
@@ -94,7 +93,7 @@ pub fn run_events(cfg: &Config, events: &[WireEvent]) -> Result<DemoReport, Demo
         .unwrap_or(chrono_tz::Asia::Shanghai);
     Ok(DemoReport {
         tickets,
-        stats: engine.stats().clone(),
+        stats: driver.engine().stats().clone(),
         events: events.len(),
         malformed,
         emitted,

@@ -11,12 +11,12 @@ use std::time::Instant;
 use prost::Message as _;
 
 use super::{resident_bytes, BenchError};
-use crate::codec;
 use crate::config::Config;
 use crate::detect::calendar::{day_of_date, Calendar, Day};
 use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
 use crate::detect::state::SubscriberState;
 use crate::detect::Engine;
+use crate::driver::{Driver, Reason, Record};
 use crate::proto::{self, CareTicket};
 use crate::tools::workload::mix::CdrMix;
 use crate::tools::workload::numbers::subscriber;
@@ -27,12 +27,12 @@ pub const ENGINE_START: &str = "2026-02-20";
 /// Builds `days` days of history for subscribers `0..n`: one outgoing call each per day,
 /// subscribers in order (cheap, cache-friendly), times increasing through each day. Every
 /// day closes as time moves on, so afterwards every ring is full. Returns the tickets raised.
-pub fn build_history(engine: &mut Engine, n: u64, first_day: Day, days: u32) -> u64 {
+pub fn build_history(driver: &mut Driver, n: u64, first_day: Day, days: u32) -> u64 {
     let mut out = Vec::new();
     let mut tickets = 0u64;
     let mut key = 1u64 << 62;
     for d in 0..days as i32 {
-        let start = engine.calendar().day_start_ms(first_day + d);
+        let start = driver.engine().calendar().day_start_ms(first_day + d);
         let step = 80_000_000 / n.max(1) as i64;
         for i in 0..n {
             key += 1;
@@ -48,7 +48,7 @@ pub fn build_history(engine: &mut Engine, n: u64, first_day: Day, days: u32) -> 
                 call_ref: 0,
                 partial: false,
             };
-            engine.apply(&Event::Cdr(c), &mut out);
+            let _ = driver.feed_event(&Event::Cdr(c), None, &mut out);
             tickets += out.len() as u64;
             out.clear();
         }
@@ -174,15 +174,15 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
     let first_day = day_of_date(start);
 
     let rss0 = resident_bytes();
-    let mut engine = Engine::new(&cfg, &[])?;
+    let mut driver = Driver::new(Engine::new(&cfg, &[])?, 0);
     let t0 = Instant::now();
-    let history_tickets = build_history(&mut engine, n, first_day, opts.days);
+    let history_tickets = build_history(&mut driver, n, first_day, opts.days);
     let history_secs = t0.elapsed().as_secs_f64();
     let rss1 = resident_bytes();
-    let days_before = engine.stats().days_closed;
+    let days_before = driver.engine().stats().days_closed;
 
     let mut w = CdrMix::new(n, opts.seed);
-    let cal = engine.calendar().clone();
+    let cal = driver.engine().calendar().clone();
     let input = encode_days(
         &mut w,
         &cal,
@@ -194,7 +194,7 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
     let mut msg = proto::CallDetailRecord::default();
     let mut out: Vec<CareTicket> = Vec::new();
     let (mut tickets, mut rejected) = (0u64, 0u64);
-    let accepted_before = engine.stats().accepted;
+    let accepted_before = driver.engine().stats().accepted;
     eprintln!(
         "history built in {history_secs:.1}s; timing {} records (pid {})",
         input.len(),
@@ -207,11 +207,8 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
             rejected += 1;
             continue;
         }
-        match codec::cdr_from_proto(&msg) {
-            Ok(c) => {
-                engine.apply(&Event::Cdr(c), &mut out);
-            }
-            Err(_) => rejected += 1,
+        if let Err(Reason::Invalid(_)) = driver.feed(Record::Cdr(&msg), None, &mut out) {
+            rejected += 1;
         }
         tickets += out.len() as u64;
         out.clear();
@@ -226,12 +223,12 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
         encoded_records: input.len() as u64,
         encoded_bytes: input.bytes.len() as u64,
         timed_secs,
-        accepted: engine.stats().accepted - accepted_before,
+        accepted: driver.engine().stats().accepted - accepted_before,
         rejected,
         tickets,
-        days_closed: engine.stats().days_closed - days_before,
+        days_closed: driver.engine().stats().days_closed - days_before,
         state_struct_bytes: std::mem::size_of::<SubscriberState>(),
-        engine_state_bytes: engine.state_bytes(),
+        engine_state_bytes: driver.engine().state_bytes(),
         rss_growth_population: rss1.saturating_sub(rss0),
         rss_growth_after_timed: rss2
             .saturating_sub(rss0)
@@ -354,7 +351,7 @@ mod tests {
         for bytes in input.iter() {
             let m = proto::CallDetailRecord::decode(bytes).unwrap();
             assert!((start..end).contains(&m.event_time_ms));
-            codec::cdr_from_proto(&m).unwrap();
+            crate::codec::cdr_from_proto(&m).unwrap();
         }
     }
 
