@@ -1,0 +1,298 @@
+//! The file adapter: CDR and account-event files in, care tickets out.
+//!
+//! Used for backtests and for trying rules on captured data before Kafka exists. The input
+//! files are streamed (one record in memory per file), and their head records are merged
+//! by event time, so files each sorted by time feed the engine one time-ordered stream;
+//! records that are out of order inside a file reach the engine late, as they would from
+//! mediation, and the engine's lateness rule decides. Call-center outcomes are merged the
+//! same way and applied as the Kafka service applies them (ties: CDRs, account events,
+//! outcomes; [`Source::earliest`]), so a RETAINED outcome suppresses the tickets in a
+//! backtest that it suppresses live: the backtest equals live.
+//!
+//! Poison input never stops a replay: a record that does not decode or validate is reported
+//! as `FILE:LINE: reason` (for protobuf files `FILE:N`, N the 1-based record number),
+//! counted and skipped. Only I/O failures, broken protobuf framing's aftermath aside, end
+//! the run with a [`ReplayError`] naming the file.
+
+mod files;
+mod report;
+mod summary;
+#[cfg(test)]
+mod tests;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::config::{Config, ConfigError};
+use crate::detect::engine::PortedNumber;
+use crate::detect::Engine;
+use crate::driver::{Driver, Fed, Record};
+use crate::proto::{self, account_event};
+use crate::tools::quality;
+
+use files::{Head, Inputs, Next};
+use report::{progress_bar, write_report, Reporter, TicketSink};
+pub use summary::ReplaySummary;
+
+/// How many malformed-record examples the summary keeps.
+pub const SUMMARY_EXAMPLES: usize = 10;
+/// How many malformed records are reported one by one before the rest are only counted, so
+/// a file of garbage does not flood the terminal.
+pub const MAX_REPORTED: u64 = 1000;
+/// Records between progress-bar updates.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// Encoding of an input or output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Proto3 JSON, one message per line.
+    Json,
+    /// Length-delimited protobuf records (varint length, then the message).
+    Protobuf,
+}
+
+impl Format {
+    /// The input format a file name suggests: `.pb`, `.binpb`, `.bin` mean protobuf.
+    pub fn from_extension(path: &Path) -> Format {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("pb" | "binpb" | "bin") => Format::Protobuf,
+            _ => Format::Json,
+        }
+    }
+}
+
+/// What to replay and where the tickets go.
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    pub cdr: Option<PathBuf>,
+    pub account: Option<PathBuf>,
+    /// Ticket outcomes fed back by the call center, applied in event-time order (a
+    /// RETAINED subscriber is not ticketed again for the rule within its cooldown).
+    pub outcomes: Option<PathBuf>,
+    pub out: PathBuf,
+    /// Input encoding; `None` picks it per file from the extension.
+    pub input_format: Option<Format>,
+    /// Ticket encoding.
+    pub format: Format,
+    /// Draw a progress bar on stderr (the binary sets this only when stderr is a terminal).
+    pub progress: bool,
+    /// Write the detection-quality report here as JSON.
+    pub report: Option<PathBuf>,
+}
+
+/// Why a replay could not run or finish. Malformed records are not errors; see the summary.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("nothing to replay: give --cdr, --account or both")]
+    NoInput,
+    #[error("cannot open {path}: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: String, source: io::Error },
+    #[error("ported numbers file {path}:{line}: {reason}")]
+    Ported {
+        path: String,
+        line: u64,
+        reason: String,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Reads a ported-numbers CSV (`number,operator` per line; a header line, blank lines and
+/// `#` comments are skipped).
+pub fn load_ported_numbers(path: &Path) -> Result<Vec<PortedNumber>, ReplayError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| ReplayError::Open {
+        path: name.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.map_err(|source| ReplayError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("number")) {
+            continue;
+        }
+        let bad = |reason: &str| ReplayError::Ported {
+            path: name.clone(),
+            line: i as u64 + 1,
+            reason: reason.into(),
+        };
+        let (number, operator) = line
+            .split_once(',')
+            .ok_or_else(|| bad("expected `number,operator`"))?;
+        let (number, operator) = (number.trim(), operator.trim());
+        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("number must be digits"));
+        }
+        if operator.is_empty() {
+            return Err(bad("operator is empty"));
+        }
+        out.push(PortedNumber {
+            number: number.to_string(),
+            operator: operator.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Builds an engine from the config, loading its ported-numbers file if one is set.
+pub fn build_engine(cfg: &Config) -> Result<Engine, ReplayError> {
+    let ported = match &cfg.detect.numbering.ported_numbers_file {
+        Some(p) => load_ported_numbers(Path::new(p))?,
+        None => Vec::new(),
+    };
+    Ok(Engine::new(cfg, &ported)?)
+}
+
+/// Replays the files in `opts` through a fresh engine, reporting malformed records on
+/// stderr.
+pub fn run(opts: &ReplayOptions, cfg: &Config) -> Result<ReplaySummary, ReplayError> {
+    run_with(opts, cfg, &mut io::stderr())
+}
+/// [`run`], with malformed-record reports written to `diag`.
+pub fn run_with(
+    opts: &ReplayOptions,
+    cfg: &Config,
+    diag: &mut dyn Write,
+) -> Result<ReplaySummary, ReplayError> {
+    if opts.cdr.is_none() && opts.account.is_none() {
+        return Err(ReplayError::NoInput);
+    }
+    let started = Instant::now();
+    // A file has no wall clock: no future-skew bound.
+    let mut driver = Driver::new(build_engine(cfg)?, 0);
+    let consumed = Rc::new(Cell::new(0u64));
+    let mut inputs = Inputs::open(opts, &consumed)?;
+    let mut out = TicketSink::create(&opts.out, opts.format)?;
+    let progress = opts.progress.then(|| progress_bar(inputs.total_bytes()));
+    let mut report = Reporter {
+        diag,
+        progress: progress.clone(),
+        count: 0,
+        examples: Vec::new(),
+    };
+    let mut run = Collected::default();
+    inputs.prime(&mut report)?;
+    let mut since_progress = 0u64;
+    while let Some(next) = inputs.next(&mut report)? {
+        run.feed(&mut driver, next, &mut report);
+        run.write(&mut out)?;
+        since_progress += 1;
+        if since_progress == PROGRESS_EVERY {
+            since_progress = 0;
+            if let Some(pb) = &progress {
+                pb.set_position(consumed.get());
+            }
+        }
+    }
+    driver.finish(&mut run.tickets);
+    run.write(&mut out)?;
+    out.flush()?;
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    let mut summary = run.summary(opts)?;
+    (
+        summary.cdr_records,
+        summary.account_records,
+        summary.outcome_records,
+    ) = inputs.read();
+    summary.malformed = report.count;
+    summary.malformed_examples = report.examples;
+    summary.tickets_written = out.written;
+    summary.engine = driver.engine().stats().clone();
+    summary.elapsed = started.elapsed();
+    Ok(summary)
+}
+
+/// What a replay collects besides the tickets it writes: the ground truth, the last version
+/// of every ticket and the outcomes, for the quality figures.
+#[derive(Default)]
+struct Collected {
+    tickets: Vec<proto::CareTicket>,
+    churns: HashMap<String, i64>,
+    finals: HashMap<String, proto::CareTicket>,
+    outcomes: Vec<proto::TicketOutcome>,
+    summary: ReplaySummary,
+}
+
+impl Collected {
+    /// Feeds one record to the driver.
+    fn feed(&mut self, driver: &mut Driver, next: Next, report: &mut Reporter<'_>) {
+        match next {
+            Next::Cdr(head) => {
+                let fed = driver.feed(Record::Cdr(&head.msg), None, &mut self.tickets);
+                report.rejected(&head, fed);
+            }
+            Next::Account(head) => {
+                note_churn(&mut self.churns, &head);
+                let fed = driver.feed(Record::Account(&head.msg), None, &mut self.tickets);
+                report.rejected(&head, fed);
+            }
+            Next::Outcome(head) => {
+                let fed = driver.feed(Record::Outcome(&head.msg), None, &mut self.tickets);
+                if let Ok(Fed::Outcome { outcome, .. }) = fed {
+                    *self
+                        .summary
+                        .outcomes
+                        .entry(outcome.as_str().into())
+                        .or_default() += 1;
+                }
+                report.rejected(&head, fed);
+                self.outcomes.push(head.msg);
+            }
+        }
+    }
+
+    /// Writes the tickets raised since the last write, remembering the last version of each.
+    fn write(&mut self, out: &mut TicketSink) -> Result<(), ReplayError> {
+        keep_last(&mut self.finals, &self.tickets);
+        out.write_all(&mut self.tickets)
+    }
+
+    /// The summary so far, with the quality figures when there is ground truth (or a report
+    /// was asked for).
+    fn summary(self, opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+        let mut summary = self.summary;
+        if !self.churns.is_empty() || opts.report.is_some() {
+            let mut finals: Vec<proto::CareTicket> = self.finals.into_values().collect();
+            finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
+            let given = opts.outcomes.is_some().then_some(self.outcomes.as_slice());
+            let q = quality::measure(&finals, &self.churns, given);
+            if let Some(path) = &opts.report {
+                write_report(path, &q)?;
+            }
+            summary.quality = Some(q);
+        }
+        Ok(summary)
+    }
+}
+
+/// Keeps the earliest `Churned` event per subscriber: the ground truth for quality.
+fn note_churn(churns: &mut HashMap<String, i64>, head: &Head<proto::AccountEvent>) {
+    if let Some(account_event::Kind::Churned(_)) = head.msg.kind {
+        churns
+            .entry(head.msg.subscriber.clone())
+            .and_modify(|t| *t = (*t).min(head.time_ms))
+            .or_insert(head.time_ms);
+    }
+}
+
+/// Remembers the last version of every ticket emitted (tickets are upserts by id).
+fn keep_last(finals: &mut HashMap<String, proto::CareTicket>, emitted: &[proto::CareTicket]) {
+    for t in emitted {
+        finals.insert(t.ticket_id.clone(), t.clone());
+    }
+}

@@ -1,0 +1,97 @@
+//! What a replay did: counts, the engine's figures and detection quality, printed at the
+//! end of a run.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use crate::detect::EngineStats;
+use crate::tools::quality::QualityReport;
+
+/// What a replay did, printed at the end.
+#[derive(Debug, Clone, Default)]
+pub struct ReplaySummary {
+    pub cdr_records: u64,
+    pub account_records: u64,
+    pub outcome_records: u64,
+    pub malformed: u64,
+    /// The first [`super::SUMMARY_EXAMPLES`] malformed records as `FILE:LINE: reason`.
+    pub malformed_examples: Vec<String>,
+    /// Outcome name (`RETAINED`, ...) to count.
+    pub outcomes: BTreeMap<String, u64>,
+    /// Ticket messages written, including re-emissions of a ticket id.
+    pub tickets_written: u64,
+    pub engine: EngineStats,
+    /// Detection quality against the `Churned` events read; computed when there are any,
+    /// or when a report file was asked for.
+    pub quality: Option<QualityReport>,
+    pub elapsed: Duration,
+}
+
+impl ReplaySummary {
+    /// CDRs and account events read, malformed ones included.
+    pub fn events_read(&self) -> u64 {
+        self.cdr_records + self.account_records
+    }
+}
+
+impl fmt::Display for ReplaySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.engine;
+        writeln!(f, "replay summary")?;
+        writeln!(
+            f,
+            "  events read       {} ({} CDRs, {} account events)",
+            self.events_read(),
+            self.cdr_records,
+            self.account_records
+        )?;
+        writeln!(f, "  accepted          {}", s.accepted)?;
+        writeln!(f, "  duplicates        {}", s.duplicates)?;
+        writeln!(f, "  late (rejected)   {}", s.late)?;
+        writeln!(f, "  malformed         {}", self.malformed)?;
+        for e in &self.malformed_examples {
+            writeln!(f, "    {e}")?;
+        }
+        if self.malformed > self.malformed_examples.len() as u64 {
+            writeln!(
+                f,
+                "    ... and {} more",
+                self.malformed - self.malformed_examples.len() as u64
+            )?;
+        }
+        writeln!(
+            f,
+            "  tickets           {} distinct, {} updates, {} messages written",
+            s.tickets, s.ticket_updates, self.tickets_written
+        )?;
+        for (rule, n) in &s.tickets_by_rule {
+            writeln!(f, "    {rule:<32} {n}")?;
+        }
+        if !s.suppressed.is_empty() {
+            writeln!(f, "  suppressed")?;
+            for (reason, n) in &s.suppressed {
+                writeln!(f, "    {reason:<32} {n}")?;
+            }
+        }
+        writeln!(f, "  subscribers       {}", s.subscribers)?;
+        if self.outcome_records > 0 {
+            writeln!(f, "  outcomes          {} read", self.outcome_records)?;
+            for (outcome, n) in &self.outcomes {
+                writeln!(f, "    {outcome:<32} {n}")?;
+            }
+        }
+        if let Some(q) = &self.quality {
+            if q.churned_subscribers > 0 {
+                write!(f, "{q}")?;
+            }
+        }
+        let secs = self.elapsed.as_secs_f64();
+        let rate = if secs > 0.0 {
+            self.events_read() as f64 / secs
+        } else {
+            0.0
+        };
+        write!(f, "  elapsed           {secs:.3} s ({rate:.0} events/s)")
+    }
+}
