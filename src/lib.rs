@@ -5,9 +5,14 @@
 //! - [`detect`] is the pure core: decoded events in, care tickets out. No I/O, no clock, no
 //!   threads; time comes only from event times and the watermark they drive, so the same
 //!   input always gives the same tickets. Everything worth testing lives here.
-//! - Adapters are thin and sit around it: [`codec`] turns wire bytes (protobuf or proto3
-//!   JSON) into core events and tickets back into bytes; [`replay`] drives the engine from
-//!   files. They reuse the same engine, so no rule is ever implemented twice.
+//! - [`driver`] is the one way into the engine: decoded records from any source, in
+//!   event-time order (one merge rule for every adapter), validated, applied or fed back,
+//!   yielding tickets or the reason a record is set aside. The Kafka partition worker,
+//!   [`replay`], the demo and the benchmarks all feed it; nothing else calls the engine.
+//! - Adapters are thin and sit around it: [`codec`] holds all wire handling (protobuf or
+//!   proto3 JSON to messages, event-time peeks, tickets back into bytes); [`replay`] reads
+//!   files (streamed, validated, merged) and writes tickets and the quality report; [`live`]
+//!   and [`app`] wire the demo and `run`; [`http`] and [`metrics`] serve the endpoints.
 //! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
 //!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
 //!   `partition` (one task and one engine per partition, inputs merged by event time,
