@@ -6,7 +6,7 @@
 //! records that are out of order inside a file reach the engine late, as they would from
 //! mediation, and the engine's lateness rule decides. Call-center outcomes are merged the
 //! same way and applied as the Kafka service applies them (ties: CDRs, account events,
-//! outcomes; [`Source::earliest`]), so a RETAINED outcome suppresses the tickets in a
+//! outcomes; [`Source::earliest`](crate::driver::Source::earliest)), so a RETAINED outcome suppresses the tickets in a
 //! backtest that it suppresses live: the backtest equals live.
 //!
 //! Poison input never stops a replay: a record that does not decode or validate is reported
