@@ -2,8 +2,8 @@
 //! ticket table with the planted journeys found and missed.
 //!
 //! It exists so anyone can see detection work in one command, with no broker, and so tests
-//! have a realistic, deterministic run to check. The workload's wire messages are decoded
-//! with [`codec`] exactly as replay decodes files, so the demo exercises the adapter path
+//! have a realistic, deterministic run to check. The workload's wire messages go through
+//! the one [`Driver`] exactly as replay's files do, so the demo exercises the product's path
 //! too. (`churnwatch demo` without `--in-process` streams the same workload through the
 //! embedded broker: [`crate::live`].)
 
