@@ -234,12 +234,12 @@ impl Collected {
         match next {
             Next::Cdr(head) => {
                 let fed = driver.feed(Record::Cdr(&head.msg), None, &mut self.tickets);
-                report.rejected(&head, fed);
+                report.rejected(&head.file, head.at, fed);
             }
             Next::Account(head) => {
                 note_churn(&mut self.churns, &head);
                 let fed = driver.feed(Record::Account(&head.msg), None, &mut self.tickets);
-                report.rejected(&head, fed);
+                report.rejected(&head.file, head.at, fed);
             }
             Next::Outcome(head) => {
                 let fed = driver.feed(Record::Outcome(&head.msg), None, &mut self.tickets);
@@ -250,7 +250,7 @@ impl Collected {
                         .entry(outcome.as_str().into())
                         .or_default() += 1;
                 }
-                report.rejected(&head, fed);
+                report.rejected(&head.file, head.at, fed);
                 self.outcomes.push(head.msg);
             }
         }

@@ -12,7 +12,6 @@ use crate::driver::{Fed, Reason};
 use crate::proto;
 use crate::tools::quality::QualityReport;
 
-use super::files::Head;
 use super::{Format, ReplayError, MAX_REPORTED, SUMMARY_EXAMPLES};
 
 /// Where tickets go; every emission is written, since a later one with the same id is a
@@ -55,10 +54,10 @@ pub(super) struct Reporter<'a> {
 impl Reporter<'_> {
     /// Reports a record the driver set aside as malformed; a late one is only counted (by
     /// the engine), as it is in the service's metrics.
-    pub(super) fn rejected<M>(&mut self, head: &Head<M>, fed: Result<Fed, Reason>) {
+    pub(super) fn rejected(&mut self, file: &str, at: u64, fed: Result<Fed, Reason>) {
         match fed {
             Ok(_) | Err(Reason::Late { .. }) => {}
-            Err(e) => self.malformed(&head.file, head.at, &e),
+            Err(e) => self.malformed(file, at, &e),
         }
     }
 
