@@ -28,6 +28,11 @@ rule_config! {
 pub const FIRST_BILL_DAYS: i32 = 62;
 
 /// Judges the latest bill at the close of `day`, if it was issued that day.
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "The first bill is far above the plan: explain the charges and move the customer \
+     to a plan that fits.";
+
 pub fn judge(cfg: &BillShockConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     if !cfg.enabled
         || state.activated_day == 0

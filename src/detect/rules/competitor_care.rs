@@ -32,6 +32,11 @@ pub struct CareCall {
     pub outgoing: bool,
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Call today: the customer has been talking to a competitor. Ask what offer they \
+     were quoted and match it with a retention plan.";
+
 pub fn judge(
     cfg: &CompetitorCareCallConfig,
     call: CareCall,

@@ -30,6 +30,11 @@ pub struct Contact {
     pub fault: bool,
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Repeated complaints or faults: make an apology call, confirm the fix and offer a \
+     gift or one-off discount.";
+
 pub fn judge(cfg: &ComplaintBurstConfig, history: &[Contact], day: Day, cal: &Calendar) -> Verdict {
     if !cfg.enabled {
         return Verdict::No;

@@ -21,6 +21,10 @@ rule_config! {
     }
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str = "The contract ends soon: offer a renewal with a loyalty benefit before a \
+                 competitor does.";
+
 pub fn judge(
     cfg: &ContractExpiryConfig,
     state: &SubscriberState,

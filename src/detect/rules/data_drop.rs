@@ -14,6 +14,11 @@ drop_config!(
     /// `data_drop`: MiB per week.
     DataDropConfig, 40, 200.0, "MiB");
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Usage is falling: call to learn why and offer a plan that fits, free minutes or \
+     a data pack.";
+
 pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let spec = DropSpec {
         rule: RuleId::DataDrop,

@@ -34,6 +34,16 @@ rule_config! {
 }
 
 /// Judges the run of consecutive forwarded days `first..=last`.
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const STREAK_ACTION: &str =
+    "Calls are forwarded to a competitor's number: confirm whether a second SIM is \
+     now the main line and offer a family or multi-SIM bundle.";
+
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const REGISTRATION_ACTION: &str =
+    "Calls are forwarded to a competitor's number: confirm whether a second SIM is \
+     now the main line and offer a family or multi-SIM bundle.";
+
 pub fn judge_streak(
     cfg: &ForwardingStreakConfig,
     first: Day,

@@ -102,10 +102,10 @@ use baseline::Verdict;
 use complaint_burst::Contact;
 
 /// The registry: every rule once, by its id, its stable name (the config section
-/// `[rules.<name>]`, the ticket's and the metric's label) and its config struct, defined in
-/// the rule's file. Adding a rule: its file, one line here, its config section.
+/// `[rules.<name>]`, the ticket's and the metric's label), its config struct and its
+/// suggested action, both defined in the rule's file. Adding a rule: its file, one line here, its config section.
 macro_rules! registry {
-    ($( $id:ident => $name:ident : $cfg:ty ),* $(,)?) => {
+    ($( $id:ident => $name:ident : $cfg:ty => $action:path ),* $(,)?) => {
         /// Every rule, by its stable id (used in tickets, metrics and config).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum RuleId { $( $id, )* }
@@ -116,6 +116,11 @@ macro_rules! registry {
             /// The stable id.
             pub fn as_str(self) -> &'static str {
                 match self { $( RuleId::$id => stringify!($name), )* }
+            }
+
+            /// What the agent should do (the rule's `ACTION`).
+            pub fn suggested_action(self) -> &'static str {
+                match self { $( RuleId::$id => $action, )* }
             }
         }
 
@@ -145,73 +150,27 @@ macro_rules! registry {
 }
 
 registry! {
-    CompetitorCareCall => competitor_care_call: competitor_care::CompetitorCareCallConfig,
-    OffnetForwardingStreak => offnet_forwarding_streak: forwarding::ForwardingStreakConfig,
-    OffnetForwardingRegistration => offnet_forwarding_registration: forwarding::ForwardingRegistrationConfig,
-    ZeroSpendMonth => zero_spend_month: zero_spend::ZeroSpendMonthConfig,
-    SilentDays => silent_days: silent_days::SilentDaysConfig,
-    OverdueBill => overdue_bill: overdue_bill::OverdueBillConfig,
-    PaymentReminder => payment_reminder: payment_reminder::PaymentReminderConfig,
-    SpendDrop => spend_drop: spend_drop::SpendDropConfig,
-    VoiceDrop => voice_drop: voice_drop::VoiceDropConfig,
-    DataDrop => data_drop: data_drop::DataDropConfig,
-    SustainedDecline => sustained_decline: sustained_decline::SustainedDeclineConfig,
-    NumberRetentionSuspension => number_retention_suspension: number_retention::NumberRetentionConfig,
-    ContractExpiry => contract_expiry: contract_expiry::ContractExpiryConfig,
-    ComplaintBurst => complaint_burst: complaint_burst::ComplaintBurstConfig,
-    OffnetIpCalls => offnet_ip_calls: offnet_ip_calls::OffnetIpCallsConfig,
-    BillShock => bill_shock: bill_shock::BillShockConfig,
+    CompetitorCareCall => competitor_care_call: competitor_care::CompetitorCareCallConfig => competitor_care::ACTION,
+    OffnetForwardingStreak => offnet_forwarding_streak: forwarding::ForwardingStreakConfig => forwarding::STREAK_ACTION,
+    OffnetForwardingRegistration => offnet_forwarding_registration: forwarding::ForwardingRegistrationConfig => forwarding::REGISTRATION_ACTION,
+    ZeroSpendMonth => zero_spend_month: zero_spend::ZeroSpendMonthConfig => zero_spend::ACTION,
+    SilentDays => silent_days: silent_days::SilentDaysConfig => silent_days::ACTION,
+    OverdueBill => overdue_bill: overdue_bill::OverdueBillConfig => overdue_bill::ACTION,
+    PaymentReminder => payment_reminder: payment_reminder::PaymentReminderConfig => payment_reminder::ACTION,
+    SpendDrop => spend_drop: spend_drop::SpendDropConfig => spend_drop::ACTION,
+    VoiceDrop => voice_drop: voice_drop::VoiceDropConfig => voice_drop::ACTION,
+    DataDrop => data_drop: data_drop::DataDropConfig => data_drop::ACTION,
+    SustainedDecline => sustained_decline: sustained_decline::SustainedDeclineConfig => sustained_decline::ACTION,
+    NumberRetentionSuspension => number_retention_suspension: number_retention::NumberRetentionConfig => number_retention::ACTION,
+    ContractExpiry => contract_expiry: contract_expiry::ContractExpiryConfig => contract_expiry::ACTION,
+    ComplaintBurst => complaint_burst: complaint_burst::ComplaintBurstConfig => complaint_burst::ACTION,
+    OffnetIpCalls => offnet_ip_calls: offnet_ip_calls::OffnetIpCallsConfig => offnet_ip_calls::ACTION,
+    BillShock => bill_shock: bill_shock::BillShockConfig => bill_shock::ACTION,
 }
 
 impl RuleId {
     pub fn parse(s: &str) -> Option<RuleId> {
         RuleId::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// What the agent should do, from the seeds' suggested actions [002][003].
-    pub fn suggested_action(self) -> &'static str {
-        match self {
-            RuleId::CompetitorCareCall => {
-                "Call today: the customer has been talking to a competitor. Ask what offer they \
-                 were quoted and match it with a retention plan."
-            }
-            RuleId::OffnetForwardingStreak | RuleId::OffnetForwardingRegistration => {
-                "Calls are forwarded to a competitor's number: confirm whether a second SIM is \
-                 now the main line and offer a family or multi-SIM bundle."
-            }
-            RuleId::ZeroSpendMonth | RuleId::SilentDays => {
-                "The line has gone quiet: call to learn why usage stopped and offer a better \
-                 plan or free minutes."
-            }
-            RuleId::OverdueBill | RuleId::PaymentReminder => {
-                "Remind the customer of the bill before suspension and offer an easy payment \
-                 channel or instalments."
-            }
-            RuleId::SpendDrop | RuleId::VoiceDrop | RuleId::DataDrop | RuleId::SustainedDecline => {
-                "Usage is falling: call to learn why and offer a plan that fits, free minutes or \
-                 a data pack."
-            }
-            RuleId::NumberRetentionSuspension => {
-                "The number is parked, often the step before porting out: call at once with the \
-                 strongest retention offer."
-            }
-            RuleId::ContractExpiry => {
-                "The contract ends soon: offer a renewal with a loyalty benefit before a \
-                 competitor does."
-            }
-            RuleId::ComplaintBurst => {
-                "Repeated complaints or faults: make an apology call, confirm the fix and offer a \
-                 gift or one-off discount."
-            }
-            RuleId::OffnetIpCalls => {
-                "The customer routes calls over a competitor's IP-call service: offer a \
-                 long-distance or roaming pack."
-            }
-            RuleId::BillShock => {
-                "The first bill is far above the plan: explain the charges and move the customer \
-                 to a plan that fits."
-            }
-        }
     }
 }
 

@@ -14,6 +14,11 @@ rule_config! {
     validate(self, key) {}
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "The number is parked, often the step before porting out: call at once with the \
+     strongest retention offer.";
+
 pub fn judge(cfg: &NumberRetentionConfig, time_ms: i64, day: Day) -> Option<SignalDraft> {
     if !cfg.enabled {
         return None;

@@ -26,6 +26,10 @@ rule_config! {
     }
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str = "The customer routes calls over a competitor's IP-call service: offer a \
+                 long-distance or roaming pack.";
+
 pub fn judge(
     cfg: &OffnetIpCallsConfig,
     month_ip_s: u16,

@@ -14,6 +14,11 @@ rule_config! {
     validate(self, key) {}
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Remind the customer of the bill before suspension and offer an easy payment \
+     channel or instalments.";
+
 pub fn judge(
     cfg: &OverdueBillConfig,
     period: Period,

@@ -31,6 +31,11 @@ rule_config! {
 const BILL_EPISODE: i64 = 1 << 40;
 
 /// Judges the latest bill at closed day `day`.
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Remind the customer of the bill before suspension and offer an easy payment \
+     channel or instalments.";
+
 pub fn judge_bill(
     cfg: &PaymentReminderConfig,
     state: &SubscriberState,

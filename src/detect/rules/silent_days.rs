@@ -27,6 +27,11 @@ rule_config! {
     }
 }
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "The line has gone quiet: call to learn why usage stopped and offer a better \
+     plan or free minutes.";
+
 pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let n = cfg.min_days as i32;
     if !cfg.enabled || !state.known_since(day - n - 27) {

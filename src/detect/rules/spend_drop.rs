@@ -15,6 +15,11 @@ drop_config!(
     /// `spend_drop`: charge, yuan per week.
     SpendDropConfig, 45, 10.0, "yuan");
 
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Usage is falling: call to learn why and offer a plan that fits, free minutes or \
+     a data pack.";
+
 pub fn judge(cfg: &SpendDropConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let spec = DropSpec {
         rule: RuleId::SpendDrop,

@@ -31,6 +31,11 @@ rule_config! {
 }
 
 /// Judges the month that just closed (after its spend was stored).
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "Usage is falling: call to learn why and offer a plan that fits, free minutes or \
+     a data pack.";
+
 pub fn judge(
     cfg: &SustainedDeclineConfig,
     state: &SubscriberState,

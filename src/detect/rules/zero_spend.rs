@@ -23,6 +23,11 @@ rule_config! {
 }
 
 /// Judges the month that just closed (before the month counters are reset).
+/// What the agent should do, from the seeds' suggested actions [002][003].
+pub const ACTION: &str =
+    "The line has gone quiet: call to learn why usage stopped and offer a better \
+     plan or free minutes.";
+
 pub fn judge(
     cfg: &ZeroSpendMonthConfig,
     state: &SubscriberState,
