@@ -14,7 +14,8 @@ use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
 use crate::config::{Config, Format};
@@ -176,12 +177,6 @@ pub async fn run_demo(
     cfg.kafka.brokers = broker.bootstrap_servers();
     cfg.kafka.input_format = Format::Protobuf;
     cfg.kafka.ticket_format = Format::Protobuf;
-    let tz: chrono_tz::Tz = cfg
-        .detect
-        .engine
-        .time_zone
-        .parse()
-        .unwrap_or(chrono_tz::Asia::Shanghai);
     let _ = writeln!(
         out,
         "embedded broker at {} (topics created, {DEMO_PARTITIONS} partitions)",
@@ -192,35 +187,93 @@ pub async fn run_demo(
     }
     let shared = Shared::default();
     let (stop_tx, stop_rx) = watch::channel(false);
-    let service = {
-        let cfg = cfg.clone();
-        let shared = shared.clone();
-        let mut rx = stop_rx.clone();
-        tokio::spawn(async move {
-            crate::app::run(cfg, None, vec![], shared, async move {
-                let _ = rx.wait_for(|s| *s).await;
-            })
-            .await
+    let service = spawn_service(&cfg, &shared, &stop_rx);
+    let feeder = spawn_feeder(&cfg, events, rate, &stop_rx)?;
+    let reader = ticket_reader(&cfg)?;
+    let tickets = show_tickets(&cfg, &shared, &reader, started, duration, shutdown, out).await;
+    let _ = stop_tx.send(true);
+    let produced = feeder.await.unwrap_or(0);
+    let _ = service.await;
+    drop(reader);
+    drop(broker);
+    let found = planted_found(planted, &tickets);
+    Ok(LiveSummary {
+        produced,
+        tickets,
+        found,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// The detector (`churnwatch run`'s code) as a task, until `stop` turns true.
+fn spawn_service(
+    cfg: &Config,
+    shared: &Shared,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<Result<(), crate::app::AppError>> {
+    let cfg = cfg.clone();
+    let shared = shared.clone();
+    let mut rx = stop.clone();
+    tokio::spawn(async move {
+        crate::app::run(cfg, None, vec![], shared, async move {
+            let _ = rx.wait_for(|s| *s).await;
         })
-    };
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.kafka.brokers)
+        .await
+    })
+}
+
+/// A producer for bulk input: small linger, a deep queue.
+fn bulk_producer(bootstrap: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    let feeder = {
-        let cfg = cfg.clone();
-        let stop = stop_rx.clone();
-        tokio::spawn(
-            async move { stream(&producer, &cfg, &events, DEMO_PARTITIONS, rate, &stop).await },
-        )
-    };
+        .create()
+}
+
+/// The workload streamed into the broker as a task; it yields the number of events sent.
+fn spawn_feeder(
+    cfg: &Config,
+    events: Vec<WireEvent>,
+    rate: u64,
+    stop: &watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<u64>, LiveError> {
+    let producer = bulk_producer(&cfg.kafka.brokers)?;
+    let cfg = cfg.clone();
+    let stop = stop.clone();
+    Ok(tokio::spawn(async move {
+        stream(&producer, &cfg, &events, DEMO_PARTITIONS, rate, &stop).await
+    }))
+}
+
+/// The screen's own consumer of the ticket topic, from the beginning.
+fn ticket_reader(cfg: &Config) -> Result<StreamConsumer, LiveError> {
     let reader: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .set("group.id", "churnwatch-demo-screen")
         .set("auto.offset.reset", "earliest")
         .create()?;
     reader.subscribe(&[cfg.kafka.topics.tickets.as_str()])?;
+    Ok(reader)
+}
+
+/// Prints each new ticket as it is published, and progress every five seconds, until
+/// `duration` has passed (if given) or `shutdown` resolves. Returns the tickets by id.
+async fn show_tickets(
+    cfg: &Config,
+    shared: &Shared,
+    reader: &StreamConsumer,
+    started: Instant,
+    duration: Option<Duration>,
+    shutdown: impl std::future::Future<Output = ()>,
+    out: &mut (dyn Write + Send),
+) -> BTreeMap<String, CareTicket> {
+    let tz: chrono_tz::Tz = cfg
+        .detect
+        .engine
+        .time_zone
+        .parse()
+        .unwrap_or(chrono_tz::Asia::Shanghai);
     let _ = writeln!(
         out,
         "created           subscriber     tier        pri queue                rules"
@@ -234,10 +287,7 @@ pub async fn run_demo(
             _ = &mut shutdown => break,
             _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => break,
             _ = progress.tick() => {
-                let m = &shared.metrics;
-                let consumed: u64 = ["cdr", "account"].iter().map(|_| 0).sum::<u64>()
-                    + m.records_consumed.with_label_values(&[&cfg.kafka.topics.cdr]).get()
-                    + m.records_consumed.with_label_values(&[&cfg.kafka.topics.account]).get();
+                let consumed = records_processed(cfg, shared);
                 let _ = writeln!(out, "-- {:>5.0}s  records processed {consumed}  tickets {}", started.elapsed().as_secs_f64(), tickets.len());
             }
             msg = reader.recv() => {
@@ -250,12 +300,26 @@ pub async fn run_demo(
             }
         }
     }
-    let _ = stop_tx.send(true);
-    let produced = feeder.await.unwrap_or(0);
-    let _ = service.await;
-    drop(reader);
-    drop(broker);
-    let found = planted
+    tickets
+}
+
+/// CDR and account records the service has consumed so far.
+fn records_processed(cfg: &Config, shared: &Shared) -> u64 {
+    let m = &shared.metrics;
+    m.records_consumed
+        .with_label_values(&[&cfg.kafka.topics.cdr])
+        .get()
+        + m.records_consumed
+            .with_label_values(&[&cfg.kafka.topics.account])
+            .get()
+}
+
+/// Each planted journey `(subscriber, rule)` with whether a ticket carries that rule's signal.
+fn planted_found(
+    planted: Vec<(String, String)>,
+    tickets: &BTreeMap<String, CareTicket>,
+) -> Vec<(String, String, bool)> {
+    planted
         .into_iter()
         .map(|(sub, rule)| {
             let hit = tickets
@@ -263,13 +327,7 @@ pub async fn run_demo(
                 .any(|t| t.subscriber == sub && t.signals.iter().any(|s| s.rule == rule));
             (sub, rule, hit)
         })
-        .collect();
-    Ok(LiveSummary {
-        produced,
-        tickets,
-        found,
-        elapsed: started.elapsed(),
-    })
+        .collect()
 }
 
 /// `churnwatch broker`: the embedded broker alone, with every topic of `cfg` created, until
@@ -364,6 +422,72 @@ impl FileStream {
     }
 }
 
+/// The CDR and account files read in event-time order (the CDR first on a tie).
+struct MergedFiles {
+    cdr: FileStream,
+    account: FileStream,
+    next_cdr: Option<(i64, String, Vec<u8>)>,
+    next_account: Option<(i64, String, Vec<u8>)>,
+}
+
+impl MergedFiles {
+    fn open(cdr: &std::path::Path, account: &std::path::Path) -> Result<MergedFiles, LiveError> {
+        let io = |e: std::io::Error| LiveError::Io(e.to_string());
+        let mut cdr = FileStream::open(cdr, true).map_err(io)?;
+        let mut account = FileStream::open(account, false).map_err(io)?;
+        let (next_cdr, next_account) = (cdr.next(), account.next());
+        Ok(MergedFiles {
+            cdr,
+            account,
+            next_cdr,
+            next_account,
+        })
+    }
+
+    /// The next record `(is a CDR, subscriber, protobuf bytes)`; `None` when both are done.
+    fn next(&mut self) -> Option<(bool, String, Vec<u8>)> {
+        let take_cdr = match (&self.next_cdr, &self.next_account) {
+            (None, None) => return None,
+            (Some(x), Some(y)) => x.0 <= y.0,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+        };
+        let rec = if take_cdr {
+            std::mem::replace(&mut self.next_cdr, self.cdr.next())
+        } else {
+            std::mem::replace(&mut self.next_account, self.account.next())
+        };
+        rec.map(|(_, sub, bytes)| (take_cdr, sub, bytes))
+    }
+}
+
+/// Queues `record`; while the producer's queue is full, waits for the `pending`
+/// acknowledgements to make room.
+async fn send_queued<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+    pending: &mut Vec<DeliveryFuture>,
+) where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    loop {
+        match producer.send_result(record) {
+            Ok(f) => {
+                pending.push(f);
+                return;
+            }
+            Err((_, r)) => {
+                record = r;
+                for f in pending.drain(..) {
+                    let _ = f.await;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
 /// Streams generated files into Kafka (CDR and account records merged by event time, keyed
 /// by subscriber, protobuf), at `rate` records/s or as fast as possible (0). Returns the
 /// number of records produced.
@@ -375,15 +499,8 @@ pub async fn publish_files(
     rate: u64,
     progress: bool,
 ) -> Result<u64, LiveError> {
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("linger.ms", "5")
-        .set("queue.buffering.max.messages", "1000000")
-        .create()?;
-    let io = |e: std::io::Error| LiveError::Io(e.to_string());
-    let mut a = FileStream::open(cdr, true).map_err(io)?;
-    let mut b = FileStream::open(account, false).map_err(io)?;
-    let (mut ha, mut hb) = (a.next(), b.next());
+    let producer = bulk_producer(bootstrap)?;
+    let mut files = MergedFiles::open(cdr, account)?;
     let bar = progress.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();
         pb.set_message("records sent");
@@ -392,38 +509,14 @@ pub async fn publish_files(
     let start = Instant::now();
     let mut sent = 0u64;
     let mut pending = Vec::new();
-    loop {
-        let take_a = match (&ha, &hb) {
-            (None, None) => break,
-            (Some(x), Some(y)) => x.0 <= y.0,
-            (Some(_), None) => true,
-            (None, Some(_)) => false,
-        };
-        let (topic, rec) = if take_a {
-            (&cfg.kafka.topics.cdr, std::mem::replace(&mut ha, a.next()))
+    while let Some((is_cdr, sub, bytes)) = files.next() {
+        let topic = if is_cdr {
+            &cfg.kafka.topics.cdr
         } else {
-            (
-                &cfg.kafka.topics.account,
-                std::mem::replace(&mut hb, b.next()),
-            )
+            &cfg.kafka.topics.account
         };
-        let Some((_, sub, bytes)) = rec else { continue };
-        let mut record = FutureRecord::to(topic).key(&sub).payload(&bytes);
-        loop {
-            match producer.send_result(record) {
-                Ok(f) => {
-                    pending.push(f);
-                    break;
-                }
-                Err((_, r)) => {
-                    record = r;
-                    for f in pending.drain(..) {
-                        let _ = f.await;
-                    }
-                    tokio::task::yield_now().await;
-                }
-            }
-        }
+        let record = FutureRecord::to(topic).key(&sub).payload(&bytes);
+        send_queued(&producer, record, &mut pending).await;
         sent += 1;
         if pending.len() >= 10_000 {
             for f in pending.drain(..) {

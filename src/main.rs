@@ -230,184 +230,218 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Replay(args) => {
-            let cfg = load_config(args.config.as_deref())?;
-            let opts = ReplayOptions {
-                cdr: args.cdr,
-                account: args.account,
-                outcomes: args.outcomes,
-                out: args.out,
-                input_format: args.input_format.map(Format::from),
-                format: args.format.into(),
-                progress: std::io::stderr().is_terminal(),
-                report: args.report,
-            };
-            let summary = replay::run(&opts, &cfg).context("replay failed")?;
-            eprintln!("{summary}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Generate(args) => {
-            let cfg = load_config(args.config.as_deref())?;
-            let opts = churnwatch::tools::generate::GenerateOptions {
-                out: args.out,
-                subscribers: args.subscribers,
-                days: args.days,
-                seed: args.seed,
-                start: args.start,
-                format: args.format.into(),
-                progress: std::io::stderr().is_terminal(),
-            };
-            let summary =
-                churnwatch::tools::generate::run(&opts, &cfg).context("generate failed")?;
-            eprintln!("{summary}");
-            if let Some(bootstrap) = args.bootstrap {
-                let ext = if matches!(args.format, FormatArg::Proto) {
-                    "pb"
-                } else {
-                    "jsonl"
-                };
-                let (cdr, account) = (
-                    opts.out.join(format!("cdr.{ext}")),
-                    opts.out.join(format!("account.{ext}")),
-                );
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()?;
-                let started = std::time::Instant::now();
-                let sent = rt.block_on(churnwatch::live::publish_files(
-                    &cfg,
-                    &cdr,
-                    &account,
-                    &bootstrap,
-                    args.rate,
-                    std::io::stderr().is_terminal(),
-                ))?;
-                eprintln!(
-                    "streamed {sent} records to {bootstrap} in {:.1}s ({:.0} records/s)",
-                    started.elapsed().as_secs_f64(),
-                    sent as f64 / started.elapsed().as_secs_f64().max(1e-9)
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Replay(args) => run_replay(args),
+        Command::Generate(args) => run_generate(args),
         Command::Demo {
             config,
             duration,
             rate,
             in_process: false,
-        } => {
-            let cfg = load_config(config.as_deref())?;
-            let events = churnwatch::tools::workload::stories::workload();
-            let planted = churnwatch::tools::workload::stories::planted()
-                .into_iter()
-                .map(|j| (j.subscriber, j.rule.to_string()))
-                .collect();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let mut out = std::io::stdout();
-            let summary = rt.block_on(churnwatch::live::run_demo(
-                cfg,
-                events,
-                planted,
-                rate,
-                duration.map(std::time::Duration::from_secs),
-                shutdown_signal(),
-                &mut out,
-            ))?;
-            println!();
-            println!(
-                "streamed {} events in {:.1}s; {} distinct tickets",
-                summary.produced,
-                summary.elapsed.as_secs_f64(),
-                summary.tickets.len()
-            );
-            let found = summary.found.iter().filter(|f| f.2).count();
-            println!("planted journeys found: {found}/{}", summary.found.len());
-            let planted_subs: std::collections::BTreeSet<&str> =
-                summary.found.iter().map(|f| f.0.as_str()).collect();
-            let stray = summary
-                .tickets
-                .values()
-                .filter(|t| !planted_subs.contains(t.subscriber.as_str()))
-                .count();
-            println!("tickets for subscribers with no planted journey (false alarms): {stray}");
-            for (sub, rule, hit) in &summary.found {
-                let who = churnwatch::detect::Msisdn::parse(sub)
-                    .map(|m| m.masked())
-                    .unwrap_or_default();
-                println!(
-                    "  {}  {who}  {rule}",
-                    if *hit { "found " } else { "MISSED" }
-                );
-            }
-            rt.shutdown_timeout(std::time::Duration::from_secs(5));
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Broker { config, partitions } => {
-            let cfg = load_config(config.as_deref())?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(churnwatch::live::run_broker(
-                &cfg,
-                partitions,
-                shutdown_signal(),
-                &mut std::io::stdout(),
-            ))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run_demo_live(config, duration, rate),
         Command::Demo {
             config,
             in_process: true,
             ..
-        } => {
-            let cfg = load_config(config.as_deref())?;
-            let report = churnwatch::tools::demo::run(&cfg).context("demo failed")?;
-            match write!(std::io::stdout().lock(), "{report}") {
-                // `churnwatch demo | head` closes the pipe early; that is not a failure.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
-                _ => Ok(ExitCode::SUCCESS),
-            }
-        }
-        Command::Run { config } => {
-            let cfg = load_config(config.as_deref())?;
-            let ported = match &cfg.detect.numbering.ported_numbers_file {
-                Some(p) => replay::load_ported_numbers(Path::new(p))?,
-                None => Vec::new(),
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(churnwatch::app::run(
-                cfg,
-                config,
-                ported,
-                churnwatch::kafka::service::Shared::default(),
-                shutdown_signal(),
-            ))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => run_demo_in_process(config),
+        Command::Broker { config, partitions } => run_broker(config, partitions),
+        Command::Run { config } => run_service(config),
         Command::Bench { which } => {
             run_bench(which)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => {
-            // Load the ported-numbers file and build an engine too: a config is only "ok"
-            // if the service would start with it.
-            match Config::load(Some(&file))
-                .map_err(replay::ReplayError::from)
-                .and_then(|cfg| replay::build_engine(&cfg))
-            {
-                Ok(_) => {
-                    println!("ok");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("{e}");
-                    Ok(ExitCode::from(2))
-                }
-            }
+        Command::CheckConfig { file } => Ok(check_config(&file)),
+    }
+}
+
+/// A multi-threaded tokio runtime for the commands that talk to Kafka.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(args.config.as_deref())?;
+    let opts = ReplayOptions {
+        cdr: args.cdr,
+        account: args.account,
+        outcomes: args.outcomes,
+        out: args.out,
+        input_format: args.input_format.map(Format::from),
+        format: args.format.into(),
+        progress: std::io::stderr().is_terminal(),
+        report: args.report,
+    };
+    let summary = replay::run(&opts, &cfg).context("replay failed")?;
+    eprintln!("{summary}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(args.config.as_deref())?;
+    let opts = churnwatch::tools::generate::GenerateOptions {
+        out: args.out,
+        subscribers: args.subscribers,
+        days: args.days,
+        seed: args.seed,
+        start: args.start,
+        format: args.format.into(),
+        progress: std::io::stderr().is_terminal(),
+    };
+    let summary = churnwatch::tools::generate::run(&opts, &cfg).context("generate failed")?;
+    eprintln!("{summary}");
+    if let Some(bootstrap) = args.bootstrap {
+        stream_generated(&cfg, &opts.out, args.format, &bootstrap, args.rate)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `generate --bootstrap`: streams the files just written in `dir` into Kafka.
+fn stream_generated(
+    cfg: &Config,
+    dir: &Path,
+    format: FormatArg,
+    bootstrap: &str,
+    rate: u64,
+) -> anyhow::Result<()> {
+    let ext = if matches!(format, FormatArg::Proto) {
+        "pb"
+    } else {
+        "jsonl"
+    };
+    let (cdr, account) = (
+        dir.join(format!("cdr.{ext}")),
+        dir.join(format!("account.{ext}")),
+    );
+    let rt = runtime()?;
+    let started = std::time::Instant::now();
+    let sent = rt.block_on(churnwatch::live::publish_files(
+        cfg,
+        &cdr,
+        &account,
+        bootstrap,
+        rate,
+        std::io::stderr().is_terminal(),
+    ))?;
+    eprintln!(
+        "streamed {sent} records to {bootstrap} in {:.1}s ({:.0} records/s)",
+        started.elapsed().as_secs_f64(),
+        sent as f64 / started.elapsed().as_secs_f64().max(1e-9)
+    );
+    Ok(())
+}
+
+fn run_demo_live(
+    config: Option<PathBuf>,
+    duration: Option<u64>,
+    rate: u64,
+) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let events = churnwatch::tools::workload::stories::workload();
+    let planted = churnwatch::tools::workload::stories::planted()
+        .into_iter()
+        .map(|j| (j.subscriber, j.rule.to_string()))
+        .collect();
+    let rt = runtime()?;
+    let mut out = std::io::stdout();
+    let summary = rt.block_on(churnwatch::live::run_demo(
+        cfg,
+        events,
+        planted,
+        rate,
+        duration.map(std::time::Duration::from_secs),
+        shutdown_signal(),
+        &mut out,
+    ))?;
+    print_demo_summary(&summary);
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The end of `churnwatch demo`: what was streamed, and which planted journeys were found.
+fn print_demo_summary(summary: &churnwatch::live::LiveSummary) {
+    println!();
+    println!(
+        "streamed {} events in {:.1}s; {} distinct tickets",
+        summary.produced,
+        summary.elapsed.as_secs_f64(),
+        summary.tickets.len()
+    );
+    let found = summary.found.iter().filter(|f| f.2).count();
+    println!("planted journeys found: {found}/{}", summary.found.len());
+    let planted_subs: std::collections::BTreeSet<&str> =
+        summary.found.iter().map(|f| f.0.as_str()).collect();
+    let stray = summary
+        .tickets
+        .values()
+        .filter(|t| !planted_subs.contains(t.subscriber.as_str()))
+        .count();
+    println!("tickets for subscribers with no planted journey (false alarms): {stray}");
+    for (sub, rule, hit) in &summary.found {
+        let who = churnwatch::detect::Msisdn::parse(sub)
+            .map(|m| m.masked())
+            .unwrap_or_default();
+        println!(
+            "  {}  {who}  {rule}",
+            if *hit { "found " } else { "MISSED" }
+        );
+    }
+}
+
+fn run_demo_in_process(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let report = churnwatch::tools::demo::run(&cfg).context("demo failed")?;
+    match write!(std::io::stdout().lock(), "{report}") {
+        // `churnwatch demo | head` closes the pipe early; that is not a failure.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let rt = runtime()?;
+    rt.block_on(churnwatch::live::run_broker(
+        &cfg,
+        partitions,
+        shutdown_signal(),
+        &mut std::io::stdout(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = load_config(config.as_deref())?;
+    let ported = match &cfg.detect.numbering.ported_numbers_file {
+        Some(p) => replay::load_ported_numbers(Path::new(p))?,
+        None => Vec::new(),
+    };
+    let rt = runtime()?;
+    rt.block_on(churnwatch::app::run(
+        cfg,
+        config,
+        ported,
+        churnwatch::kafka::service::Shared::default(),
+        shutdown_signal(),
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `check-config`: "ok" on stdout (exit 0), or the error on stderr (exit 2).
+fn check_config(file: &Path) -> ExitCode {
+    // Load the ported-numbers file and build an engine too: a config is only "ok"
+    // if the service would start with it.
+    match Config::load(Some(file))
+        .map_err(replay::ReplayError::from)
+        .and_then(|cfg| replay::build_engine(&cfg))
+    {
+        Ok(_) => {
+            println!("ok");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
         }
     }
 }

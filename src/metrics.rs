@@ -59,131 +59,282 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `c` with `r` and returns it (handles are shared, so the clone is the metric).
+fn register<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> C {
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+/// Records in: reading, decoding, lateness, duplicates and lag per input partition.
+struct InputMetrics {
+    records_consumed: IntCounterVec,
+    decode_errors: IntCounterVec,
+    late_records: IntCounterVec,
+    duplicate_records: IntCounterVec,
+    event_time_lag: GaugeVec,
+    consumer_lag: IntGaugeVec,
+    offsets_skipped: IntCounterVec,
+}
+
+fn input_metrics(r: &Registry) -> InputMetrics {
+    let event_time_lag = GaugeVec::new(
+        Opts::new(
+            "churnwatch_event_time_lag_seconds",
+            "Wall clock minus the event time of the latest record.",
+        ),
+        &["topic", "partition"],
+    )
+    .expect("valid metric definition");
+    InputMetrics {
+        records_consumed: counter(
+            r,
+            "churnwatch_records_consumed_total",
+            "Records read, by topic.",
+            &["topic"],
+        ),
+        decode_errors: counter(
+            r,
+            "churnwatch_decode_errors_total",
+            "Records that did not decode or validate.",
+            &["topic"],
+        ),
+        late_records: counter(
+            r,
+            "churnwatch_late_records_total",
+            "Records beyond the allowed lateness (rejected).",
+            &["topic"],
+        ),
+        duplicate_records: counter(
+            r,
+            "churnwatch_duplicate_records_total",
+            "Records seen before (ignored).",
+            &["topic"],
+        ),
+        event_time_lag: register(r, event_time_lag),
+        consumer_lag: gauge(
+            r,
+            "churnwatch_consumer_lag_records",
+            "High watermark minus the next offset to read, per partition.",
+            &["topic", "partition"],
+        ),
+        offsets_skipped: counter(
+            r,
+            "churnwatch_offsets_skipped_total",
+            "Offsets never read because retention deleted them first (offset out of range).",
+            &["topic", "partition"],
+        ),
+    }
+}
+
+/// Records out: dead letters, publish failures, and latency to the acknowledgement.
+struct OutputMetrics {
+    dead_lettered: IntCounterVec,
+    publish_failures: IntCounterVec,
+    processing_latency: Histogram,
+}
+
+fn output_metrics(r: &Registry) -> OutputMetrics {
+    let processing_latency = Histogram::with_opts(
+        HistogramOpts::new(
+            "churnwatch_processing_latency_seconds",
+            "From a record's arrival to the broker's acknowledgement of the tickets it raised.",
+        )
+        .buckets(exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")),
+    )
+    .expect("valid metric definition");
+    OutputMetrics {
+        dead_lettered: counter(
+            r,
+            "churnwatch_dead_lettered_total",
+            "Records sent to the dead-letter topic, by source topic and reason.",
+            &["topic", "reason"],
+        ),
+        publish_failures: counter(
+            r,
+            "churnwatch_publish_failures_total",
+            "Tickets and dead letters the producer could not publish, by topic and class \
+             (retriable: sent again; permanent: a dead letter given up or the service stopped; \
+             fatal: the service stopped).",
+            &["topic", "class"],
+        ),
+        processing_latency: register(r, processing_latency),
+    }
+}
+
+/// Tickets raised, re-emitted and held back, and the call center's outcomes.
+struct TicketMetrics {
+    tickets: IntCounterVec,
+    ticket_signals: IntCounterVec,
+    ticket_updates: IntCounter,
+    suppressed: IntCounterVec,
+    outcomes: IntCounterVec,
+}
+
+fn ticket_metrics(r: &Registry) -> TicketMetrics {
+    let ticket_updates = IntCounter::new(
+        "churnwatch_ticket_updates_total",
+        "Tickets re-emitted under the same id with corrected content (late evidence, contact cap).",
+    )
+    .expect("valid metric definition");
+    TicketMetrics {
+        tickets: counter(
+            r,
+            "churnwatch_tickets_total",
+            "New tickets, by tier, priority and queue.",
+            &["tier", "priority", "queue"],
+        ),
+        ticket_signals: counter(r, "churnwatch_ticket_signals_total", "Signals on new tickets, by rule.", &["rule"]),
+        ticket_updates: register(r, ticket_updates),
+        suppressed: counter(
+            r,
+            "churnwatch_suppressed_signals_total",
+            "Signals or tickets held back, by reason (cooldown, below_threshold, contact_cap, ...).",
+            &["reason"],
+        ),
+        outcomes: counter(r, "churnwatch_ticket_outcomes_total", "Call-center outcomes received.", &["outcome"]),
+    }
+}
+
+/// Subscriber state held, per partition.
+struct StateMetrics {
+    subscribers: IntGaugeVec,
+    state_bytes: IntGaugeVec,
+    partition_idle: IntGaugeVec,
+}
+
+fn state_metrics(r: &Registry) -> StateMetrics {
+    StateMetrics {
+        subscribers: gauge(r, "churnwatch_subscribers", "Subscribers in state, per partition.", &["partition"]),
+        state_bytes: gauge(r, "churnwatch_state_bytes", "Bytes of subscriber state, per partition.", &["partition"]),
+        partition_idle: gauge(
+            r,
+            "churnwatch_partition_idle",
+            "1 while a partition's inputs are idle and its event-time clock follows the wall clock.",
+            &["partition"],
+        ),
+    }
+}
+
+/// The service itself: group membership, config, readiness and build.
+struct ServiceMetrics {
+    rebalances: IntCounterVec,
+    assigned_partitions: IntGauge,
+    config_version: IntGauge,
+    config_reloads: IntCounterVec,
+    ready: IntGauge,
+    build_info: Gauge,
+}
+
+fn service_metrics(r: &Registry) -> ServiceMetrics {
+    let assigned_partitions = IntGauge::new(
+        "churnwatch_assigned_partitions",
+        "Input partitions this instance owns.",
+    )
+    .expect("valid");
+    let config_version = IntGauge::new(
+        "churnwatch_config_version",
+        "Version of the active rules, tiers and routing: 1 at start, +1 per accepted reload.",
+    )
+    .expect("valid");
+    let ready = IntGauge::new(
+        "churnwatch_ready",
+        "1 when consuming and producing normally.",
+    )
+    .expect("valid");
+    let build_info = Gauge::with_opts(
+        Opts::new(
+            "churnwatch_build_info",
+            "Always 1; the version label says which build runs.",
+        )
+        .const_label("version", env!("CARGO_PKG_VERSION")),
+    )
+    .expect("valid");
+    let build_info = register(r, build_info);
+    build_info.set(1.0);
+    ServiceMetrics {
+        rebalances: counter(
+            r,
+            "churnwatch_rebalances_total",
+            "Consumer-group rebalances, by kind.",
+            &["kind"],
+        ),
+        assigned_partitions: register(r, assigned_partitions),
+        config_version: register(r, config_version),
+        config_reloads: counter(
+            r,
+            "churnwatch_config_reloads_total",
+            "Config reloads, by result.",
+            &["result"],
+        ),
+        ready: register(r, ready),
+        build_info,
+    }
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let processing_latency = Histogram::with_opts(
-            HistogramOpts::new(
-                "churnwatch_processing_latency_seconds",
-                "From a record's arrival to the broker's acknowledgement of the tickets it raised.",
-            )
-            .buckets(exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")),
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(processing_latency.clone()))
-            .expect("metric registered once");
-        let event_time_lag = GaugeVec::new(
-            Opts::new(
-                "churnwatch_event_time_lag_seconds",
-                "Wall clock minus the event time of the latest record.",
-            ),
-            &["topic", "partition"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(event_time_lag.clone()))
-            .expect("metric registered once");
-        let ticket_updates = IntCounter::new(
-            "churnwatch_ticket_updates_total",
-            "Tickets re-emitted under the same id with corrected content (late evidence, contact cap).",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(ticket_updates.clone()))
-            .expect("metric registered once");
-        let assigned_partitions = IntGauge::new(
-            "churnwatch_assigned_partitions",
-            "Input partitions this instance owns.",
-        )
-        .expect("valid");
-        r.register(Box::new(assigned_partitions.clone()))
-            .expect("metric registered once");
-        let config_version = IntGauge::new(
-            "churnwatch_config_version",
-            "Version of the active rules, tiers and routing: 1 at start, +1 per accepted reload.",
-        )
-        .expect("valid");
-        r.register(Box::new(config_version.clone()))
-            .expect("metric registered once");
-        let ready = IntGauge::new(
-            "churnwatch_ready",
-            "1 when consuming and producing normally.",
-        )
-        .expect("valid");
-        r.register(Box::new(ready.clone()))
-            .expect("metric registered once");
-        let build_info = Gauge::with_opts(
-            Opts::new(
-                "churnwatch_build_info",
-                "Always 1; the version label says which build runs.",
-            )
-            .const_label("version", env!("CARGO_PKG_VERSION")),
-        )
-        .expect("valid");
-        r.register(Box::new(build_info.clone()))
-            .expect("metric registered once");
-        build_info.set(1.0);
-        Metrics {
-            records_consumed: counter(&r, "churnwatch_records_consumed_total", "Records read, by topic.", &["topic"]),
-            decode_errors: counter(&r, "churnwatch_decode_errors_total", "Records that did not decode or validate.", &["topic"]),
-            dead_lettered: counter(
-                &r,
-                "churnwatch_dead_lettered_total",
-                "Records sent to the dead-letter topic, by source topic and reason.",
-                &["topic", "reason"],
-            ),
-            publish_failures: counter(
-                &r,
-                "churnwatch_publish_failures_total",
-                "Tickets and dead letters the producer could not publish, by topic and class \
-                 (retriable: sent again; permanent: a dead letter given up or the service stopped; \
-                 fatal: the service stopped).",
-                &["topic", "class"],
-            ),
-            late_records: counter(&r, "churnwatch_late_records_total", "Records beyond the allowed lateness (rejected).", &["topic"]),
-            duplicate_records: counter(&r, "churnwatch_duplicate_records_total", "Records seen before (ignored).", &["topic"]),
-            processing_latency,
+        let InputMetrics {
+            records_consumed,
+            decode_errors,
+            late_records,
+            duplicate_records,
             event_time_lag,
-            consumer_lag: gauge(
-                &r,
-                "churnwatch_consumer_lag_records",
-                "High watermark minus the next offset to read, per partition.",
-                &["topic", "partition"],
-            ),
-            offsets_skipped: counter(
-                &r,
-                "churnwatch_offsets_skipped_total",
-                "Offsets never read because retention deleted them first (offset out of range).",
-                &["topic", "partition"],
-            ),
-            tickets: counter(
-                &r,
-                "churnwatch_tickets_total",
-                "New tickets, by tier, priority and queue.",
-                &["tier", "priority", "queue"],
-            ),
-            ticket_signals: counter(&r, "churnwatch_ticket_signals_total", "Signals on new tickets, by rule.", &["rule"]),
+            consumer_lag,
+            offsets_skipped,
+        } = input_metrics(&r);
+        let OutputMetrics {
+            dead_lettered,
+            publish_failures,
+            processing_latency,
+        } = output_metrics(&r);
+        let TicketMetrics {
+            tickets,
+            ticket_signals,
             ticket_updates,
-            suppressed: counter(
-                &r,
-                "churnwatch_suppressed_signals_total",
-                "Signals or tickets held back, by reason (cooldown, below_threshold, contact_cap, ...).",
-                &["reason"],
-            ),
-            subscribers: gauge(&r, "churnwatch_subscribers", "Subscribers in state, per partition.", &["partition"]),
-            state_bytes: gauge(&r, "churnwatch_state_bytes", "Bytes of subscriber state, per partition.", &["partition"]),
-            partition_idle: gauge(
-                &r,
-                "churnwatch_partition_idle",
-                "1 while a partition's inputs are idle and its event-time clock follows the wall clock.",
-                &["partition"],
-            ),
-            rebalances: counter(&r, "churnwatch_rebalances_total", "Consumer-group rebalances, by kind.", &["kind"]),
+            suppressed,
+            outcomes,
+        } = ticket_metrics(&r);
+        let StateMetrics {
+            subscribers,
+            state_bytes,
+            partition_idle,
+        } = state_metrics(&r);
+        let ServiceMetrics {
+            rebalances,
             assigned_partitions,
             config_version,
-            config_reloads: counter(&r, "churnwatch_config_reloads_total", "Config reloads, by result.", &["result"]),
+            config_reloads,
             ready,
-            outcomes: counter(&r, "churnwatch_ticket_outcomes_total", "Call-center outcomes received.", &["outcome"]),
             build_info,
+        } = service_metrics(&r);
+        Metrics {
             registry: r,
+            records_consumed,
+            decode_errors,
+            dead_lettered,
+            publish_failures,
+            late_records,
+            duplicate_records,
+            processing_latency,
+            event_time_lag,
+            consumer_lag,
+            offsets_skipped,
+            tickets,
+            ticket_signals,
+            ticket_updates,
+            suppressed,
+            subscribers,
+            state_bytes,
+            partition_idle,
+            rebalances,
+            assigned_partitions,
+            config_version,
+            config_reloads,
+            ready,
+            outcomes,
+            build_info,
         }
     }
 
