@@ -193,7 +193,10 @@ pub async fn run_demo(
     let tickets = show_tickets(&cfg, &shared, &reader, started, duration, shutdown, out).await;
     let _ = stop_tx.send(true);
     let produced = feeder.await.unwrap_or(0);
-    let _ = service.await;
+    if let Ok(Err(e)) = service.await {
+        // The screen above stayed empty; say why.
+        let _ = writeln!(out, "detector stopped: {e}");
+    }
     drop(reader);
     drop(broker);
     let found = planted_found(planted, &tickets);
