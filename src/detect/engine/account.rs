@@ -39,38 +39,11 @@ impl Engine {
                 self.honour_opt_out(slot, a.time_ms, out);
             }
         }
-        let mut raised: Option<SignalDraft> = None;
+        let raised = self.judge_record(&rules::RecordInput::Account { event: a, day });
+        for d in raised.into_iter().flatten() {
+            self.raise_record(slot, d, out);
+        }
         match a.kind {
-            AccountKind::BillOverdue {
-                period,
-                amount,
-                days_overdue,
-            } => {
-                raised = rules::overdue_bill::judge(
-                    &self.cfg.rules.overdue_bill,
-                    period,
-                    amount,
-                    days_overdue,
-                    a.time_ms,
-                );
-            }
-            AccountKind::TopUp { balance_after, .. } => {
-                raised = rules::payment_reminder::judge_top_up(
-                    &self.cfg.rules.payment_reminder,
-                    balance_after,
-                    a.time_ms,
-                    day,
-                );
-            }
-            AccountKind::Suspended {
-                reason: SuspensionReason::NumberRetention,
-            } => {
-                raised = rules::number_retention::judge(
-                    &self.cfg.rules.number_retention_suspension,
-                    a.time_ms,
-                    day,
-                );
-            }
             AccountKind::Complaint | AccountKind::FaultReport => {
                 let fault = matches!(a.kind, AccountKind::FaultReport);
                 let horizon = self.cfg.rules.complaint_burst.window_days as i32 + OPEN_DAYS as i32;
@@ -89,9 +62,6 @@ impl Engine {
                 };
             }
             _ => {}
-        }
-        if let Some(d) = raised {
-            self.raise_record(slot, d, out);
         }
     }
 

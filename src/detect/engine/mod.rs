@@ -46,9 +46,7 @@ use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
 use super::event::Period;
-use super::event::{
-    AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, SuspensionReason, TicketOutcomeEvent,
-};
+use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, TicketOutcomeEvent};
 use super::facts::{Fact, PendingFact, PendingFacts};
 use super::numbering::{NumberPlan, OperatorId, Party};
 use super::policy::{Ctx, Policy, Subject};
@@ -402,6 +400,19 @@ impl Engine {
             lateness_ms: self.clock.lateness_ms(),
         };
         self.policy.forget_before(&ctx, closed);
+    }
+
+    /// Judges one record by the registry's record rules: the signals of those that hold.
+    fn judge_record(
+        &self,
+        input: &rules::RecordInput<'_>,
+    ) -> [Option<SignalDraft>; rules::RECORD_RULES.len()] {
+        let mut raised = [const { None }; rules::RECORD_RULES.len()];
+        for (slot, rule) in raised.iter_mut().zip(&rules::RECORD_RULES) {
+            *slot = (rule.judge)(&self.cfg.rules, input);
+            debug_assert!(slot.as_ref().is_none_or(|d| d.rule == rule.id));
+        }
+        raised
     }
 
     /// A record rule fired: one ticket per episode; an earlier occurrence arriving late

@@ -39,12 +39,8 @@ impl Engine {
                 }
                 st.mark_forward_offnet(day);
                 let reach = FWD_BITS - 2 * OPEN_DAYS as i32;
-                if let Some((first, last)) = st.forward_run(day, reach) {
-                    let cfg = &self.cfg.rules.offnet_forwarding_streak;
-                    if let Some(d) = rules::forwarding::judge_streak(cfg, first, last, &self.cal) {
-                        self.raise_record(slot, d, out);
-                    }
-                }
+                let forward_run = st.forward_run(day, reach);
+                self.cdr_rules(slot, c, day, None, forward_run, out);
             }
             CdrKind::ForwardRegistration => {
                 let Party::Mobile(op) = self.plan.classify(c.other_party).party else {
@@ -52,14 +48,31 @@ impl Engine {
                 };
                 if self.plan.is_competitor(op) {
                     let name = self.plan.operator_name(op).to_string();
-                    let cfg = &self.cfg.rules.offnet_forwarding_registration;
-                    if let Some(d) =
-                        rules::forwarding::judge_registration(cfg, c.time_ms, day, &name)
-                    {
-                        self.raise_record(slot, d, out);
-                    }
+                    self.cdr_rules(slot, c, day, Some(&name), None, out);
                 }
             }
+        }
+    }
+
+    /// Runs the record rules over a CDR with what the engine resolved about it.
+    fn cdr_rules(
+        &mut self,
+        slot: u32,
+        cdr: &Cdr<'_>,
+        day: Day,
+        competitor: Option<&str>,
+        forward_run: Option<(Day, Day)>,
+        out: &mut Vec<CareTicket>,
+    ) {
+        let raised = self.judge_record(&rules::RecordInput::Cdr {
+            cdr,
+            day,
+            competitor,
+            forward_run,
+            cal: &self.cal,
+        });
+        for d in raised.into_iter().flatten() {
+            self.raise_record(slot, d, out);
         }
     }
 

@@ -5,6 +5,12 @@
 //! returns a [`SignalDraft`]. Whether that becomes a ticket (episodes, cooldowns, merging)
 //! is the engine's and [`ticket`](super::ticket)'s business, so rules stay testable alone.
 //!
+//! **The registry** is this module: `registry!` lists every rule once (its id, stable name,
+//! config struct and suggested action, all defined in the rule's file), [`RECORD_RULES`]
+//! and [`CLOSE_RULES`] say when each is judged, and the engine iterates those tables.
+//! Adding a rule: its file, its line in `registry!`, its entry in one table, and its
+//! config section.
+//!
 //! Rules come in two kinds:
 //! - **record rules** judge one record as it arrives (a competitor care call, a suspension,
 //!   an overdue bill...) and fire at once;
@@ -95,7 +101,7 @@ pub mod zero_spend;
 use std::fmt;
 
 use crate::detect::calendar::{Calendar, Day};
-use crate::detect::event::Period;
+use crate::detect::event::{AccountEvent, AccountKind, Cdr, CdrKind, Period, SuspensionReason};
 use crate::detect::state::{flag, SubscriberState};
 
 use baseline::Verdict;
@@ -348,6 +354,114 @@ pub static CLOSE_RULES: [CloseRule; 11] = [
         latch: false,
         cooldown: false,
         judge: |c, i| sustained_decline::judge(&c.sustained_decline, i.state, i.month, i.cal),
+    },
+];
+
+/// What a record rule may read: the record, its operator-local day, and what the engine
+/// resolved about it (the competitor a number belongs to, the forwarding run it extends).
+pub enum RecordInput<'a> {
+    Cdr {
+        cdr: &'a Cdr<'a>,
+        day: Day,
+        /// The competitor's name when the other party is a competitor's mobile.
+        competitor: Option<&'a str>,
+        /// The run of consecutive days forwarding to a competitor this record extends.
+        forward_run: Option<(Day, Day)>,
+        cal: &'a Calendar,
+    },
+    Account {
+        event: &'a AccountEvent,
+        day: Day,
+    },
+}
+
+/// A rule judged on one record as it arrives.
+pub struct RecordRule {
+    pub id: RuleId,
+    pub judge: fn(&RulesConfig, &RecordInput<'_>) -> Option<SignalDraft>,
+}
+
+/// The record rules the engine runs on every accepted record, in order. A competitor's
+/// care call is the one record rule not here: its partial records are joined first, so
+/// the engine judges it when the call is whole (see `competitor_care`).
+pub static RECORD_RULES: [RecordRule; 5] = [
+    RecordRule {
+        id: RuleId::OffnetForwardingStreak,
+        judge: |c, i| match *i {
+            RecordInput::Cdr {
+                cdr,
+                forward_run: Some((first, last)),
+                cal,
+                ..
+            } if cdr.kind == CdrKind::Forward => {
+                forwarding::judge_streak(&c.offnet_forwarding_streak, first, last, cal)
+            }
+            _ => None,
+        },
+    },
+    RecordRule {
+        id: RuleId::OffnetForwardingRegistration,
+        judge: |c, i| match *i {
+            RecordInput::Cdr {
+                cdr,
+                day,
+                competitor: Some(name),
+                ..
+            } if cdr.kind == CdrKind::ForwardRegistration => forwarding::judge_registration(
+                &c.offnet_forwarding_registration,
+                cdr.time_ms,
+                day,
+                name,
+            ),
+            _ => None,
+        },
+    },
+    RecordRule {
+        id: RuleId::OverdueBill,
+        judge: |c, i| match *i {
+            RecordInput::Account { event, .. } => match event.kind {
+                AccountKind::BillOverdue {
+                    period,
+                    amount,
+                    days_overdue,
+                } => overdue_bill::judge(
+                    &c.overdue_bill,
+                    period,
+                    amount,
+                    days_overdue,
+                    event.time_ms,
+                ),
+                _ => None,
+            },
+            _ => None,
+        },
+    },
+    RecordRule {
+        id: RuleId::PaymentReminder,
+        judge: |c, i| match *i {
+            RecordInput::Account { event, day } => match event.kind {
+                AccountKind::TopUp { balance_after, .. } => payment_reminder::judge_top_up(
+                    &c.payment_reminder,
+                    balance_after,
+                    event.time_ms,
+                    day,
+                ),
+                _ => None,
+            },
+            _ => None,
+        },
+    },
+    RecordRule {
+        id: RuleId::NumberRetentionSuspension,
+        judge: |c, i| match *i {
+            RecordInput::Account { event, day } => match event.kind {
+                AccountKind::Suspended {
+                    reason: SuspensionReason::NumberRetention,
+                } => number_retention::judge(&c.number_retention_suspension, event.time_ms, day),
+                _ => None,
+            },
+            _ => None,
+        },
     },
 ];
 
