@@ -116,19 +116,27 @@ fn judge_window(spec: &DropSpec, values: &impl Fn(Day) -> u64, end: Day) -> Opti
     })
 }
 
+/// Largest Mann-Whitney U of the 14 recent days against the 21 reference days.
+const MAX_U: usize = RECENT * REFERENCE;
+
 /// `P(U <= u)` for the 14 recent days among the 21 reference days, all orders equally
-/// likely (no real change). Exact, by counting orders: the largest of the `i + j` days is
-/// either a recent day (beating all `j` reference days) or a reference day. No heap: two
-/// tables of 22 x 295 counts on the stack, computed only for a fortnight already low.
+/// likely (no real change). The window sizes are fixed, so the distribution is one table,
+/// counted once on first use.
 pub fn rank_chance(u: usize) -> f64 {
-    const MAX_U: usize = RECENT * REFERENCE;
+    static CUMULATIVE: std::sync::OnceLock<[f64; MAX_U + 1]> = std::sync::OnceLock::new();
+    CUMULATIVE.get_or_init(cumulative_rank_chances)[u.min(MAX_U)]
+}
+
+/// Exact, by counting orders: the largest of the `i + j` days is either a recent day
+/// (beating all `j` reference days) or a reference day.
+fn cumulative_rank_chances() -> [f64; MAX_U + 1] {
     // counts[j][k]: orders of `i` recent and `j` reference days with U = k.
-    let mut counts = [[0f64; MAX_U + 1]; REFERENCE + 1];
+    let mut counts = vec![[0f64; MAX_U + 1]; REFERENCE + 1];
     for row in counts.iter_mut() {
         row[0] = 1.0; // i = 0: one order, U = 0
     }
     for _i in 1..=RECENT {
-        let mut next = [[0f64; MAX_U + 1]; REFERENCE + 1];
+        let mut next = vec![[0f64; MAX_U + 1]; REFERENCE + 1];
         next[0][0] = 1.0;
         for j in 1..=REFERENCE {
             for k in 0..=MAX_U {
@@ -138,8 +146,15 @@ pub fn rank_chance(u: usize) -> f64 {
         }
         counts = next;
     }
-    let total: f64 = counts[REFERENCE].iter().sum();
-    counts[REFERENCE][..=u.min(MAX_U)].iter().sum::<f64>() / total
+    let orders = &counts[REFERENCE];
+    let total: f64 = orders.iter().sum();
+    let mut cumulative = [0f64; MAX_U + 1];
+    let mut sum = 0.0;
+    for (c, n) in cumulative.iter_mut().zip(orders) {
+        sum += n;
+        *c = sum / total;
+    }
+    cumulative
 }
 
 /// Judges a drop rule at closed day `day`.
