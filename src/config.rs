@@ -183,6 +183,9 @@ pub struct TopicsConfig {
     pub outcomes: String,
     pub tickets: String,
     pub dead_letter: String,
+    /// The state changelog: compacted, co-partitioned with the inputs, created at start-up
+    /// if missing (see `kafka::changelog`).
+    pub changelog: String,
 }
 
 impl Default for TopicsConfig {
@@ -193,8 +196,20 @@ impl Default for TopicsConfig {
             outcomes: "ticket-outcomes".into(),
             tickets: "care-tickets".into(),
             dead_letter: "churnwatch-dlq".into(),
+            changelog: "churnwatch-state".into(),
         }
     }
+}
+
+/// What a crash may do to published tickets (`kafka.processing_guarantee`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guarantee {
+    /// Nothing is lost; tickets of the input re-read after a crash are published again,
+    /// with the same id and content.
+    AtLeastOnce,
+    /// One Kafka transaction per checkpoint (EOS v2).
+    ExactlyOnce,
 }
 
 /// The Kafka service (`churnwatch run`).
@@ -225,6 +240,14 @@ pub struct KafkaConfig {
     /// follows the wall clock from the last record, so its days still close (Flink's source
     /// idleness); 0 turns it off.
     pub idle_timeout_ms: u64,
+    /// How often each partition writes a checkpoint to the changelog: the subscribers
+    /// changed since the last one, the partition's own state and the input offsets it
+    /// reflects. A crash re-reads at most this much input.
+    pub checkpoint_interval_ms: u64,
+    /// `at_least_once`: tickets re-emitted after a crash keep their id and content.
+    /// `exactly_once`: tickets, dead letters, changelog and offsets commit in one Kafka
+    /// transaction per checkpoint; downstream reads with `isolation.level=read_committed`.
+    pub processing_guarantee: Guarantee,
     /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
     pub options: std::collections::BTreeMap<String, String>,
@@ -244,6 +267,8 @@ impl Default for KafkaConfig {
             drain_timeout_ms: 10_000,
             session_timeout_ms: 45_000,
             idle_timeout_ms: 300_000,
+            checkpoint_interval_ms: 5_000,
+            processing_guarantee: Guarantee::AtLeastOnce,
             options: Default::default(),
         }
     }
@@ -267,6 +292,7 @@ impl KafkaConfig {
             ("outcomes", &t.outcomes),
             ("tickets", &t.tickets),
             ("dead_letter", &t.dead_letter),
+            ("changelog", &t.changelog),
         ] {
             if v.trim().is_empty()
                 || v.len() > 249
@@ -312,8 +338,21 @@ impl KafkaConfig {
                 "must be 0 (off) or 1000 ms to 7 days",
             ));
         }
+        let inputs = [&t.cdr, &t.account, &t.outcomes, &t.tickets, &t.dead_letter];
+        if inputs.contains(&&t.changelog) {
+            return Err(invalid(
+                "kafka.topics.changelog",
+                "must be a topic of its own: churnwatch writes its state there",
+            ));
+        }
+        if !(100..=600_000).contains(&self.checkpoint_interval_ms) {
+            return Err(invalid(
+                "kafka.checkpoint_interval_ms",
+                "must be 100 ms to 10 minutes",
+            ));
+        }
         for k in self.options.keys() {
-            if ["group.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
+            if ["group.id", "transactional.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
                 return Err(invalid(
                     &format!("kafka.options.{k}"),
                     "is set by churnwatch; use the dedicated key",

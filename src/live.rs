@@ -53,6 +53,7 @@ pub fn start_broker(cfg: &Config, partitions: i32) -> Result<EmbeddedBroker, Emb
         (&t.outcomes, partitions),
         (&t.tickets, partitions),
         (&t.dead_letter, 1),
+        (&t.changelog, partitions),
     ] {
         broker.create_topic(topic, n)?;
     }
@@ -345,8 +346,8 @@ pub async fn run_broker(
     let _ = writeln!(out, "{}", broker.bootstrap_servers());
     let _ = writeln!(
         out,
-        "embedded broker up; topics {}, {}, {}, {} ({partitions} partitions) and {}. Ctrl-C stops it.",
-        cfg.kafka.topics.cdr, cfg.kafka.topics.account, cfg.kafka.topics.outcomes, cfg.kafka.topics.tickets, cfg.kafka.topics.dead_letter
+        "embedded broker up; topics {}, {}, {}, {}, {} ({partitions} partitions) and {}. Ctrl-C stops it.",
+        cfg.kafka.topics.cdr, cfg.kafka.topics.account, cfg.kafka.topics.outcomes, cfg.kafka.topics.tickets, cfg.kafka.topics.changelog, cfg.kafka.topics.dead_letter
     );
     let _ = out.flush();
     shutdown.await;
