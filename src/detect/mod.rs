@@ -34,6 +34,7 @@ pub mod numbering;
 pub mod policy;
 pub mod routing;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod ticket;
