@@ -288,10 +288,7 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
         if self.bytes.len() < n {
-            return Err(self.malformed(format!(
-                "needs {n} more bytes, {} left",
-                self.bytes.len()
-            )));
+            return Err(self.malformed(format!("needs {n} more bytes, {} left", self.bytes.len())));
         }
         let (head, rest) = self.bytes.split_at(n);
         self.bytes = rest;
@@ -313,7 +310,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, SnapshotError> {
         let n = self.u32()? as usize;
         if n.saturating_mul(min_bytes.max(1)) > self.bytes.len() {
-            return Err(self.malformed(format!("{n} items cannot fit in {} bytes", self.bytes.len())));
+            return Err(self.malformed(format!(
+                "{n} items cannot fit in {} bytes",
+                self.bytes.len()
+            )));
         }
         Ok(n)
     }
@@ -326,6 +326,10 @@ impl<'a> Reader<'a> {
     pub(crate) fn str(&mut self) -> Result<&'a str, SnapshotError> {
         let b = self.bytes()?;
         std::str::from_utf8(b).map_err(|e| self.malformed(format!("text is not UTF-8: {e}")))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
     }
 
     /// The record must end here.

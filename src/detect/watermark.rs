@@ -101,7 +101,12 @@ impl Watermark {
     }
 
     /// Restores [`Watermark::parts`].
-    pub(crate) fn restore(&mut self, newest_ms: i64, closed_through: Option<Day>, observed_from: Day) {
+    pub(crate) fn restore(
+        &mut self,
+        newest_ms: i64,
+        closed_through: Option<Day>,
+        observed_from: Day,
+    ) {
         self.newest_ms = newest_ms;
         self.closed_through = closed_through;
         self.observed_from = observed_from;
