@@ -16,6 +16,7 @@
 use std::hash::Hasher;
 
 use super::event::{Msisdn, StableHasher};
+use super::snapshot::{Put, Reader, SnapshotError};
 
 /// Whether a subscriber is in the control group.
 pub fn in_control_group(subscriber: Msisdn, fraction: f64, salt: &str) -> bool {
@@ -84,6 +85,27 @@ impl ContactWindow {
             .filter(|(t, _)| (from_ms..=to_ms).contains(t))
             .map(|(_, id)| id.clone())
             .collect()
+    }
+
+    /// Appends the window's tickets for a snapshot (in their order, which decides the
+    /// order of re-emissions).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        out.put_i64(self.window);
+        out.put_len(self.entries.len());
+        for (t, id) in &self.entries {
+            out.put_i64(*t);
+            out.put_str(id);
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<ContactWindow, SnapshotError> {
+        let window = r.i64()?;
+        let n = r.count(12)?;
+        let mut entries = Vec::with_capacity(n);
+        for _ in 0..n {
+            entries.push((r.i64()?, r.str()?.to_string()));
+        }
+        Ok(ContactWindow { window, entries })
     }
 
     fn allowed(&self, max: usize) -> Vec<String> {

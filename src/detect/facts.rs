@@ -23,6 +23,7 @@
 use rustc_hash::FxHashMap;
 
 use super::calendar::Day;
+use super::snapshot::{Put, Reader, SnapshotError};
 use super::state::{flag, to_minute, SubscriberState, SubscriberTable, NO_MINUTE};
 
 /// What an account event says about the subscriber's standing.
@@ -199,6 +200,119 @@ impl PendingFacts {
             .values()
             .map(|l| l.capacity() * std::mem::size_of::<PendingFact>() + 32)
             .sum()
+    }
+
+    /// Appends every pending fact for a snapshot, subscribers by `number(slot)` in
+    /// ascending order (the same facts always give the same bytes).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, number: impl Fn(u32) -> u64) {
+        let mut lists: Vec<(u64, &Vec<PendingFact>)> =
+            self.by_slot.iter().map(|(&s, l)| (number(s), l)).collect();
+        lists.sort_unstable_by_key(|(m, _)| *m);
+        out.put_len(lists.len());
+        for (m, list) in lists {
+            out.put_u64(m);
+            out.put_len(list.len());
+            for f in list {
+                f.encode(out);
+            }
+        }
+    }
+
+    /// Replaces the pending facts with an [`PendingFacts::encode`]d set, subscribers
+    /// resolved to slots by `slot_of`.
+    pub(crate) fn decode(
+        &mut self,
+        r: &mut Reader<'_>,
+        mut slot_of: impl FnMut(u64) -> u32,
+    ) -> Result<(), SnapshotError> {
+        self.by_slot.clear();
+        for _ in 0..r.count(12)? {
+            let slot = slot_of(r.u64()?);
+            let n = r.count(21)?;
+            let mut list = Vec::with_capacity(n);
+            for _ in 0..n {
+                list.push(PendingFact::decode(r)?);
+            }
+            self.by_slot.insert(slot, list);
+        }
+        Ok(())
+    }
+
+    /// Moves every list to its subscriber's new slot.
+    pub(crate) fn remap(&mut self, new_of: &[u32]) {
+        self.by_slot = std::mem::take(&mut self.by_slot)
+            .into_iter()
+            .map(|(s, l)| (new_of[s as usize], l))
+            .collect();
+    }
+}
+
+impl PendingFact {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.put_i64(self.time_ms);
+        out.put_i32(self.day);
+        out.put_u64(self.key);
+        match self.fact {
+            Fact::Bill {
+                amount_fen,
+                due_day,
+            } => {
+                out.put_u8(0);
+                out.put_u32(amount_fen);
+                out.put_u16(due_day);
+            }
+            Fact::Payment => out.put_u8(1),
+            Fact::Suspended => out.put_u8(2),
+            Fact::Resumed => out.put_u8(3),
+            Fact::Contract { end_day } => {
+                out.put_u8(4);
+                out.put_u16(end_day);
+            }
+            Fact::Plan { fee_yuan } => {
+                out.put_u8(5);
+                out.put_u16(fee_yuan);
+            }
+            Fact::Profile {
+                do_not_disturb,
+                key_person,
+                activated_day,
+                seen_from,
+            } => {
+                out.put_u8(6);
+                out.put_bool(do_not_disturb);
+                out.put_bool(key_person);
+                out.put_u16(activated_day);
+                out.put_u16(seen_from);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<PendingFact, SnapshotError> {
+        let (time_ms, day, key) = (r.i64()?, r.i32()?, r.u64()?);
+        let fact = match r.u8()? {
+            0 => Fact::Bill {
+                amount_fen: r.u32()?,
+                due_day: r.u16()?,
+            },
+            1 => Fact::Payment,
+            2 => Fact::Suspended,
+            3 => Fact::Resumed,
+            4 => Fact::Contract { end_day: r.u16()? },
+            5 => Fact::Plan { fee_yuan: r.u16()? },
+            6 => Fact::Profile {
+                do_not_disturb: r.bool()?,
+                key_person: r.bool()?,
+                activated_day: r.u16()?,
+                seen_from: r.u16()?,
+            },
+            t => return Err(r.malformed(format!("unknown account fact kind {t}"))),
+        };
+        Ok(PendingFact {
+            time_ms,
+            day,
+            key,
+            fact,
+        })
     }
 }
 

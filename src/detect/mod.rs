@@ -21,6 +21,9 @@
 //! - [`state`] is the fixed-size subscriber state, [`facts`] the account events waiting
 //!   for their turn, [`event`] the decoded input, [`calendar`] and [`numbering`] the
 //!   operator's days and number plan;
+//! - [`snapshot`] encodes what a checkpoint saves (a record per changed subscriber, the
+//!   rest of the engine whole, de-duplication ids incrementally) so an adapter can keep a
+//!   changelog and restore a partition's engine after a crash;
 //! - [`config`] is the core's own configuration, [`validate`] its error, [`stats`] the
 //!   counters. Nothing here imports from outside `detect` but the generated wire types.
 
@@ -34,6 +37,7 @@ pub mod numbering;
 pub mod policy;
 pub mod routing;
 pub mod rules;
+pub mod snapshot;
 pub mod state;
 pub mod stats;
 pub mod ticket;
@@ -47,3 +51,4 @@ pub use event::{
     AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Event, Msisdn, OutcomeKind, Period,
     RecordKey, SuspensionReason, TicketOutcomeEvent,
 };
+pub use snapshot::SnapshotError;

@@ -17,6 +17,7 @@ use super::contact::{in_control_group, ContactWindow};
 use super::event::{Msisdn, OutcomeKind, TicketOutcomeEvent};
 use super::routing::Router;
 use super::rules::{RuleId, SignalDraft};
+use super::snapshot::{Put, Reader, RuleTable, SnapshotError};
 use super::state::{SubscriberState, OPEN_DAYS};
 use super::stats::{bump, EngineStats};
 use super::ticket;
@@ -301,5 +302,106 @@ impl Policy {
             .retain(|_, &mut (_, _, created)| created >= now - TICKET_MEMORY_MS);
         self.retained
             .retain(|_, &mut until| until > now - ctx.lateness_ms);
+    }
+
+    /// Appends the policy's memory (contact-cap windows, routed tickets, ticket rules,
+    /// retained suppressions) for a snapshot, subscribers as `number(slot)`, each part in
+    /// ascending key order so the same memory always gives the same bytes.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>, number: impl Fn(u32) -> u64) {
+        let mut windows: Vec<_> = self
+            .contact_windows
+            .iter()
+            .map(|(&(s, w), cw)| ((number(s), w), cw))
+            .collect();
+        windows.sort_unstable_by_key(|(k, _)| *k);
+        out.put_len(windows.len());
+        for ((m, w), cw) in windows {
+            out.put_u64(m);
+            out.put_i64(w);
+            cw.encode(out);
+        }
+        let mut routed: Vec<_> = self.routed.iter().collect();
+        routed.sort_unstable_by_key(|(id, _)| *id);
+        out.put_len(routed.len());
+        for (id, t) in routed {
+            out.put_str(id);
+            out.put_bytes(&prost::Message::encode_to_vec(t));
+        }
+        let mut rules: Vec<_> = self.ticket_rules.iter().collect();
+        rules.sort_unstable_by_key(|(id, _)| *id);
+        out.put_len(rules.len());
+        for (id, &(s, mask, created)) in rules {
+            out.put_str(id);
+            out.put_u64(number(s));
+            out.put_u32(mask);
+            out.put_i64(created);
+        }
+        let mut retained: Vec<_> = self
+            .retained
+            .iter()
+            .map(|(&(s, r), &until)| ((number(s), r), until))
+            .collect();
+        retained.sort_unstable_by_key(|(k, _)| *k);
+        out.put_len(retained.len());
+        for ((m, r), until) in retained {
+            out.put_u64(m);
+            out.put_u8(r as u8);
+            out.put_i64(until);
+        }
+    }
+
+    /// Replaces the memory with an [`Policy::encode`]d one, subscribers resolved to slots
+    /// by `slot_of`.
+    pub(crate) fn decode(
+        &mut self,
+        r: &mut Reader<'_>,
+        rules: &RuleTable,
+        mut slot_of: impl FnMut(u64) -> u32,
+    ) -> Result<(), SnapshotError> {
+        self.contact_windows.clear();
+        for _ in 0..r.count(28)? {
+            let key = (slot_of(r.u64()?), r.i64()?);
+            self.contact_windows.insert(key, ContactWindow::decode(r)?);
+        }
+        self.routed.clear();
+        for _ in 0..r.count(8)? {
+            let id = r.str()?.to_string();
+            let t = <CareTicket as prost::Message>::decode(r.bytes()?)
+                .map_err(|e| r.malformed(format!("routed ticket: {e}")))?;
+            self.routed.insert(id, t);
+        }
+        self.ticket_rules.clear();
+        for _ in 0..r.count(24)? {
+            let id = r.str()?.to_string();
+            let slot = slot_of(r.u64()?);
+            let mask = rules.mask(r.u32()?);
+            self.ticket_rules.insert(id, (slot, mask, r.i64()?));
+        }
+        self.retained.clear();
+        for _ in 0..r.count(17)? {
+            let slot = slot_of(r.u64()?);
+            let rule = rules.rule(r)?;
+            let until = r.i64()?;
+            if let Some(rule) = rule {
+                self.retained.insert((slot, rule), until);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every memory of a subscriber to its new slot.
+    pub(crate) fn remap(&mut self, new_of: &[u32]) {
+        let to = |s: u32| new_of[s as usize];
+        self.contact_windows = std::mem::take(&mut self.contact_windows)
+            .into_iter()
+            .map(|((s, w), cw)| ((to(s), w), cw))
+            .collect();
+        for v in self.ticket_rules.values_mut() {
+            v.0 = to(v.0);
+        }
+        self.retained = std::mem::take(&mut self.retained)
+            .into_iter()
+            .map(|((s, r), until)| ((to(s), r), until))
+            .collect();
     }
 }

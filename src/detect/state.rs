@@ -116,6 +116,17 @@ impl ClosedDay {
     pub fn charge_fen(&self) -> u64 {
         log8_decode(self.charge)
     }
+    /// The raw log-scale codes (voice, data, charge), for snapshots.
+    pub(crate) fn codes(&self) -> [u8; 3] {
+        [self.voice, self.data, self.charge]
+    }
+    pub(crate) fn from_codes([voice, data, charge]: [u8; 3]) -> ClosedDay {
+        ClosedDay {
+            voice,
+            data,
+            charge,
+        }
+    }
 }
 
 /// Flags in [`SubscriberState::flags`].
@@ -376,11 +387,17 @@ impl SubscriberState {
 }
 
 /// All subscribers of one engine: number -> dense slot.
+///
+/// Slots whose state may have changed since the last [`SubscriberTable::drain_changed`]
+/// are marked in a bitset (one bit per slot, set on creation and by
+/// [`SubscriberTable::get_mut`]), so a checkpoint writes only those (see
+/// [`super::snapshot`]).
 #[derive(Debug, Default)]
 pub struct SubscriberTable {
     index: FxHashMap<u64, u32>,
     states: Vec<SubscriberState>,
     numbers: Vec<u64>,
+    changed: Vec<u64>,
 }
 
 impl SubscriberTable {
@@ -389,18 +406,27 @@ impl SubscriberTable {
             index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
             states: Vec::with_capacity(n),
             numbers: Vec::with_capacity(n),
+            changed: Vec::with_capacity(n.div_ceil(64)),
         }
     }
 
-    /// The slot of a subscriber, created on first sight.
+    /// The slot of a subscriber, created on first sight (and marked changed).
     pub fn slot(&mut self, msisdn: u64) -> u32 {
         let next = self.states.len() as u32;
         let slot = *self.index.entry(msisdn).or_insert(next);
         if slot == next {
             self.states.push(SubscriberState::default());
             self.numbers.push(msisdn);
+            if slot % 64 == 0 {
+                self.changed.push(0);
+            }
+            self.mark_changed(slot);
         }
         slot
+    }
+
+    fn mark_changed(&mut self, slot: u32) {
+        self.changed[slot as usize / 64] |= 1 << (slot % 64);
     }
 
     pub fn find(&self, msisdn: u64) -> Option<u32> {
@@ -411,7 +437,9 @@ impl SubscriberTable {
         &self.states[slot as usize]
     }
 
+    /// The state to change (the slot is marked changed).
     pub fn get_mut(&mut self, slot: u32) -> &mut SubscriberState {
+        self.mark_changed(slot);
         &mut self.states[slot as usize]
     }
 
@@ -427,11 +455,60 @@ impl SubscriberTable {
         self.states.is_empty()
     }
 
-    /// Approximate bytes held: states, numbers and the index.
+    /// Approximate bytes held: states, numbers, the index and the changed bits.
     pub fn bytes(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<SubscriberState>()
             + self.numbers.capacity() * 8
             + self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
+            + self.changed.capacity() * 8
+    }
+
+    /// Calls `f(slot, number, state)` for every slot changed since the last call (every
+    /// slot when `all`), in slot order, then forgets the changes.
+    pub fn drain_changed(&mut self, all: bool, mut f: impl FnMut(u32, u64, &SubscriberState)) {
+        for (w, word) in self.changed.iter_mut().enumerate() {
+            let mut bits = if all { u64::MAX } else { *word };
+            *word = 0;
+            while bits != 0 {
+                let slot = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if slot >= self.states.len() {
+                    break;
+                }
+                f(slot as u32, self.numbers[slot], &self.states[slot]);
+            }
+        }
+    }
+
+    /// Marks every slot changed (`true`) or none (`false`).
+    pub(crate) fn mark_all(&mut self, changed: bool) {
+        self.changed.fill(if changed { u64::MAX } else { 0 });
+    }
+
+    /// Puts a restored state in place of `slot`'s.
+    pub(crate) fn restore(&mut self, slot: u32, state: SubscriberState) {
+        self.states[slot as usize] = state;
+    }
+
+    /// Reorders the slots so that they follow `order` (one key per slot; ties by number)
+    /// and returns the old slot -> new slot map, or `None` when nothing moved.
+    pub(crate) fn reorder(&mut self, order: &[u32]) -> Option<Vec<u32>> {
+        debug_assert_eq!(order.len(), self.states.len());
+        let mut by: Vec<u32> = (0..self.states.len() as u32).collect();
+        by.sort_unstable_by_key(|&s| (order[s as usize], self.numbers[s as usize]));
+        if by.iter().enumerate().all(|(i, &s)| i as u32 == s) {
+            return None;
+        }
+        let mut new_of = vec![0u32; by.len()];
+        let states = by.iter().map(|&s| self.states[s as usize]).collect();
+        let numbers: Vec<u64> = by.iter().map(|&s| self.numbers[s as usize]).collect();
+        for (new, &old) in by.iter().enumerate() {
+            new_of[old as usize] = new as u32;
+            self.index.insert(self.numbers[old as usize], new as u32);
+        }
+        self.states = states;
+        self.numbers = numbers;
+        Some(new_of)
     }
 }
 

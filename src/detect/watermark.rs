@@ -94,6 +94,24 @@ impl Watermark {
         by_watermark.max(cal.day_of(self.newest_ms) - OPEN_DAYS as i32)
     }
 
+    /// What a snapshot saves: the newest event time, the last closed day and the first
+    /// day observed (the lateness comes from the config).
+    pub(crate) fn parts(&self) -> (i64, Option<Day>, Day) {
+        (self.newest_ms, self.closed_through, self.observed_from)
+    }
+
+    /// Restores [`Watermark::parts`].
+    pub(crate) fn restore(
+        &mut self,
+        newest_ms: i64,
+        closed_through: Option<Day>,
+        observed_from: Day,
+    ) {
+        self.newest_ms = newest_ms;
+        self.closed_through = closed_through;
+        self.observed_from = observed_from;
+    }
+
     /// Marks the days up to `target` closed and returns those newly closed.
     fn close_through(&mut self, target: Day) -> Option<RangeInclusive<Day>> {
         let closed = self.closed_through?;

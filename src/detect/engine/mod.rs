@@ -36,6 +36,10 @@
 //!
 //! **Partial calls** to a competitor's care line are joined by call reference and judged
 //! when the watermark passes the end of the last fragment: only then is the call whole.
+//!
+//! **Checkpoints.** [`Engine::drain_changed`], [`Engine::drain_ids`] and
+//! [`Engine::encode_partition`] save a partition's engine for a changelog, and the
+//! `restore_*` methods rebuild it so it continues exactly (see `snapshot`).
 
 use std::collections::BTreeMap;
 
@@ -63,6 +67,7 @@ use super::watermark::Watermark;
 mod account;
 mod close;
 mod records;
+mod snapshot;
 
 /// A ported number: national digits and the operator id it now belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +148,8 @@ pub struct Engine {
     /// What becomes of raised signals (see [`super::policy`]).
     policy: Policy,
     stats: EngineStats,
+    /// Change tracking for checkpoints and restore bookkeeping (see `snapshot`).
+    snap: snapshot::Tracking,
 }
 
 fn tie_of(d: &SignalDraft) -> u64 {
@@ -183,6 +190,7 @@ impl Engine {
             facts: PendingFacts::default(),
             policy: Policy::new(cfg),
             stats: EngineStats::default(),
+            snap: snapshot::Tracking::default(),
             cfg: cfg.clone(),
         })
     }
@@ -313,6 +321,9 @@ impl Engine {
         if !ids.insert(key) {
             self.stats.duplicates += 1;
             return Applied::Duplicate;
+        }
+        if self.snap.track_ids {
+            self.snap.new_ids.push((day, key));
         }
         self.stats.accepted += 1;
         if let Some(days) = self.clock.advance(t, &self.cal) {

@@ -1,0 +1,465 @@
+//! Snapshot encodings: what a partition's engine is saved as, so it can be restored after a
+//! crash and continue exactly (the engine side is [`super::engine`]'s `snapshot`).
+//!
+//! **The changelog design.** The adapter keeps a compacted topic per engine: one record
+//! per subscriber, keyed by the number, holding the latest [`SubscriberState`] (tens of
+//! millions of them, so only those changed since the last checkpoint are written); the
+//! rest of the engine (watermark, pending partial calls, rule marks, complaint contacts,
+//! pending account facts, the policy's memory) is small and written whole at every
+//! checkpoint as one partition blob; de-duplication ids are written incrementally, in
+//! chunks. A restore replays the topic (later records win) into a fresh engine.
+//!
+//! **Encodings.** Every record starts with a version byte and fails loudly on a version
+//! this build does not read ([`SnapshotError::UnknownVersion`]); a truncated or malformed
+//! record is an error, never a panic. Integers are fixed-width little-endian, written field
+//! by field (no transmute, so the compiler's layout of [`SubscriberState`] is free to
+//! change); the state record is fixed-size.
+
+use super::rules::RuleId;
+use super::state::{ClosedDay, OpenDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
+
+/// Version of the subscriber record ([`encode_state`], and the table-order trailer).
+pub const STATE_VERSION: u8 = 1;
+/// Version of the partition blob (`Engine::encode_partition`).
+pub const PARTITION_VERSION: u8 = 1;
+/// Version of a de-duplication id chunk (`Engine::drain_ids`).
+pub const IDS_VERSION: u8 = 1;
+
+/// Bytes of an encoded [`SubscriberState`], version byte included.
+pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;
+/// Bytes of a subscriber record: the state and its place in the table (u32).
+pub const RECORD_LEN: usize = STATE_LEN + 4;
+
+/// Why a snapshot record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("unknown {what} encoding version {version} (this build reads version {known})")]
+    UnknownVersion {
+        what: &'static str,
+        version: u8,
+        known: u8,
+    },
+    #[error("{what} record is truncated or malformed: {reason}")]
+    Malformed { what: &'static str, reason: String },
+}
+
+/// Appends `s`: the version byte, then every field, little-endian, in declaration order.
+pub fn encode_state(s: &SubscriberState, out: &mut Vec<u8>) {
+    out.reserve(STATE_LEN);
+    out.push(STATE_VERSION);
+    for d in &s.days {
+        out.extend_from_slice(&d.codes());
+    }
+    for o in &s.open {
+        out.put_u32(o.data_kib);
+        out.put_u32(o.charge_fen);
+        out.put_u16(o.voice_s);
+        out.put_u16(o.ip_s);
+        out.extend_from_slice(&[o.calls, o.sms, o.flags]);
+    }
+    out.put_u64(s.fwd_offnet);
+    out.put_u64(s.call_days);
+    for m in s.months {
+        out.put_u16(m);
+    }
+    out.put_u32(s.month_charge_fen);
+    out.put_u16(s.month_ip_s);
+    out.put_u16(s.plan_fee_yuan);
+    out.put_u32(s.bill_issued_min);
+    out.put_u32(s.bill_amount_fen);
+    out.put_u32(s.bill_paid_min);
+    for v in [
+        s.bill_due_day,
+        s.contract_set_day,
+        s.contract_end_day,
+        s.first_day,
+        s.activated_day,
+        s.churned_day,
+        s.flags,
+    ] {
+        out.put_u16(v);
+    }
+    out.push(s.months_billed);
+}
+
+/// Reads an [`encode_state`] record (exactly [`STATE_LEN`] bytes).
+pub fn decode_state(bytes: &[u8]) -> Result<SubscriberState, SnapshotError> {
+    let mut r = Reader::versioned(bytes, "subscriber state", STATE_VERSION)?;
+    let s = read_state(&mut r)?;
+    r.finish()?;
+    Ok(s)
+}
+
+/// Appends a subscriber record: the state, then its slot (the table order a restore
+/// rebuilds, so day closes visit subscribers, and emit tickets, in the same order).
+pub(crate) fn encode_record(s: &SubscriberState, order: u32, out: &mut Vec<u8>) {
+    encode_state(s, out);
+    out.put_u32(order);
+}
+
+/// Reads an [`encode_record`] record: the state and its table order.
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<(SubscriberState, u32), SnapshotError> {
+    let mut r = Reader::versioned(bytes, "subscriber", STATE_VERSION)?;
+    if bytes.len() != RECORD_LEN {
+        return Err(r.malformed(format!("{} bytes, expected {RECORD_LEN}", bytes.len())));
+    }
+    let s = read_state(&mut r)?;
+    let order = r.u32()?;
+    r.finish()?;
+    Ok((s, order))
+}
+
+/// The fields of [`encode_state`] after its version byte.
+fn read_state(r: &mut Reader<'_>) -> Result<SubscriberState, SnapshotError> {
+    let mut s = SubscriberState::default();
+    for d in s.days.iter_mut() {
+        *d = ClosedDay::from_codes([r.u8()?, r.u8()?, r.u8()?]);
+    }
+    for o in s.open.iter_mut() {
+        let mut day = OpenDay::default();
+        day.data_kib = r.u32()?;
+        day.charge_fen = r.u32()?;
+        day.voice_s = r.u16()?;
+        day.ip_s = r.u16()?;
+        day.calls = r.u8()?;
+        day.sms = r.u8()?;
+        day.flags = r.u8()?;
+        *o = day;
+    }
+    s.fwd_offnet = r.u64()?;
+    s.call_days = r.u64()?;
+    for m in s.months.iter_mut() {
+        *m = r.u16()?;
+    }
+    s.month_charge_fen = r.u32()?;
+    s.month_ip_s = r.u16()?;
+    s.plan_fee_yuan = r.u16()?;
+    s.bill_issued_min = r.u32()?;
+    s.bill_amount_fen = r.u32()?;
+    s.bill_paid_min = r.u32()?;
+    s.bill_due_day = r.u16()?;
+    s.contract_set_day = r.u16()?;
+    s.contract_end_day = r.u16()?;
+    s.first_day = r.u16()?;
+    s.activated_day = r.u16()?;
+    s.churned_day = r.u16()?;
+    s.flags = r.u16()?;
+    s.months_billed = r.u8()?;
+    Ok(s)
+}
+
+/// Rules as a partition blob names them: by their index in a table of stable rule names
+/// written at the head of the blob, so a build that adds, removes or reorders rules still
+/// reads an older blob (memory of a rule it no longer has is dropped).
+pub(crate) struct RuleTable(Vec<Option<RuleId>>);
+
+impl RuleTable {
+    /// Appends this build's table: the code of a rule is `rule as u8`.
+    pub(crate) fn encode(out: &mut Vec<u8>) {
+        out.put_len(RuleId::ALL.len());
+        for r in RuleId::ALL {
+            out.put_str(r.as_str());
+        }
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<RuleTable, SnapshotError> {
+        let n = r.count(4)?;
+        if n > 32 {
+            return Err(r.malformed(format!("{n} rules do not fit a rule mask")));
+        }
+        let mut codes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str()?;
+            codes.push(RuleId::ALL.into_iter().find(|x| x.as_str() == name));
+        }
+        Ok(RuleTable(codes))
+    }
+
+    /// The rule of a code, `None` for a rule this build does not have.
+    pub(crate) fn rule(&self, r: &mut Reader<'_>) -> Result<Option<RuleId>, SnapshotError> {
+        let code = r.u8()?;
+        match self.0.get(usize::from(code)) {
+            Some(rule) => Ok(*rule),
+            None => Err(r.malformed(format!("rule code {code} is not in the table"))),
+        }
+    }
+
+    /// A rule mask of the blob's codes as this build's mask.
+    pub(crate) fn mask(&self, blob_mask: u32) -> u32 {
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| blob_mask & (1 << i) != 0)
+            .filter_map(|(_, r)| *r)
+            .fold(0, |m, r| m | (1 << r as u32))
+    }
+}
+
+/// Little-endian fixed-width writes, and `u32`-length-prefixed strings and bytes.
+pub(crate) trait Put {
+    fn put_u8(&mut self, v: u8);
+    fn put_u16(&mut self, v: u16);
+    fn put_u32(&mut self, v: u32);
+    fn put_u64(&mut self, v: u64);
+    fn put_i32(&mut self, v: i32);
+    fn put_i64(&mut self, v: i64);
+    fn put_bool(&mut self, v: bool);
+    /// A count or length, as `u32` (larger is a bug: nothing here holds 4 G items).
+    fn put_len(&mut self, n: usize);
+    fn put_bytes(&mut self, b: &[u8]);
+    fn put_str(&mut self, s: &str);
+}
+
+impl Put for Vec<u8> {
+    fn put_u8(&mut self, v: u8) {
+        self.push(v);
+    }
+    fn put_u16(&mut self, v: u16) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_u32(&mut self, v: u32) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_u64(&mut self, v: u64) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_i32(&mut self, v: i32) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_i64(&mut self, v: i64) {
+        self.extend_from_slice(&v.to_le_bytes());
+    }
+    fn put_bool(&mut self, v: bool) {
+        self.push(u8::from(v));
+    }
+    fn put_len(&mut self, n: usize) {
+        self.put_u32(u32::try_from(n).expect("snapshot section over 4 G items"));
+    }
+    fn put_bytes(&mut self, b: &[u8]) {
+        self.put_len(b.len());
+        self.extend_from_slice(b);
+    }
+    fn put_str(&mut self, s: &str) {
+        self.put_bytes(s.as_bytes());
+    }
+}
+
+/// A bounds-checked cursor over one record: every read fails on truncation, naming the
+/// record kind.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    what: &'static str,
+}
+
+macro_rules! read_le {
+    ($($name:ident: $t:ty),*) => {
+        $(pub(crate) fn $name(&mut self) -> Result<$t, SnapshotError> {
+            let b = self.take(std::mem::size_of::<$t>())?;
+            Ok(<$t>::from_le_bytes(b.try_into().expect("took the size")))
+        })*
+    };
+}
+
+impl<'a> Reader<'a> {
+    /// Checks the leading version byte against `known` and reads on after it.
+    pub(crate) fn versioned(
+        bytes: &'a [u8],
+        what: &'static str,
+        known: u8,
+    ) -> Result<Reader<'a>, SnapshotError> {
+        let mut r = Reader { bytes, what };
+        let version = r.u8()?;
+        if version != known {
+            return Err(SnapshotError::UnknownVersion {
+                what,
+                version,
+                known,
+            });
+        }
+        Ok(r)
+    }
+
+    pub(crate) fn malformed(&self, reason: String) -> SnapshotError {
+        SnapshotError::Malformed {
+            what: self.what,
+            reason,
+        }
+    }
+
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
+        if self.bytes.len() < n {
+            return Err(self.malformed(format!("needs {n} more bytes, {} left", self.bytes.len())));
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    read_le!(u8: u8, u16: u16, u32: u32, u64: u64, i32: i32, i64: i64);
+
+    pub(crate) fn bool(&mut self) -> Result<bool, SnapshotError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(self.malformed(format!("{b} is not a boolean"))),
+        }
+    }
+
+    /// A count of items of at least `min_bytes` each: refused when the rest of the record
+    /// cannot hold them, so a corrupt count never allocates gigabytes.
+    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, SnapshotError> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_bytes.max(1)) > self.bytes.len() {
+            return Err(self.malformed(format!(
+                "{n} items cannot fit in {} bytes",
+                self.bytes.len()
+            )));
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
+        let n = self.count(1)?;
+        self.take(n)
+    }
+
+    pub(crate) fn str(&mut self) -> Result<&'a str, SnapshotError> {
+        let b = self.bytes()?;
+        std::str::from_utf8(b).map_err(|e| self.malformed(format!("text is not UTF-8: {e}")))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The record must end here.
+    pub(crate) fn finish(self) -> Result<(), SnapshotError> {
+        if self.bytes.is_empty() {
+            Ok(())
+        } else {
+            Err(self.malformed(format!("{} trailing bytes", self.bytes.len())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A state with every field set, each to a value no other field has.
+    fn distinct_state() -> SubscriberState {
+        let mut s = SubscriberState::default();
+        for (i, d) in s.days.iter_mut().enumerate() {
+            let i = i as u8;
+            *d = ClosedDay::from_codes([i, 0x40 + i, 0x80 + i]);
+        }
+        for (i, o) in s.open.iter_mut().enumerate() {
+            let i = i as u32;
+            o.data_kib = 0x0101_0000 + i;
+            o.charge_fen = 0x0202_0000 + i;
+            o.voice_s = 0x0303 + i as u16 * 0x10;
+            o.ip_s = 0x0404 + i as u16 * 0x10;
+            o.calls = 0x50 + i as u8;
+            o.sms = 0x60 + i as u8;
+            o.flags = 0x70 + i as u8;
+        }
+        s.fwd_offnet = 0x0807_0605_0403_0201;
+        s.call_days = 0x1817_1615_1413_1211;
+        for (i, m) in s.months.iter_mut().enumerate() {
+            *m = 0x0a00 + i as u16;
+        }
+        s.month_charge_fen = 0x2b2a_2928;
+        s.month_ip_s = 0x2d2c;
+        s.plan_fee_yuan = 0x2f2e;
+        s.bill_issued_min = 0x3332_3130;
+        s.bill_amount_fen = 0x3736_3534;
+        s.bill_paid_min = 0x3b3a_3938;
+        s.bill_due_day = 0x3d3c;
+        s.contract_set_day = 0x3f3e;
+        s.contract_end_day = 0x4140;
+        s.first_day = 0x4342;
+        s.activated_day = 0x4544;
+        s.churned_day = 0x4746;
+        s.flags = 0x4948;
+        s.months_billed = 0x4a;
+        s
+    }
+
+    /// The layout is a contract with every changelog already written: changing it needs
+    /// a new [`STATE_VERSION`] (and a reader for the old one).
+    const GOLDEN: &str = "01\
+        004080014181024282034383044484054585064686074787084888094989\
+        0a4a8a0b4b8b0c4c8c0d4d8d0e4e8e0f4f8f105090115191125292135393\
+        1454941555951656961757971858981959991a5a9a1b5b9b1c5c9c1d5d9d\
+        1e5e9e1f5f9f2060a02161a12262a2\
+        000001010000020203030404506070\
+        010001010100020213031404516171\
+        020001010200020223032404526272\
+        0102030405060708\
+        1112131415161718\
+        000a010a020a030a040a050a\
+        28292a2b2c2d2e2f\
+        303132333435363738393a3b\
+        3c3d3e3f404142434445464748494a";
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    #[test]
+    fn the_state_layout_is_pinned_byte_for_byte() {
+        let s = distinct_state();
+        let mut out = Vec::new();
+        encode_state(&s, &mut out);
+        assert_eq!(out.len(), STATE_LEN);
+        assert_eq!(hex(&out), GOLDEN);
+        assert_eq!(decode_state(&out).unwrap(), s);
+    }
+
+    #[test]
+    fn a_record_carries_its_table_order() {
+        let s = distinct_state();
+        let mut out = Vec::new();
+        encode_record(&s, 0x0102_0304, &mut out);
+        assert_eq!(out.len(), RECORD_LEN);
+        assert_eq!(&out[STATE_LEN..], &[4, 3, 2, 1]);
+        assert_eq!(decode_record(&out).unwrap(), (s, 0x0102_0304));
+        assert!(decode_state(&out).is_err(), "trailing bytes are refused");
+    }
+
+    #[test]
+    fn an_unknown_version_fails_naming_it() {
+        let mut out = Vec::new();
+        encode_state(&distinct_state(), &mut out);
+        out[0] = 9;
+        let err = decode_state(&out).unwrap_err();
+        assert!(matches!(
+            err,
+            SnapshotError::UnknownVersion { version: 9, .. }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "unknown subscriber state encoding version 9 (this build reads version 1)"
+        );
+    }
+
+    #[test]
+    fn a_truncated_record_is_an_error_never_a_panic() {
+        let mut out = Vec::new();
+        encode_record(&distinct_state(), 7, &mut out);
+        for n in 0..out.len() {
+            assert!(decode_record(&out[..n]).is_err(), "{n} bytes");
+            assert!(decode_state(&out[..n.min(STATE_LEN - 1)]).is_err());
+        }
+        let err = decode_state(&out[..10]).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_count_does_not_allocate() {
+        let mut b = vec![1u8];
+        b.put_u32(u32::MAX);
+        let mut r = Reader::versioned(&b, "test", 1).unwrap();
+        assert!(r.count(8).is_err());
+    }
+}
