@@ -184,7 +184,8 @@ pub struct TopicsConfig {
     pub tickets: String,
     pub dead_letter: String,
     /// The state changelog: compacted, co-partitioned with the inputs, created at start-up
-    /// if missing (see `kafka::changelog`).
+    /// if missing (see `kafka::changelog`). Empty turns it off: state then lives in memory
+    /// only and a restart forgets every subscriber (for benchmarks and throwaway runs).
     pub changelog: String,
 }
 
@@ -294,6 +295,9 @@ impl KafkaConfig {
             ("dead_letter", &t.dead_letter),
             ("changelog", &t.changelog),
         ] {
+            if k == "changelog" && v.is_empty() {
+                continue;
+            }
             if v.trim().is_empty()
                 || v.len() > 249
                 || !v
@@ -339,7 +343,7 @@ impl KafkaConfig {
             ));
         }
         let inputs = [&t.cdr, &t.account, &t.outcomes, &t.tickets, &t.dead_letter];
-        if inputs.contains(&&t.changelog) {
+        if !t.changelog.is_empty() && inputs.contains(&&t.changelog) {
             return Err(invalid(
                 "kafka.topics.changelog",
                 "must be a topic of its own: churnwatch writes its state there",
@@ -352,7 +356,14 @@ impl KafkaConfig {
             ));
         }
         for k in self.options.keys() {
-            if ["group.id", "transactional.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
+            if [
+                "group.id",
+                "transactional.id",
+                "bootstrap.servers",
+                "enable.auto.offset.store",
+            ]
+            .contains(&k.as_str())
+            {
                 return Err(invalid(
                     &format!("kafka.options.{k}"),
                     "is set by churnwatch; use the dedicated key",

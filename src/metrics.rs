@@ -37,6 +37,75 @@ pub struct Metrics {
     pub ready: IntGauge,
     pub outcomes: IntCounterVec,
     pub build_info: Gauge,
+    pub durability: DurabilityMetrics,
+}
+
+/// Checkpoints written to the changelog and partitions restored from it.
+#[derive(Clone)]
+pub struct DurabilityMetrics {
+    pub checkpoints: IntCounterVec,
+    pub checkpoint_seconds: Histogram,
+    pub changelog_records: IntCounter,
+    pub changelog_bytes: IntCounter,
+    pub restored_records: IntCounterVec,
+    pub restored_subscribers: IntGaugeVec,
+    pub restore_seconds: GaugeVec,
+    pub restore_remaining: IntGaugeVec,
+}
+
+fn durability_metrics(r: &Registry) -> DurabilityMetrics {
+    let int = |name: &str, help: &str| register(r, IntCounter::new(name, help).expect("valid"));
+    let per_partition = |name: &str, help: &str| {
+        let g = GaugeVec::new(Opts::new(name, help), &["partition"]).expect("valid");
+        register(r, g)
+    };
+    let seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "churnwatch_checkpoint_duration_seconds",
+            "Time a partition spends writing one checkpoint (acknowledged).",
+        )
+        .buckets(exponential_buckets(0.001, 2.5, 14).expect("valid buckets")),
+    )
+    .expect("valid");
+    DurabilityMetrics {
+        checkpoints: counter(
+            r,
+            "churnwatch_checkpoints_total",
+            "Checkpoints written to the changelog, by kind (full, incremental).",
+            &["kind"],
+        ),
+        checkpoint_seconds: register(r, seconds),
+        changelog_records: int(
+            "churnwatch_changelog_records_total",
+            "Records written to the changelog.",
+        ),
+        changelog_bytes: int(
+            "churnwatch_changelog_bytes_total",
+            "Bytes of record values written to the changelog.",
+        ),
+        restored_records: counter(
+            r,
+            "churnwatch_restored_records_total",
+            "Changelog records read while restoring, per partition.",
+            &["partition"],
+        ),
+        restored_subscribers: gauge(
+            r,
+            "churnwatch_restored_subscribers",
+            "Subscribers the last restore of a partition brought back.",
+            &["partition"],
+        ),
+        restore_seconds: per_partition(
+            "churnwatch_restore_seconds",
+            "How long the last restore of a partition took.",
+        ),
+        restore_remaining: gauge(
+            r,
+            "churnwatch_restore_remaining_records",
+            "Changelog records still to read before a partition is restored (restore lag).",
+            &["partition"],
+        ),
+    }
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -309,6 +378,7 @@ impl Metrics {
             ready,
             build_info,
         } = service_metrics(&r);
+        let durability = durability_metrics(&r);
         Metrics {
             registry: r,
             records_consumed,
@@ -335,6 +405,7 @@ impl Metrics {
             ready,
             outcomes,
             build_info,
+            durability,
         }
     }
 

@@ -21,8 +21,8 @@ use churnwatch::driver::{Driver, Record};
 use churnwatch::proto::{self, CareTicket};
 use churnwatch::replay::Format;
 use churnwatch::tools::workload::population::Population;
-use prost::Message;
 use proptest::prelude::*;
+use prost::Message;
 
 /// One input record, in delivery order.
 enum Input {
@@ -63,9 +63,13 @@ fn population(subscribers: usize, days: u32, seed: u64) -> Vec<(i64, Input)> {
     outs.into_iter()
         .map(|(o, is_cdr)| {
             let input = if is_cdr {
-                Input::Cdr(proto::CallDetailRecord::decode_length_delimited(o.bytes.as_slice()).unwrap())
+                Input::Cdr(
+                    proto::CallDetailRecord::decode_length_delimited(o.bytes.as_slice()).unwrap(),
+                )
             } else {
-                Input::Account(proto::AccountEvent::decode_length_delimited(o.bytes.as_slice()).unwrap())
+                Input::Account(
+                    proto::AccountEvent::decode_length_delimited(o.bytes.as_slice()).unwrap(),
+                )
             };
             (o.deliver_ms, input)
         })
@@ -238,7 +242,13 @@ fn a_restored_engine_continues_exactly_as_one_never_stopped() {
         .count();
     assert!(outcomes > 15, "{outcomes} outcomes");
     // Cuts spread over the run, one just after a checkpoint and one just before.
-    let cuts = [n / 7, n / 3 + 1, n / 2 + 1_999, 2 * n / 3 + 2_000, 9 * n / 10];
+    let cuts = [
+        n / 7,
+        n / 3 + 1,
+        n / 2 + 1_999,
+        2 * n / 3 + 2_000,
+        9 * n / 10,
+    ];
     let mut b = run_with_crashes(&INPUT, 2_000, &cuts);
     assert_same_run(&mut a, &mut b);
 }

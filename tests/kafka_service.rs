@@ -39,6 +39,7 @@ fn setup(partitions: i32) -> Setup {
     cfg.kafka.topics.outcomes = unique("outcomes");
     cfg.kafka.topics.tickets = unique("tickets");
     cfg.kafka.topics.dead_letter = unique("dlq");
+    cfg.kafka.topics.changelog = unique("state");
     cfg.kafka.drain_timeout_ms = 2_000;
     cfg.kafka.session_timeout_ms = 6_000;
     cfg.http.listen = String::new();
@@ -48,6 +49,7 @@ fn setup(partitions: i32) -> Setup {
         (&t.account, partitions),
         (&t.tickets, 1),
         (&t.dead_letter, 1),
+        (&t.changelog, partitions),
     ] {
         cluster.create_topic(topic, n, 1).unwrap();
     }
@@ -649,14 +651,15 @@ fn rules_reload_from_the_config_file_without_a_restart_and_a_bad_file_is_rejecte
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("churnwatch.toml");
     let kafka = format!(
-        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ncdr = \"{}\"\naccount = \"{}\"\noutcomes = \"{}\"\ntickets = \"{}\"\ndead_letter = \"{}\"\n[http]\nlisten = \"\"\n",
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n[kafka.topics]\ncdr = \"{}\"\naccount = \"{}\"\noutcomes = \"{}\"\ntickets = \"{}\"\ndead_letter = \"{}\"\nchangelog = \"{}\"\n[http]\nlisten = \"\"\n",
         s.cfg.kafka.brokers,
         s.cfg.kafka.group_id,
         s.cfg.kafka.topics.cdr,
         s.cfg.kafka.topics.account,
         s.cfg.kafka.topics.outcomes,
         s.cfg.kafka.topics.tickets,
-        s.cfg.kafka.topics.dead_letter
+        s.cfg.kafka.topics.dead_letter,
+        s.cfg.kafka.topics.changelog
     );
     std::fs::write(&path, &kafka).unwrap();
     let cfg = churnwatch::config::Config::load_with_env(Some(&path), Vec::new()).unwrap();

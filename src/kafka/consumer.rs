@@ -6,8 +6,12 @@
 //!   gives partition `p` of every input topic to one member, where one engine owns those
 //!   subscribers.
 //! - **Rebalances**: [`RebalanceContext`] drains a revoked partition's task (within
-//!   `drain_timeout_ms`, shorter than the session timeout) before ownership moves, so its
-//!   offsets are stored by the member that produced its tickets.
+//!   `drain_timeout_ms`, shorter than the session timeout): it writes a checkpoint before
+//!   ownership moves. On assignment it readies every partition's engine first
+//!   ([`super::assign`]: kept in memory, or restored from the changelog) and starts each
+//!   input at the offsets of that engine's checkpoint, whatever the group committed.
+//!   Offsets are stored only at checkpoints, so the group's committed offsets are the
+//!   restore points too (and consumer lag counts what a crash would re-read).
 //! - **Assignment bookkeeping**: `OffsetGaps` notices offsets that retention deleted
 //!   before we read them (the broker's auto offset reset), so they are logged and counted,
 //!   not silently skipped.
@@ -21,27 +25,40 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
 
 use crate::config::{Config, TopicsConfig};
 
+use super::assign::Assigner;
 use super::client_config;
-use super::shared::{Control, Shared};
+use super::shared::{Control, Shared, Stop};
 use super::worker::Source;
 
 /// The service's consumer of the input topics.
 pub type InputConsumer = StreamConsumer<RebalanceContext>;
 
 /// Creates the group consumer (it subscribes later, once the topics are checked).
-pub(super) fn create(cfg: &Config, shared: &Shared) -> Result<InputConsumer, KafkaError> {
+pub(super) fn create(
+    cfg: &Config,
+    assigner: Arc<Assigner>,
+    failures: mpsc::UnboundedSender<Stop>,
+) -> Result<InputConsumer, KafkaError> {
     let ctx = RebalanceContext {
-        shared: shared.clone(),
+        shared: assigner.shared.clone(),
         drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
+        assigner,
+        failures,
     };
     let mut cc = client_config(cfg);
+    let exactly_once = cfg.kafka.processing_guarantee == crate::config::Guarantee::ExactlyOnce;
     cc.set("group.id", &cfg.kafka.group_id)
-        .set("enable.auto.commit", "true")
+        // With exactly_once, offsets commit inside each checkpoint's transaction.
+        .set("enable.auto.commit", (!exactly_once).to_string())
+        .set("isolation.level", "read_committed")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         // Range assignment gives partition p of every input topic to the same member.
@@ -61,6 +78,8 @@ pub(super) fn create(cfg: &Config, shared: &Shared) -> Result<InputConsumer, Kaf
 pub struct RebalanceContext {
     shared: Shared,
     drain_timeout: Duration,
+    assigner: Arc<Assigner>,
+    failures: mpsc::UnboundedSender<Stop>,
 }
 
 impl ClientContext for RebalanceContext {
@@ -80,6 +99,43 @@ impl ClientContext for RebalanceContext {
 }
 
 impl ConsumerContext for RebalanceContext {
+    /// rust-rdkafka's default (eager protocol), plus, on assignment, the engines readied
+    /// and each input's start offset taken from their checkpoints before `assign`.
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts = partitions(tpl);
+                match blocking(|| self.assigner.prepare(&parts)) {
+                    Ok(offsets) => start_at(tpl, offsets),
+                    Err(e) => {
+                        error!(error = %e, "restoring assigned partitions failed; stopping");
+                        let _ = self.failures.send(Stop::Restore(e));
+                        return;
+                    }
+                }
+                if let Err(e) = base.assign(tpl) {
+                    warn!(error = %e, "assign failed");
+                }
+                self.post_rebalance(base, &Rebalance::Assign(tpl));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(base, &Rebalance::Revoke(tpl));
+                if let Err(e) = base.unassign() {
+                    warn!(error = %e, "unassign failed");
+                }
+            }
+            other => {
+                let e = KafkaError::Rebalance(other.into());
+                self.post_rebalance(base, &Rebalance::Error(e));
+            }
+        }
+    }
+
     fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.shared
@@ -118,28 +174,57 @@ impl RebalanceContext {
     /// drain deadline.
     fn drain(&self, revoked: Vec<i32>) {
         let deadline = Instant::now() + self.drain_timeout;
-        let mut waits = Vec::new();
-        for p in revoked {
-            if let Some((_, tx)) = self.shared.partitions.remove(&p) {
-                let (done, wait) = std::sync::mpsc::channel();
-                if tx.try_send(Control::Drain(deadline, done)).is_ok() {
-                    waits.push(wait);
+        blocking(|| {
+            let mut waits = Vec::new();
+            for p in revoked {
+                if let Some((_, tx)) = self.shared.partitions.remove(&p) {
+                    let (done, wait) = std::sync::mpsc::channel();
+                    if send_by(&tx, Control::Drain(deadline, done), deadline) {
+                        waits.push(wait);
+                    }
                 }
             }
-        }
-        // The callback runs on the thread polling the consumer; let tokio move other
-        // tasks off it while the partition tasks drain.
-        let wait_all = || {
             for w in waits {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let _ = w.recv_timeout(left);
             }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait_all)
+        });
+    }
+}
+
+/// Sends a control message to a partition task (whose channel may be full of records)
+/// by the deadline; from a blocking context.
+fn send_by(tx: &mpsc::Sender<Control>, msg: Control, deadline: Instant) -> bool {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            matches!(
+                h.block_on(tokio::time::timeout(left, tx.send(msg))),
+                Ok(Ok(()))
+            )
+        }
+        _ => tx.try_send(msg).is_ok(),
+    }
+}
+
+/// Runs blocking work from a rebalance callback, which runs on the thread polling the
+/// consumer: tokio moves its other tasks (HTTP, partition tasks) off that thread meanwhile.
+fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// Sets each assigned input partition's start offset from its engine's checkpoint.
+fn start_at(tpl: &mut TopicPartitionList, offsets: Vec<(String, i32, i64)>) {
+    for (topic, p, offset) in offsets {
+        if tpl.find_partition(&topic, p).is_some() {
+            if let Err(e) = tpl.set_partition_offset(&topic, p, Offset::Offset(offset)) {
+                warn!(topic, partition = p, error = %e, "start offset not set");
             }
-            _ => wait_all(),
         }
     }
 }

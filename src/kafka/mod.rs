@@ -9,7 +9,12 @@
 //! - [`partition`]: one task and one engine per partition: inputs merged by event time
 //!   ([`merge`]), at-least-once (an offset is stored only after the tickets and dead
 //!   letters its record caused are acknowledged, in order), bounded in-flight work.
+//! - [`changelog`]: checkpoints of each partition's engine in a compacted topic, with the
+//!   input offsets they reflect, and the restore that reads them back.
+//! - [`assign`]: on assignment, each partition's engine is kept (if still current) or
+//!   restored before its first record, and the inputs start at its checkpoint.
 //! - [`producer`]: publishing tickets and dead letters.
+//! - [`transaction`]: with `exactly_once`, one Kafka transaction per checkpoint.
 //! - [`dead_letter`]: records set aside, with their original bytes and the reason.
 //! - [`worker`]: one partition's processing without I/O (bytes in, tickets and dead
 //!   letters out), the same engine code as `replay`.
@@ -26,6 +31,8 @@
 //! reasons) and `dead_letter` uses `producer` (for what it publishes). Nothing imports
 //! back up.
 
+pub mod assign;
+pub mod changelog;
 pub mod consumer;
 pub mod dead_letter;
 pub mod embedded;
@@ -35,6 +42,7 @@ pub mod partition;
 pub mod producer;
 pub mod service;
 pub mod shared;
+pub mod transaction;
 pub mod worker;
 
 use rdkafka::config::ClientConfig;
@@ -43,7 +51,7 @@ use crate::config::Config;
 
 /// The librdkafka settings every client of the adapter starts from: the brokers, then the
 /// `[kafka.options]` passthrough.
-fn client_config(cfg: &Config) -> ClientConfig {
+pub fn client_config(cfg: &Config) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.kafka.brokers);
     for (k, v) in &cfg.kafka.options {

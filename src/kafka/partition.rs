@@ -2,12 +2,14 @@
 //!
 //! - **Order**: the partition's co-partitioned inputs are merged by event time
 //!   ([`super::merge`]) before the engine sees them, as `replay` merges its files.
-//! - **At-least-once**: a record's offset is stored only after every ticket and dead
-//!   letter it caused is acknowledged, oldest record first (rust-rdkafka's
-//!   `at_least_once` example, Vector's finalizer): committing a later offset first could
-//!   lose the records between. A failed delivery is sent again, or given up or stopped
-//!   on as [`super::producer`] sorts it; a stop is reported to the service, which exits
-//!   with the error.
+//! - **Checkpoints**: every `checkpoint_interval_ms` (and before the partition is given
+//!   up), once every ticket and dead letter published so far is acknowledged, the task
+//!   writes a checkpoint ([`super::changelog`]) reflecting the records processed, then
+//!   stores their offsets for the group to commit. A crash resumes from the last complete
+//!   checkpoint and re-reads what came after: at least once, with re-emitted tickets
+//!   identical to the first. A failed delivery is sent again, or given up or stopped on as
+//!   [`super::producer`] sorts it; a stop is reported to the service, which exits with
+//!   the error.
 //! - **Backpressure**: at most `max_in_flight` records wait for acknowledgement or sit in
 //!   the merge buffer; the task stops reading its bounded channel meanwhile, so a producer
 //!   that outruns us fills the broker, not our memory. The `select!` is biased toward
@@ -17,25 +19,26 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::codec;
-use crate::config::{Config, Format, TopicsConfig};
+use crate::config::{Config, Format, Guarantee, TopicsConfig};
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
+use super::changelog::writer::Checkpointer;
 use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::InputMerge;
 use super::producer::{publish, Kind, Publication, PublishError, Refused};
-use super::shared::{Control, Shared};
+use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
 
 /// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
@@ -48,21 +51,13 @@ pub fn wall_clock_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A record read (or an idle clock advance) not yet acknowledged: the record's offset is
-/// stored once every publication it caused is acknowledged, in order.
+/// A record read (or an idle clock advance) whose publications are not all acknowledged.
 struct Pending {
-    /// The record, `None` for tickets an idle partition's clock raised.
-    origin: Option<Origin>,
+    /// Whether it was a record (its latency is observed once acknowledged).
+    record: bool,
     arrived: Instant,
     /// `None` once acknowledged.
     sends: Vec<Option<Sending>>,
-}
-
-/// Where a pending record was read.
-struct Origin {
-    topic: String,
-    partition: i32,
-    offset: i64,
 }
 
 /// One publication of a pending record.
@@ -99,7 +94,7 @@ pub(super) struct Wiring {
     /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
     pub outcomes_subscribed: bool,
     /// Where the task reports the failure that stops it (and the service).
-    pub failures: mpsc::UnboundedSender<Refused>,
+    pub failures: mpsc::UnboundedSender<Stop>,
 }
 
 pub(super) struct PartitionTask {
@@ -113,7 +108,18 @@ pub(super) struct PartitionTask {
     input_format: Format,
     max_in_flight: usize,
     outcomes_subscribed: bool,
-    failures: mpsc::UnboundedSender<Refused>,
+    failures: mpsc::UnboundedSender<Stop>,
+    checkpointer: Checkpointer,
+    /// With `exactly_once`, the config its transactional producer is made from.
+    transactional: Option<Box<Config>>,
+    /// Per input topic, the offset after the last record processed.
+    next_offsets: BTreeMap<String, i64>,
+    /// Something was processed since the last checkpoint.
+    changed: bool,
+    checkpoint_every: Duration,
+    checkpoint_due: Instant,
+    /// Whom to tell once drained and parked.
+    drained: Option<std::sync::mpsc::Sender<()>>,
     merge: InputMerge,
     pending: VecDeque<Pending>,
     idle: IdleClock,
@@ -131,11 +137,29 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 impl PartitionTask {
     pub(super) fn new(
         partition: i32,
-        worker: PartitionWorker,
+        resume: Resume,
         wiring: Wiring,
         cfg: &Config,
     ) -> PartitionTask {
+        let Resume {
+            worker,
+            checkpointer,
+        } = resume;
+        let next_offsets = checkpointer
+            .last()
+            .map(|m| m.inputs.iter().cloned().collect())
+            .unwrap_or_default();
+        let checkpoint_every = Duration::from_millis(cfg.kafka.checkpoint_interval_ms);
+        let transactional = (cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce)
+            .then(|| Box::new(cfg.clone()));
         PartitionTask {
+            checkpointer,
+            transactional,
+            next_offsets,
+            changed: false,
+            checkpoint_every,
+            checkpoint_due: Instant::now() + checkpoint_every,
+            drained: None,
             partition,
             worker,
             producer: wiring.producer,
@@ -158,12 +182,41 @@ impl PartitionTask {
     /// Runs until the channel closes, a drain is asked for, or a publication fails for
     /// good (reported on `failures`).
     pub(super) async fn run(mut self, rx: mpsc::Receiver<Control>) {
-        if let Err(refused) = self.serve(rx).await {
-            error!(partition = self.partition, error = %refused, "stopping: a publication failed for good");
-            if let Some((code, reason)) = self.producer.client().fatal_error() {
-                error!(?code, %reason, "librdkafka fatal error");
+        if let Some(cfg) = &self.transactional {
+            let p = self.partition;
+            match tokio::task::block_in_place(|| super::transaction::begin(cfg, p)) {
+                Ok(producer) => self.producer = producer,
+                Err(e) => {
+                    error!(partition = p, error = %e, "stopping: the transactional producer did not start");
+                    let _ = self.failures.send(Stop::Publish(Refused {
+                        topic: self.topics.tickets.clone(),
+                        source: PublishError::Fatal(e),
+                    }));
+                    return;
+                }
             }
-            let _ = self.failures.send(refused);
+        }
+        match self.serve(rx).await {
+            Ok(()) => {
+                let done = self.drained.take();
+                if !self.changed {
+                    let resume = Resume {
+                        worker: self.worker,
+                        checkpointer: self.checkpointer,
+                    };
+                    self.shared.park(self.partition, resume);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+            }
+            Err(refused) => {
+                error!(partition = self.partition, error = %refused, "stopping: a publication failed for good");
+                if let Some((code, reason)) = self.producer.client().fatal_error() {
+                    error!(?code, %reason, "librdkafka fatal error");
+                }
+                let _ = self.failures.send(Stop::Publish(refused));
+            }
         }
     }
 
@@ -173,11 +226,13 @@ impl PartitionTask {
             let waiting = self.merge.wait_deadline();
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending.len() < self.max_in_flight;
+            let checkpoint = self.changed.then_some(self.checkpoint_due);
             tokio::select! {
                 biased;
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
                     self.settle_front().await?;
                 }
+                _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
                 _ = sleep_until_opt(waiting), if waiting.is_some() => self.merge.wait_over(),
                 item = rx.recv(), if room && self.merge.len() < self.max_in_flight => {
                     let Some(control) = item else { break };
@@ -239,8 +294,11 @@ impl PartitionTask {
             }
             Control::Drain(deadline, done) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                let drained = tokio::time::timeout(left, self.drain()).await;
-                let _ = done.send(());
+                let drained = tokio::time::timeout(left, self.drain_and_checkpoint()).await;
+                self.drained = Some(done);
+                if drained.is_err() {
+                    warn!(partition = self.partition, "drain deadline passed before the checkpoint was written; the partition resumes from the previous one");
+                }
                 return drained.unwrap_or(Ok(())).map(|()| true);
             }
         }
@@ -309,19 +367,80 @@ impl PartitionTask {
             .is_some_and(|f| f.sends.iter().all(Option::is_none));
         if done {
             if let Some(Pending {
-                origin: Some(o),
+                record: true,
                 arrived,
                 ..
             }) = self.pending.pop_front()
             {
-                if let Err(e) = self.consumer.store_offset(&o.topic, o.partition, o.offset) {
-                    debug!(error = %e, "offset not stored (partition revoked?)");
-                }
                 self.shared
                     .metrics
                     .processing_latency
                     .observe(arrived.elapsed().as_secs_f64());
             }
+        }
+        Ok(())
+    }
+
+    async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {
+        self.drain().await?;
+        if self.changed {
+            self.checkpoint().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes a checkpoint once every publication so far is acknowledged, then stores the
+    /// input offsets it reflects for the group to commit.
+    async fn checkpoint(&mut self) -> Result<(), Refused> {
+        self.drain().await?;
+        let started = Instant::now();
+        let inputs: Vec<(String, i64)> = self
+            .next_offsets
+            .iter()
+            .map(|(t, o)| (t.clone(), *o))
+            .collect();
+        let written = self
+            .checkpointer
+            .write(&self.producer, self.worker.engine_mut(), inputs)
+            .await
+            .map_err(|e| Refused {
+                topic: self.topics.changelog.clone(),
+                source: PublishError::from(e),
+            })?;
+        if self.transactional.is_some() {
+            let (producer, consumer, p) = (&self.producer, &self.consumer, self.partition);
+            let offsets = &self.next_offsets;
+            tokio::task::block_in_place(|| {
+                super::transaction::commit(producer, consumer, p, offsets)
+            })
+            .map_err(|e| Refused {
+                topic: self.topics.tickets.clone(),
+                source: PublishError::Fatal(e),
+            })?;
+        } else {
+            for (topic, next) in &self.next_offsets {
+                if let Err(e) = self.consumer.store_offset(topic, self.partition, next - 1) {
+                    debug!(error = %e, "offset not stored (partition revoked?)");
+                }
+            }
+        }
+        self.changed = false;
+        self.checkpoint_due = Instant::now() + self.checkpoint_every;
+        let m = &self.shared.metrics.durability;
+        let kind = if written.full { "full" } else { "incremental" };
+        m.checkpoints.with_label_values(&[kind]).inc();
+        m.checkpoint_seconds
+            .observe(started.elapsed().as_secs_f64());
+        m.changelog_records.inc_by(written.records);
+        m.changelog_bytes.inc_by(written.bytes);
+        if written.full {
+            info!(
+                partition = self.partition,
+                subscribers = written.subscribers,
+                bytes = written.bytes,
+                seconds = started.elapsed().as_secs_f64(),
+                "full checkpoint written"
+            );
         }
         Ok(())
     }
@@ -373,12 +492,15 @@ impl PartitionTask {
             publications.push(dead_letter::publication(dl, m, &self.topics.dead_letter));
         }
         publications.extend(self.ticket_publications(&out.tickets));
-        let origin = Origin {
-            topic: m.topic().to_string(),
-            partition: m.partition(),
-            offset: m.offset(),
-        };
-        self.enqueue(Some(origin), arrived, publications).await?;
+        match self.next_offsets.get_mut(m.topic()) {
+            Some(next) => *next = m.offset() + 1,
+            None => {
+                self.next_offsets
+                    .insert(m.topic().to_string(), m.offset() + 1);
+            }
+        }
+        self.changed = true;
+        self.enqueue(true, arrived, publications).await?;
         let newest = self.worker.engine().newest_event_ms();
         if self.idle.record(newest, Instant::now()) {
             self.idle_gauge().set(0);
@@ -433,7 +555,7 @@ impl PartitionTask {
     /// Publishes `publications` and queues them to be acknowledged, in order.
     async fn enqueue(
         &mut self,
-        origin: Option<Origin>,
+        record: bool,
         arrived: Instant,
         publications: Vec<Publication>,
     ) -> Result<(), Refused> {
@@ -442,7 +564,7 @@ impl PartitionTask {
             sends.push(self.send(p).await?);
         }
         self.pending.push_back(Pending {
-            origin,
+            record,
             arrived,
             sends,
         });
@@ -484,6 +606,7 @@ impl PartitionTask {
         self.idle_gauge().set(1);
         let mut tickets = Vec::new();
         self.worker.engine_mut().advance_to(t, &mut tickets);
+        self.changed = true;
         if tickets.is_empty() {
             return Ok(());
         }
@@ -493,7 +616,7 @@ impl PartitionTask {
             "idle partition closed days"
         );
         let publications = self.ticket_publications(&tickets);
-        self.enqueue(None, now, publications).await
+        self.enqueue(false, now, publications).await
     }
 
     fn idle_gauge(&self) -> prometheus::IntGauge {

@@ -32,13 +32,21 @@ use crate::metrics::Metrics;
 use super::client_config;
 
 /// Creates the service's producer.
-pub(super) fn create(cfg: &Config) -> Result<FutureProducer, KafkaError> {
+pub fn create(cfg: &Config) -> Result<FutureProducer, KafkaError> {
+    create_with(cfg, &[])
+}
+
+/// Creates a producer with the service's settings plus `extra` (a transactional id).
+pub fn create_with(cfg: &Config, extra: &[(&str, &str)]) -> Result<FutureProducer, KafkaError> {
     let mut c = client_config(cfg);
     c.set("enable.idempotence", "true")
         // Keep retrying through a broker restart.
         .set("message.timeout.ms", "600000")
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
     c.create()
 }
 

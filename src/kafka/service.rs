@@ -15,8 +15,11 @@
 //!   record; offsets skipped by a reset to the log start are logged at warn and counted.
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
-//! - **Shutdown** drains every partition task within `drain_timeout_ms`, commits the
-//!   stored offsets and flushes the producer. A partition task that cannot publish a
+//! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
+//!   partitions are restored on assignment ([`super::assign`]) and checkpointed by their
+//!   tasks ([`super::changelog`]).
+//! - **Shutdown** drains every partition task within `drain_timeout_ms` (each writes a
+//!   final checkpoint), commits the stored offsets and flushes the producer. A partition task that cannot publish a
 //!   ticket (or whose producer failed fatally) stops the service the same way, and `run`
 //!   returns the error, so the process exits non-zero.
 
@@ -37,12 +40,13 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, ConfigError, TopicsConfig};
 use crate::detect::engine::PortedNumber;
 
+use super::assign::Assigner;
+use super::changelog::{self, ChangelogError};
 use super::consumer::{self, InputConsumer, OffsetGaps};
 use super::partition::{PartitionTask, Wiring};
-use super::producer::{self, Refused};
-use super::shared::Control;
+use super::producer;
 pub use super::shared::Shared;
-use super::worker::PartitionWorker;
+use super::shared::{Control, Stop};
 
 /// Errors that stop the service (anything else is retried or dead-lettered).
 #[derive(Debug, thiserror::Error)]
@@ -62,11 +66,14 @@ pub enum ServiceError {
     },
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
-    /// A ticket the broker refuses for good, or a fatal producer error (see
-    /// [`super::producer`]). The record's offset is not stored: a restart with the cause
-    /// fixed publishes the ticket.
+    /// A ticket the broker refuses for good, a fatal producer error (see
+    /// [`super::producer`]), a checkpoint that could not be written or a restore that
+    /// failed. The last complete checkpoint stays the restore point: a restart with the
+    /// cause fixed publishes what was missing.
     #[error(transparent)]
-    Publish(#[from] Refused),
+    Stopped(#[from] Stop),
+    #[error(transparent)]
+    Changelog(#[from] ChangelogError),
 }
 
 /// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
@@ -84,18 +91,34 @@ pub async fn run(
         return Ok(());
     };
     let subscribe = subscriptions(&producer, topics, counts)?;
-    let consumer = Arc::new(consumer::create(&cfg, &shared)?);
+    let client = super::client_config(&cfg);
+    if topics.changelog.is_empty() {
+        warn!("no changelog (kafka.topics.changelog is empty): a restart forgets every subscriber");
+    } else {
+        changelog::topic::ensure(&client, &topics.changelog, counts.0, |t| {
+            partition_count(&producer, t)
+        })
+        .await?;
+    }
+    let cfg = Arc::new(cfg);
+    let assigner = Arc::new(Assigner {
+        shared: shared.clone(),
+        client,
+        changelog: cfg.kafka.topics.changelog.clone(),
+        current: std::sync::RwLock::new(cfg.clone()),
+        ported: Arc::new(ported),
+    });
+    let (failures, mut failed) = mpsc::unbounded_channel();
+    let consumer = Arc::new(consumer::create(&cfg, assigner.clone(), failures.clone())?);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     shared.set_ready(true, "");
     shared.metrics.config_version.set(1);
 
-    let cfg = Arc::new(cfg);
-    let (failures, mut failed) = mpsc::unbounded_channel();
     let mut service = Service {
         current: cfg.clone(),
         cfg,
-        ported: Arc::new(ported),
+        assigner,
         producer,
         consumer: consumer.clone(),
         shared,
@@ -117,8 +140,8 @@ pub async fn run(
             }
             _ = health.tick() => service.check_health(),
             msg = consumer.recv() => service.route(msg.map(|m| m.detach())).await?,
-            Some(refused) = failed.recv() => {
-                result = Err(refused.into());
+            Some(stop) = failed.recv() => {
+                result = Err(stop.into());
                 break;
             }
         }
@@ -204,13 +227,13 @@ struct Service {
     cfg: Arc<Config>,
     /// The config new partition tasks start with (the last reload every partition took).
     current: Arc<Config>,
-    ported: Arc<Vec<PortedNumber>>,
+    assigner: Arc<Assigner>,
     producer: FutureProducer,
     consumer: Arc<InputConsumer>,
     shared: Shared,
     outcomes_subscribed: bool,
     /// Given to every partition task, to report the failure that stops the service.
-    failures: mpsc::UnboundedSender<Refused>,
+    failures: mpsc::UnboundedSender<Stop>,
     tasks: Vec<JoinHandle<()>>,
     gaps: OffsetGaps,
 }
@@ -261,10 +284,29 @@ impl Service {
         Ok(())
     }
 
-    /// Starts the task of a partition this instance was just assigned.
+    /// Starts the task of a partition this instance was just assigned, with the engine
+    /// the assignment readied (restoring it here if, unexpectedly, none was).
     fn start_partition(&mut self, p: i32) -> Result<mpsc::Sender<Control>, ServiceError> {
         let (tx, rx) = mpsc::channel(self.cfg.kafka.max_in_flight.min(4096));
-        let worker = PartitionWorker::new(&self.current, &self.ported)?;
+        let resume = match self.shared.unpark(p) {
+            Some(r) => Some(r),
+            None => {
+                warn!(
+                    partition = p,
+                    "no engine readied on assignment; restoring now"
+                );
+                let current = self.current.clone();
+                tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
+                self.shared.unpark(p)
+            }
+        };
+        let Some(resume) = resume else {
+            return Err(ServiceError::Changelog(ChangelogError::Corrupt {
+                topic: self.cfg.kafka.topics.changelog.clone(),
+                partition: p,
+                reason: "no engine after restore".into(),
+            }));
+        };
         let wiring = Wiring {
             producer: self.producer.clone(),
             consumer: self.consumer.clone(),
@@ -272,7 +314,7 @@ impl Service {
             outcomes_subscribed: self.outcomes_subscribed,
             failures: self.failures.clone(),
         };
-        let task = PartitionTask::new(p, worker, wiring, &self.current);
+        let task = PartitionTask::new(p, resume, wiring, &self.current);
         self.tasks.push(tokio::spawn(task.run(rx)));
         self.shared.partitions.insert(p, tx.clone());
         Ok(tx)
@@ -304,6 +346,9 @@ impl Service {
             }
         }
         if ok {
+            if let Ok(mut c) = self.assigner.current.write() {
+                *c = next.clone();
+            }
             self.current = next;
             let metrics = &self.shared.metrics;
             metrics.config_version.inc();

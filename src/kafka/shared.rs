@@ -21,7 +21,26 @@ use crate::detect::Msisdn;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
-use super::worker::Source;
+use super::changelog::writer::Checkpointer;
+use super::changelog::ChangelogError;
+use super::producer::Refused;
+use super::worker::{PartitionWorker, Source};
+
+/// A partition's engine and checkpoint writer, waiting for its task to start: restored on
+/// assignment, or kept from a revoke.
+pub struct Resume {
+    pub worker: PartitionWorker,
+    pub checkpointer: Checkpointer,
+}
+
+/// Why the service stops (a partition task or the rebalance hook reports it).
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    #[error(transparent)]
+    Publish(#[from] Refused),
+    #[error("restoring from the changelog: {0}")]
+    Restore(#[from] ChangelogError),
+}
 
 /// State shared with the HTTP endpoint and the config reloader.
 #[derive(Clone, Default)]
@@ -35,6 +54,10 @@ pub struct Shared {
     pub partitions: Arc<DashMap<i32, mpsc::Sender<Control>>>,
     /// The last few tickets per subscriber, for agent screens.
     pub recent_tickets: Arc<DashMap<u64, VecDeque<CareTicket>>>,
+    /// Engines ready for their partition's task (see [`super::assign`]).
+    pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
+    /// Partitions being restored: (changelog records read, records to read).
+    pub restoring: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, (u64, u64)>>>,
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
@@ -65,6 +88,22 @@ impl Shared {
 
     /// Keeps a published ticket for agent screens (a corrected ticket replaces its earlier
     /// version).
+    /// Puts a partition's engine aside for its next task.
+    pub(super) fn park(&self, p: i32, r: Resume) {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(p, r);
+    }
+
+    /// Takes a partition's parked engine.
+    pub(super) fn unpark(&self, p: i32) -> Option<Resume> {
+        self.parked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&p)
+    }
+
     pub(super) fn remember(&self, t: &CareTicket) {
         let Ok(m) = Msisdn::parse(&t.subscriber) else {
             return;
@@ -83,7 +122,8 @@ pub enum Control {
     Record(Box<OwnedMessage>, Source, Instant),
     Describe(Msisdn, oneshot::Sender<Option<SubscriberSummary>>),
     Reconfigure(Arc<Config>, std::sync::mpsc::Sender<Result<(), String>>),
-    /// Finish pending acknowledgements (until the deadline), store offsets, stop.
+    /// Finish pending acknowledgements and write a checkpoint (until the deadline), park
+    /// the engine in [`Shared::parked`] if the checkpoint completed, stop.
     Drain(Instant, std::sync::mpsc::Sender<()>),
 }
 

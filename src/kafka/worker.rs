@@ -47,14 +47,19 @@ fn dead(reason: Reason) -> Processed {
 
 impl PartitionWorker {
     pub fn new(cfg: &Config, ported: &[PortedNumber]) -> Result<PartitionWorker, ConfigError> {
-        Ok(PartitionWorker {
-            driver: Driver::new(Engine::new(cfg, ported)?, cfg.kafka.max_future_skew_ms),
+        Ok(Self::with_engine(cfg, Engine::new(cfg, ported)?))
+    }
+
+    /// A worker around an engine already built (restored from the changelog).
+    pub fn with_engine(cfg: &Config, engine: Engine) -> PartitionWorker {
+        PartitionWorker {
+            driver: Driver::new(engine, cfg.kafka.max_future_skew_ms),
             format: cfg.kafka.input_format,
             max_bytes: cfg.kafka.max_message_bytes,
             cdr: proto::CallDetailRecord::default(),
             account: proto::AccountEvent::default(),
             outcome: proto::TicketOutcome::default(),
-        })
+        }
     }
 
     pub fn engine(&self) -> &Engine {

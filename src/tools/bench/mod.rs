@@ -11,18 +11,21 @@
 //!   (all of it kept, checked with the partitions' watermarks), then timed from the
 //!   service's start until every record's offset is stored, i.e. its tickets acknowledged;
 //!   then a second run at half that rate reports the processing-latency quantiles.
-//! - `restore`: the state changelog does not exist yet; says so.
+//! - `restore`: a population checkpointed in full to the embedded broker's changelog, then
+//!   restored into fresh engines as a new owner does on assignment: subscribers per second.
 //!
 //! Nothing here is a test: figures vary with the machine and its load, so they are reported
 //! (BENCHMARKS.md), never asserted.
 
 mod e2e;
 mod engine;
+mod restore;
 
 pub use e2e::{histogram_quantile, run_e2e, E2eOptions, E2eReport, LatencyReport, POLL};
 pub use engine::{
     build_history, encode_days, run_engine, Encoded, EngineOptions, EngineReport, ENGINE_START,
 };
+pub use restore::{run_restore, RestoreOptions, RestoreReport};
 
 use crate::config::ConfigError;
 
@@ -50,12 +53,4 @@ pub fn resident_bytes() -> u64 {
                 .and_then(|kb| kb.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
-}
-
-/// `churnwatch bench restore`: there is no changelog to restore from yet.
-pub fn restore_report() -> String {
-    "state restore: churnwatch has no state changelog yet (a partition's state lives in memory \
-     only), so there is nothing to restore from or to time.\n\
-     state_restore_subscribers_per_sec n/a\n"
-        .to_string()
 }

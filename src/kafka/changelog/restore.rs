@@ -1,0 +1,269 @@
+//! Restoring a partition from its changelog partition, before its first record.
+//!
+//! 1. Find the last marker: read the tail of the partition, a window growing sixteenfold
+//!    until a marker turns up (a crash can leave an interrupted checkpoint after it).
+//! 2. Read from the first record of the marker's chain up to the marker, applying only
+//!    the records of the checkpoints the marker names; anything else was cut off by a crash.
+//! 3. Hand the engine and the marker's input offsets back: the consumer starts there.
+//!
+//! This runs on a blocking thread with a plain consumer assigned to the one partition (no
+//! group, nothing committed).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::detect::Engine;
+
+use super::{ChangelogError, Key, Marker, Tag};
+
+/// A restored partition.
+pub struct Restored {
+    pub engine: Engine,
+    /// The checkpoint restored, `None` if the partition has none yet.
+    pub marker: Option<Marker>,
+    /// Records of an interrupted checkpoint were found: the next one must be full, so
+    /// compaction cannot keep them over the state they would shadow.
+    pub full_due: bool,
+    pub subscribers: usize,
+    pub records: u64,
+    pub elapsed: Duration,
+}
+
+/// No record for this long while records are expected: the broker is gone.
+const STALL: Duration = Duration::from_secs(30);
+
+/// Restores `engine` (fresh from the current config) from partition `partition` of the
+/// changelog `topic`. `progress(done, total)` is called as records are applied.
+pub fn restore(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    mut engine: Engine,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Restored, ChangelogError> {
+    let started = Instant::now();
+    let kafka = |source| ChangelogError::Kafka {
+        topic: topic.to_string(),
+        source,
+    };
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("group.id", "churnwatch-restore")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        .set("max.partition.fetch.bytes", "16777216")
+        .create()
+        .map_err(kafka)?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .map_err(kafka)?;
+    let reader = Reader {
+        consumer: &consumer,
+        topic,
+        partition,
+    };
+    let Some((at, marker)) = reader.last_marker(low, high)? else {
+        return Ok(Restored {
+            full_due: high > low,
+            ..Restored::empty(engine, started)
+        });
+    };
+    progress(0, (at - marker.chain_start).max(0) as u64);
+    let chain: HashSet<Tag> = marker.chain.iter().copied().collect();
+    let mut parts: Vec<Option<Vec<u8>>> = vec![None; marker.partition_chunks as usize];
+    let (mut records, mut stray) = (0u64, 0u64);
+    let mut failure = None;
+    reader.read(marker.chain_start, at, |m| {
+        records += 1;
+        if records % 16_384 == 0 {
+            progress(records, (at - marker.chain_start).max(0) as u64);
+        }
+        let Some((tag, value)) = m.payload().and_then(Tag::split) else {
+            return;
+        };
+        if !chain.contains(&tag) {
+            stray += 1;
+            return;
+        }
+        let applied = match Key::parse(m.key().unwrap_or_default()) {
+            Key::Subscriber(n) => engine.restore_subscriber(n, value),
+            Key::Ids => engine.restore_ids(value),
+            Key::Partition(i) if tag == marker.tag => {
+                if let Some(slot) = parts.get_mut(i as usize) {
+                    *slot = Some(value.to_vec());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = applied {
+            failure.get_or_insert(e);
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e.into());
+    }
+    let mut blob = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let Some(part) = part else {
+            return Err(reader.corrupt(format!(
+                "checkpoint {} misses partition-state chunk {i}",
+                marker.tag.seq
+            )));
+        };
+        blob.extend_from_slice(&part);
+    }
+    engine.restore_partition(&blob)?;
+    engine.restore_finish();
+    progress(records, records);
+    Ok(Restored {
+        subscribers: engine.stats().subscribers,
+        full_due: stray > 0 || at + 1 < high,
+        marker: Some(marker),
+        engine,
+        records,
+        elapsed: started.elapsed(),
+    })
+}
+
+impl Restored {
+    fn empty(engine: Engine, started: Instant) -> Restored {
+        Restored {
+            engine,
+            marker: None,
+            full_due: true,
+            subscribers: 0,
+            records: 0,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+struct Reader<'a> {
+    consumer: &'a BaseConsumer,
+    topic: &'a str,
+    partition: i32,
+}
+
+impl Reader<'_> {
+    fn corrupt(&self, reason: String) -> ChangelogError {
+        ChangelogError::Corrupt {
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            reason,
+        }
+    }
+
+    /// The last marker in `low..high` and its offset.
+    fn last_marker(&self, low: i64, high: i64) -> Result<Option<(i64, Marker)>, ChangelogError> {
+        let mut window = 64i64;
+        loop {
+            let start = (high - window).max(low);
+            let mut found: Option<(i64, Vec<u8>)> = None;
+            self.read(start, high, |m| {
+                if m.key() == Some(super::MARKER_KEY) {
+                    if let Some(v) = m.payload() {
+                        found = Some((m.offset(), v.to_vec()));
+                    }
+                }
+            })?;
+            if let Some((at, bytes)) = found {
+                let marker = Marker::decode(&bytes).map_err(|e| self.corrupt(e))?;
+                return Ok(Some((at, marker)));
+            }
+            if start <= low {
+                return Ok(None);
+            }
+            window = window.saturating_mul(16);
+        }
+    }
+
+    /// Calls `f` on every record at offsets `from..to` (records compaction removed are
+    /// skipped by the broker).
+    fn read(
+        &self,
+        from: i64,
+        to: i64,
+        mut f: impl FnMut(&BorrowedMessage<'_>),
+    ) -> Result<(), ChangelogError> {
+        if from >= to {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(self.topic, self.partition, Offset::Offset(from))
+            .map_err(|source| ChangelogError::Kafka {
+                topic: self.topic.to_string(),
+                source,
+            })?;
+        self.consumer
+            .assign(&tpl)
+            .map_err(|source| ChangelogError::Kafka {
+                topic: self.topic.to_string(),
+                source,
+            })?;
+        let mut last_seen = Instant::now();
+        loop {
+            match self.consumer.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => {
+                    last_seen = Instant::now();
+                    if m.offset() >= to {
+                        return Ok(());
+                    }
+                    f(&m);
+                    if m.offset() + 1 >= to {
+                        return Ok(());
+                    }
+                }
+                Some(Err(e)) => {
+                    return Err(ChangelogError::Kafka {
+                        topic: self.topic.to_string(),
+                        source: e,
+                    })
+                }
+                None if last_seen.elapsed() > STALL => {
+                    return Err(self.corrupt(format!(
+                        "no record for {}s while reading offsets {from}..{to}",
+                        STALL.as_secs()
+                    )))
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// The last complete checkpoint of a changelog partition, if any (a tail read only).
+pub fn latest_marker(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<Marker>, ChangelogError> {
+    let kafka = |source| ChangelogError::Kafka {
+        topic: topic.to_string(),
+        source,
+    };
+    let consumer: BaseConsumer = client
+        .clone()
+        .set("group.id", "churnwatch-restore")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .map_err(kafka)?;
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .map_err(kafka)?;
+    let reader = Reader {
+        consumer: &consumer,
+        topic,
+        partition,
+    };
+    Ok(reader.last_marker(low, high)?.map(|(_, m)| m))
+}

@@ -1,0 +1,137 @@
+//! `churnwatch bench restore`: how fast a partition comes back from its changelog.
+//!
+//! A population of N subscribers with a week of history is checkpointed in full to the
+//! embedded broker's changelog topic (one partition), then restored from it several times
+//! into fresh engines, as a new owner does on assignment: reading the records, decoding
+//! the states and filling the subscriber table. Subscribers per second is the median run.
+
+use std::fmt;
+use std::time::Instant;
+
+use super::{build_history, BenchError, ENGINE_START};
+use crate::config::Config;
+use crate::detect::calendar::day_of_date;
+use crate::detect::Engine;
+use crate::driver::Driver;
+use crate::kafka::changelog::restore::restore;
+use crate::kafka::changelog::writer::Checkpointer;
+
+/// `churnwatch bench restore` options.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    pub subscribers: u64,
+    /// Restores timed (the median is reported).
+    pub runs: usize,
+}
+
+/// What the restore benchmark measured.
+#[derive(Debug, Clone)]
+pub struct RestoreReport {
+    pub subscribers: u64,
+    pub changelog_records: u64,
+    pub changelog_bytes: u64,
+    pub checkpoint_secs: f64,
+    /// Seconds of each restore, sorted.
+    pub restore_secs: Vec<f64>,
+}
+
+impl RestoreReport {
+    pub fn median_secs(&self) -> f64 {
+        self.restore_secs[self.restore_secs.len() / 2]
+    }
+    pub fn subscribers_per_sec(&self) -> f64 {
+        self.subscribers as f64 / self.median_secs()
+    }
+}
+
+/// Runs the restore benchmark.
+pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreReport, BenchError> {
+    let mut cfg = cfg.clone();
+    cfg.detect.engine.expected_subscribers = opts.subscribers as usize;
+    let broker = crate::live::start_broker(&cfg, 1)?;
+    cfg.kafka.brokers = broker.bootstrap_servers();
+    let topic = cfg.kafka.topics.changelog.clone();
+    let mut driver = Driver::new(Engine::new(&cfg, &[])?, i64::MAX);
+    let start = chrono::NaiveDate::parse_from_str(ENGINE_START, "%Y-%m-%d")
+        .map_err(|e| BenchError::Check(e.to_string()))?;
+    let first = day_of_date(start);
+    build_history(&mut driver, opts.subscribers, first, 7);
+    let producer = crate::kafka::producer::create(&cfg)?;
+    let mut writer = Checkpointer::new(&topic, 0, None, true);
+    let started = Instant::now();
+    let written = writer.write(&producer, driver.engine_mut(), vec![]).await?;
+    let checkpoint_secs = started.elapsed().as_secs_f64();
+    drop(driver);
+    let client = crate::kafka::client_config(&cfg);
+    let mut restore_secs = Vec::new();
+    for _ in 0..opts.runs.max(1) {
+        let engine = Engine::new(&cfg, &[])?;
+        let started = Instant::now();
+        let r = tokio::task::block_in_place(|| restore(&client, &topic, 0, engine, |_, _| {}))
+            .map_err(|e| BenchError::Check(e.to_string()))?;
+        restore_secs.push(started.elapsed().as_secs_f64());
+        if r.subscribers as u64 != opts.subscribers {
+            return Err(BenchError::Check(format!(
+                "restored {} subscribers of {}",
+                r.subscribers, opts.subscribers
+            )));
+        }
+    }
+    restore_secs.sort_by(f64::total_cmp);
+    drop(producer);
+    drop(broker);
+    Ok(RestoreReport {
+        subscribers: opts.subscribers,
+        changelog_records: written.records,
+        changelog_bytes: written.bytes,
+        checkpoint_secs,
+        restore_secs,
+    })
+}
+
+impl fmt::Display for RestoreReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "state restore from the changelog (embedded broker, 1 partition)"
+        )?;
+        writeln!(f, "  subscribers              {:>14}", self.subscribers)?;
+        writeln!(
+            f,
+            "  changelog records        {:>14}",
+            self.changelog_records
+        )?;
+        writeln!(f, "  changelog bytes          {:>14}", self.changelog_bytes)?;
+        writeln!(
+            f,
+            "  full checkpoint written  {:>13.2}s",
+            self.checkpoint_secs
+        )?;
+        let runs: Vec<String> = self
+            .restore_secs
+            .iter()
+            .map(|s| format!("{s:.2}s"))
+            .collect();
+        writeln!(f, "  restores                 {:>14}", runs.join(" "))?;
+        writeln!(
+            f,
+            "  subscribers restored/s   {:>14.0}",
+            self.subscribers_per_sec()
+        )?;
+        writeln!(
+            f,
+            "state_restore_subscribers_per_sec {:.0} subscribers/s",
+            self.subscribers_per_sec()
+        )?;
+        writeln!(
+            f,
+            "state_checkpoint_subscribers_per_sec {:.0} subscribers/s",
+            self.subscribers as f64 / self.checkpoint_secs
+        )?;
+        writeln!(
+            f,
+            "state_changelog_bytes_per_subscriber {:.1} bytes",
+            self.changelog_bytes as f64 / self.subscribers.max(1) as f64
+        )
+    }
+}
