@@ -58,6 +58,8 @@ pub fn restore(
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed")
+        // No group: only so any session timeout in the passthrough options is accepted.
+        .set("max.poll.interval.ms", "86400000")
         .set("max.partition.fetch.bytes", "16777216")
         .create()
         .map_err(kafka)?;
@@ -255,6 +257,7 @@ pub fn latest_marker(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed")
+        .set("max.poll.interval.ms", "86400000")
         .create()
         .map_err(kafka)?;
     let (low, high) = consumer
