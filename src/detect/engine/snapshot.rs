@@ -376,6 +376,7 @@ mod tests {
     use super::*;
     use crate::detect::config::Cell;
     use crate::detect::event::{ChurnKind, RecordKey, TicketOutcomeEvent};
+    use crate::detect::snapshot::STATE_LEN;
     use crate::detect::OutcomeKind;
 
     const T0: i64 = 1_773_000_000_000;
@@ -568,5 +569,27 @@ mod tests {
             .restore_ids(&[IDS_VERSION, 1, 0, 0, 0, 5, 0, 0, 0, 1])
             .is_err());
         assert!(r.restore_subscriber(SUB, &[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn a_log_with_gaps_is_renumbered_and_rewritten_whole() {
+        let mut e = busy_engine();
+        let mut records = Vec::new();
+        e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
+        let mut r = Engine::new(&config(), &[]).unwrap();
+        // The first subscriber's record is missing; the second's comes twice, the later
+        // (a changed state) winning.
+        let (second, mut newer) = records[1].clone();
+        newer[1] ^= 0xff;
+        for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
+            r.restore_subscriber(*m, b).unwrap();
+        }
+        r.restore_finish();
+        let mut again = Vec::new();
+        r.drain_changed(false, |m, b| again.push((m, b.to_vec())));
+        assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
+        assert_eq!(again[0].0, second, "table order kept, gap closed");
+        assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
+        assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
     }
 }
