@@ -251,6 +251,12 @@ fn a_restored_engine_continues_exactly_as_one_never_stopped() {
     ];
     let mut b = run_with_crashes(&INPUT, 2_000, &cuts);
     assert_same_run(&mut a, &mut b);
+    eprintln!(
+        "{n} records, {} tickets, {} subscribers: partition blob {} bytes at the end",
+        a.0.len(),
+        a.1.stats().subscribers,
+        a.1.encode_partition().len()
+    );
 }
 
 proptest! {
