@@ -251,6 +251,12 @@ fn a_restored_engine_continues_exactly_as_one_never_stopped() {
     ];
     let mut b = run_with_crashes(&INPUT, 2_000, &cuts);
     assert_same_run(&mut a, &mut b);
+    eprintln!(
+        "{n} records, {} tickets, {} subscribers: partition blob {} bytes at the end",
+        a.0.len(),
+        a.1.stats().subscribers,
+        a.1.encode_partition().len()
+    );
 }
 
 proptest! {
@@ -266,4 +272,76 @@ proptest! {
         let (b, _) = run_with_crashes(&INPUT, every, &cuts);
         prop_assert!(b == *UNINTERRUPTED, "every {every}, cuts {cuts:?}");
     }
+}
+
+/// Restore speed, for the record (release build):
+/// `cargo test --release --test engine_restore -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn restore_speed_of_a_million_subscribers() {
+    use churnwatch::detect::{Cdr, CdrKind, Event, Msisdn, RecordKey};
+    use std::time::Instant;
+    const N: u64 = 1_000_000;
+    let mut cfg = config();
+    cfg.detect.engine.expected_subscribers = N as usize;
+    let mut e = Engine::new(&cfg, &[]).unwrap();
+    let t0 = common::at("2026-03-02 08:00");
+    let mut out = Vec::new();
+    for i in 0..N {
+        // Numbers in a scrambled order, so the log's key order is not the table's.
+        let sub = 8613000000000 + (i.wrapping_mul(0x9e37_79b9) % 100_000_000);
+        let ev = Event::Cdr(Cdr {
+            id: RecordKey(i),
+            subscriber: Msisdn(sub),
+            time_ms: t0 + (i % 3_600_000) as i64,
+            kind: CdrKind::VoiceOut,
+            other_party: "13012340001",
+            duration_s: 60 + (i % 600) as u32,
+            data_bytes: 0,
+            charge: (i % 500) as i64,
+            call_ref: 0,
+            partial: false,
+        });
+        e.apply(&ev, &mut out);
+    }
+    let subscribers = e.stats().subscribers;
+    let started = Instant::now();
+    let mut log: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    e.drain_changed(true, |m, b| {
+        log.insert(m, b.to_vec());
+    });
+    let encode_s = started.elapsed().as_secs_f64();
+    let blob = e.encode_partition();
+    // As a consumer fetches them: records back to back in a few large buffers.
+    let keys: Vec<u64> = log.keys().copied().collect();
+    let len = log.values().next().map_or(0, Vec::len);
+    let fetched: Vec<u8> = log.values().flatten().copied().collect();
+    drop(log);
+    let started = Instant::now();
+    let mut check = 0u64;
+    for b in fetched.chunks_exact(len) {
+        let st = churnwatch::detect::snapshot::decode_state(&b[..len - 4]).unwrap();
+        check = check.wrapping_add(u64::from(st.first_day));
+    }
+    let decode_s = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut r = Engine::new(&cfg, &[]).unwrap();
+    for (m, b) in keys.iter().zip(fetched.chunks_exact(len)) {
+        r.restore_subscriber(*m, b).unwrap();
+    }
+    let insert_s = started.elapsed().as_secs_f64();
+    r.restore_partition(&blob).unwrap();
+    r.restore_finish();
+    let restore_s = started.elapsed().as_secs_f64();
+    assert_eq!(r.stats().subscribers, subscribers);
+    eprintln!(
+        "{subscribers} subscribers ({check}): encoded {:.0}/s; decoded {:.0}/s; restored \
+         {:.0}/s ({insert_s:.3} s decode and insert, {:.3} s reorder and finish); \
+         record {len} bytes, partition blob {} bytes",
+        subscribers as f64 / encode_s,
+        subscribers as f64 / decode_s,
+        subscribers as f64 / restore_s,
+        restore_s - insert_s,
+        blob.len(),
+    );
 }

@@ -16,7 +16,7 @@
 //! change); the state record is fixed-size.
 
 use super::rules::RuleId;
-use super::state::{ClosedDay, OpenDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
+use super::state::{ClosedDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
 
 /// Version of the subscriber record ([`encode_state`], and the table-order trailer).
 pub const STATE_VERSION: u8 = 1;
@@ -84,10 +84,11 @@ pub fn encode_state(s: &SubscriberState, out: &mut Vec<u8>) {
 
 /// Reads an [`encode_state`] record (exactly [`STATE_LEN`] bytes).
 pub fn decode_state(bytes: &[u8]) -> Result<SubscriberState, SnapshotError> {
-    let mut r = Reader::versioned(bytes, "subscriber state", STATE_VERSION)?;
-    let s = read_state(&mut r)?;
-    r.finish()?;
-    Ok(s)
+    let r = Reader::versioned(bytes, "subscriber state", STATE_VERSION)?;
+    if bytes.len() != STATE_LEN {
+        return Err(r.malformed(format!("{} bytes, expected {STATE_LEN}", bytes.len())));
+    }
+    Ok(read_state(&mut Fixed { b: bytes, pos: 1 }))
 }
 
 /// Appends a subscriber record: the state, then its slot (the table order a restore
@@ -99,53 +100,82 @@ pub(crate) fn encode_record(s: &SubscriberState, order: u32, out: &mut Vec<u8>) 
 
 /// Reads an [`encode_record`] record: the state and its table order.
 pub(crate) fn decode_record(bytes: &[u8]) -> Result<(SubscriberState, u32), SnapshotError> {
-    let mut r = Reader::versioned(bytes, "subscriber", STATE_VERSION)?;
+    let r = Reader::versioned(bytes, "subscriber", STATE_VERSION)?;
     if bytes.len() != RECORD_LEN {
         return Err(r.malformed(format!("{} bytes, expected {RECORD_LEN}", bytes.len())));
     }
-    let s = read_state(&mut r)?;
-    let order = r.u32()?;
-    r.finish()?;
-    Ok((s, order))
+    let mut f = Fixed { b: bytes, pos: 1 };
+    let s = read_state(&mut f);
+    Ok((s, f.u32()))
+}
+
+/// A cursor over a record whose length is already checked: the state is read in one
+/// pass with no error paths (restores read millions of them).
+struct Fixed<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl Fixed<'_> {
+    #[inline(always)]
+    fn array<const N: usize>(&mut self) -> [u8; N] {
+        let a = self.b[self.pos..self.pos + N].try_into().expect("N bytes");
+        self.pos += N;
+        a
+    }
+    #[inline(always)]
+    fn u8(&mut self) -> u8 {
+        self.array::<1>()[0]
+    }
+    #[inline(always)]
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes(self.array())
+    }
+    #[inline(always)]
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes(self.array())
+    }
+    #[inline(always)]
+    fn u64(&mut self) -> u64 {
+        u64::from_le_bytes(self.array())
+    }
 }
 
 /// The fields of [`encode_state`] after its version byte.
-fn read_state(r: &mut Reader<'_>) -> Result<SubscriberState, SnapshotError> {
+fn read_state(r: &mut Fixed<'_>) -> SubscriberState {
     let mut s = SubscriberState::default();
     for d in s.days.iter_mut() {
-        *d = ClosedDay::from_codes([r.u8()?, r.u8()?, r.u8()?]);
+        *d = ClosedDay::from_codes(r.array());
     }
     for o in s.open.iter_mut() {
-        let mut day = OpenDay::default();
-        day.data_kib = r.u32()?;
-        day.charge_fen = r.u32()?;
-        day.voice_s = r.u16()?;
-        day.ip_s = r.u16()?;
-        day.calls = r.u8()?;
-        day.sms = r.u8()?;
-        day.flags = r.u8()?;
-        *o = day;
+        o.data_kib = r.u32();
+        o.charge_fen = r.u32();
+        o.voice_s = r.u16();
+        o.ip_s = r.u16();
+        o.calls = r.u8();
+        o.sms = r.u8();
+        o.flags = r.u8();
     }
-    s.fwd_offnet = r.u64()?;
-    s.call_days = r.u64()?;
+    s.fwd_offnet = r.u64();
+    s.call_days = r.u64();
     for m in s.months.iter_mut() {
-        *m = r.u16()?;
+        *m = r.u16();
     }
-    s.month_charge_fen = r.u32()?;
-    s.month_ip_s = r.u16()?;
-    s.plan_fee_yuan = r.u16()?;
-    s.bill_issued_min = r.u32()?;
-    s.bill_amount_fen = r.u32()?;
-    s.bill_paid_min = r.u32()?;
-    s.bill_due_day = r.u16()?;
-    s.contract_set_day = r.u16()?;
-    s.contract_end_day = r.u16()?;
-    s.first_day = r.u16()?;
-    s.activated_day = r.u16()?;
-    s.churned_day = r.u16()?;
-    s.flags = r.u16()?;
-    s.months_billed = r.u8()?;
-    Ok(s)
+    s.month_charge_fen = r.u32();
+    s.month_ip_s = r.u16();
+    s.plan_fee_yuan = r.u16();
+    s.bill_issued_min = r.u32();
+    s.bill_amount_fen = r.u32();
+    s.bill_paid_min = r.u32();
+    s.bill_due_day = r.u16();
+    s.contract_set_day = r.u16();
+    s.contract_end_day = r.u16();
+    s.first_day = r.u16();
+    s.activated_day = r.u16();
+    s.churned_day = r.u16();
+    s.flags = r.u16();
+    s.months_billed = r.u8();
+    s
 }
 
 /// Rules as a partition blob names them: by their index in a table of stable rule names

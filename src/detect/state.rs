@@ -494,22 +494,49 @@ impl SubscriberTable {
     /// and returns the old slot -> new slot map, or `None` when nothing moved.
     pub(crate) fn reorder(&mut self, order: &[u32]) -> Option<Vec<u32>> {
         debug_assert_eq!(order.len(), self.states.len());
-        let mut by: Vec<u32> = (0..self.states.len() as u32).collect();
-        by.sort_unstable_by_key(|&s| (order[s as usize], self.numbers[s as usize]));
-        if by.iter().enumerate().all(|(i, &s)| i as u32 == s) {
+        let n = self.states.len();
+        let new_of = match permutation(order) {
+            Some(p) => p,
+            None => {
+                let mut by: Vec<u32> = (0..n as u32).collect();
+                by.sort_unstable_by_key(|&s| (order[s as usize], self.numbers[s as usize]));
+                let mut new_of = vec![0u32; n];
+                for (new, &old) in by.iter().enumerate() {
+                    new_of[old as usize] = new as u32;
+                }
+                new_of
+            }
+        };
+        if new_of.iter().enumerate().all(|(i, &s)| i as u32 == s) {
             return None;
         }
-        let mut new_of = vec![0u32; by.len()];
-        let states = by.iter().map(|&s| self.states[s as usize]).collect();
-        let numbers: Vec<u64> = by.iter().map(|&s| self.numbers[s as usize]).collect();
-        for (new, &old) in by.iter().enumerate() {
-            new_of[old as usize] = new as u32;
-            self.index.insert(self.numbers[old as usize], new as u32);
+        let mut states = vec![SubscriberState::default(); n];
+        let mut numbers = vec![0u64; n];
+        for (old, &new) in new_of.iter().enumerate() {
+            states[new as usize] = self.states[old];
+            numbers[new as usize] = self.numbers[old];
+        }
+        for slot in self.index.values_mut() {
+            *slot = new_of[*slot as usize];
         }
         self.states = states;
         self.numbers = numbers;
         Some(new_of)
     }
+}
+
+/// `order` itself when it is a permutation of `0..order.len()` (the usual case: every slot's
+/// record was read back), else `None`.
+fn permutation(order: &[u32]) -> Option<Vec<u32>> {
+    let mut seen = vec![0u64; order.len().div_ceil(64)];
+    for &o in order {
+        let o = o as usize;
+        if o >= order.len() || seen[o / 64] & (1 << (o % 64)) != 0 {
+            return None;
+        }
+        seen[o / 64] |= 1 << (o % 64);
+    }
+    Some(order.to_vec())
 }
 
 #[cfg(test)]

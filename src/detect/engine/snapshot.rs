@@ -82,7 +82,6 @@ impl Engine {
     /// number, every part in ascending key order (the same engine gives the same bytes).
     /// Counters ([`EngineStats`]) are not saved.
     pub fn encode_partition(&self) -> Vec<u8> {
-        let number = |s: u32| self.subs.number(s);
         let mut out = vec![PARTITION_VERSION];
         RuleTable::encode(&mut out);
         let (newest, closed, observed) = self.clock.parts();
@@ -90,10 +89,20 @@ impl Engine {
         out.put_bool(closed.is_some());
         out.put_i32(closed.unwrap_or(0));
         out.put_i32(observed);
+        self.put_marks(&mut out);
+        self.put_partials(&mut out);
+        self.put_contacts(&mut out);
+        let number = |s: u32| self.subs.number(s);
+        self.facts.encode(&mut out, number);
+        self.policy.encode(&mut out, number);
+        out
+    }
+
+    fn put_marks(&self, out: &mut Vec<u8>) {
         let mut marks: Vec<_> = self
             .marks
             .iter()
-            .map(|(&(s, r), m)| ((number(s), r), m))
+            .map(|(&(s, r), m)| ((self.subs.number(s), r), m))
             .collect();
         marks.sort_unstable_by_key(|(k, _)| *k);
         out.put_len(marks.len());
@@ -107,10 +116,13 @@ impl Engine {
                 out.put_u64(k.tie);
             }
         }
+    }
+
+    fn put_partials(&self, out: &mut Vec<u8>) {
         let mut partials: Vec<_> = self
             .partials
             .iter()
-            .map(|(&(s, c), p)| ((number(s), c), p))
+            .map(|(&(s, c), p)| ((self.subs.number(s), c), p))
             .collect();
         partials.sort_unstable_by_key(|(k, _)| *k);
         out.put_len(partials.len());
@@ -123,7 +135,14 @@ impl Engine {
             out.put_bool(p.outgoing);
             out.put_u8(p.operator);
         }
-        let mut contacts: Vec<_> = self.contacts.iter().map(|(&s, l)| (number(s), l)).collect();
+    }
+
+    fn put_contacts(&self, out: &mut Vec<u8>) {
+        let mut contacts: Vec<_> = self
+            .contacts
+            .iter()
+            .map(|(&s, l)| (self.subs.number(s), l))
+            .collect();
         contacts.sort_unstable_by_key(|(m, _)| *m);
         out.put_len(contacts.len());
         for (m, list) in contacts {
@@ -134,9 +153,6 @@ impl Engine {
                 out.put_bool(c.fault);
             }
         }
-        self.facts.encode(&mut out, number);
-        self.policy.encode(&mut out, number);
-        out
     }
 
     /// Restores one subscriber record of [`Engine::drain_changed`]; a later record for the
@@ -180,11 +196,20 @@ impl Engine {
         let (newest, has_closed, closed, observed) = (r.i64()?, r.bool()?, r.i32()?, r.i32()?);
         self.clock
             .restore(newest, has_closed.then_some(closed), observed);
+        self.read_marks(&mut r, &rules)?;
+        self.read_partials(&mut r)?;
+        self.read_contacts(&mut r)?;
         let subs = &mut self.subs;
+        self.facts.decode(&mut r, |m| subs.slot(m))?;
+        self.policy.decode(&mut r, &rules, |m| subs.slot(m))?;
+        r.finish()
+    }
+
+    fn read_marks(&mut self, r: &mut Reader<'_>, rules: &RuleTable) -> Result<(), SnapshotError> {
         self.marks.clear();
         for _ in 0..r.count(13)? {
-            let slot = subs.slot(r.u64()?);
-            let rule = rules.rule(&mut r)?;
+            let slot = self.subs.slot(r.u64()?);
+            let rule = rules.rule(r)?;
             let n = r.count(24)?;
             let mut list = Vec::with_capacity(n);
             for _ in 0..n {
@@ -199,9 +224,13 @@ impl Engine {
                 self.marks.insert((slot, rule), list);
             }
         }
+        Ok(())
+    }
+
+    fn read_partials(&mut self, r: &mut Reader<'_>) -> Result<(), SnapshotError> {
         self.partials.clear();
         for _ in 0..r.count(38)? {
-            let key = (subs.slot(r.u64()?), r.u64()?);
+            let key = (self.subs.slot(r.u64()?), r.u64()?);
             let (start_ms, end_ms, total_s) = (r.i64()?, r.i64()?, r.u32()?);
             let (outgoing, operator) = (r.bool()?, r.u8()?);
             let p = PartialCall {
@@ -213,9 +242,13 @@ impl Engine {
             };
             self.partials.insert(key, p);
         }
+        Ok(())
+    }
+
+    fn read_contacts(&mut self, r: &mut Reader<'_>) -> Result<(), SnapshotError> {
         self.contacts.clear();
         for _ in 0..r.count(12)? {
-            let slot = subs.slot(r.u64()?);
+            let slot = self.subs.slot(r.u64()?);
             let n = r.count(5)?;
             let mut list = Vec::with_capacity(n);
             for _ in 0..n {
@@ -224,9 +257,7 @@ impl Engine {
             }
             self.contacts.insert(slot, list);
         }
-        self.facts.decode(&mut r, |m| subs.slot(m))?;
-        self.policy.decode(&mut r, &rules, |m| subs.slot(m))?;
-        r.finish()
+        Ok(())
     }
 
     /// After the last `restore_*`: rebuilds the table in the records' order (mapping the
@@ -345,6 +376,7 @@ mod tests {
     use super::*;
     use crate::detect::config::Cell;
     use crate::detect::event::{ChurnKind, RecordKey, TicketOutcomeEvent};
+    use crate::detect::snapshot::STATE_LEN;
     use crate::detect::OutcomeKind;
 
     const T0: i64 = 1_773_000_000_000;
@@ -537,5 +569,27 @@ mod tests {
             .restore_ids(&[IDS_VERSION, 1, 0, 0, 0, 5, 0, 0, 0, 1])
             .is_err());
         assert!(r.restore_subscriber(SUB, &[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn a_log_with_gaps_is_renumbered_and_rewritten_whole() {
+        let mut e = busy_engine();
+        let mut records = Vec::new();
+        e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
+        let mut r = Engine::new(&config(), &[]).unwrap();
+        // The first subscriber's record is missing; the second's comes twice, the later
+        // (a changed state) winning.
+        let (second, mut newer) = records[1].clone();
+        newer[1] ^= 0xff;
+        for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
+            r.restore_subscriber(*m, b).unwrap();
+        }
+        r.restore_finish();
+        let mut again = Vec::new();
+        r.drain_changed(false, |m, b| again.push((m, b.to_vec())));
+        assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
+        assert_eq!(again[0].0, second, "table order kept, gap closed");
+        assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
+        assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
     }
 }
