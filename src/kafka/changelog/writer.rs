@@ -120,7 +120,12 @@ impl Checkpointer {
             tag,
             chain_start,
             chain,
-            chain_written: written_before + subscribers,
+            // The full checkpoint itself is the state; what counts is what came after it.
+            chain_written: if full {
+                0
+            } else {
+                written_before + subscribers
+            },
             partition_chunks: self
                 .items
                 .iter()
