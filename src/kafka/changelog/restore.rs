@@ -61,6 +61,11 @@ pub fn restore(
         // No group: only so any session timeout in the passthrough options is accepted.
         .set("max.poll.interval.ms", "86400000")
         .set("max.partition.fetch.bytes", "16777216")
+        // A restore reads what is already there as fast as it can: fetch again at once
+        // when the local queue drains (librdkafka otherwise backs off a second once it
+        // holds queued.min.messages), and never wait on the broker for more.
+        .set("fetch.queue.backoff.ms", "1")
+        .set("fetch.wait.max.ms", "5")
         .create()
         .map_err(kafka)?;
     let (low, high) = consumer
