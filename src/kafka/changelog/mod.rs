@@ -32,6 +32,7 @@
 //! Keys are reused chain after chain (`#ids/<pos>/..`), so compaction keeps the topic to
 //! the live state.
 
+mod batch;
 pub mod restore;
 pub mod topic;
 pub mod writer;

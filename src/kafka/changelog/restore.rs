@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::detect::Engine;
 
+use super::batch::{BatchError, Batches, Record};
 use super::{ChangelogError, Key, Marker, Tag};
 
 /// A restored partition.
@@ -92,14 +92,14 @@ pub fn restore(
         if records % 16_384 == 0 {
             progress(records, (at - marker.chain_start).max(0) as u64);
         }
-        let Some((tag, value)) = m.payload().and_then(Tag::split) else {
+        let Some((tag, value)) = m.value.and_then(Tag::split) else {
             return;
         };
         if !chain.contains(&tag) {
             stray += 1;
             return;
         }
-        let applied = match Key::parse(m.key().unwrap_or_default()) {
+        let applied = match Key::parse(m.key.unwrap_or_default()) {
             Key::Subscriber(n) => engine.restore_subscriber(n, value),
             Key::Ids => engine.restore_ids(value),
             Key::Partition(i) if tag == marker.tag => {
@@ -175,9 +175,9 @@ impl Reader<'_> {
             let start = (high - window).max(low);
             let mut found: Option<(i64, Vec<u8>)> = None;
             self.read(start, high, |m| {
-                if m.key() == Some(super::MARKER_KEY) {
-                    if let Some(v) = m.payload() {
-                        found = Some((m.offset(), v.to_vec()));
+                if m.key == Some(super::MARKER_KEY) {
+                    if let Some(v) = m.value {
+                        found = Some((m.offset, v.to_vec()));
                     }
                 }
             })?;
@@ -198,7 +198,7 @@ impl Reader<'_> {
         &self,
         from: i64,
         to: i64,
-        mut f: impl FnMut(&BorrowedMessage<'_>),
+        mut f: impl FnMut(&Record<'_>),
     ) -> Result<(), ChangelogError> {
         if from >= to {
             return Ok(());
@@ -215,34 +215,37 @@ impl Reader<'_> {
                 topic: self.topic.to_string(),
                 source,
             })?;
+        let mut batches = Batches::new(self.consumer);
         let mut last_seen = Instant::now();
-        loop {
-            match self.consumer.poll(Duration::from_millis(500)) {
-                Some(Ok(m)) => {
-                    last_seen = Instant::now();
-                    if m.offset() >= to {
-                        return Ok(());
-                    }
-                    f(&m);
-                    if m.offset() + 1 >= to {
-                        return Ok(());
-                    }
+        let mut done = false;
+        while !done {
+            let read = batches.next(Duration::from_millis(2), |m| {
+                if m.offset >= to {
+                    done = true;
+                    return false;
                 }
-                Some(Err(e)) => {
+                f(&m);
+                done = m.offset + 1 >= to;
+                !done
+            });
+            match read {
+                Ok(_) => last_seen = Instant::now(),
+                Err(BatchError::Kafka(code)) => {
                     return Err(ChangelogError::Kafka {
                         topic: self.topic.to_string(),
-                        source: e,
+                        source: rdkafka::error::KafkaError::MessageConsumption(code),
                     })
                 }
-                None if last_seen.elapsed() > STALL => {
+                Err(BatchError::Idle) if last_seen.elapsed() > STALL => {
                     return Err(self.corrupt(format!(
                         "no record for {}s while reading offsets {from}..{to}",
                         STALL.as_secs()
                     )))
                 }
-                None => {}
+                Err(BatchError::Idle) => {}
             }
         }
+        Ok(())
     }
 }
 
