@@ -6,7 +6,10 @@
 //! tie CDRs, then account events, then outcomes). An input with nothing buffered holds the
 //! others back unless it has caught up with its log end, or has kept them waiting for
 //! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
-//! silent one must not stall the partition.
+//! silent one must not stall the partition. While it waits, the inputs holding records
+//! are paused in the consumer ([`InputMerge::holding`]), so the fetches go to the lagging
+//! one (a broker may serve one topic's whole backlog before another's). Once the wait is
+//! over the others go ahead at full speed until the lagging input delivers or catches up.
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 
@@ -67,6 +70,9 @@ impl InputMerge {
 
     /// When the wait for a lagging input ends, if one is holding the others back.
     pub(super) fn wait_deadline(&self) -> Option<Instant> {
+        if self.waited_out {
+            return None;
+        }
         self.blocked_since.map(|t| t + ALIGNMENT_WAIT)
     }
 
@@ -97,13 +103,28 @@ impl InputMerge {
             .into_iter()
             .filter(|s| *s != source && self.head(*s).is_none())
             .any(|other| !caught_up(other, self.next_offset.get(&other).copied()));
-        if blocked && !self.waited_out {
-            self.blocked_since.get_or_insert(now);
-            return None;
+        if !blocked {
+            self.blocked_since = None;
+            self.waited_out = false;
+            return Some(source);
         }
-        self.blocked_since = None;
-        self.waited_out = false;
-        Some(source)
+        if self.waited_out {
+            return Some(source);
+        }
+        self.blocked_since.get_or_insert(now);
+        None
+    }
+
+    /// The inputs holding records while the merge waits for a lagging one: the partition
+    /// task pauses them in the consumer, so its fetches serve the lagging input.
+    pub(super) fn holding(&self) -> Vec<Source> {
+        if self.blocked_since.is_none() || self.waited_out {
+            return Vec::new();
+        }
+        [Source::Cdr, Source::Account, Source::Outcomes]
+            .into_iter()
+            .filter(|s| self.head(*s).is_some())
+            .collect()
     }
 }
 
@@ -167,7 +188,13 @@ mod tests {
         assert_eq!((s, rdkafka::Message::offset(&r)), (Source::Cdr, 7));
         assert_eq!(m.wait_deadline(), None);
         m.push(record(8), Source::Cdr, 11, later);
-        assert!(m.pop(later, |_, _| false).is_none(), "waits again");
+        let (r, _, _) = m.pop(later, |_, _| false).expect("full speed after the wait");
+        assert_eq!(rdkafka::Message::offset(&r), 8);
+        m.push(record(0), Source::Account, 12, later);
+        m.push(record(9), Source::Cdr, 13, later);
+        let _ = m.pop(later, |_, _| false).expect("the lagging input delivered");
+        assert!(m.pop(later, |_, _| false).is_none(), "and is waited for again");
+        assert_eq!(m.holding(), vec![Source::Cdr], "the input ahead is held");
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub(super) struct PartitionTask {
     /// Whom to tell once drained and parked.
     drained: Option<std::sync::mpsc::Sender<()>>,
     merge: InputMerge,
+    /// Inputs paused in the consumer while the merge waits for another.
+    paused: Vec<Source>,
     pending: VecDeque<Pending>,
     idle: IdleClock,
     handles: HashMap<Source, SourceHandles>,
@@ -172,6 +174,7 @@ impl PartitionTask {
             outcomes_subscribed: wiring.outcomes_subscribed,
             failures: wiring.failures,
             merge: InputMerge::default(),
+            paused: Vec::new(),
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
             handles: HashMap::new(),
@@ -182,21 +185,12 @@ impl PartitionTask {
     /// Runs until the channel closes, a drain is asked for, or a publication fails for
     /// good (reported on `failures`).
     pub(super) async fn run(mut self, rx: mpsc::Receiver<Control>) {
-        if let Some(cfg) = &self.transactional {
-            let p = self.partition;
-            match tokio::task::block_in_place(|| super::transaction::begin(cfg, p)) {
-                Ok(producer) => self.producer = producer,
-                Err(e) => {
-                    error!(partition = p, error = %e, "stopping: the transactional producer did not start");
-                    let _ = self.failures.send(Stop::Publish(Refused {
-                        topic: self.topics.tickets.clone(),
-                        source: PublishError::Fatal(e),
-                    }));
-                    return;
-                }
-            }
-        }
-        match self.serve(rx).await {
+        let served = match self.start_transactions() {
+            Ok(()) => self.serve(rx).await,
+            Err(refused) => Err(refused),
+        };
+        self.steer(&[]);
+        match served {
             Ok(()) => {
                 let done = self.drained.take();
                 if !self.changed {
@@ -220,9 +214,26 @@ impl PartitionTask {
         }
     }
 
+    /// With `exactly_once`: this partition's transactional producer, first transaction open.
+    fn start_transactions(&mut self) -> Result<(), Refused> {
+        let Some(cfg) = &self.transactional else {
+            return Ok(());
+        };
+        let p = self.partition;
+        let producer = tokio::task::block_in_place(|| super::transaction::begin(cfg, p))
+            .map_err(|e| Refused {
+                topic: self.topics.tickets.clone(),
+                source: PublishError::Fatal(e),
+            })?;
+        self.producer = producer;
+        Ok(())
+    }
+
     async fn serve(&mut self, mut rx: mpsc::Receiver<Control>) -> Result<(), Refused> {
         loop {
             self.process_ready().await?;
+            let hold = self.merge.holding();
+            self.steer(&hold);
             let waiting = self.merge.wait_deadline();
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending.len() < self.max_in_flight;
@@ -246,6 +257,33 @@ impl PartitionTask {
             }
         }
         self.drain().await
+    }
+
+    /// Pauses the inputs in `hold` and resumes the others this task paused.
+    fn steer(&mut self, hold: &[Source]) {
+        for source in [Source::Cdr, Source::Account, Source::Outcomes] {
+            let (want, is) = (hold.contains(&source), self.paused.contains(&source));
+            if want == is {
+                continue;
+            }
+            let topic = match source {
+                Source::Cdr => &self.topics.cdr,
+                Source::Account => &self.topics.account,
+                Source::Outcomes => &self.topics.outcomes,
+            };
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(topic, self.partition);
+            let done = if want {
+                self.consumer.pause(&tpl)
+            } else {
+                self.consumer.resume(&tpl)
+            };
+            match done {
+                Ok(()) if want => self.paused.push(source),
+                Ok(()) => self.paused.retain(|s| *s != source),
+                Err(e) => debug!(partition = self.partition, error = %e, "pause or resume refused"),
+            }
+        }
     }
 
     /// Processes buffered records in event-time order while the merge allows and there is
