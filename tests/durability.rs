@@ -1,0 +1,525 @@
+//! Issue 11: state survives crashes, restarts and rebalances. Run as a platform engineer
+//! would: a broker in its own process, `churnwatch run` as child processes configured by
+//! `CHURNWATCH__*` variables, SIGKILL and SIGTERM from outside. Each scenario runs on the
+//! embedded broker (`churnwatch broker`) and on Tansu, an independent Kafka implementation
+//! (`$CHURNWATCH_TANSU`, or whatever `.ci/tansu` fetches).
+//!
+//! Synchronisation is by observed progress, never by sleeping: a run is killed once
+//! `churnwatch_records_consumed_total` passes a threshold, "done" means the group's
+//! committed offsets equal the log end of every input partition (read by a client of the
+//! group that never joins it), a rebalance is over when the survivor reports all
+//! partitions assigned and `/readyz` answers 200. Tickets are read back to the ticket
+//! topic's log end after the last service has stopped, and compared (last version per
+//! ticket id) with the replay engine fed the same input in event-time order without the
+//! end-of-input finish. Nothing here prints a subscriber number.
+
+#[path = "common/cluster.rs"]
+mod cluster;
+#[path = "common/reference.rs"]
+mod reference;
+
+use std::time::{Duration, Instant};
+
+use churnwatch::config::Config;
+use churnwatch::proto::{self, account_event::Kind as Acct, CareTicket, RecordType};
+use churnwatch::tools::workload::stories::START_MS;
+use churnwatch::tools::workload::{Rng, WireEvent};
+use cluster::{Broker, Kind, Service};
+use reference::{counts, diff, finals, reference};
+
+const DAY: i64 = 86_400_000;
+const HOUR: i64 = 3_600_000;
+/// `kafka.checkpoint_interval_ms` of every service the tests start.
+const CHECKPOINT_MS: f64 = 1_000.0;
+const DROP_RULES: [&str; 3] = ["voice_drop", "data_drop", "spend_drop"];
+
+/// The highest consumption rate seen, from `churnwatch_records_consumed_total` samples at
+/// least half a second apart.
+#[derive(Default)]
+struct Rate {
+    last: Option<(Instant, u64)>,
+    peak: f64,
+}
+
+impl Rate {
+    fn sample(&mut self, consumed: u64) {
+        let now = Instant::now();
+        match self.last {
+            Some((t, n)) if now - t >= Duration::from_millis(500) => {
+                let r = consumed.saturating_sub(n) as f64 / (now - t).as_secs_f64();
+                self.peak = self.peak.max(r);
+                self.last = Some((now, consumed));
+            }
+            Some(_) => {}
+            None => self.last = Some((now, consumed)),
+        }
+    }
+}
+
+/// Runs `svc` until the group has committed the log end of every input partition.
+fn until_caught_up(b: &Broker, svc: &mut Service, rate: &mut Rate, within: Duration) {
+    let offsets = b.offsets();
+    let deadline = Instant::now() + within;
+    loop {
+        rate.sample(svc.consumed());
+        let (c, e) = offsets.progress();
+        if c == e {
+            return;
+        }
+        assert!(svc.proc.alive(), "{} exited", svc.proc.name);
+        assert!(Instant::now() < deadline, "committed {c} of {e} records");
+        std::thread::sleep(Duration::from_millis(100)); // committed-offset poll
+    }
+}
+
+fn rules_of(t: &CareTicket) -> Vec<&str> {
+    t.signals.iter().map(|s| s.rule.as_str()).collect()
+}
+
+/// **Crash loop.** A population of 2,000 subscribers over four weeks (habits, planted
+/// journeys, late and duplicate delivery; ~170k records) is produced first. `churnwatch
+/// run` is then SIGKILLed `KILLS` times, each time once it has consumed a random number of
+/// records (seeded), and restarted; a final run goes on until the group has committed
+/// every input offset and is stopped with SIGTERM.
+///
+/// Asserted: the final tickets (last version per id) equal the reference, so no ticket is
+/// lost or wrong; duplicates (emissions beyond the reference's count for the id) are
+/// printed and bounded. The bound: a crash re-reads at most the input since the last
+/// checkpoint of each partition, i.e. what a checkpoint interval covers. At the highest
+/// observed consumption rate R (records/s, the whole process, so at least any one
+/// partition's), a partition has read at most W = 2 x R x interval records since its last
+/// completed checkpoint (the factor 2 covers a checkpoint still being written when the
+/// process dies). Re-reading those repeats at most the tickets the reference emits within
+/// W consecutive records of that partition; summed over partitions and multiplied by the
+/// kills, that bounds the duplicates.
+fn crash_loop(kind: Kind) {
+    const KILLS: usize = 6;
+    let started = Instant::now();
+    let partitions = 4;
+    let b = Broker::start(kind, "crash", partitions);
+    let events = reference::population(2_000, 28, 11, partitions);
+    let want = reference(&Config::default(), &events, partitions);
+    let expected = want.finals();
+    assert!(expected.len() >= 50, "{} tickets", expected.len());
+    b.produce(&events);
+    let n = events.len() as i64;
+    let mut rng = Rng::new(0x0dd_c0ffee);
+    let mut rate = Rate::default();
+    for k in 0..KILLS {
+        let threshold = rng.range(1, n / 12) as u64;
+        let svc = b.service(&format!("run-{k}"));
+        let mut svc = svc;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let consumed = loop {
+            let c = svc.consumed();
+            rate.sample(c);
+            if c >= threshold {
+                break c;
+            }
+            assert!(svc.proc.alive(), "run {k} exited");
+            assert!(Instant::now() < deadline, "run {k} consumed only {c}");
+            std::thread::sleep(Duration::from_millis(10)); // metrics poll
+        };
+        svc.crash();
+        let (c, e) = b.offsets().progress();
+        println!("kill {k}: after {consumed} records consumed; committed {c} of {e}");
+    }
+    let mut svc = b.service("final");
+    until_caught_up(&b, &mut svc, &mut rate, Duration::from_secs(180));
+    svc.stop();
+
+    let emitted = b.tickets();
+    let got = finals(emitted.iter());
+    let (have, should) = (counts(emitted.iter()), want.counts());
+    let duplicates: usize = have
+        .iter()
+        .map(|(id, k)| k.saturating_sub(should.get(id).copied().unwrap_or(0)))
+        .sum();
+    let w = (2.0 * rate.peak * CHECKPOINT_MS / 1000.0).ceil() as usize;
+    let bound = KILLS * want.max_in_windows(w.max(1), partitions);
+    println!(
+        "crash loop on {kind:?}: {n} records, {KILLS} kills, {} tickets ({} emissions, reference {}); \
+         duplicates {duplicates}, bound {bound} (peak {:.0} records/s, W = {w}); {:.1}s",
+        got.len(),
+        emitted.len(),
+        want.emissions.len(),
+        rate.peak,
+        started.elapsed().as_secs_f64()
+    );
+    let d = diff(&got, &expected);
+    assert!(
+        d.is_empty(),
+        "final tickets differ from the reference:\n{d}"
+    );
+    assert!(duplicates <= bound, "{duplicates} duplicates > {bound}");
+}
+
+/// Subscribers of our own, `per` in each partition, numbered from `prefix`.
+fn spread(prefix: &str, per: usize, partitions: i32) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let mut n = 0u64;
+        while out.len() < (p as usize + 1) * per {
+            let s = format!("{prefix}{n:05}");
+            if churnwatch::live::partition_of(&s, partitions) == p {
+                out.push(s);
+            }
+            n += 1;
+        }
+    }
+    out
+}
+
+fn cdr(sub: &str, id: &str, t: i64, ty: RecordType, other: &str, dur: u32) -> WireEvent {
+    WireEvent::Cdr(proto::CallDetailRecord {
+        record_id: format!("{id}-{sub}"),
+        subscriber: sub.into(),
+        event_time_ms: t,
+        r#type: ty as i32,
+        other_party: other.into(),
+        duration_s: dur,
+        ..Default::default()
+    })
+}
+
+fn acct(sub: &str, id: &str, t: i64, kind: Acct) -> WireEvent {
+    WireEvent::Account(proto::AccountEvent {
+        event_id: format!("{id}-{sub}"),
+        subscriber: sub.into(),
+        event_time_ms: t,
+        kind: Some(kind),
+    })
+}
+
+/// Day `d`, hour `h` of the rebalance workload (from 2026-07-01 00:00 Shanghai).
+fn at(d: i64, h: i64) -> i64 {
+    START_MS + d * DAY + h * HOUR
+}
+
+/// The rebalance workload: (days 0-4, day 5 and the days that close it), and the streak,
+/// do-not-disturb and capped subscribers.
+struct Rebalance {
+    before: Vec<WireEvent>,
+    after: Vec<WireEvent>,
+    streak: Vec<String>,
+    dnd: Vec<String>,
+    capped: Vec<String>,
+}
+
+/// Forwarding to a China Mobile number every day (`offnet_forwarding_streak` needs five
+/// consecutive days) for 20 subscribers, 4 with do-not-disturb set on day 0 and 4 VIPs who
+/// have already been contacted twice (the contact cap) before the restart: a forwarding
+/// registration and a care call to 10086. One clock subscriber per partition calls daily so
+/// every partition's days close.
+fn rebalance_workload(partitions: i32) -> Rebalance {
+    let streak = spread("86130555", 5, partitions);
+    let dnd = spread("86130556", 1, partitions);
+    let capped = spread("86130557", 1, partitions);
+    let clock = spread("86130558", 1, partitions);
+    let to = "13812345678";
+    let forward = |s: &String, d| {
+        cdr(
+            s,
+            &format!("fw{d}"),
+            at(d, 10),
+            RecordType::Forward,
+            to,
+            120,
+        )
+    };
+    let mut before = Vec::new();
+    for s in &capped {
+        let plan = proto::PlanChanged {
+            plan_id: "p288".into(),
+            monthly_fee: 28_800,
+        };
+        before.push(acct(s, "plan", at(-3, 9), Acct::PlanChanged(plan)));
+    }
+    for d in 0..5 {
+        for s in &dnd {
+            if d == 0 {
+                let p = proto::ProfileUpdated {
+                    do_not_disturb: true,
+                    ..Default::default()
+                };
+                before.push(acct(s, "dnd", at(0, 8), Acct::Profile(p)));
+            }
+        }
+        for s in &capped {
+            match d {
+                0 => before.push(cdr(
+                    s,
+                    "reg",
+                    at(0, 9),
+                    RecordType::ForwardRegistration,
+                    to,
+                    0,
+                )),
+                1 => before.push(cdr(s, "care", at(1, 9), RecordType::VoiceOut, "10086", 300)),
+                _ => {}
+            }
+        }
+        if d > 0 {
+            before.extend(
+                streak
+                    .iter()
+                    .chain(&dnd)
+                    .chain(&capped)
+                    .map(|s| forward(s, d)),
+            );
+        }
+        before.extend(clock.iter().map(|s| {
+            cdr(
+                s,
+                &format!("c{d}"),
+                at(d, 12),
+                RecordType::VoiceOut,
+                "13012340001",
+                30,
+            )
+        }));
+    }
+    let mut after: Vec<WireEvent> = streak
+        .iter()
+        .chain(&dnd)
+        .chain(&capped)
+        .map(|s| forward(s, 5))
+        .collect();
+    // Day 5 closes when event time passes its end plus the 48 h allowed lateness.
+    for d in 5..10 {
+        after.extend(clock.iter().map(|s| {
+            cdr(
+                s,
+                &format!("c{d}"),
+                at(d, 12),
+                RecordType::VoiceOut,
+                "13012340001",
+                30,
+            )
+        }));
+    }
+    Rebalance {
+        before,
+        after,
+        streak,
+        dnd,
+        capped,
+    }
+}
+
+/// The streak ticket of `sub` among final tickets.
+fn streak_of<'a>(
+    tickets: &'a std::collections::BTreeMap<String, CareTicket>,
+    sub: &str,
+) -> Option<&'a CareTicket> {
+    tickets
+        .values()
+        .find(|t| t.subscriber == sub && rules_of(t).contains(&"offnet_forwarding_streak"))
+}
+
+/// **Rebalance.** Two instances in one group split four partitions. Four days of
+/// forwarding are consumed and committed by both; one instance is stopped (SIGTERM); once
+/// the survivor owns all four partitions the fifth day arrives. Every streak must raise
+/// its ticket, do-not-disturb subscribers' in the no-contact queue, capped subscribers'
+/// marked `contact_cap`: all of it equal to the reference engine on the same input.
+fn rebalance(kind: Kind) {
+    let started = Instant::now();
+    let partitions = 4;
+    let w = rebalance_workload(partitions);
+    let all: Vec<WireEvent> = w.before.iter().chain(&w.after).cloned().collect();
+    let cfg = Config::default();
+    let expected = reference(&cfg, &all, partitions).finals();
+    for (group, subs) in [
+        ("streak", &w.streak),
+        ("dnd", &w.dnd),
+        ("capped", &w.capped),
+    ] {
+        for s in subs.iter() {
+            let t = streak_of(&expected, s)
+                .unwrap_or_else(|| panic!("reference: no {group} streak ticket"));
+            match group {
+                "dnd" => assert_eq!(
+                    t.queue, cfg.detect.routing.no_contact_queue,
+                    "reference dnd"
+                ),
+                "capped" => assert_eq!(t.no_contact_reason, "contact_cap", "reference capped"),
+                _ => assert_eq!(t.no_contact_reason, "", "reference streak"),
+            }
+        }
+    }
+
+    let b = Broker::start(kind, "rebalance", partitions);
+    let mut one = b.service("one");
+    let mut two = b.service("two");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (x, y) = (
+            one.metric("churnwatch_assigned_partitions"),
+            two.metric("churnwatch_assigned_partitions"),
+        );
+        if x > 0.0 && y > 0.0 && x + y == partitions as f64 {
+            break;
+        }
+        assert!(one.proc.alive() && two.proc.alive(), "an instance exited");
+        assert!(
+            Instant::now() < deadline,
+            "partitions never split: {x} + {y}"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // metrics poll
+    }
+    b.produce(&w.before);
+    b.offsets()
+        .wait_caught_up(&mut [&mut one, &mut two], Duration::from_secs(60));
+    assert!(
+        one.consumed() > 0 && two.consumed() > 0,
+        "both instances consumed"
+    );
+    two.stop();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(one.ready() && one.metric("churnwatch_assigned_partitions") == partitions as f64) {
+        assert!(one.proc.alive(), "the survivor exited");
+        assert!(
+            Instant::now() < deadline,
+            "the survivor never took every partition"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // metrics poll
+    }
+    b.produce(&w.after);
+    b.offsets()
+        .wait_caught_up(&mut [&mut one], Duration::from_secs(60));
+    one.stop();
+
+    let got = finals(b.tickets().iter());
+    let raised = |subs: &[String]| {
+        subs.iter()
+            .filter(|s| streak_of(&got, s) == streak_of(&expected, s))
+            .count()
+    };
+    println!(
+        "rebalance on {kind:?}: streak tickets as the reference {}/{}, do-not-disturb {}/{}, capped {}/{}; {:.1}s",
+        raised(&w.streak),
+        w.streak.len(),
+        raised(&w.dnd),
+        w.dnd.len(),
+        raised(&w.capped),
+        w.capped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let d = diff(&got, &expected);
+    assert!(
+        d.is_empty(),
+        "final tickets differ from the reference:\n{d}"
+    );
+}
+
+/// **Long history.** 50 days of a 400-subscriber population; the first drop ticket
+/// (voice_drop, data_drop or spend_drop) after day 40 closes day D, and needs the weeks of
+/// baseline before it. Everything up to where day D-1 has closed but D has not is
+/// produced and processed, the service stopped (SIGTERM) and restarted, and the rest
+/// produced: the tickets, the drop tickets on day D among them, must equal the reference
+/// without a restart. One sentinel per partition at the split makes every partition's
+/// watermark stop at the same time, so the tickets out before the restart are exactly the
+/// reference's on that prefix (checked too).
+fn long_history(kind: Kind) {
+    let started = Instant::now();
+    let partitions = 4;
+    let cfg = Config::default();
+    let mut events = reference::population(400, 50, 5, partitions);
+    let full = reference(&cfg, &events, partitions).finals();
+    let is_drop = |t: &CareTicket| rules_of(t).iter().any(|r| DROP_RULES.contains(r));
+    let drop_at = full
+        .values()
+        .filter(|t| is_drop(t) && t.created_time_ms >= reference::day_start(40))
+        .map(|t| t.created_time_ms)
+        .min()
+        .expect("a drop ticket after day 40");
+    let drops: Vec<&CareTicket> = full
+        .values()
+        .filter(|t| is_drop(t) && t.created_time_ms == drop_at)
+        .collect();
+    // The latest split (in steps of an hour of event time, from 48 h after the drop
+    // ticket's time) whose prefix has not raised any of them yet.
+    let mut cut = drop_at + 48 * HOUR;
+    let (split, prefix) = loop {
+        let split = events.iter().position(|e| e.time_ms() >= cut).unwrap();
+        let mut prefix = events[..split].to_vec();
+        let end = prefix.iter().map(|e| e.time_ms()).max().unwrap();
+        prefix.extend(reference::sentinels("split", end, partitions));
+        let before = reference(&cfg, &prefix, partitions).finals();
+        if drops.iter().all(|t| !before.contains_key(&t.ticket_id)) {
+            break (split, prefix);
+        }
+        cut -= HOUR;
+    };
+    let rest = events.split_off(split);
+    events = prefix.clone();
+    events.extend(rest);
+    let expected = reference(&cfg, &events, partitions).finals();
+    let expected_prefix = reference(&cfg, &prefix, partitions).finals();
+
+    let b = Broker::start(kind, "history", partitions);
+    b.produce(&prefix);
+    let mut rate = Rate::default();
+    let mut svc = b.service("before");
+    until_caught_up(&b, &mut svc, &mut rate, Duration::from_secs(120));
+    svc.stop();
+    let d = diff(&finals(b.tickets().iter()), &expected_prefix);
+    assert!(
+        d.is_empty(),
+        "before the restart (premise), tickets differ:\n{d}"
+    );
+    b.produce(&events[prefix.len()..]);
+    let mut svc = b.service("after");
+    until_caught_up(&b, &mut svc, &mut rate, Duration::from_secs(120));
+    svc.stop();
+
+    let got = finals(b.tickets().iter());
+    let same = drops
+        .iter()
+        .filter(|t| got.get(&t.ticket_id) == Some(t))
+        .count();
+    println!(
+        "long history on {kind:?}: {} records, restart {} records in ({} h of event time after the drop tickets' time); drop tickets on day D as the reference {same}/{}; {:.1}s",
+        events.len(),
+        prefix.len(),
+        (cut - drop_at) / HOUR,
+        drops.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let d = diff(&got, &expected);
+    assert_eq!(same, drops.len(), "drop tickets on day D differ:\n{d}");
+    assert!(
+        d.is_empty(),
+        "final tickets differ from the reference:\n{d}"
+    );
+}
+
+#[test]
+fn crash_loop_embedded() {
+    crash_loop(Kind::Embedded);
+}
+
+#[test]
+fn crash_loop_tansu() {
+    crash_loop(Kind::Tansu);
+}
+
+#[test]
+fn rebalance_embedded() {
+    rebalance(Kind::Embedded);
+}
+
+#[test]
+fn rebalance_tansu() {
+    rebalance(Kind::Tansu);
+}
+
+#[test]
+fn long_history_embedded() {
+    long_history(Kind::Embedded);
+}
+
+#[test]
+fn long_history_tansu() {
+    long_history(Kind::Tansu);
+}
