@@ -352,7 +352,14 @@ impl KafkaConfig {
             ));
         }
         for k in self.options.keys() {
-            if ["group.id", "transactional.id", "bootstrap.servers", "enable.auto.offset.store"].contains(&k.as_str()) {
+            if [
+                "group.id",
+                "transactional.id",
+                "bootstrap.servers",
+                "enable.auto.offset.store",
+            ]
+            .contains(&k.as_str())
+            {
                 return Err(invalid(
                     &format!("kafka.options.{k}"),
                     "is set by churnwatch; use the dedicated key",

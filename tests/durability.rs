@@ -191,9 +191,11 @@ fn acct(sub: &str, id: &str, t: i64, kind: Acct) -> WireEvent {
     })
 }
 
-/// Day `d`, hour `h` of the rebalance workload (from 2026-07-01 00:00 Shanghai).
+/// Day `d`, hour `h` of the rebalance workload: from 2026-07-06 00:00 Shanghai, the first
+/// day of a 30-day contact-cap window (`contact.period_days` windows are aligned on day
+/// numbers), so days 0 to 5 share one.
 fn at(d: i64, h: i64) -> i64 {
-    START_MS + d * DAY + h * HOUR
+    START_MS + (5 + d) * DAY + h * HOUR
 }
 
 /// The rebalance workload: (days 0-4, day 5 and the days that close it), and the streak,
@@ -367,7 +369,19 @@ fn rebalance(kind: Kind) {
         );
         std::thread::sleep(Duration::from_millis(100)); // metrics poll
     }
-    b.produce(&w.before);
+    // Account events first, consumed before any CDR: the service merges its inputs by
+    // event time only while a topic has records buffered, and both are at their log end
+    // here, so a CDR fetched before an earlier account event would be processed first.
+    let (accounts, cdrs): (Vec<WireEvent>, Vec<WireEvent>) = w
+        .before
+        .iter()
+        .cloned()
+        .partition(|e| matches!(e, WireEvent::Account(_)));
+    assert!(accounts.iter().map(|e| e.time_ms()).max() < cdrs.iter().map(|e| e.time_ms()).min());
+    b.produce(&accounts);
+    b.offsets()
+        .wait_caught_up(&mut [&mut one, &mut two], Duration::from_secs(60));
+    b.produce(&cdrs);
     b.offsets()
         .wait_caught_up(&mut [&mut one, &mut two], Duration::from_secs(60));
     assert!(
