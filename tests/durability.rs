@@ -426,9 +426,9 @@ fn rebalance(kind: Kind) {
     );
 }
 
-/// **Long history.** 50 days of a 400-subscriber population; the first drop ticket
-/// (voice_drop, data_drop or spend_drop) after day 40 closes day D, and needs the weeks of
-/// baseline before it. Everything up to where day D-1 has closed but D has not is
+/// **Long history.** 56 days of a 300-subscriber population (~80k records); the first drop ticket
+/// (voice_drop, data_drop or spend_drop; here two data drops) after day 40 closes day D,
+/// and needs the weeks of baseline before it. Everything up to where day D-1 has closed but D has not is
 /// produced and processed, the service stopped (SIGTERM) and restarted, and the rest
 /// produced: the tickets, the drop tickets on day D among them, must equal the reference
 /// without a restart. One sentinel per partition at the split makes every partition's
@@ -438,7 +438,7 @@ fn long_history(kind: Kind) {
     let started = Instant::now();
     let partitions = 4;
     let cfg = Config::default();
-    let mut events = reference::population(400, 50, 5, partitions);
+    let mut events = reference::population(300, 56, 1, partitions);
     let full = reference(&cfg, &events, partitions).finals();
     let is_drop = |t: &CareTicket| rules_of(t).iter().any(|r| DROP_RULES.contains(r));
     let drop_at = full
@@ -451,25 +451,32 @@ fn long_history(kind: Kind) {
         .values()
         .filter(|t| is_drop(t) && t.created_time_ms == drop_at)
         .collect();
-    // The latest split (in steps of an hour of event time, from 48 h after the drop
-    // ticket's time) whose prefix has not raised any of them yet.
-    let mut cut = drop_at + 48 * HOUR;
-    let (split, prefix) = loop {
-        let split = events.iter().position(|e| e.time_ms() >= cut).unwrap();
-        let mut prefix = events[..split].to_vec();
-        let end = prefix.iter().map(|e| e.time_ms()).max().unwrap();
-        prefix.extend(reference::sentinels("split", end, partitions));
-        let before = reference(&cfg, &prefix, partitions).finals();
-        if drops.iter().all(|t| !before.contains_key(&t.ticket_id)) {
-            break (split, prefix);
-        }
-        cut -= HOUR;
-    };
+    // A ticket created at T is raised when day D = [T - 24 h, T) closes, i.e. once event
+    // time passes T plus the allowed lateness; D-1 closed when it passed T - 24 h plus it.
+    // The restart comes between: after the last record before T + lateness.
+    let lateness = i64::from(cfg.detect.engine.allowed_lateness_hours) * HOUR;
+    let split = events
+        .iter()
+        .position(|e| e.time_ms() >= drop_at + lateness)
+        .unwrap();
+    let mut prefix = events[..split].to_vec();
+    let end = prefix.iter().map(|e| e.time_ms()).max().unwrap();
+    assert!(
+        end >= drop_at - DAY + lateness,
+        "day D-1 closes before the restart"
+    );
+    prefix.extend(reference::sentinels("split", end, partitions));
+    let expected_prefix = reference(&cfg, &prefix, partitions).finals();
+    assert!(
+        drops
+            .iter()
+            .all(|t| !expected_prefix.contains_key(&t.ticket_id)),
+        "the drop tickets come after the restart"
+    );
     let rest = events.split_off(split);
     events = prefix.clone();
     events.extend(rest);
     let expected = reference(&cfg, &events, partitions).finals();
-    let expected_prefix = reference(&cfg, &prefix, partitions).finals();
 
     let b = Broker::start(kind, "history", partitions);
     b.produce(&prefix);
@@ -493,10 +500,9 @@ fn long_history(kind: Kind) {
         .filter(|t| got.get(&t.ticket_id) == Some(t))
         .count();
     println!(
-        "long history on {kind:?}: {} records, restart {} records in ({} h of event time after the drop tickets' time); drop tickets on day D as the reference {same}/{}; {:.1}s",
+        "long history on {kind:?}: {} records, restart {} records in; drop tickets on day D as the reference {same}/{}; {:.1}s",
         events.len(),
         prefix.len(),
-        (cut - drop_at) / HOUR,
         drops.len(),
         started.elapsed().as_secs_f64()
     );
