@@ -64,6 +64,7 @@ fn until_caught_up(b: &Broker, svc: &mut Service, rate: &mut Rate, within: Durat
         rate.sample(svc.consumed());
         let (c, e) = offsets.progress();
         if c == e {
+            svc.assert_no_dead_letters();
             return;
         }
         assert!(svc.proc.alive(), "{} exited", svc.proc.name);
@@ -120,6 +121,7 @@ fn crash_loop(kind: Kind) {
             assert!(Instant::now() < deadline, "run {k} consumed only {c}");
             std::thread::sleep(Duration::from_millis(10)); // metrics poll
         };
+        svc.assert_no_dead_letters();
         svc.crash();
         let (c, e) = b.offsets().progress();
         println!("kill {k}: after {consumed} records consumed; committed {c} of {e}");
