@@ -6,7 +6,6 @@
 //! failing test leaks no process; its output goes to files kept (and named) on failure.
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -307,6 +306,9 @@ impl Broker {
             ("DRAIN_TIMEOUT_MS", "2000"),
             ("IDLE_TIMEOUT_MS", "0"),
             ("OPTIONS__MAX_POLL_INTERVAL_MS", "10000"),
+            // Before issue 11 the group's offsets are librdkafka's auto-commits (every 5 s
+            // by default): as often as the checkpoints, so a kill comes after some.
+            ("OPTIONS__AUTO_COMMIT_INTERVAL_MS", "1000"),
         ] {
             cmd.env(format!("CHURNWATCH__KAFKA__{k}"), v);
         }
