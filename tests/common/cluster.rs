@@ -6,9 +6,11 @@
 //! failing test leaks no process; its output goes to files kept (and named) on failure.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use churnwatch::proto;
@@ -19,7 +21,8 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
 /// A child process, SIGKILLed and reaped when dropped.
@@ -174,6 +177,7 @@ pub struct Broker {
     pub partitions: i32,
     pub names: Names,
     pub logs: Logs,
+    ends: Arc<Mutex<LogEnds>>,
     _proc: Proc,
     _stdout: Option<std::process::ChildStdout>,
 }
@@ -216,6 +220,7 @@ impl Broker {
                     partitions,
                     names,
                     logs,
+                    ends: Default::default(),
                     _proc: proc,
                     _stdout: Some(lines.into_inner()),
                 }
@@ -239,6 +244,7 @@ impl Broker {
                     partitions,
                     names,
                     logs,
+                    ends: Default::default(),
                     _proc: proc,
                     _stdout: None,
                 };
@@ -331,16 +337,12 @@ impl Broker {
     /// Produces the events to the input topics, keyed and partitioned by subscriber, in
     /// order; returns when the broker has acknowledged all of them.
     pub fn produce(&self, events: &[WireEvent]) {
-        let mut cfg = self.client();
-        cfg.set("linger.ms", "5");
-        if self.kind == Kind::Tansu {
-            // Tansu 0.6's high watermark counts the last batch as one record, and the
-            // service takes an input whose fetch reached the high watermark as at its end
-            // (it then merges by event time without it). One record per batch keeps the
-            // high watermark right.
-            cfg.set("batch.num.messages", "1");
-        }
-        let prod: BaseProducer = cfg.create().unwrap();
+        let ends = Ends(self.ends.clone());
+        let prod: BaseProducer<Ends> = self
+            .client()
+            .set("linger.ms", "5")
+            .create_with_context(ends)
+            .unwrap();
         let n = &self.names;
         for e in events {
             let (topic, sub, bytes) = match e {
@@ -362,6 +364,8 @@ impl Broker {
             }
         }
         prod.flush(Duration::from_secs(60)).unwrap();
+        let failed = self.ends.lock().unwrap().failed;
+        assert_eq!(failed, 0, "records the broker did not take");
     }
 
     /// A client of the test's group that never joins it: it only reads committed offsets.
@@ -376,6 +380,7 @@ impl Broker {
             c,
             topics: vec![self.names.cdr.clone(), self.names.account.clone()],
             partitions: self.partitions,
+            ends: self.ends.clone(),
         }
     }
 
@@ -438,22 +443,49 @@ pub struct Offsets {
     c: BaseConsumer,
     topics: Vec<String>,
     partitions: i32,
+    ends: Arc<Mutex<LogEnds>>,
+}
+
+/// The log end of every input partition, from the test producer's delivery reports (the
+/// tests are the only producer of the inputs). Not the broker's high watermark: Tansu
+/// 0.6's counts the last record batch as one record.
+#[derive(Debug, Clone, Default)]
+pub struct LogEnds {
+    end: BTreeMap<(String, i32), i64>,
+    failed: u64,
+}
+
+/// Producer context that records [`LogEnds`].
+struct Ends(Arc<Mutex<LogEnds>>);
+
+impl ClientContext for Ends {}
+
+impl ProducerContext for Ends {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let mut ends = self.0.lock().unwrap();
+        match r {
+            Ok(m) => {
+                let e = ends.end.entry((m.topic().to_string(), m.partition()));
+                let e = e.or_insert(0);
+                *e = (*e).max(m.offset() + 1);
+            }
+            Err(_) => ends.failed += 1,
+        }
+    }
 }
 
 impl Offsets {
     /// (committed, log end) summed over the input partitions; a partition with no
     /// commit counts as 0.
     pub fn progress(&self) -> (i64, i64) {
+        let ends = self.ends.lock().unwrap().clone();
         let mut tpl = TopicPartitionList::new();
         let mut end = 0;
         for t in &self.topics {
             for p in 0..self.partitions {
                 tpl.add_partition(t, p);
-                end += self
-                    .c
-                    .fetch_watermarks(t, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1;
+                end += ends.end.get(&(t.clone(), p)).copied().unwrap_or(0);
             }
         }
         let committed = self.c.committed_offsets(tpl, Duration::from_secs(10));
