@@ -103,6 +103,7 @@ fn crash_loop(kind: Kind) {
     let expected = want.finals();
     assert!(expected.len() >= 20, "{} tickets", expected.len());
     b.produce(&events);
+    println!("produced at {:.1}s", started.elapsed().as_secs_f64());
     let n = events.len() as i64;
     let mut rng = Rng::new(0x0dd_c0ffee);
     let mut rate = Rate::default();
@@ -135,7 +136,10 @@ fn crash_loop(kind: Kind) {
         };
         svc.assert_no_dead_letters();
         svc.crash();
-        println!("kill {k}: {consumed} records consumed by this run, {committed} of {n} committed");
+        println!(
+            "kill {k} at {:.1}s: {consumed} records consumed by this run, {committed} of {n} committed",
+            started.elapsed().as_secs_f64()
+        );
     }
     let mut svc = b.service("final");
     until_caught_up(&b, &mut svc, &mut rate, Duration::from_secs(180));
