@@ -1,0 +1,614 @@
+//! Processes for the durability tests, run as a platform engineer runs them: a broker in a
+//! process of its own (the embedded one, `churnwatch broker`, or Tansu, an independent
+//! Kafka implementation), `churnwatch run` as child processes configured through
+//! `CHURNWATCH__*` variables, and plain Kafka clients to produce input, read tickets and
+//! look at the group's committed offsets. Every child is killed when its handle drops, so a
+//! failing test leaks no process; its output goes to files kept (and named) on failure.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use churnwatch::proto;
+use churnwatch::tools::workload::WireEvent;
+use prost::Message as _;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use rdkafka::{Offset, TopicPartitionList};
+
+/// A child process, SIGKILLed and reaped when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `cmd` with its output (stdout too, unless `piped`) in `logs/name.log`.
+    fn spawn(name: &str, cmd: &mut Command, logs: &Path, piped: bool) -> Proc {
+        let log = std::fs::File::create(logs.join(format!("{name}.log"))).unwrap();
+        if piped {
+            cmd.stdout(Stdio::piped());
+        } else {
+            cmd.stdout(log.try_clone().unwrap());
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
+        Proc {
+            name: name.into(),
+            child,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Still running?
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args(["-s", sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "kill -s {sig} {}", self.name);
+    }
+
+    /// Waits for the process to exit and returns its status.
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{} did not exit", self.name);
+            std::thread::sleep(Duration::from_millis(20)); // poll interval of try_wait
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A directory for the children's output, kept when the test fails.
+pub struct Logs(Option<tempfile::TempDir>);
+
+impl Logs {
+    pub fn new() -> Logs {
+        Logs(Some(tempfile::tempdir().unwrap()))
+    }
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let kept = self.0.take().unwrap().keep();
+            eprintln!("process logs kept in {}", kept.display());
+        }
+    }
+}
+
+/// A port below the kernel's ephemeral range, free when asked.
+pub fn free_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let base = 20_000 + (std::process::id() % 600) as u16 * 20;
+    loop {
+        let p = base + NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `churnwatch broker`: librdkafka's mock cluster in its own process.
+    Embedded,
+    /// Tansu, an independent Kafka implementation (memory storage).
+    Tansu,
+}
+
+/// Topic names and group id of one test.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub cdr: String,
+    pub account: String,
+    pub outcomes: String,
+    pub tickets: String,
+    pub dead_letter: String,
+    pub changelog: String,
+    pub group: String,
+}
+
+impl Names {
+    pub fn new(test: &str) -> Names {
+        let n = |t: &str| format!("{test}-{t}-{}", std::process::id());
+        Names {
+            cdr: n("cdr"),
+            account: n("account"),
+            outcomes: n("outcomes"),
+            tickets: n("tickets"),
+            dead_letter: n("dlq"),
+            changelog: n("state"),
+            group: n("group"),
+        }
+    }
+
+    /// The `CHURNWATCH__*` variables that name them.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let t = |k: &str, v: &str| (format!("CHURNWATCH__KAFKA__TOPICS__{k}"), v.to_string());
+        vec![
+            t("CDR", &self.cdr),
+            t("ACCOUNT", &self.account),
+            t("OUTCOMES", &self.outcomes),
+            t("TICKETS", &self.tickets),
+            t("DEAD_LETTER", &self.dead_letter),
+            t("CHANGELOG", &self.changelog),
+            ("CHURNWATCH__KAFKA__GROUP_ID".into(), self.group.clone()),
+        ]
+    }
+}
+
+/// A broker process with the test's topics created.
+pub struct Broker {
+    pub kind: Kind,
+    pub bootstrap: String,
+    pub partitions: i32,
+    pub names: Names,
+    pub logs: Logs,
+    ends: Arc<Mutex<LogEnds>>,
+    _proc: Proc,
+    _stdout: Option<std::process::ChildStdout>,
+}
+
+/// The Tansu binary: `$CHURNWATCH_TANSU`, or what `.ci/tansu` fetches.
+fn tansu_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CHURNWATCH_TANSU") {
+        return p.into();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/tansu");
+    let out = Command::new(&script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+impl Broker {
+    pub fn start(kind: Kind, test: &str, partitions: i32) -> Broker {
+        let names = Names::new(test);
+        let logs = Logs::new();
+        match kind {
+            Kind::Embedded => {
+                let mut cmd = Command::new(env!("CARGO_BIN_EXE_churnwatch"));
+                cmd.args(["broker", "--partitions", &partitions.to_string()])
+                    .envs(names.env());
+                let mut proc = Proc::spawn("broker", &mut cmd, logs.path(), true);
+                let stdout = proc.child.stdout.take().unwrap();
+                let mut lines = std::io::BufReader::new(stdout);
+                let mut first = String::new();
+                lines.read_line(&mut first).unwrap();
+                let bootstrap = first.trim().to_string();
+                assert!(!bootstrap.is_empty(), "the broker printed no address");
+                Broker {
+                    kind,
+                    bootstrap,
+                    partitions,
+                    names,
+                    logs,
+                    ends: Default::default(),
+                    _proc: proc,
+                    _stdout: Some(lines.into_inner()),
+                }
+            }
+            Kind::Tansu => {
+                let port = free_port();
+                let url = format!("tcp://127.0.0.1:{port}");
+                let mut cmd = Command::new(tansu_binary());
+                cmd.args(["broker", "--listener-url", &url])
+                    .args(["--advertised-listener-url", &url])
+                    .args(["--storage-engine", "memory://tansu/"]);
+                let proc = Proc::spawn("tansu", &mut cmd, logs.path(), false);
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                    assert!(Instant::now() < deadline, "Tansu never listened");
+                    std::thread::sleep(Duration::from_millis(50)); // until it listens
+                }
+                let b = Broker {
+                    kind,
+                    bootstrap: format!("127.0.0.1:{port}"),
+                    partitions,
+                    names,
+                    logs,
+                    ends: Default::default(),
+                    _proc: proc,
+                    _stdout: None,
+                };
+                b.create_topics();
+                b
+            }
+        }
+    }
+
+    /// What `churnwatch broker` does for itself: every topic, inputs, tickets and the
+    /// changelog (compacted) with the same partition count.
+    fn create_topics(&self) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let n = &self.names;
+        let p = self.partitions;
+        let r = || TopicReplication::Fixed(1);
+        let topics = [
+            NewTopic::new(&n.cdr, p, r()),
+            NewTopic::new(&n.account, p, r()),
+            NewTopic::new(&n.outcomes, p, r()),
+            NewTopic::new(&n.tickets, p, r()),
+            NewTopic::new(&n.dead_letter, 1, r()),
+            NewTopic::new(&n.changelog, p, r()).set("cleanup.policy", "compact"),
+        ];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for res in rt.block_on(admin.create_topics(&topics, &opts)).unwrap() {
+            res.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+        }
+        // Metadata catches up before anyone produces.
+        let c: BaseConsumer = self.client().create().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        for t in [&n.cdr, &n.account, &n.tickets, &n.changelog] {
+            while c
+                .fetch_metadata(Some(t), Duration::from_secs(5))
+                .map_or(true, |m| m.topics()[0].partitions().len() != p as usize)
+            {
+                assert!(Instant::now() < deadline, "topic {t} never appeared");
+                std::thread::sleep(Duration::from_millis(100)); // metadata poll
+            }
+        }
+    }
+
+    pub fn client(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+
+    /// `churnwatch run` against this broker, as member `name` of the test's group.
+    pub fn service(&self, name: &str) -> Service {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_churnwatch"));
+        cmd.arg("run")
+            .envs(self.names.env())
+            .env_remove("CHURNWATCH_CONFIG")
+            .env("RUST_LOG", "info");
+        for (k, v) in [
+            ("BROKERS", self.bootstrap.as_str()),
+            ("CHECKPOINT_INTERVAL_MS", "1000"),
+            ("SESSION_TIMEOUT_MS", "6000"),
+            ("DRAIN_TIMEOUT_MS", "2000"),
+            ("IDLE_TIMEOUT_MS", "0"),
+            ("OPTIONS__MAX_POLL_INTERVAL_MS", "10000"),
+            // Before issue 11 the group's offsets are librdkafka's auto-commits (every 5 s
+            // by default): as often as the checkpoints, so a kill comes after some.
+            ("OPTIONS__AUTO_COMMIT_INTERVAL_MS", "1000"),
+        ] {
+            cmd.env(format!("CHURNWATCH__KAFKA__{k}"), v);
+        }
+        if self.kind == Kind::Tansu {
+            // Tansu answers a fetch with the CDR backlog of every partition before the
+            // account one, so the account events of a partition could reach it only after
+            // the service's 2 s alignment wait had gone ahead without them (they are then
+            // dead-lettered as late), and with 10,000 records in flight the CDRs fill the
+            // partition's buffer first and it crawls (1-2 records/s). Prefetching at most
+            // 1,000 records a partition makes the fetches take turns; it narrows the race,
+            // it does not close it (see `Service::assert_no_dead_letters`).
+            cmd.env("CHURNWATCH__KAFKA__MAX_IN_FLIGHT", "1000000");
+            cmd.env("CHURNWATCH__KAFKA__OPTIONS__QUEUED_MIN_MESSAGES", "1000");
+        }
+        cmd.env("CHURNWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"));
+        let proc = Proc::spawn(name, &mut cmd, self.logs.path(), false);
+        Service { proc, port }
+    }
+
+    /// Produces the events to the input topics, keyed and partitioned by subscriber, in
+    /// order; returns when the broker has acknowledged all of them.
+    pub fn produce(&self, events: &[WireEvent]) {
+        // One producer per partition, in parallel: each partition's records stay in order.
+        let mut by_partition = vec![Vec::new(); self.partitions as usize];
+        for e in events {
+            let sub = match e {
+                WireEvent::Cdr(c) => &c.subscriber,
+                WireEvent::Account(a) => &a.subscriber,
+            };
+            by_partition[churnwatch::live::partition_of(sub, self.partitions) as usize].push(e);
+        }
+        std::thread::scope(|s| {
+            for (p, events) in by_partition.iter().enumerate() {
+                s.spawn(move || self.produce_to(p as i32, events));
+            }
+        });
+        let failed = self.ends.lock().unwrap().failed;
+        assert_eq!(failed, 0, "records the broker did not take");
+    }
+
+    fn produce_to(&self, partition: i32, events: &[&WireEvent]) {
+        let mut cfg = self.client();
+        cfg.set("linger.ms", "5");
+        if self.kind == Kind::Tansu {
+            // Tansu 0.6's high watermark counts the last record batch as one record, and
+            // the service takes an input whose fetched records reach the high watermark as
+            // at its end (the event-time merge then goes ahead without it): with batches,
+            // a fetch that stops short of the last one reads as the end, and the rest is
+            // dead-lettered as late. One record per batch keeps the high watermark right.
+            cfg.set("batch.num.messages", "1");
+        }
+        let prod: BaseProducer<Ends> = cfg.create_with_context(Ends(self.ends.clone())).unwrap();
+        let n = &self.names;
+        for e in events {
+            let (topic, sub, bytes) = match e {
+                WireEvent::Cdr(c) => (&n.cdr, &c.subscriber, c.encode_to_vec()),
+                WireEvent::Account(a) => (&n.account, &a.subscriber, a.encode_to_vec()),
+            };
+            let mut rec = BaseRecord::to(topic)
+                .key(sub)
+                .payload(&bytes)
+                .partition(partition);
+            loop {
+                match prod.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        prod.poll(Duration::from_millis(50));
+                        rec = r;
+                    }
+                }
+            }
+        }
+        prod.flush(Duration::from_secs(120)).unwrap();
+    }
+
+    /// A client of the test's group that never joins it: it only reads committed offsets.
+    pub fn offsets(&self) -> Offsets {
+        let c: BaseConsumer = self
+            .client()
+            .set("group.id", &self.names.group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        Offsets {
+            c,
+            topics: vec![self.names.cdr.clone(), self.names.account.clone()],
+            partitions: self.partitions,
+            ends: self.ends.clone(),
+        }
+    }
+
+    /// Every ticket emission on the ticket topic (each partition in log order), up to a
+    /// marker this appends to every partition: call it once the services have stopped, and
+    /// what precedes the marker is all they published. (Tansu 0.6's high watermark counts
+    /// the last record batch as one record, so the log end is not asked for.)
+    pub fn tickets(&self) -> Vec<proto::CareTicket> {
+        static NONCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nonce = format!(
+            "end-{}",
+            NONCE.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        );
+        let t = &self.names.tickets;
+        let prod: BaseProducer = self.client().create().unwrap();
+        for p in 0..self.partitions {
+            let rec = BaseRecord::to(t)
+                .key(END_MARKER)
+                .payload(&nonce)
+                .partition(p);
+            prod.send(rec).map_err(|(e, _)| e).unwrap();
+        }
+        prod.flush(Duration::from_secs(30)).unwrap();
+        let c: BaseConsumer = self
+            .client()
+            .set("group.id", format!("{}-reader", self.names.group))
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            tpl.add_partition_offset(t, p, Offset::Beginning).unwrap();
+        }
+        c.assign(&tpl).unwrap();
+        let mut open: std::collections::BTreeSet<i32> = (0..self.partitions).collect();
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !open.is_empty() {
+            assert!(Instant::now() < deadline, "the ticket topic was not read");
+            if let Some(m) = c.poll(Duration::from_millis(200)) {
+                let m = m.unwrap();
+                if m.key() == Some(END_MARKER.as_bytes()) {
+                    if m.payload() == Some(nonce.as_bytes()) {
+                        open.remove(&m.partition());
+                    }
+                    continue;
+                }
+                out.push(proto::CareTicket::decode(m.payload().unwrap()).unwrap());
+            }
+        }
+        out
+    }
+}
+
+/// Key of the records [`Broker::tickets`] appends to the ticket topic to find its end.
+const END_MARKER: &str = "churnwatch-test-end-marker";
+
+/// The group's committed offsets against the log end of every input partition.
+pub struct Offsets {
+    c: BaseConsumer,
+    topics: Vec<String>,
+    partitions: i32,
+    ends: Arc<Mutex<LogEnds>>,
+}
+
+/// The log end of every input partition, from the test producer's delivery reports (the
+/// tests are the only producer of the inputs), whatever the broker says its high
+/// watermark is.
+#[derive(Debug, Clone, Default)]
+pub struct LogEnds {
+    end: BTreeMap<(String, i32), i64>,
+    failed: u64,
+}
+
+/// Producer context that records [`LogEnds`].
+struct Ends(Arc<Mutex<LogEnds>>);
+
+impl ClientContext for Ends {}
+
+impl ProducerContext for Ends {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let mut ends = self.0.lock().unwrap();
+        match r {
+            Ok(m) => {
+                let e = ends.end.entry((m.topic().to_string(), m.partition()));
+                let e = e.or_insert(0);
+                *e = (*e).max(m.offset() + 1);
+            }
+            Err(_) => ends.failed += 1,
+        }
+    }
+}
+
+impl Offsets {
+    /// (committed, log end) summed over the input partitions; a partition with no
+    /// commit counts as 0.
+    pub fn progress(&self) -> (i64, i64) {
+        let ends = self.ends.lock().unwrap().clone();
+        let mut tpl = TopicPartitionList::new();
+        let mut end = 0;
+        for t in &self.topics {
+            for p in 0..self.partitions {
+                tpl.add_partition(t, p);
+                end += ends.end.get(&(t.clone(), p)).copied().unwrap_or(0);
+            }
+        }
+        let committed = self.c.committed_offsets(tpl, Duration::from_secs(10));
+        let committed = committed.map_or(0, |tpl| {
+            tpl.elements()
+                .iter()
+                .map(|e| e.offset().to_raw().unwrap_or(0).max(0))
+                .sum()
+        });
+        (committed, end)
+    }
+
+    /// Waits until the group has committed the log end of every input partition, checking
+    /// that the services stay up meanwhile and dead-lettered nothing.
+    pub fn wait_caught_up(&self, svcs: &mut [&mut Service], within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let (c, e) = self.progress();
+            if c == e {
+                svcs.iter().for_each(|s| s.assert_no_dead_letters());
+                return;
+            }
+            for s in svcs.iter_mut() {
+                assert!(s.proc.alive(), "{} exited", s.proc.name);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the group never committed the log end: {c} of {e}"
+            );
+            std::thread::sleep(Duration::from_millis(100)); // committed-offset poll
+        }
+    }
+}
+
+/// A `churnwatch run` process and its HTTP endpoint.
+pub struct Service {
+    pub proc: Proc,
+    pub port: u16,
+}
+
+impl Service {
+    /// GET on the service's HTTP port: (status, body), or None while it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        let status = text.split(' ').nth(1)?.parse().ok()?;
+        let body = text.split_once("\r\n\r\n")?.1.to_string();
+        Some((status, body))
+    }
+
+    /// A metric's value summed over its label sets (0 while absent or unreachable).
+    pub fn metric(&self, name: &str) -> f64 {
+        let Some((200, text)) = self.get("/metrics") else {
+            return 0.0;
+        };
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub fn consumed(&self) -> u64 {
+        self.metric("churnwatch_records_consumed_total") as u64
+    }
+
+    /// Asserts the run dead-lettered nothing: the workloads hold no bad record and no
+    /// record later than the allowed lateness, so a dead letter means the event-time merge
+    /// went ahead without an input (not a durability failure).
+    pub fn assert_no_dead_letters(&self) {
+        let n = self.metric("churnwatch_dead_lettered_total");
+        assert!(
+            n == 0.0,
+            "{}: {n} records dead-lettered (late: the merge went ahead without an input)",
+            self.proc.name
+        );
+    }
+
+    pub fn ready(&self) -> bool {
+        matches!(self.get("/readyz"), Some((200, _)))
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) {
+        self.proc.signal("TERM");
+        let status = self.proc.wait_exit(Duration::from_secs(60));
+        assert!(status.success(), "{} exited with {status}", self.proc.name);
+    }
+
+    /// SIGKILL, reaped.
+    pub fn crash(mut self) {
+        self.proc.signal("KILL");
+        self.proc.wait_exit(Duration::from_secs(10));
+    }
+}
