@@ -34,7 +34,10 @@ pub(super) struct InputMerge {
     /// The offset after the last record received, per input.
     next_offset: HashMap<Source, i64>,
     blocked_since: Option<Instant>,
-    waited_out: bool,
+    /// The inputs the current wait is for.
+    lagging: Vec<Source>,
+    /// Inputs already waited out: the others go ahead until one of them delivers.
+    waited_out: Vec<Source>,
 }
 
 impl InputMerge {
@@ -42,6 +45,7 @@ impl InputMerge {
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
         self.next_offset
             .insert(source, rdkafka::Message::offset(&m) + 1);
+        self.waited_out.retain(|s| *s != source);
         self.inputs
             .entry(source)
             .or_default()
@@ -70,15 +74,14 @@ impl InputMerge {
 
     /// When the wait for a lagging input ends, if one is holding the others back.
     pub(super) fn wait_deadline(&self) -> Option<Instant> {
-        if self.waited_out {
-            return None;
-        }
         self.blocked_since.map(|t| t + ALIGNMENT_WAIT)
     }
 
-    /// The wait for a lagging input is over: the next [`InputMerge::pop`] goes ahead.
+    /// The wait for the lagging inputs is over: the others go ahead, at full speed, until
+    /// one of those delivers a record.
     pub(super) fn wait_over(&mut self) {
-        self.waited_out = true;
+        self.waited_out.append(&mut self.lagging);
+        self.blocked_since = None;
     }
 
     fn head(&self, s: Source) -> Option<i64> {
@@ -99,18 +102,17 @@ impl InputMerge {
             self.head(Source::Account),
             self.head(Source::Outcomes),
         )?;
-        let blocked = [Source::Cdr, Source::Account, Source::Outcomes]
+        let lagging: Vec<Source> = [Source::Cdr, Source::Account, Source::Outcomes]
             .into_iter()
             .filter(|s| *s != source && self.head(*s).is_none())
-            .any(|other| !caught_up(other, self.next_offset.get(&other).copied()));
-        if !blocked {
+            .filter(|other| !caught_up(*other, self.next_offset.get(other).copied()))
+            .filter(|other| !self.waited_out.contains(other))
+            .collect();
+        if lagging.is_empty() {
             self.blocked_since = None;
-            self.waited_out = false;
             return Some(source);
         }
-        if self.waited_out {
-            return Some(source);
-        }
+        self.lagging = lagging;
         self.blocked_since.get_or_insert(now);
         None
     }
@@ -118,7 +120,7 @@ impl InputMerge {
     /// The inputs holding records while the merge waits for a lagging one: the partition
     /// task pauses them in the consumer, so its fetches serve the lagging input.
     pub(super) fn holding(&self) -> Vec<Source> {
-        if self.blocked_since.is_none() || self.waited_out {
+        if self.blocked_since.is_none() {
             return Vec::new();
         }
         [Source::Cdr, Source::Account, Source::Outcomes]
