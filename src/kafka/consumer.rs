@@ -70,6 +70,12 @@ pub(super) fn create(
         .set("statistics.interval.ms", "5000")
         // Notice new partitions (and topics created after start) within seconds.
         .set("topic.metadata.refresh.interval.ms", "5000");
+    if !cfg.kafka.options.contains_key("fetch.queue.backoff.ms") {
+        // librdkafka pauses a partition's fetches for fetch.queue.backoff.ms (a second by
+        // default) once queued.min.messages are waiting; the event-time merge waiting on
+        // that input would then give up on it. Fetch again soon instead.
+        cc.set("fetch.queue.backoff.ms", "10");
+    }
     cc.create_with_context(ctx)
 }
 

@@ -79,9 +79,11 @@ impl InputMerge {
 
     /// The wait for the lagging inputs is over: the others go ahead, at full speed, until
     /// one of those delivers a record.
-    pub(super) fn wait_over(&mut self) {
-        self.waited_out.append(&mut self.lagging);
+    pub(super) fn wait_over(&mut self) -> Vec<Source> {
+        let lagging = std::mem::take(&mut self.lagging);
+        self.waited_out.extend_from_slice(&lagging);
         self.blocked_since = None;
+        lagging
     }
 
     fn head(&self, s: Source) -> Option<i64> {

@@ -244,7 +244,15 @@ impl PartitionTask {
                     self.settle_front().await?;
                 }
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
-                _ = sleep_until_opt(waiting), if waiting.is_some() => self.merge.wait_over(),
+                _ = sleep_until_opt(waiting), if waiting.is_some() => {
+                    let lagging = self.merge.wait_over();
+                    warn!(
+                        partition = self.partition,
+                        inputs = ?lagging,
+                        buffered = self.merge.len(),
+                        "inputs lagging past the alignment wait; the others go ahead"
+                    );
+                }
                 item = rx.recv(), if room && self.merge.len() < self.max_in_flight => {
                     let Some(control) = item else { break };
                     if self.control(control).await? {
