@@ -34,6 +34,7 @@ use tracing::{error, info, warn};
 use crate::config::{Config, TopicsConfig};
 
 use super::assign::Assigner;
+use super::merge::Lag;
 use super::client_config;
 use super::shared::{Control, Shared, Stop};
 use super::worker::Source;
@@ -300,13 +301,18 @@ pub(super) fn caught_up(
     topic: &str,
     partition: i32,
     next: Option<i64>,
-) -> bool {
+) -> Lag {
     let Some(high) = cached_high_watermark(consumer, topic, partition) else {
-        return false;
+        return Lag::Unknown;
     };
-    match next {
+    let at_end = match next {
         Some(next) => next >= high,
         None => high <= 0 || position_at_end(consumer, topic, partition, high),
+    };
+    if at_end {
+        Lag::CaughtUp
+    } else {
+        Lag::Behind
     }
 }
 

@@ -20,8 +20,24 @@ use rdkafka::message::OwnedMessage;
 
 use super::worker::Source;
 
-/// How long a partition waits for a lagging input before processing the other one anyway.
+/// How long a partition waits for a lagging input whose log end it does not know yet
+/// before processing the others anyway.
 pub const ALIGNMENT_WAIT: Duration = Duration::from_secs(2);
+/// How long it waits for an input known to hold records it has not received (some
+/// brokers serve one topic's backlog before another's); bounded, so an input that never
+/// delivers (stuck behind a transaction marker) does not stall the partition.
+pub const BEHIND_WAIT: Duration = Duration::from_secs(30);
+
+/// Where an input stands against its log end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lag {
+    /// Nothing more to read now.
+    CaughtUp,
+    /// The broker holds records not yet received.
+    Behind,
+    /// The log end is not known yet.
+    Unknown,
+}
 
 /// A record waiting its turn: the message with its event time, and when it arrived.
 type Buffered = (Box<(OwnedMessage, i64)>, Instant);
@@ -34,6 +50,8 @@ pub(super) struct InputMerge {
     /// The offset after the last record received, per input.
     next_offset: HashMap<Source, i64>,
     blocked_since: Option<Instant>,
+    /// How long the current wait lasts ([`ALIGNMENT_WAIT`] or [`BEHIND_WAIT`]).
+    wait: Duration,
     /// The inputs the current wait is for.
     lagging: Vec<Source>,
     /// Inputs already waited out: the others go ahead until one of them delivers.
@@ -64,7 +82,7 @@ impl InputMerge {
     pub(super) fn pop(
         &mut self,
         now: Instant,
-        caught_up: impl Fn(Source, Option<i64>) -> bool,
+        caught_up: impl Fn(Source, Option<i64>) -> Lag,
     ) -> Option<(OwnedMessage, Source, Instant)> {
         let source = self.next_source(now, caught_up)?;
         let (m, arrived) = self.inputs.get_mut(&source)?.pop_front()?;
@@ -74,7 +92,7 @@ impl InputMerge {
 
     /// When the wait for a lagging input ends, if one is holding the others back.
     pub(super) fn wait_deadline(&self) -> Option<Instant> {
-        self.blocked_since.map(|t| t + ALIGNMENT_WAIT)
+        self.blocked_since.map(|t| t + self.wait)
     }
 
     /// The wait for the lagging inputs is over: the others go ahead, at full speed, until
@@ -96,7 +114,7 @@ impl InputMerge {
     fn next_source(
         &mut self,
         now: Instant,
-        caught_up: impl Fn(Source, Option<i64>) -> bool,
+        caught_up: impl Fn(Source, Option<i64>) -> Lag,
     ) -> Option<Source> {
         // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
         let source = Source::earliest(
@@ -104,17 +122,24 @@ impl InputMerge {
             self.head(Source::Account),
             self.head(Source::Outcomes),
         )?;
-        let lagging: Vec<Source> = [Source::Cdr, Source::Account, Source::Outcomes]
+        let lagging: Vec<(Source, Lag)> = [Source::Cdr, Source::Account, Source::Outcomes]
             .into_iter()
             .filter(|s| *s != source && self.head(*s).is_none())
-            .filter(|other| !caught_up(*other, self.next_offset.get(other).copied()))
             .filter(|other| !self.waited_out.contains(other))
+            .map(|other| (other, caught_up(other, self.next_offset.get(&other).copied())))
+            .filter(|(_, lag)| *lag != Lag::CaughtUp)
             .collect();
         if lagging.is_empty() {
             self.blocked_since = None;
             return Some(source);
         }
-        self.lagging = lagging;
+        let behind = lagging.iter().any(|(_, lag)| *lag == Lag::Behind);
+        let wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
+        if self.blocked_since.is_none() {
+            self.wait = wait;
+        }
+        self.wait = self.wait.max(wait);
+        self.lagging = lagging.into_iter().map(|(s, _)| s).collect();
         self.blocked_since.get_or_insert(now);
         None
     }
@@ -142,8 +167,16 @@ mod tests {
         OwnedMessage::new(None, None, topic, Timestamp::NotAvailable, 0, offset, None)
     }
 
+    fn lag(caught_up: bool) -> Lag {
+        if caught_up {
+            Lag::CaughtUp
+        } else {
+            Lag::Unknown
+        }
+    }
+
     fn offsets(m: &mut InputMerge, now: Instant, caught_up: bool) -> Vec<(Source, i64)> {
-        std::iter::from_fn(|| m.pop(now, |_, _| caught_up))
+        std::iter::from_fn(|| m.pop(now, |_, _| lag(caught_up)))
             .map(|(r, s, _)| (s, rdkafka::Message::offset(&r)))
             .collect()
     }
@@ -179,25 +212,25 @@ mod tests {
         let asked = std::cell::RefCell::new(Vec::new());
         let lagging = |s: Source, next: Option<i64>| {
             asked.borrow_mut().push((s, next));
-            false
+            Lag::Unknown
         };
         assert!(m.pop(now, lagging).is_none());
         assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT));
         assert!(asked.borrow().contains(&(Source::Account, None)));
         let later = now + Duration::from_secs(1);
-        assert!(m.pop(later, |_, _| false).is_none());
+        assert!(m.pop(later, |_, _| Lag::Unknown).is_none());
         assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT), "kept");
         m.wait_over();
-        let (r, s, _) = m.pop(later, |_, _| false).unwrap();
+        let (r, s, _) = m.pop(later, |_, _| Lag::Unknown).unwrap();
         assert_eq!((s, rdkafka::Message::offset(&r)), (Source::Cdr, 7));
         assert_eq!(m.wait_deadline(), None);
         m.push(record(8), Source::Cdr, 11, later);
-        let (r, _, _) = m.pop(later, |_, _| false).expect("full speed after the wait");
+        let (r, _, _) = m.pop(later, |_, _| Lag::Unknown).expect("full speed after the wait");
         assert_eq!(rdkafka::Message::offset(&r), 8);
         m.push(record(0), Source::Account, 12, later);
         m.push(record(9), Source::Cdr, 13, later);
-        let _ = m.pop(later, |_, _| false).expect("the lagging input delivered");
-        assert!(m.pop(later, |_, _| false).is_none(), "and is waited for again");
+        let _ = m.pop(later, |_, _| Lag::Unknown).expect("the lagging input delivered");
+        assert!(m.pop(later, |_, _| Lag::Unknown).is_none(), "and is waited for again");
         assert_eq!(m.holding(), vec![Source::Cdr], "the input ahead is held");
     }
 
@@ -213,7 +246,7 @@ mod tests {
         let (_, s, _) = m
             .pop(now, |s, next| {
                 asked.borrow_mut().push((s, next));
-                true
+                Lag::CaughtUp
             })
             .unwrap();
         assert_eq!(s, Source::Cdr);

@@ -36,7 +36,7 @@ use super::changelog::writer::Checkpointer;
 use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
-use super::merge::InputMerge;
+use super::merge::{InputMerge, Lag};
 use super::producer::{publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
@@ -304,7 +304,7 @@ impl PartitionTask {
                 let topic = match source {
                     Source::Cdr => &topics.cdr,
                     Source::Account => &topics.account,
-                    Source::Outcomes if !outcomes => return true,
+                    Source::Outcomes if !outcomes => return Lag::CaughtUp,
                     Source::Outcomes => &topics.outcomes,
                 };
                 consumer::caught_up(consumer, topic, partition, next)
