@@ -34,8 +34,8 @@ use tracing::{error, info, warn};
 use crate::config::{Config, TopicsConfig};
 
 use super::assign::Assigner;
-use super::merge::Lag;
 use super::client_config;
+use super::merge::Lag;
 use super::shared::{Control, Shared, Stop};
 use super::worker::Source;
 

@@ -126,7 +126,12 @@ impl InputMerge {
             .into_iter()
             .filter(|s| *s != source && self.head(*s).is_none())
             .filter(|other| !self.waited_out.contains(other))
-            .map(|other| (other, caught_up(other, self.next_offset.get(&other).copied())))
+            .map(|other| {
+                (
+                    other,
+                    caught_up(other, self.next_offset.get(&other).copied()),
+                )
+            })
             .filter(|(_, lag)| *lag != Lag::CaughtUp)
             .collect();
         if lagging.is_empty() {
@@ -225,12 +230,19 @@ mod tests {
         assert_eq!((s, rdkafka::Message::offset(&r)), (Source::Cdr, 7));
         assert_eq!(m.wait_deadline(), None);
         m.push(record(8), Source::Cdr, 11, later);
-        let (r, _, _) = m.pop(later, |_, _| Lag::Unknown).expect("full speed after the wait");
+        let (r, _, _) = m
+            .pop(later, |_, _| Lag::Unknown)
+            .expect("full speed after the wait");
         assert_eq!(rdkafka::Message::offset(&r), 8);
         m.push(record(0), Source::Account, 12, later);
         m.push(record(9), Source::Cdr, 13, later);
-        let _ = m.pop(later, |_, _| Lag::Unknown).expect("the lagging input delivered");
-        assert!(m.pop(later, |_, _| Lag::Unknown).is_none(), "and is waited for again");
+        let _ = m
+            .pop(later, |_, _| Lag::Unknown)
+            .expect("the lagging input delivered");
+        assert!(
+            m.pop(later, |_, _| Lag::Unknown).is_none(),
+            "and is waited for again"
+        );
         assert_eq!(m.holding(), vec![Source::Cdr], "the input ahead is held");
     }
 

@@ -21,11 +21,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::Consumer;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
 use tokio::sync::mpsc;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, warn};
 
 use crate::codec;
 use crate::config::{Config, Format, Guarantee, TopicsConfig};
@@ -40,6 +39,8 @@ use super::merge::{InputMerge, Lag};
 use super::producer::{publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
+
+mod checkpoint;
 
 /// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
 /// of it (the core never reads it).
@@ -214,21 +215,6 @@ impl PartitionTask {
         }
     }
 
-    /// With `exactly_once`: this partition's transactional producer, first transaction open.
-    fn start_transactions(&mut self) -> Result<(), Refused> {
-        let Some(cfg) = &self.transactional else {
-            return Ok(());
-        };
-        let p = self.partition;
-        let producer = tokio::task::block_in_place(|| super::transaction::begin(cfg, p))
-            .map_err(|e| Refused {
-                topic: self.topics.tickets.clone(),
-                source: PublishError::Fatal(e),
-            })?;
-        self.producer = producer;
-        Ok(())
-    }
-
     async fn serve(&mut self, mut rx: mpsc::Receiver<Control>) -> Result<(), Refused> {
         loop {
             self.process_ready().await?;
@@ -265,33 +251,6 @@ impl PartitionTask {
             }
         }
         self.drain().await
-    }
-
-    /// Pauses the inputs in `hold` and resumes the others this task paused.
-    fn steer(&mut self, hold: &[Source]) {
-        for source in [Source::Cdr, Source::Account, Source::Outcomes] {
-            let (want, is) = (hold.contains(&source), self.paused.contains(&source));
-            if want == is {
-                continue;
-            }
-            let topic = match source {
-                Source::Cdr => &self.topics.cdr,
-                Source::Account => &self.topics.account,
-                Source::Outcomes => &self.topics.outcomes,
-            };
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            tpl.add_partition(topic, self.partition);
-            let done = if want {
-                self.consumer.pause(&tpl)
-            } else {
-                self.consumer.resume(&tpl)
-            };
-            match done {
-                Ok(()) if want => self.paused.push(source),
-                Ok(()) => self.paused.retain(|s| *s != source),
-                Err(e) => debug!(partition = self.partition, error = %e, "pause or resume refused"),
-            }
-        }
     }
 
     /// Processes buffered records in event-time order while the merge allows and there is
@@ -423,70 +382,6 @@ impl PartitionTask {
                     .processing_latency
                     .observe(arrived.elapsed().as_secs_f64());
             }
-        }
-        Ok(())
-    }
-
-    async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {
-        self.drain().await?;
-        if self.changed {
-            self.checkpoint().await?;
-        }
-        Ok(())
-    }
-
-    /// Writes a checkpoint once every publication so far is acknowledged, then stores the
-    /// input offsets it reflects for the group to commit.
-    async fn checkpoint(&mut self) -> Result<(), Refused> {
-        self.drain().await?;
-        let started = Instant::now();
-        let inputs: Vec<(String, i64)> = self
-            .next_offsets
-            .iter()
-            .map(|(t, o)| (t.clone(), *o))
-            .collect();
-        let written = self
-            .checkpointer
-            .write(&self.producer, self.worker.engine_mut(), inputs)
-            .await
-            .map_err(|e| Refused {
-                topic: self.topics.changelog.clone(),
-                source: PublishError::from(e),
-            })?;
-        if self.transactional.is_some() {
-            let (producer, consumer, p) = (&self.producer, &self.consumer, self.partition);
-            let offsets = &self.next_offsets;
-            tokio::task::block_in_place(|| {
-                super::transaction::commit(producer, consumer, p, offsets)
-            })
-            .map_err(|e| Refused {
-                topic: self.topics.tickets.clone(),
-                source: PublishError::Fatal(e),
-            })?;
-        } else {
-            for (topic, next) in &self.next_offsets {
-                if let Err(e) = self.consumer.store_offset(topic, self.partition, next - 1) {
-                    debug!(error = %e, "offset not stored (partition revoked?)");
-                }
-            }
-        }
-        self.changed = false;
-        self.checkpoint_due = Instant::now() + self.checkpoint_every;
-        let m = &self.shared.metrics.durability;
-        let kind = if written.full { "full" } else { "incremental" };
-        m.checkpoints.with_label_values(&[kind]).inc();
-        m.checkpoint_seconds
-            .observe(started.elapsed().as_secs_f64());
-        m.changelog_records.inc_by(written.records);
-        m.changelog_bytes.inc_by(written.bytes);
-        if written.full {
-            info!(
-                partition = self.partition,
-                subscribers = written.subscribers,
-                bytes = written.bytes,
-                seconds = started.elapsed().as_secs_f64(),
-                "full checkpoint written"
-            );
         }
         Ok(())
     }
