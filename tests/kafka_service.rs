@@ -944,3 +944,53 @@ fn a_ticket_refused_for_good_stops_the_service_and_a_restart_publishes_it() {
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }
+
+#[test]
+fn exactly_once_publishes_tickets_and_checkpoints_in_transactions() {
+    let mut s = setup(2);
+    s.cfg.kafka.processing_guarantee = churnwatch::config::Guarantee::ExactlyOnce;
+    s.cfg.kafka.checkpoint_interval_ms = 200;
+    let (rt, stop, shared) = start(&s.cfg);
+    let p = producer(&s.cfg);
+    let t = now_ms() - 60_000;
+    let topics = s.cfg.kafka.topics.clone();
+    for (id, sub) in [("a", "8613012345678"), ("b", "8613012345679")] {
+        send(&p, &topics.cdr, sub, &care_call(id, sub, t));
+    }
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    // `read` uses librdkafka's default isolation level, read_committed.
+    let tickets = read(&s.cfg, &topics.tickets, 2);
+    assert_eq!(tickets.len(), 2);
+    // The last complete checkpoint of each partition names the CDR offsets it reflects.
+    let client = churnwatch::kafka::client_config(&s.cfg);
+    let reflected = || -> i64 {
+        (0..2)
+            .filter_map(|p| {
+                churnwatch::kafka::changelog::restore::latest_marker(&client, &topics.changelog, p)
+                    .unwrap()
+            })
+            .flat_map(|m| m.inputs)
+            .filter(|(topic, _)| *topic == topics.cdr)
+            .map(|(_, next)| next)
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reflected() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint reflects both CDRs"
+        );
+        std::thread::sleep(Duration::from_millis(100)); // changelog poll
+    }
+    assert!(
+        shared
+            .metrics
+            .durability
+            .checkpoints
+            .with_label_values(&["full"])
+            .get()
+            >= 1
+    );
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+}
