@@ -185,3 +185,42 @@ impl Assigner {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn readiness_names_the_partitions_still_restoring() {
+        let cfg = Arc::new(Config::default());
+        let a = Assigner {
+            shared: Shared::default(),
+            client: ClientConfig::new(),
+            changelog: "state".into(),
+            current: RwLock::new(cfg.clone()),
+            ported: Arc::new(Vec::new()),
+        };
+        let reason = || a.shared.not_ready_reason.lock().unwrap().clone();
+        a.progress(3, 16_384, 50_000);
+        a.progress(1, 0, 10);
+        assert!(!a.shared.ready.load(Ordering::SeqCst));
+        assert_eq!(reason(), "restoring 1 (0/10), restoring 3 (16384/50000)");
+        let done = Restored {
+            engine: Engine::new(cfg.as_ref(), &[]).unwrap(),
+            marker: None,
+            full_due: false,
+            subscribers: 0,
+            records: 10,
+            elapsed: std::time::Duration::from_millis(5),
+        };
+        a.restored(1, &done);
+        a.show_progress();
+        assert_eq!(reason(), "restoring 3 (16384/50000)");
+        a.progress(3, 50_000, 50_000);
+        assert!(a.shared.ready.load(Ordering::SeqCst), "{}", reason());
+        let m = &a.shared.metrics.durability;
+        assert_eq!(m.restored_records.with_label_values(&["1"]).get(), 10);
+        assert_eq!(m.restore_remaining.with_label_values(&["3"]).get(), 0);
+    }
+}
