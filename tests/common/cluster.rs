@@ -254,8 +254,9 @@ impl Broker {
         }
     }
 
-    /// What `churnwatch broker` does for itself: every topic, inputs, tickets and the
-    /// changelog (compacted) with the same partition count.
+    /// What `churnwatch broker` does for itself, but the changelog: inputs, tickets and dead
+    /// letters. The changelog is left to the first service, which creates it (compacted, one
+    /// partition per input partition) through the admin API at start-up, as on Kafka.
     fn create_topics(&self) {
         let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
         let n = &self.names;
@@ -267,7 +268,6 @@ impl Broker {
             NewTopic::new(&n.outcomes, p, r()),
             NewTopic::new(&n.tickets, p, r()),
             NewTopic::new(&n.dead_letter, 1, r()),
-            NewTopic::new(&n.changelog, p, r()).set("cleanup.policy", "compact"),
         ];
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -280,7 +280,7 @@ impl Broker {
         // Metadata catches up before anyone produces.
         let c: BaseConsumer = self.client().create().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
-        for t in [&n.cdr, &n.account, &n.tickets, &n.changelog] {
+        for t in [&n.cdr, &n.account, &n.tickets] {
             while c
                 .fetch_metadata(Some(t), Duration::from_secs(5))
                 .map_or(true, |m| m.topics()[0].partitions().len() != p as usize)
