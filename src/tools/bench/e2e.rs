@@ -76,6 +76,9 @@ pub struct E2eReport {
     pub secs: f64,
     pub consumed_secs: f64,
     pub tickets: u64,
+    /// Checkpoints and changelog bytes written during the timed run.
+    pub checkpoints: u64,
+    pub changelog_bytes: u64,
     pub latency: Option<LatencyReport>,
 }
 
@@ -177,6 +180,16 @@ impl Running {
             .sum()
     }
 
+    /// Checkpoints written so far and the changelog bytes they wrote.
+    fn changelog(&self) -> (u64, u64) {
+        let d = &self.shared.metrics.durability;
+        let checkpoints = ["full", "incremental"]
+            .iter()
+            .map(|k| d.checkpoints.with_label_values(&[k]).get())
+            .sum();
+        (checkpoints, d.changelog_bytes.get())
+    }
+
     /// Cumulative latency buckets `(upper bounds, counts)`.
     fn buckets(&self) -> (Vec<f64>, Vec<u64>) {
         use prometheus::core::Collector;
@@ -266,6 +279,7 @@ pub async fn run_e2e(opts: &E2eOptions, cfg: &Config) -> Result<E2eReport, Bench
         consumed_secs = secs;
     }
     let tickets = svc.tickets();
+    let (checkpoints, changelog_bytes) = svc.changelog();
     svc.stop().await?;
     drop(broker);
 
@@ -277,6 +291,8 @@ pub async fn run_e2e(opts: &E2eOptions, cfg: &Config) -> Result<E2eReport, Bench
         secs,
         consumed_secs,
         tickets,
+        checkpoints,
+        changelog_bytes,
         latency: None,
     };
     if opts.latency_secs > 0 {
@@ -358,6 +374,11 @@ impl fmt::Display for E2eReport {
             self.secs
         )?;
         writeln!(f, "  tickets                 {:>12}", self.tickets)?;
+        writeln!(
+            f,
+            "  checkpoints             {:>12} ({} changelog bytes)",
+            self.checkpoints, self.changelog_bytes
+        )?;
         writeln!(
             f,
             "  throughput              {:>12.0} events/s",
