@@ -253,3 +253,54 @@ fn delivered<E>(
         Err(_) => Err(KafkaError::Canceled),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn marker(chain: usize, written: u64) -> Marker {
+        Marker {
+            tag: Tag {
+                writer: 1,
+                seq: chain as u64,
+            },
+            chain_start: 0,
+            chain: (1..=chain as u64)
+                .map(|seq| Tag { writer: 1, seq })
+                .collect(),
+            chain_written: written,
+            partition_chunks: 1,
+            inputs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_chain_ends_once_it_has_rewritten_the_state_or_grown_long() {
+        let fresh = Checkpointer::new("state", 0, None, false);
+        assert!(fresh.full_next(1_000), "the first checkpoint is full");
+        let resumed = Checkpointer::new("state", 0, Some(marker(3, 10)), false);
+        assert!(
+            !resumed.full_next(1_000),
+            "incremental while the chain is short"
+        );
+        assert_eq!(
+            resumed.next_seq, 4,
+            "sequence goes on from the restored marker"
+        );
+        let interrupted = Checkpointer::new("state", 0, Some(marker(3, 10)), true);
+        assert!(
+            interrupted.full_next(1_000),
+            "after an interrupted checkpoint"
+        );
+        let rewritten = Checkpointer::new("state", 0, Some(marker(3, 1_000)), false);
+        assert!(
+            rewritten.full_next(1_000),
+            "the chain wrote as much as the state"
+        );
+        let long = Checkpointer::new("state", 0, Some(marker(MAX_CHAIN, 10)), false);
+        assert!(
+            long.full_next(1_000),
+            "the marker's chain list stays bounded"
+        );
+    }
+}
