@@ -7,8 +7,9 @@
 //!   before it moves, offsets skipped by a reset, and whether an input has reached its
 //!   log end.
 //! - [`partition`]: one task and one engine per partition: inputs merged by event time
-//!   ([`merge`]), at-least-once (an offset is stored only after the tickets and dead
-//!   letters its record caused are acknowledged, in order), bounded in-flight work.
+//!   ([`merge`], the input that is ahead paused while another lags), checkpoints written
+//!   once every ticket and dead letter before them is acknowledged, then the input offsets
+//!   stored; bounded in-flight work.
 //! - [`changelog`]: checkpoints of each partition's engine in a compacted topic, with the
 //!   input offsets they reflect, and the restore that reads them back.
 //! - [`assign`]: on assignment, each partition's engine is kept (if still current) or
@@ -26,10 +27,12 @@
 //!   per-partition retention limit raised) for `demo`, `broker`, tests and benchmarks.
 //!
 //! Imports run one way, from the wiring down: `service` uses the roles; `partition` uses
-//! `consumer`, `merge`, `producer`, `dead_letter`, `idle`, `shared` and `worker`; then
-//! `shared` uses `worker` (for [`worker::Source`]), `worker` uses `dead_letter` (for the
-//! reasons) and `dead_letter` uses `producer` (for what it publishes). Nothing imports
-//! back up.
+//! `consumer`, `merge`, `changelog`, `transaction`, `producer`, `dead_letter`, `idle`,
+//! `shared` and `worker`; `consumer` uses `assign` (restores on assignment) and `merge`
+//! (for [`merge::Lag`]); `assign` uses `changelog`, `shared` and `worker`; then `shared`
+//! uses `changelog` (a parked engine's checkpoint writer), `producer` and `worker`,
+//! `worker` uses `dead_letter` (for the reasons) and `dead_letter` uses `producer` (for
+//! what it publishes). `changelog` uses only the core. Nothing imports back up.
 
 pub mod assign;
 pub mod changelog;
