@@ -42,4 +42,6 @@ pub enum DecodeError {
     UnknownEnumName { field: &'static str, value: String },
     #[error("event time {0} is outside 2000..2100")]
     TimeOutOfRange(i64),
+    #[error("{field} {value} is outside 2000..2100")]
+    FieldTimeOutOfRange { field: &'static str, value: i64 },
 }

@@ -34,6 +34,17 @@ fn event_time(ms: i64) -> Result<i64, DecodeError> {
     }
 }
 
+/// A time field other than the event time: 0 means not given; anything else must be a
+/// plausible time, like an event time (a value near 8.2e15 used to reach the calendar and
+/// panic there, killing the partition task).
+fn field_time(field: &'static str, ms: i64) -> Result<i64, DecodeError> {
+    if ms == 0 || (MIN_EVENT_TIME_MS..MAX_EVENT_TIME_MS).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(DecodeError::FieldTimeOutOfRange { field, value: ms })
+    }
+}
+
 fn period(s: &str) -> Result<Period, DecodeError> {
     Period::parse(s).ok_or_else(|| DecodeError::BadPeriod(s.to_string()))
 }
@@ -107,7 +118,7 @@ pub fn account_from_proto(m: &proto::AccountEvent) -> Result<AccountEvent, Decod
         Kind::BillIssued(b) => AccountKind::BillIssued {
             period: period(&b.period)?,
             amount: b.amount,
-            due_time_ms: b.due_time_ms,
+            due_time_ms: field_time("due_time_ms", b.due_time_ms)?,
         },
         Kind::Payment(p) => AccountKind::Payment { amount: p.amount },
         Kind::BillOverdue(b) => AccountKind::BillOverdue {
@@ -131,7 +142,7 @@ pub fn account_from_proto(m: &proto::AccountEvent) -> Result<AccountEvent, Decod
         }
         Kind::Resumed(_) => AccountKind::Resumed,
         Kind::Contract(c) => AccountKind::ContractUpdated {
-            end_time_ms: c.end_time_ms,
+            end_time_ms: field_time("end_time_ms", c.end_time_ms)?,
         },
         Kind::PlanChanged(p) => AccountKind::PlanChanged {
             monthly_fee: p.monthly_fee,
@@ -141,7 +152,7 @@ pub fn account_from_proto(m: &proto::AccountEvent) -> Result<AccountEvent, Decod
         Kind::Profile(p) => AccountKind::ProfileUpdated {
             do_not_disturb: p.do_not_disturb,
             key_person: p.key_person,
-            activated_time_ms: p.activated_time_ms,
+            activated_time_ms: field_time("activated_time_ms", p.activated_time_ms)?,
         },
         Kind::Churned(c) => {
             let kind = match proto::ChurnKind::try_from(c.kind) {
@@ -273,6 +284,50 @@ mod tests {
             acct_err(&format!(r#"{base},"suspended":{{"reason":"HOLIDAY"}}}}"#)),
             "unknown enum value \"HOLIDAY\" in reason"
         );
+    }
+
+    #[test]
+    fn time_fields_beyond_any_calendar_are_errors_and_zero_means_unset() {
+        use proto::account_event::Kind;
+        let event = |kind| proto::AccountEvent {
+            event_id: "a1".into(),
+            subscriber: "8613012345678".into(),
+            event_time_ms: 1_775_000_000_000,
+            kind: Some(kind),
+        };
+        let huge = 8_200_000_000_000_000;
+        let cases = [
+            (
+                Kind::BillIssued(proto::BillIssued {
+                    period: "2026-03".into(),
+                    amount: 100,
+                    due_time_ms: huge,
+                }),
+                "due_time_ms",
+            ),
+            (
+                Kind::Contract(proto::ContractUpdated { end_time_ms: huge }),
+                "end_time_ms",
+            ),
+            (
+                Kind::Profile(proto::ProfileUpdated {
+                    activated_time_ms: -huge,
+                    ..Default::default()
+                }),
+                "activated_time_ms",
+            ),
+        ];
+        for (kind, field) in cases {
+            let e = event(kind);
+            let err = account_from_proto(&e).unwrap_err();
+            assert!(
+                matches!(err, DecodeError::FieldTimeOutOfRange { field: f, .. } if f == field),
+                "{err}"
+            );
+            assert!(err.to_string().starts_with(field), "{err}");
+        }
+        let unset = event(Kind::Contract(proto::ContractUpdated { end_time_ms: 0 }));
+        assert!(account_from_proto(&unset).is_ok());
     }
 
     #[test]
