@@ -301,11 +301,8 @@ pub(super) fn caught_up(
     topic: &str,
     partition: i32,
     next: Option<i64>,
-    asked: &AskedEnds,
 ) -> Lag {
-    let Some(high) = cached_high_watermark(consumer, topic, partition)
-        .or_else(|| asked.high(consumer, topic, partition))
-    else {
+    let Some(high) = cached_high_watermark(consumer, topic, partition) else {
         return Lag::Unknown;
     };
     let at_end = match next {
@@ -316,30 +313,6 @@ pub(super) fn caught_up(
         Lag::CaughtUp
     } else {
         Lag::Behind
-    }
-}
-
-/// Log ends asked of the broker for inputs librdkafka has no cached end for yet (no fetch
-/// response so far, as just after an assignment), each remembered a second so a waiting
-/// partition asks once: an empty input then counts as caught up at once, and one holding
-/// records as behind, instead of both as unknown.
-#[derive(Default)]
-pub(super) struct AskedEnds(std::cell::RefCell<HashMap<String, (Option<i64>, Instant)>>);
-
-impl AskedEnds {
-    fn high(&self, consumer: &InputConsumer, topic: &str, partition: i32) -> Option<i64> {
-        let mut asked = self.0.borrow_mut();
-        if let Some((high, at)) = asked.get(topic) {
-            if at.elapsed() < Duration::from_secs(1) {
-                return *high;
-            }
-        }
-        let high = consumer
-            .fetch_watermarks(topic, partition, Duration::from_millis(500))
-            .ok()
-            .map(|(_, high)| high);
-        asked.insert(topic.to_string(), (high, Instant::now()));
-        high
     }
 }
 

@@ -124,8 +124,6 @@ pub(super) struct PartitionTask {
     merge: InputMerge,
     /// Inputs paused in the consumer while the merge waits for another.
     paused: Vec<Source>,
-    /// Log ends asked of the broker while librdkafka has none cached.
-    asked: consumer::AskedEnds,
     pending: VecDeque<Pending>,
     idle: IdleClock,
     handles: HashMap<Source, SourceHandles>,
@@ -178,7 +176,6 @@ impl PartitionTask {
             failures: wiring.failures,
             merge: InputMerge::default(),
             paused: Vec::new(),
-            asked: consumer::AskedEnds::default(),
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
             handles: HashMap::new(),
@@ -261,7 +258,7 @@ impl PartitionTask {
     async fn process_ready(&mut self) -> Result<(), Refused> {
         loop {
             let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
-            let (outcomes, asked) = (self.outcomes_subscribed, &self.asked);
+            let outcomes = self.outcomes_subscribed;
             let caught_up = |source: Source, next: Option<i64>| {
                 let topic = match source {
                     Source::Cdr => &topics.cdr,
@@ -269,7 +266,7 @@ impl PartitionTask {
                     Source::Outcomes if !outcomes => return Lag::CaughtUp,
                     Source::Outcomes => &topics.outcomes,
                 };
-                consumer::caught_up(consumer, topic, partition, next, asked)
+                consumer::caught_up(consumer, topic, partition, next)
             };
             let Some((m, source, arrived)) = self.merge.pop(Instant::now(), caught_up) else {
                 return Ok(());
