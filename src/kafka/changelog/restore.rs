@@ -47,30 +47,7 @@ pub fn restore(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored, ChangelogError> {
     let started = Instant::now();
-    let kafka = |source| ChangelogError::Kafka {
-        topic: topic.to_string(),
-        source,
-    };
-    let consumer: BaseConsumer = client
-        .clone()
-        .set("group.id", "churnwatch-restore")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("isolation.level", "read_committed")
-        // No group: only so any session timeout in the passthrough options is accepted.
-        .set("max.poll.interval.ms", "86400000")
-        .set("max.partition.fetch.bytes", "16777216")
-        // A restore reads what is already there as fast as it can: fetch again at once
-        // when the local queue drains (librdkafka otherwise backs off a second once it
-        // holds queued.min.messages), and never wait on the broker for more.
-        .set("fetch.queue.backoff.ms", "1")
-        .set("fetch.wait.max.ms", "5")
-        .create()
-        .map_err(kafka)?;
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .map_err(kafka)?;
+    let (consumer, low, high) = open(client, topic, partition)?;
     let reader = Reader {
         consumer: &consumer,
         topic,
@@ -255,6 +232,22 @@ pub fn latest_marker(
     topic: &str,
     partition: i32,
 ) -> Result<Option<Marker>, ChangelogError> {
+    let (consumer, low, high) = open(client, topic, partition)?;
+    let reader = Reader {
+        consumer: &consumer,
+        topic,
+        partition,
+    };
+    Ok(reader.last_marker(low, high)?.map(|(_, m)| m))
+}
+
+/// A plain consumer for one changelog partition (no group, nothing committed) and the
+/// partition's low and high watermarks.
+fn open(
+    client: &ClientConfig,
+    topic: &str,
+    partition: i32,
+) -> Result<(BaseConsumer, i64, i64), ChangelogError> {
     let kafka = |source| ChangelogError::Kafka {
         topic: topic.to_string(),
         source,
@@ -263,18 +256,21 @@ pub fn latest_marker(
         .clone()
         .set("group.id", "churnwatch-restore")
         .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false")
         .set("isolation.level", "read_committed")
+        // No group: only so any session timeout in the passthrough options is accepted.
         .set("max.poll.interval.ms", "86400000")
+        .set("max.partition.fetch.bytes", "16777216")
+        // A restore reads what is already there as fast as it can: fetch again at once
+        // when the local queue drains (librdkafka otherwise backs off a second once it
+        // holds queued.min.messages), and never wait on the broker for more.
+        .set("fetch.queue.backoff.ms", "1")
+        .set("fetch.wait.max.ms", "5")
         .create()
         .map_err(kafka)?;
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(kafka)?;
-    let reader = Reader {
-        consumer: &consumer,
-        topic,
-        partition,
-    };
-    Ok(reader.last_marker(low, high)?.map(|(_, m)| m))
+    Ok((consumer, low, high))
 }
