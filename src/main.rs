@@ -361,7 +361,7 @@ fn run_demo_live(
         planted,
         rate,
         duration.map(std::time::Duration::from_secs),
-        shutdown_signal(),
+        shutdown_signal(&rt),
         &mut out,
     ))?;
     print_demo_summary(&summary);
@@ -415,7 +415,7 @@ fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCo
     rt.block_on(churnwatch::live::run_broker(
         &cfg,
         partitions,
-        shutdown_signal(),
+        shutdown_signal(&rt),
         &mut std::io::stdout(),
     ))?;
     Ok(ExitCode::SUCCESS)
@@ -433,7 +433,7 @@ fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         config,
         ported,
         churnwatch::kafka::service::Shared::default(),
-        shutdown_signal(),
+        shutdown_signal(&rt),
     ))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -524,25 +524,37 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM (what an orchestrator sends).
-async fn shutdown_signal() {
+/// Resolves on Ctrl-C or SIGTERM (what an orchestrator sends). The handlers are installed
+/// here, at once: a signal that comes while the service is still starting (joining its
+/// group, restoring) then stops it cleanly instead of killing it.
+fn shutdown_signal(rt: &tokio::runtime::Runtime) -> impl std::future::Future<Output = ()> {
+    let _entered = rt.enter();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let (term, int) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        );
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        let ctrl_c = tokio::signal::ctrl_c();
+        async move {
+            let _ = ctrl_c.await;
+        }
     }
 }

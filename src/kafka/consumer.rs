@@ -330,7 +330,11 @@ fn position_at_end(consumer: &InputConsumer, topic: &str, partition: i32, high: 
 
 /// The last known end offset of a partition, from librdkafka's cache (updated with every
 /// fetch response; no network call).
-fn cached_high_watermark(consumer: &InputConsumer, topic: &str, partition: i32) -> Option<i64> {
+pub(super) fn cached_high_watermark(
+    consumer: &InputConsumer,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime (we hold a reference),

@@ -6,10 +6,12 @@
 //! tie CDRs, then account events, then outcomes). An input with nothing buffered holds the
 //! others back unless it has caught up with its log end, or has kept them waiting for
 //! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
-//! silent one must not stall the partition. While it waits, the inputs holding records
-//! are paused in the consumer ([`InputMerge::holding`]), so the fetches go to the lagging
-//! one (a broker may serve one topic's whole backlog before another's). Once the wait is
-//! over the others go ahead at full speed until the lagging input delivers or catches up.
+//! silent one must not stall the partition. While it waits, the partition task keeps
+//! taking records beyond `kafka.max_in_flight` (a broker may serve one topic's whole
+//! backlog before another's, and the lagging input's records queue behind it in the
+//! consumer); the wait's bound bounds that buffer. Once the wait is over the others go
+//! ahead at full speed until the lagging input delivers or catches up. (Pausing the inputs
+//! ahead in librdkafka instead left a resumed partition unfetched, now and then, for good.)
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 
@@ -22,7 +24,10 @@ use super::worker::Source;
 
 /// How long a partition waits for a lagging input whose log end it does not know yet
 /// before processing the others anyway.
-pub const ALIGNMENT_WAIT: Duration = Duration::from_secs(2);
+pub const ALIGNMENT_WAIT: Duration = Duration::from_secs(5);
+/// How often a waiting partition asks again where its lagging inputs stand: librdkafka
+/// learns a log end from a fetch response and tells no one.
+pub const RECHECK: Duration = Duration::from_millis(50);
 /// How long it waits for an input known to hold records it has not received (some
 /// brokers serve one topic's backlog before another's); bounded, so an input that never
 /// delivers (stuck behind a transaction marker) does not stall the partition.
@@ -50,7 +55,8 @@ pub(super) struct InputMerge {
     /// The offset after the last record received, per input.
     next_offset: HashMap<Source, i64>,
     blocked_since: Option<Instant>,
-    /// How long the current wait lasts ([`ALIGNMENT_WAIT`] or [`BEHIND_WAIT`]).
+    /// How long the current wait lasts: [`BEHIND_WAIT`] while an input known to be behind
+    /// is lagging, else [`ALIGNMENT_WAIT`]; counted from the start of the wait.
     wait: Duration,
     /// The inputs the current wait is for.
     lagging: Vec<Source>,
@@ -59,6 +65,16 @@ pub(super) struct InputMerge {
 }
 
 impl InputMerge {
+    /// A merge whose inputs resume at `next` (the offsets a restored checkpoint reflects):
+    /// an input with nothing new since is caught up as soon as its log end is known, rather
+    /// than behind until it delivers a record it does not have.
+    pub(super) fn resuming_at(next: impl IntoIterator<Item = (Source, i64)>) -> InputMerge {
+        InputMerge {
+            next_offset: next.into_iter().collect(),
+            ..InputMerge::default()
+        }
+    }
+
     /// Buffers a record read from `source` with its event time.
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
         self.next_offset
@@ -104,6 +120,11 @@ impl InputMerge {
         lagging
     }
 
+    /// The offset after the last record received from `source` (or resumed at).
+    pub(super) fn next_offset(&self, source: Source) -> Option<i64> {
+        self.next_offset.get(&source).copied()
+    }
+
     fn head(&self, s: Source) -> Option<i64> {
         self.inputs
             .get(&s)
@@ -139,26 +160,10 @@ impl InputMerge {
             return Some(source);
         }
         let behind = lagging.iter().any(|(_, lag)| *lag == Lag::Behind);
-        let wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
-        if self.blocked_since.is_none() {
-            self.wait = wait;
-        }
-        self.wait = self.wait.max(wait);
+        self.wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
         self.lagging = lagging.into_iter().map(|(s, _)| s).collect();
         self.blocked_since.get_or_insert(now);
         None
-    }
-
-    /// The inputs holding records while the merge waits for a lagging one: the partition
-    /// task pauses them in the consumer, so its fetches serve the lagging input.
-    pub(super) fn holding(&self) -> Vec<Source> {
-        if self.blocked_since.is_none() {
-            return Vec::new();
-        }
-        [Source::Cdr, Source::Account, Source::Outcomes]
-            .into_iter()
-            .filter(|s| self.head(*s).is_some())
-            .collect()
     }
 }
 
@@ -243,7 +248,47 @@ mod tests {
             m.pop(later, |_, _| Lag::Unknown).is_none(),
             "and is waited for again"
         );
-        assert_eq!(m.holding(), vec![Source::Cdr], "the input ahead is held");
+    }
+
+    #[test]
+    fn the_wait_follows_the_inputs_lagging_now() {
+        let now = Instant::now();
+        let mut m = InputMerge::default();
+        m.push(record(0), Source::Cdr, 10, now);
+        let behind = |s: Source, _| match s {
+            Source::Account => Lag::Behind,
+            _ => Lag::Unknown,
+        };
+        assert!(m.pop(now, behind).is_none());
+        assert_eq!(m.wait_deadline(), Some(now + BEHIND_WAIT));
+        m.push(record(0), Source::Account, 20, now);
+        let later = now + Duration::from_secs(1);
+        assert!(
+            m.pop(later, |_, _| Lag::Unknown).is_none(),
+            "outcomes unknown"
+        );
+        assert_eq!(
+            m.wait_deadline(),
+            Some(now + ALIGNMENT_WAIT),
+            "the input behind delivered: what is left is a wait for a log end, from the start"
+        );
+        let (_, s, _) = m.pop(later, |_, _| Lag::CaughtUp).expect("log end known");
+        assert_eq!(s, Source::Cdr);
+    }
+
+    #[test]
+    fn an_input_resumed_at_its_log_end_does_not_hold_the_others() {
+        let now = Instant::now();
+        let mut m = InputMerge::resuming_at([(Source::Outcomes, 40)]);
+        m.push(record(3), Source::Cdr, 5, now);
+        let ends = |s: Source, next: Option<i64>| match (s, next) {
+            (Source::Outcomes, Some(next)) if next >= 40 => Lag::CaughtUp,
+            (Source::Outcomes, _) => Lag::Behind,
+            _ => Lag::CaughtUp,
+        };
+        let (_, s, _) = m.pop(now, ends).expect("nothing to wait for");
+        assert_eq!(s, Source::Cdr);
+        assert_eq!(m.wait_deadline(), None);
     }
 
     #[test]

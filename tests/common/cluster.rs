@@ -102,7 +102,7 @@ impl Logs {
 
 impl Drop for Logs {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("CHURNWATCH_TEST_KEEP_LOGS").is_some() {
             let kept = self.0.take().unwrap().keep();
             eprintln!("process logs kept in {}", kept.display());
         }
@@ -304,7 +304,10 @@ impl Broker {
         cmd.arg("run")
             .envs(self.names.env())
             .env_remove("CHURNWATCH_CONFIG")
-            .env("RUST_LOG", "info");
+            .env(
+                "RUST_LOG",
+                std::env::var("CHURNWATCH_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            );
         for (k, v) in [
             ("BROKERS", self.bootstrap.as_str()),
             ("CHECKPOINT_INTERVAL_MS", "1000"),

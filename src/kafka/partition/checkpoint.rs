@@ -1,7 +1,6 @@
-//! Checkpoints of one partition task, and what keeps its inputs in step: the changelog
-//! write with the input offsets it reflects (stored for the group, or committed in the
-//! checkpoint's transaction with `exactly_once`), and pausing the inputs that hold records
-//! while the event-time merge waits for a lagging one.
+//! Checkpoints of one partition task: the changelog write with the input offsets it
+//! reflects (stored for the group, or committed in the checkpoint's transaction with
+//! `exactly_once`).
 
 use std::time::Instant;
 
@@ -9,7 +8,6 @@ use rdkafka::consumer::Consumer;
 use tracing::{debug, info};
 
 use super::super::producer::{PublishError, Refused};
-use super::super::worker::Source;
 use super::PartitionTask;
 
 impl PartitionTask {
@@ -26,33 +24,6 @@ impl PartitionTask {
             })?;
         self.producer = producer;
         Ok(())
-    }
-
-    /// Pauses the inputs in `hold` and resumes the others this task paused.
-    pub(super) fn steer(&mut self, hold: &[Source]) {
-        for source in [Source::Cdr, Source::Account, Source::Outcomes] {
-            let (want, is) = (hold.contains(&source), self.paused.contains(&source));
-            if want == is {
-                continue;
-            }
-            let topic = match source {
-                Source::Cdr => &self.topics.cdr,
-                Source::Account => &self.topics.account,
-                Source::Outcomes => &self.topics.outcomes,
-            };
-            let mut tpl = rdkafka::TopicPartitionList::new();
-            tpl.add_partition(topic, self.partition);
-            let done = if want {
-                self.consumer.pause(&tpl)
-            } else {
-                self.consumer.resume(&tpl)
-            };
-            match done {
-                Ok(()) if want => self.paused.push(source),
-                Ok(()) => self.paused.retain(|s| *s != source),
-                Err(e) => debug!(partition = self.partition, error = %e, "pause or resume refused"),
-            }
-        }
     }
 
     pub(super) async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {

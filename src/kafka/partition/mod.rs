@@ -35,7 +35,7 @@ use super::changelog::writer::Checkpointer;
 use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
-use super::merge::{InputMerge, Lag};
+use super::merge::{InputMerge, Lag, RECHECK};
 use super::producer::{publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
@@ -122,8 +122,6 @@ pub(super) struct PartitionTask {
     /// Whom to tell once drained and parked.
     drained: Option<std::sync::mpsc::Sender<()>>,
     merge: InputMerge,
-    /// Inputs paused in the consumer while the merge waits for another.
-    paused: Vec<Source>,
     pending: VecDeque<Pending>,
     idle: IdleClock,
     handles: HashMap<Source, SourceHandles>,
@@ -148,7 +146,7 @@ impl PartitionTask {
             worker,
             checkpointer,
         } = resume;
-        let next_offsets = checkpointer
+        let next_offsets: BTreeMap<String, i64> = checkpointer
             .last()
             .map(|m| m.inputs.iter().cloned().collect())
             .unwrap_or_default();
@@ -158,7 +156,6 @@ impl PartitionTask {
         PartitionTask {
             checkpointer,
             transactional,
-            next_offsets,
             changed: false,
             checkpoint_every,
             checkpoint_due: Instant::now() + checkpoint_every,
@@ -174,12 +171,23 @@ impl PartitionTask {
             max_in_flight: cfg.kafka.max_in_flight,
             outcomes_subscribed: wiring.outcomes_subscribed,
             failures: wiring.failures,
-            merge: InputMerge::default(),
-            paused: Vec::new(),
+            merge: InputMerge::resuming_at(next_offsets.iter().filter_map(|(topic, next)| {
+                let t = &cfg.kafka.topics;
+                let source = [
+                    (Source::Cdr, &t.cdr),
+                    (Source::Account, &t.account),
+                    (Source::Outcomes, &t.outcomes),
+                ]
+                .into_iter()
+                .find(|(_, name)| *name == topic)?
+                .0;
+                Some((source, *next))
+            })),
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
             handles: HashMap::new(),
             suppressed_seen: BTreeMap::new(),
+            next_offsets,
         }
     }
 
@@ -190,7 +198,6 @@ impl PartitionTask {
             Ok(()) => self.serve(rx).await,
             Err(refused) => Err(refused),
         };
-        self.steer(&[]);
         match served {
             Ok(()) => {
                 let done = self.drained.take();
@@ -218,9 +225,8 @@ impl PartitionTask {
     async fn serve(&mut self, mut rx: mpsc::Receiver<Control>) -> Result<(), Refused> {
         loop {
             self.process_ready().await?;
-            let hold = self.merge.holding();
-            self.steer(&hold);
             let waiting = self.merge.wait_deadline();
+            let recheck = waiting.map(|end| end.min(Instant::now() + RECHECK));
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending.len() < self.max_in_flight;
             let checkpoint = self.changed.then_some(self.checkpoint_due);
@@ -230,16 +236,24 @@ impl PartitionTask {
                     self.settle_front().await?;
                 }
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
-                _ = sleep_until_opt(waiting), if waiting.is_some() => {
+                _ = sleep_until_opt(recheck), if recheck.is_some() => {
+                    if waiting.is_some_and(|end| Instant::now() < end) {
+                        continue;
+                    }
                     let lagging = self.merge.wait_over();
+                    let ends: Vec<_> = lagging.iter().map(|s| {
+                        let topic = self.topic_of(*s);
+                        let high = consumer::cached_high_watermark(&self.consumer, topic, self.partition);
+                        (*s, self.merge.next_offset(*s), high)
+                    }).collect();
                     warn!(
                         partition = self.partition,
-                        inputs = ?lagging,
+                        inputs = ?ends,
                         buffered = self.merge.len(),
-                        "inputs lagging past the alignment wait; the others go ahead"
+                        "inputs lagging past the alignment wait (input, next offset, log end); the others go ahead"
                     );
                 }
-                item = rx.recv(), if room && self.merge.len() < self.max_in_flight => {
+                item = rx.recv(), if room && (self.merge.len() < self.max_in_flight || waiting.is_some()) => {
                     let Some(control) = item else { break };
                     if self.control(control).await? {
                         return Ok(());
@@ -251,6 +265,14 @@ impl PartitionTask {
             }
         }
         self.drain().await
+    }
+
+    fn topic_of(&self, source: Source) -> &str {
+        match source {
+            Source::Cdr => &self.topics.cdr,
+            Source::Account => &self.topics.account,
+            Source::Outcomes => &self.topics.outcomes,
+        }
     }
 
     /// Processes buffered records in event-time order while the merge allows and there is
