@@ -3,7 +3,6 @@
 //! Kafka adapter are the only places that read the wall clock.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -20,11 +19,8 @@ use crate::kafka::service::{self, ServiceError, Shared};
 pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Http(#[from] crate::http::HttpError),
     #[error(transparent)]
     Service(#[from] ServiceError),
 }
@@ -47,26 +43,8 @@ pub async fn run(
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    if !cfg.http.listen.is_empty() {
-        let addr: SocketAddr = cfg.http.listen.parse().map_err(|_| ConfigError::Invalid {
-            key: "http.listen".into(),
-            reason: "not host:port".into(),
-        })?;
-        let listener = crate::http::bind(addr)
-            .await
-            .map_err(|source| AppError::Listen {
-                addr: cfg.http.listen.clone(),
-                source,
-            })?;
-        info!(%addr, "http listening");
-        let shared = shared.clone();
-        let done = stopped();
-        tokio::spawn(async move {
-            if let Err(e) = crate::http::serve_on(listener, shared, done).await {
-                warn!(error = %e, "http server stopped");
-            }
-        });
-    }
+    let token_env = std::env::var(crate::http::token::TOKEN_ENV).ok();
+    crate::http::start(&cfg.http, token_env, shared.clone(), &stopped).await?;
     let (reload_tx, reload_rx) = watch::channel(Arc::new(cfg.clone()));
     if let Some(path) = path.clone() {
         tokio::spawn(reloader(path, reload_tx, shared.clone(), stopped()));

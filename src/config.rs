@@ -374,28 +374,44 @@ impl KafkaConfig {
     }
 }
 
-/// The HTTP endpoint: metrics, health, subscriber look-ups.
+/// The HTTP endpoints: metrics and probes on one listener, subscriber look-ups (personal
+/// data, behind a bearer token) on another.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address to listen on; empty turns HTTP off.
+    /// Address of `/metrics`, `/healthz` and `/readyz`; empty turns them off.
     pub listen: String,
+    /// Address of `/subscribers/{msisdn}`; empty (the default) turns look-ups off.
+    pub lookup_listen: String,
+    /// File holding the look-ups' bearer token; empty: `CHURNWATCH_LOOKUP_TOKEN` instead.
+    pub lookup_token_file: String,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: "127.0.0.1:9898".into(),
+            lookup_listen: String::new(),
+            lookup_token_file: String::new(),
         }
     }
 }
 
 impl HttpConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        if !self.listen.is_empty() && self.listen.parse::<std::net::SocketAddr>().is_err() {
+        for (key, addr) in [
+            ("http.listen", &self.listen),
+            ("http.lookup_listen", &self.lookup_listen),
+        ] {
+            if !addr.is_empty() && addr.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(key, format!("`{addr}` is not host:port")));
+            }
+        }
+        let same = self.lookup_listen == self.listen && !self.listen.ends_with(":0");
+        if !self.lookup_listen.is_empty() && same {
             return Err(invalid(
-                "http.listen",
-                format!("`{}` is not host:port", self.listen),
+                "http.lookup_listen",
+                "must differ from http.listen: look-ups need a port of their own",
             ));
         }
         Ok(())
@@ -489,6 +505,22 @@ mod tests {
         let cfg = Config::load_with_env(None, env).unwrap();
         assert_eq!(cfg.kafka.options["security.protocol"], "SASL_SSL");
         assert_eq!(cfg.kafka.options["fetch.wait.max.ms"], "50");
+    }
+
+    #[test]
+    fn the_lookup_listener_is_off_by_default_and_checked_like_the_metrics_one() {
+        assert_eq!(Config::default().http.lookup_listen, "");
+        let env = vec![(
+            "CHURNWATCH__HTTP__LOOKUP_LISTEN".to_string(),
+            "127.0.0.1:9899".to_string(),
+        )];
+        let cfg = Config::load_with_env(None, env).unwrap();
+        assert_eq!(cfg.http.lookup_listen, "127.0.0.1:9899");
+        for bad in ["localhost", "127.0.0.1:9898", "9899"] {
+            let err = Config::from_toml(&format!("[http]\nlookup_listen = \"{bad}\"\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("http.lookup_listen"), "{bad}: {err}");
+        }
     }
 
     #[test]
