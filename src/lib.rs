@@ -12,7 +12,8 @@
 //! - Adapters are thin and sit around it: [`codec`] holds all wire handling (protobuf or
 //!   proto3 JSON to messages, event-time peeks, tickets back into bytes); [`replay`] reads
 //!   files (streamed, validated, merged) and writes tickets and the quality report; [`live`]
-//!   and [`app`] wire the demo and `run`; [`http`] and [`metrics`] serve the endpoints.
+//!   and [`app`] wire the demo and `run`; [`http`] and [`metrics`] serve the endpoints (look-ups
+//!   on a listener of their own, behind a bearer token).
 //! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
 //!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
 //!   `partition` (one task and one engine per partition, inputs merged by event time,

@@ -60,7 +60,8 @@ enum Command {
         partitions: i32,
     },
     /// Run the Kafka service: consume CDR, account and outcome topics, publish care tickets,
-    /// serve /metrics, /healthz, /readyz and /subscribers/{msisdn}. Stops on Ctrl-C/SIGTERM.
+    /// serve /metrics, /healthz, /readyz (`http.listen`) and, with a bearer token,
+    /// /subscribers/{msisdn} (`http.lookup_listen`). Stops on Ctrl-C/SIGTERM.
     Run {
         /// Configuration file (TOML); `CHURNWATCH__SECTION__KEY` variables override it.
         #[arg(long, env = "CHURNWATCH_CONFIG")]
