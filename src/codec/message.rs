@@ -160,6 +160,17 @@ mod tests {
     }
 
     #[test]
+    fn a_number_in_an_enum_field_is_masked_in_the_reason() {
+        for value in ["\"8613012345678\"", "8613012345678"] {
+            let line = GOOD_CDR.replace(r#""type":"VOICE_OUT""#, &format!(r#""type":{value}"#));
+            assert_ne!(line, GOOD_CDR);
+            let reason = cdr_err(&line);
+            assert!(reason.starts_with("unknown record type"), "{reason}");
+            assert!(!reason.contains("8613012345678"), "{reason}");
+        }
+    }
+
+    #[test]
     fn outcomes_decode_and_reject_unknown_values() {
         let o = outcome_from_json(r#"{"ticketId":"t1","subscriber":"8613012345678","eventTimeMs":"1775000000000","outcome":"RETAINED"}"#).unwrap();
         assert_eq!(o.outcome(), proto::Outcome::Retained);
