@@ -77,8 +77,10 @@ impl NumberPlan {
             };
             let national = self.national(number.strip_prefix('+').unwrap_or(number));
             let Some(v) = digits_value(national) else {
+                // The entry is named by its place, not its value: that would be an
+                // (almost) subscriber number, and this text reaches logs.
                 return Err(bad(format!(
-                    "entry {}: `{number}` is not a number",
+                    "entry {}: not a number of 1 to 18 digits",
                     line + 1
                 )));
             };
@@ -310,5 +312,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("numbering.ported_numbers_file"));
+    }
+
+    #[test]
+    fn a_malformed_ported_number_is_named_by_its_entry_not_its_digits() {
+        let err = NumberPlan::new(
+            &NumberingConfig::default(),
+            &[
+                ("13812345678".into(), "china_mobile".into()),
+                ("1381234567x".into(), "china_mobile".into()),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("entry 2"), "{err}");
+        assert!(!err.contains("1381234567"), "{err}");
     }
 }
