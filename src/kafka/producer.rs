@@ -50,6 +50,19 @@ pub fn create_with(cfg: &Config, extra: &[(&str, &str)]) -> Result<FutureProduce
     c.create()
 }
 
+/// librdkafka's default `message.max.bytes`.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// The largest record the producer accepts: `message.max.bytes` from `kafka.options`, or
+/// librdkafka's default (an unreadable value fails at [`create`], as librdkafka checks it).
+pub fn max_message_bytes(cfg: &Config) -> usize {
+    cfg.kafka
+        .options
+        .get("message.max.bytes")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
+}
+
 /// What a publication carries, which decides what a permanent failure does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -239,6 +252,16 @@ mod tests {
             assert_eq!(class(produce(code)), "fatal", "{code:?}");
         }
         assert_eq!(class(KafkaError::Canceled), "retriable");
+    }
+
+    #[test]
+    fn the_producer_limit_is_librdkafkas_default_unless_the_options_set_it() {
+        let mut cfg = Config::default();
+        assert_eq!(max_message_bytes(&cfg), 1_000_000);
+        cfg.kafka
+            .options
+            .insert("message.max.bytes".into(), "3000000".into());
+        assert_eq!(max_message_bytes(&cfg), 3_000_000);
     }
 
     #[test]
