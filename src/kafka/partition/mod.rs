@@ -36,7 +36,7 @@ use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::{InputMerge, Lag, RECHECK};
-use super::producer::{publish, Kind, Publication, PublishError, Refused};
+use super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
 
@@ -345,12 +345,7 @@ impl PartitionTask {
             let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
                 continue;
             };
-            let failure = match fut.await {
-                Ok(Ok(_)) => None,
-                Ok(Err((e, _))) => Some(PublishError::from(e)),
-                Err(_) => Some(PublishError::from(rdkafka::error::KafkaError::Canceled)),
-            };
-            if let Some(e) = failure {
+            if let Some(e) = delivery_failure(fut.await) {
                 if let Some(Sending::Waiting(p, _)) = slot.take() {
                     *slot = Some(Sending::Failed(p, e));
                 }
