@@ -275,3 +275,112 @@ fn a_record_too_large_for_the_producer_is_dead_lettered_cut_and_the_line_goes_on
     drop(p);
     drop(broker);
 }
+
+/// Hostile records among good ones: every bad record is dead-lettered with a reason (and no
+/// subscriber number in it), every good one raises its ticket, and lag returns to 0.
+#[test]
+fn hostile_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets() {
+    let (broker, cfg) = setup("dl-hostile");
+    let topics = cfg.kafka.topics.clone();
+    let (rt, stop, shared) = start(&cfg);
+    let p = producer(&cfg);
+    let now = now_ms();
+    let t = now - 60_000;
+    let call = |id: &str, sub: &str, t: i64| care_call(id, sub, t);
+    let mut wrong_type =
+        proto::CallDetailRecord::decode(&call("w", "8613012340009", t)[..]).unwrap();
+    wrong_type.r#type = -1;
+    let random: Vec<u8> = (0..64u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
+        .collect();
+    let whole = call("cut", "8613012340009", t);
+    // (value, what its reason says)
+    let bad: Vec<(Option<Vec<u8>>, &str)> = vec![
+        (None, "record has no value"),
+        (Some(vec![]), "missing record id"),
+        (Some(random), "invalid protobuf"),
+        (Some(whole[..whole.len() / 2].to_vec()), "invalid protobuf"),
+        (Some(call("nd", "86130abc45678", t)), "non-digit"),
+        (
+            Some(call("fut", "8613012340009", now + 10 * 86_400_000)),
+            "ahead of the clock",
+        ),
+        (
+            Some(call("old", "8613012340009", 978_307_200_000)),
+            "allowed lateness",
+        ),
+        (
+            Some(call("1970", "8613012340009", 1_000)),
+            "outside 2000..2100",
+        ),
+        (Some(call("neg", "8613012340009", -5)), "outside 2000..2100"),
+        (Some(wrong_type.encode_to_vec()), "unknown record type -1"),
+    ];
+    let good: Vec<String> = (0..=bad.len())
+        .map(|i| format!("86130123456{i:02}"))
+        .collect();
+    let mut bad_offsets = Vec::new();
+    let mut offset = 0;
+    for (i, sub) in good.iter().enumerate() {
+        send(
+            &p,
+            &topics.cdr,
+            sub,
+            &call(&format!("g{i}"), sub, t + i as i64),
+        );
+        offset += 1;
+        if let Some((value, _)) = bad.get(i) {
+            let mut r = BaseRecord::<str, [u8]>::to(&topics.cdr).key("hostile");
+            if let Some(v) = value {
+                r = r.payload(v);
+            }
+            p.send(r).unwrap();
+            p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+            bad_offsets.push(offset.to_string());
+            offset += 1;
+        }
+    }
+
+    let dead = read_until(&cfg, &topics.dead_letter, |m| m.len() >= bad.len());
+    assert_eq!(dead.len(), bad.len());
+    let by_offset: Vec<(String, String)> = dead
+        .iter()
+        .map(|d| {
+            (
+                header(d, "source_offset").unwrap(),
+                header(d, "reason").unwrap(),
+            )
+        })
+        .collect();
+    let offsets: Vec<&String> = by_offset.iter().map(|(o, _)| o).collect();
+    assert_eq!(offsets, bad_offsets.iter().collect::<Vec<_>>());
+    for ((_, reason), (_, expected)) in by_offset.iter().zip(&bad) {
+        assert!(
+            !reason.is_empty() && reason.contains(expected),
+            "{reason:?}: {expected}"
+        );
+        assert!(
+            !reason.contains("8613"),
+            "a subscriber number in {reason:?}"
+        );
+    }
+    for (d, (value, _)) in dead.iter().zip(&bad) {
+        let value = value.as_deref().unwrap_or_default();
+        assert_eq!(d.payload().unwrap_or_default(), value, "the original kept");
+        assert_eq!(header(d, "original.size"), Some(value.len().to_string()));
+        assert_eq!(header(d, "original.sha256"), Some(sha256_hex(value)));
+        assert_eq!(header(d, "truncated"), None);
+    }
+
+    let tickets = read_until(&cfg, &topics.tickets, |m| {
+        good.iter()
+            .all(|s| m.iter().any(|t| subscriber_of(t) == *s))
+    });
+    assert!(tickets.iter().all(|t| good.contains(&subscriber_of(t))));
+    wait_consumed(&shared, &topics.cdr, offset);
+    wait_committed_to_log_end(&cfg, &topics.cdr);
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+    drop(p);
+    drop(broker);
+}
