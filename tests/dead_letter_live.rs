@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use churnwatch::config::Config;
+use churnwatch::config::{Config, Format};
 use churnwatch::kafka::embedded::EmbeddedBroker;
 use churnwatch::kafka::service::{self, Shared};
 use churnwatch::proto;
@@ -276,30 +276,83 @@ fn a_record_too_large_for_the_producer_is_dead_lettered_cut_and_the_line_goes_on
     drop(broker);
 }
 
-/// Hostile records among good ones: every bad record is dead-lettered with a reason (and no
-/// subscriber number in it), every good one raises its ticket, and lag returns to 0.
+/// A care call encoded as `format` (proto3 JSON for JSON).
+fn care_call_as(format: Format, id: &str, sub: &str, t: i64) -> Vec<u8> {
+    let bytes = care_call(id, sub, t);
+    match format {
+        Format::Protobuf => bytes,
+        Format::Json => {
+            serde_json::to_vec(&proto::CallDetailRecord::decode(&bytes[..]).unwrap()).unwrap()
+        }
+    }
+}
+
+/// Bytes that are neither UTF-8 nor protobuf.
+fn random_bytes() -> Vec<u8> {
+    (0..64u32)
+        .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
+        .collect()
+}
+
+/// Hostile protobuf records among good ones: every bad record is dead-lettered with a reason
+/// (and no subscriber number in it), every good one raises its ticket, and lag returns to 0.
 #[test]
 fn hostile_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets() {
-    let (broker, cfg) = setup("dl-hostile");
+    let t = now_ms() - 60_000;
+    let mut wrong_type = proto::CallDetailRecord::decode(
+        &care_call_as(Format::Protobuf, "w", "8613012340009", t)[..],
+    )
+    .unwrap();
+    wrong_type.r#type = -1;
+    let whole = care_call_as(Format::Protobuf, "cut", "8613012340009", t);
+    let specific = vec![
+        (Some(vec![]), "missing record id"),
+        (Some(random_bytes()), "invalid protobuf"),
+        (Some(whole[..whole.len() / 2].to_vec()), "invalid protobuf"),
+        (Some(wrong_type.encode_to_vec()), "unknown record type -1"),
+    ];
+    hostile_records_among_good_ones("dl-hostile-pb", Format::Protobuf, specific);
+}
+
+/// The same with JSON input, plus JSON of the wrong shape.
+#[test]
+fn hostile_json_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets() {
+    let t = now_ms() - 60_000;
+    let whole = care_call_as(Format::Json, "cut", "8613012340009", t);
+    let mut wrong_type: serde_json::Value = serde_json::from_slice(&whole).unwrap();
+    wrong_type["type"] = "NOT_A_TYPE".into();
+    let specific = vec![
+        (Some(vec![]), "invalid record"),
+        (Some(random_bytes()), "invalid UTF-8"),
+        (Some(whole[..whole.len() / 2].to_vec()), "invalid record"),
+        (Some(b"[1, 2, 3]".to_vec()), "invalid record"),
+        (
+            Some(br#"{"recordId": 5, "subscriber": ["x"]}"#.to_vec()),
+            "invalid record",
+        ),
+        (Some(serde_json::to_vec(&wrong_type).unwrap()), "NOT_A_TYPE"),
+    ];
+    hostile_records_among_good_ones("dl-hostile-json", Format::Json, specific);
+}
+
+/// Sends good care calls (each raises a ticket) with one bad record after each of the
+/// first: those of `specific` (value, a fragment of its reason) and the hostile records
+/// any format shares; then checks the dead letters, the tickets and the group's lag.
+fn hostile_records_among_good_ones(
+    test: &str,
+    format: Format,
+    specific: Vec<(Option<Vec<u8>>, &str)>,
+) {
+    let (broker, mut cfg) = setup(test);
+    cfg.kafka.input_format = format;
     let topics = cfg.kafka.topics.clone();
     let (rt, stop, shared) = start(&cfg);
     let p = producer(&cfg);
     let now = now_ms();
     let t = now - 60_000;
-    let call = |id: &str, sub: &str, t: i64| care_call(id, sub, t);
-    let mut wrong_type =
-        proto::CallDetailRecord::decode(&call("w", "8613012340009", t)[..]).unwrap();
-    wrong_type.r#type = -1;
-    let random: Vec<u8> = (0..64u32)
-        .map(|i| (i.wrapping_mul(2_246_822_519) >> 13) as u8)
-        .collect();
-    let whole = call("cut", "8613012340009", t);
-    // (value, what its reason says)
-    let bad: Vec<(Option<Vec<u8>>, &str)> = vec![
+    let call = |id: &str, sub: &str, t: i64| care_call_as(format, id, sub, t);
+    let mut bad: Vec<(Option<Vec<u8>>, &str)> = vec![
         (None, "record has no value"),
-        (Some(vec![]), "missing record id"),
-        (Some(random), "invalid protobuf"),
-        (Some(whole[..whole.len() / 2].to_vec()), "invalid protobuf"),
         (Some(call("nd", "86130abc45678", t)), "non-digit"),
         (
             Some(call("fut", "8613012340009", now + 10 * 86_400_000)),
@@ -314,8 +367,8 @@ fn hostile_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets()
             "outside 2000..2100",
         ),
         (Some(call("neg", "8613012340009", -5)), "outside 2000..2100"),
-        (Some(wrong_type.encode_to_vec()), "unknown record type -1"),
     ];
+    bad.extend(specific);
     let good: Vec<String> = (0..=bad.len())
         .map(|i| format!("86130123456{i:02}"))
         .collect();
