@@ -437,3 +437,43 @@ fn hostile_records_among_good_ones(
     drop(p);
     drop(broker);
 }
+
+/// A dead letter the broker refuses as unauthorized is not given up like a permanent
+/// failure: the producer cannot go on, so the service stops with an error naming the topic.
+#[test]
+fn an_unauthorized_dead_letter_stops_the_service_with_a_fatal_error() {
+    let (broker, cfg) = setup("dl-fatal");
+    let topics = cfg.kafka.topics.clone();
+    let p = producer(&cfg);
+    send(&p, &topics.cdr, "hostile", b"\xff\xfe not protobuf");
+    broker.mock().unwrap().request_errors(
+        rdkafka::types::RDKafkaApiKey::Produce,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
+    let shared = Shared::default();
+    let run = service::run(cfg, vec![], shared.clone(), rx, std::future::pending());
+    let err = rt
+        .block_on(async { tokio::time::timeout(WITHIN, run).await })
+        .expect("the service stops")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("publishing to `{}`", topics.dead_letter)) && err.contains("fatal"),
+        "{err}"
+    );
+    let fatal = shared
+        .metrics
+        .publish_failures
+        .with_label_values(&[&topics.dead_letter, "fatal"])
+        .get();
+    assert_eq!(fatal, 1);
+    drop(rt);
+    drop(p);
+    drop(broker);
+}
