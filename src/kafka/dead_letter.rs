@@ -6,12 +6,12 @@
 //! why (`reason`), so an operator can fix and replay it. Its offset advances like any
 //! other record's: poison input is deterministic, and redelivery would not help.
 //!
-//! A dead letter must fit the producer's `message.max.bytes` ([`super::producer::max_message_bytes`]):
-//! a record can be dead-lettered *because* it is too large, and a copy that the producer
-//! refuses is lost. So the value is cut to what fits beside the key and headers
-//! ([`payload_budget`]), and the headers say what was cut: `original.size` (the value's
-//! length in bytes), `original.sha256` (hex digest of the full value, to match the copy to
-//! its source) and, only when cut, `truncated=true`.
+//! A dead letter must fit the producer's `message.max.bytes`
+//! ([`super::producer::max_message_bytes`]): a record can be dead-lettered *because* it is
+//! too large, and a copy that the producer refuses is lost. So the value is cut to what
+//! fits beside the key and headers ([`payload_budget`]), and the headers say what was cut:
+//! `original.size` (the value's length in bytes), `original.sha256` (hex digest of the
+//! full value, to match the copy to its source) and, only when cut, `truncated=true`.
 //!
 //! A [`Reason`] has two faces. Its text is the `reason` header, for people; its
 //! [`Reason::kind`] is the `reason` label of `churnwatch_dead_lettered_total`, one of six
