@@ -16,7 +16,8 @@
 //!   restored before its first record, and the inputs start at its checkpoint.
 //! - [`producer`]: publishing tickets and dead letters.
 //! - [`transaction`]: with `exactly_once`, one Kafka transaction per checkpoint.
-//! - [`dead_letter`]: records set aside, with their original bytes and the reason.
+//! - [`dead_letter`]: records set aside, with their original bytes (cut to fit the
+//!   producer's `message.max.bytes`, with their size and digest) and the reason.
 //! - [`worker`]: one partition's processing without I/O (bytes in, tickets and dead
 //!   letters out), the same engine code as `replay`.
 //! - [`idle`]: when a quiet partition's event-time clock follows the wall clock, so its

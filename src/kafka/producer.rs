@@ -13,8 +13,12 @@
 //!   a restart with the cause fixed the ticket goes out. A *dead letter* is logged and
 //!   counted and given up: its record could not be used anyway, and bad input must not
 //!   stop the line.
-//! - **Fatal** (authorization, a fenced producer, librdkafka's fatal error): the producer
-//!   cannot go on, and the service stops with an error.
+//! - **Fatal** (authentication or authorization, a fenced producer, settings every record
+//!   would fail on, librdkafka's fatal error): the producer cannot go on, and the service
+//!   stops with an error (and `churnwatch run` exits non-zero).
+//!
+//! A failure is sorted the same way whether librdkafka refuses to enqueue the record
+//! ([`publish`]) or its delivery report says it failed ([`delivery_failure`]).
 //!
 //! Every failure but a full queue is counted in
 //! `churnwatch_publish_failures_total{topic,class}`.
@@ -23,6 +27,7 @@ use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tracing::{debug, warn};
 
@@ -48,6 +53,19 @@ pub fn create_with(cfg: &Config, extra: &[(&str, &str)]) -> Result<FutureProduce
         c.set(*k, *v);
     }
     c.create()
+}
+
+/// librdkafka's default `message.max.bytes`.
+pub const DEFAULT_MESSAGE_MAX_BYTES: usize = 1_000_000;
+
+/// The largest record the producer accepts: `message.max.bytes` from `kafka.options`, or
+/// librdkafka's default (an unreadable value fails at [`create`], as librdkafka checks it).
+pub fn max_message_bytes(cfg: &Config) -> usize {
+    cfg.kafka
+        .options
+        .get("message.max.bytes")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(DEFAULT_MESSAGE_MAX_BYTES)
 }
 
 /// What a publication carries, which decides what a permanent failure does.
@@ -108,9 +126,14 @@ impl From<KafkaError> for PublishError {
             | C::ProducerFenced
             | C::TopicAuthorizationFailed
             | C::ClusterAuthorizationFailed
+            | C::GroupAuthorizationFailed
             | C::TransactionalIdAuthorizationFailed
+            | C::DelegationTokenAuthorizationFailed
             | C::Authentication
-            | C::SaslAuthenticationFailed => PublishError::Fatal(e),
+            | C::SaslAuthenticationFailed
+            | C::UnsupportedSASLMechanism
+            | C::InvalidRequiredAcks
+            | C::UnsupportedCompressionType => PublishError::Fatal(e),
             _ => PublishError::Retriable(e),
         }
     }
@@ -142,6 +165,17 @@ impl PublishError {
                 .with_label_values(&[topic, self.class()])
                 .inc();
         }
+    }
+}
+
+/// What a delivery report says: `None` once the broker acknowledged the record, or the
+/// failure, sorted as an enqueue failure is. A report lost with the producer (`Err`, the
+/// future's sender dropped) is retriable: the record is sent again.
+pub(super) fn delivery_failure<E>(report: Result<OwnedDeliveryResult, E>) -> Option<PublishError> {
+    match report {
+        Ok(Ok(_)) => None,
+        Ok(Err((e, _))) => Some(PublishError::from(e)),
+        Err(_) => Some(PublishError::from(KafkaError::Canceled)),
     }
 }
 
@@ -234,11 +268,67 @@ mod tests {
             C::Fenced,
             C::TopicAuthorizationFailed,
             C::ClusterAuthorizationFailed,
+            C::TransactionalIdAuthorizationFailed,
             C::SaslAuthenticationFailed,
+            C::Authentication,
+            C::UnsupportedCompressionType,
         ] {
             assert_eq!(class(produce(code)), "fatal", "{code:?}");
         }
         assert_eq!(class(KafkaError::Canceled), "retriable");
+    }
+
+    #[test]
+    fn delivery_reports_are_sorted_as_enqueue_failures_are() {
+        use rdkafka::message::OwnedMessage;
+        use rdkafka::producer::future_producer::Delivery;
+        use RDKafkaErrorCode as C;
+        let failed = |code| -> Result<OwnedDeliveryResult, ()> {
+            let m = OwnedMessage::new(
+                Some(vec![0; 4]),
+                None,
+                "dlq".into(),
+                rdkafka::Timestamp::NotAvailable,
+                0,
+                -1,
+                None,
+            );
+            Ok(Err((KafkaError::MessageProduction(code), m)))
+        };
+        let class = |r| delivery_failure(r).map(|e: PublishError| e.class());
+        let delivered = Ok(Ok(Delivery {
+            partition: 0,
+            offset: 5,
+            timestamp: rdkafka::Timestamp::NotAvailable,
+        }));
+        assert_eq!(class(delivered), None);
+        for (code, expected) in [
+            (C::MessageSizeTooLarge, "permanent"),
+            (C::InvalidMessage, "permanent"),
+            (C::InvalidRecord, "permanent"),
+            (C::UnknownTopic, "permanent"),
+            (C::UnknownTopicOrPartition, "permanent"),
+            (C::UnknownPartition, "permanent"),
+            (C::TopicAuthorizationFailed, "fatal"),
+            (C::ClusterAuthorizationFailed, "fatal"),
+            (C::Fatal, "fatal"),
+            (C::MessageTimedOut, "retriable"),
+            (C::RequestTimedOut, "retriable"),
+            (C::NotLeaderForPartition, "retriable"),
+        ] {
+            assert_eq!(class(failed(code)), Some(expected), "{code:?}");
+        }
+        assert_eq!(class(Err(())), Some("retriable"), "report lost");
+    }
+
+    #[test]
+    fn the_producer_limit_is_librdkafkas_default_unless_the_options_set_it() {
+        let mut cfg = Config::default();
+        assert_eq!(max_message_bytes(&cfg), 1_000_000);
+        cfg.kafka
+            .options
+            .insert("message.max.bytes".into(), "3000000".into());
+        assert_eq!(max_message_bytes(&cfg), 3_000_000);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use super::consumer::{self, InputConsumer};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::{InputMerge, Lag, RECHECK};
-use super::producer::{publish, Kind, Publication, PublishError, Refused};
+use super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
 
@@ -105,6 +105,8 @@ pub(super) struct PartitionTask {
     consumer: Arc<InputConsumer>,
     shared: Shared,
     topics: TopicsConfig,
+    /// The producer's `message.max.bytes`: dead letters are cut to fit it.
+    dead_letter_max_bytes: usize,
     ticket_format: Format,
     input_format: Format,
     max_in_flight: usize,
@@ -166,6 +168,7 @@ impl PartitionTask {
             consumer: wiring.consumer,
             shared: wiring.shared,
             topics: cfg.kafka.topics.clone(),
+            dead_letter_max_bytes: super::producer::max_message_bytes(cfg),
             ticket_format: cfg.kafka.ticket_format,
             input_format: cfg.kafka.input_format,
             max_in_flight: cfg.kafka.max_in_flight,
@@ -342,12 +345,7 @@ impl PartitionTask {
             let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
                 continue;
             };
-            let failure = match fut.await {
-                Ok(Ok(_)) => None,
-                Ok(Err((e, _))) => Some(PublishError::from(e)),
-                Err(_) => Some(PublishError::from(rdkafka::error::KafkaError::Canceled)),
-            };
-            if let Some(e) = failure {
+            if let Some(e) = delivery_failure(fut.await) {
                 if let Some(Sending::Waiting(p, _)) = slot.take() {
                     *slot = Some(Sending::Failed(p, e));
                 }
@@ -452,7 +450,8 @@ impl PartitionTask {
         self.count_record(m, source, &out, now);
         let mut publications = Vec::new();
         if let Some(dl) = &out.dead_letter {
-            publications.push(dead_letter::publication(dl, m, &self.topics.dead_letter));
+            let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
+            publications.push(dead_letter::publication(dl, m, topic, max));
         }
         publications.extend(self.ticket_publications(&out.tickets));
         match self.next_offsets.get_mut(m.topic()) {
