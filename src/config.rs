@@ -241,6 +241,10 @@ pub struct KafkaConfig {
     /// follows the wall clock from the last record, so its days still close (Flink's source
     /// idleness); 0 turns it off.
     pub idle_timeout_ms: u64,
+    /// A partition with records waiting that makes no progress for this long is reported
+    /// stalled (`/readyz` 503, `churnwatch_partition_stalled`); 0 turns it off. Longer than
+    /// the event-time merge's 30 s wait, so a wait is never taken for a stall.
+    pub stall_timeout_ms: u64,
     /// How often each partition writes a checkpoint to the changelog: the subscribers
     /// changed since the last one, the partition's own state and the input offsets it
     /// reflects. A crash re-reads at most this much input.
@@ -268,6 +272,7 @@ impl Default for KafkaConfig {
             drain_timeout_ms: 10_000,
             session_timeout_ms: 45_000,
             idle_timeout_ms: 300_000,
+            stall_timeout_ms: 120_000,
             checkpoint_interval_ms: 5_000,
             processing_guarantee: Guarantee::AtLeastOnce,
             options: Default::default(),
@@ -340,6 +345,14 @@ impl KafkaConfig {
             return Err(invalid(
                 "kafka.idle_timeout_ms",
                 "must be 0 (off) or 1000 ms to 7 days",
+            ));
+        }
+        if self.stall_timeout_ms != 0
+            && !(60_000..=MAX_IDLE_TIMEOUT_MS).contains(&self.stall_timeout_ms)
+        {
+            return Err(invalid(
+                "kafka.stall_timeout_ms",
+                "must be 0 (off) or 60000 ms to 7 days (longer than the merge's 30 s wait)",
             ));
         }
         let inputs = [&t.cdr, &t.account, &t.outcomes, &t.tickets, &t.dead_letter];
@@ -476,6 +489,18 @@ mod tests {
         )];
         let err = Config::load_with_env(None, bad).unwrap_err();
         assert!(err.to_string().contains("kafka.max_in_flight"), "{err}");
+    }
+
+    #[test]
+    fn a_stall_timeout_is_off_or_longer_than_the_merge_wait() {
+        for ok in [0, 60_000, 120_000] {
+            Config::from_toml(&format!("[kafka]\nstall_timeout_ms = {ok}\n")).unwrap();
+        }
+        for bad in [1, 30_000, MAX_IDLE_TIMEOUT_MS + 1] {
+            let err = Config::from_toml(&format!("[kafka]\nstall_timeout_ms = {bad}\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("kafka.stall_timeout_ms"), "{bad}: {err}");
+        }
     }
 
     #[test]

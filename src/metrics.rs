@@ -30,6 +30,7 @@ pub struct Metrics {
     pub subscribers: IntGaugeVec,
     pub state_bytes: IntGaugeVec,
     pub partition_idle: IntGaugeVec,
+    pub partition_stalled: IntGaugeVec,
     pub rebalances: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub config_version: IntGauge,
@@ -270,6 +271,7 @@ struct StateMetrics {
     subscribers: IntGaugeVec,
     state_bytes: IntGaugeVec,
     partition_idle: IntGaugeVec,
+    partition_stalled: IntGaugeVec,
 }
 
 fn state_metrics(r: &Registry) -> StateMetrics {
@@ -280,6 +282,12 @@ fn state_metrics(r: &Registry) -> StateMetrics {
             r,
             "churnwatch_partition_idle",
             "1 while a partition's inputs are idle and its event-time clock follows the wall clock.",
+            &["partition"],
+        ),
+        partition_stalled: gauge(
+            r,
+            "churnwatch_partition_stalled",
+            "1 while a partition has records waiting and has made no progress for kafka.stall_timeout_ms.",
             &["partition"],
         ),
     }
@@ -369,6 +377,7 @@ impl Metrics {
             subscribers,
             state_bytes,
             partition_idle,
+            partition_stalled,
         } = state_metrics(&r);
         let ServiceMetrics {
             rebalances,
@@ -398,6 +407,7 @@ impl Metrics {
             subscribers,
             state_bytes,
             partition_idle,
+            partition_stalled,
             rebalances,
             assigned_partitions,
             config_version,

@@ -37,6 +37,7 @@ use super::assign::Assigner;
 use super::client_config;
 use super::merge::Lag;
 use super::shared::{Control, Shared, Stop};
+use super::stall::InputSample;
 use super::worker::Source;
 
 /// The service's consumer of the input topics.
@@ -50,6 +51,9 @@ pub(super) fn create(
 ) -> Result<InputConsumer, KafkaError> {
     let ctx = RebalanceContext {
         shared: assigner.shared.clone(),
+        stalls: std::sync::Mutex::new(super::stall::StallWatch::new(Duration::from_millis(
+            cfg.kafka.stall_timeout_ms,
+        ))),
         drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
         assigner,
         failures,
@@ -84,6 +88,7 @@ pub(super) fn create(
 /// statistics feed the consumer-lag gauge.
 pub struct RebalanceContext {
     shared: Shared,
+    stalls: std::sync::Mutex<super::stall::StallWatch>,
     drain_timeout: Duration,
     assigner: Arc<Assigner>,
     failures: mpsc::UnboundedSender<Stop>,
@@ -91,16 +96,56 @@ pub struct RebalanceContext {
 
 impl ClientContext for RebalanceContext {
     fn stats(&self, stats: Statistics) {
+        let mut sample: std::collections::BTreeMap<i32, Vec<InputSample>> = Default::default();
         for (topic, t) in &stats.topics {
             for (p, part) in &t.partitions {
-                if *p >= 0 && part.consumer_lag >= 0 {
+                if *p < 0 {
+                    continue;
+                }
+                if part.consumer_lag >= 0 {
                     self.shared
                         .metrics
                         .consumer_lag
                         .with_label_values(&[topic, &p.to_string()])
                         .set(part.consumer_lag);
                 }
+                if part.fetch_state != "none" && part.fetch_state != "stopped" {
+                    sample.entry(*p).or_default().push(InputSample {
+                        app_offset: part.app_offset,
+                        committed_offset: part.committed_offset,
+                        hi_offset: part.hi_offset,
+                    });
+                }
             }
+        }
+        self.watch_stalls(&sample);
+    }
+}
+
+impl RebalanceContext {
+    /// Feeds the stall watch one statistics sample; sets `churnwatch_partition_stalled`
+    /// and the reason `/readyz` gives.
+    fn watch_stalls(&self, sample: &std::collections::BTreeMap<i32, Vec<InputSample>>) {
+        let Ok(mut watch) = self.stalls.lock() else {
+            return;
+        };
+        let gauge = &self.shared.metrics.partition_stalled;
+        for p in watch.partitions() {
+            gauge.with_label_values(&[&p.to_string()]).set(0);
+        }
+        let now = std::time::Instant::now();
+        watch.observe(sample, now);
+        let stalls = watch.stalled(now);
+        for s in &stalls {
+            gauge.with_label_values(&[&s.partition.to_string()]).set(1);
+        }
+        let reason = super::stall::reason(&stalls);
+        if let Some(r) = &reason {
+            warn!(reason = %r, "partition stalled");
+            self.shared.set_ready(false, r);
+        }
+        if let Ok(mut s) = self.shared.stalled.lock() {
+            *s = reason;
         }
     }
 }

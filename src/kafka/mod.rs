@@ -46,6 +46,7 @@ pub mod partition;
 pub mod producer;
 pub mod service;
 pub mod shared;
+pub mod stall;
 pub mod transaction;
 pub mod worker;
 

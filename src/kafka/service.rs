@@ -365,9 +365,11 @@ impl Service {
             .producer
             .client()
             .fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
-        match probe {
-            Ok(_) => self.shared.set_ready(true, ""),
-            Err(e) => self
+        let stalled = self.shared.stalled.lock().ok().and_then(|s| s.clone());
+        match (probe, stalled) {
+            (Ok(_), None) => self.shared.set_ready(true, ""),
+            (Ok(_), Some(stall)) => self.shared.set_ready(false, &stall),
+            (Err(e), _) => self
                 .shared
                 .set_ready(false, &format!("broker unreachable: {e}")),
         }

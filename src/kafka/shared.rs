@@ -58,6 +58,9 @@ pub struct Shared {
     pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
     /// Partitions being restored: (changelog records read, records to read).
     pub restoring: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, (u64, u64)>>>,
+    /// The partitions stalled at the last statistics sample, as `/readyz` says it
+    /// (see [`super::stall`]); `None` when none is.
+    pub stalled: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
