@@ -88,12 +88,14 @@ fn explain_json(line: &str, err: serde_json::Error, enums: &[EnumField]) -> Deco
                     _ => {}
                 },
                 serde_json::Value::String(s) if !enum_name_known(path, s) => {
+                    // Quoted masked, like serde's own text: it may be a subscriber number.
+                    let value = mask_digit_runs(s);
                     return if path == &["type"] {
-                        DecodeError::UnknownRecordTypeName(s.clone())
+                        DecodeError::UnknownRecordTypeName(value)
                     } else {
                         DecodeError::UnknownEnumName {
                             field: path[path.len() - 1],
-                            value: s.clone(),
+                            value,
                         }
                     };
                 }
@@ -157,6 +159,13 @@ mod tests {
         let reason = cdr_err(&line);
         assert!(reason.contains("*********5678"), "{reason}");
         assert!(!reason.contains("8613012345678"), "{reason}");
+    }
+
+    #[test]
+    fn an_unknown_enum_name_is_quoted_without_a_full_number() {
+        // Found by tests/hostile_input.rs: a subscriber number in `type` was quoted whole.
+        let line = GOOD_CDR.replace(r#""VOICE_OUT""#, r#""8613012345678""#);
+        assert_eq!(cdr_err(&line), "unknown record type \"*********5678\"");
     }
 
     #[test]
