@@ -1,9 +1,11 @@
 //! Masking of digit runs in error text. serde quotes the offending value in its messages,
 //! and that value may be a subscriber number; the text ends up in terminals and in
 //! dead-letter topics, so every run long enough to be a number keeps only its last four
-//! digits.
+//! digits. Control characters are escaped too (a newline in a quoted field name would
+//! otherwise split a reason over lines, in a terminal or a log).
 
-/// Replaces all but the last four digits of every run of 7 or more digits with `*`.
+/// Replaces all but the last four digits of every run of 7 or more digits with `*`, and
+/// writes control characters escaped (`\n`), so the text stays on one line.
 pub(super) fn mask_digit_runs(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = String::with_capacity(s.len());
@@ -19,7 +21,11 @@ pub(super) fn mask_digit_runs(s: &str) -> String {
             i += run;
         } else {
             let ch = s[i..].chars().next().unwrap_or(' ');
-            out.push(ch);
+            if ch.is_control() {
+                out.extend(ch.escape_default());
+            } else {
+                out.push(ch);
+            }
             i += ch.len_utf8().max(1);
         }
     }
@@ -35,6 +41,16 @@ mod tests {
         assert_eq!(
             mask_digit_runs("at column 42, 中 123456"),
             "at column 42, 中 123456"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        // Found by tests/hostile_input.rs: a field name `a\nb` in a JSON line was quoted
+        // with a raw newline.
+        assert_eq!(
+            mask_digit_runs("field `a\nb`\t\u{7f}"),
+            "field `a\\nb`\\t\\u{7f}"
         );
     }
 }

@@ -88,12 +88,14 @@ fn explain_json(line: &str, err: serde_json::Error, enums: &[EnumField]) -> Deco
                     _ => {}
                 },
                 serde_json::Value::String(s) if !enum_name_known(path, s) => {
+                    // Quoted masked, like serde's own text: it may be a subscriber number.
+                    let value = mask_digit_runs(s);
                     return if path == &["type"] {
-                        DecodeError::UnknownRecordTypeName(s.clone())
+                        DecodeError::UnknownRecordTypeName(value)
                     } else {
                         DecodeError::UnknownEnumName {
                             field: path[path.len() - 1],
-                            value: s.clone(),
+                            value,
                         }
                     };
                 }

@@ -3,6 +3,7 @@
 //! adapter: ids present, the subscriber an E.164 number, event times in 2000..2100, enums
 //! known and billing periods well formed. The core never sees a malformed record.
 
+use super::mask::mask_digit_runs;
 use super::DecodeError;
 use crate::detect::event::fnv1a;
 use crate::detect::{
@@ -45,8 +46,10 @@ fn field_time(field: &'static str, ms: i64) -> Result<i64, DecodeError> {
     }
 }
 
+/// A bad period is quoted with long digit runs masked: a producer that mixes up its fields
+/// may put the subscriber number there, and the text becomes the dead-letter reason.
 fn period(s: &str) -> Result<Period, DecodeError> {
-    Period::parse(s).ok_or_else(|| DecodeError::BadPeriod(s.to_string()))
+    Period::parse(s).ok_or_else(|| DecodeError::BadPeriod(mask_digit_runs(s)))
 }
 
 /// Validates a CDR and converts it, borrowing `other_party` from the message.
@@ -285,6 +288,14 @@ mod tests {
             acct_err(&format!(r#"{base},"suspended":{{"reason":"HOLIDAY"}}}}"#)),
             "unknown enum value \"HOLIDAY\" in reason"
         );
+    }
+
+    #[test]
+    fn a_subscriber_number_in_the_period_is_not_quoted() {
+        // Found by tests/hostile_input.rs: the reason quoted the period as given.
+        let base = r#"{"eventId":"a1","subscriber":"8613012345678","eventTimeMs":"1775000000000""#;
+        let line = format!(r#"{base},"billOverdue":{{"period":"8613012345678"}}}}"#);
+        assert_eq!(acct_err(&line), "bad billing period \"*********5678\"");
     }
 
     #[test]
