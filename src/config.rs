@@ -398,6 +398,11 @@ pub struct HttpConfig {
     pub lookup_listen: String,
     /// File holding the look-ups' bearer token; empty: `CHURNWATCH_LOOKUP_TOKEN` instead.
     pub lookup_token_file: String,
+    /// Tickets older than this (by creation event time) drop off the look-up's recent list.
+    pub recent_tickets_days: u32,
+    /// Subscribers whose recent tickets are kept for look-ups; past it, those whose newest
+    /// ticket is oldest are dropped (checked every 5 s).
+    pub recent_tickets_max_subscribers: usize,
 }
 
 impl Default for HttpConfig {
@@ -406,6 +411,8 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:9898".into(),
             lookup_listen: String::new(),
             lookup_token_file: String::new(),
+            recent_tickets_days: 30,
+            recent_tickets_max_subscribers: 100_000,
         }
     }
 }
@@ -425,6 +432,15 @@ impl HttpConfig {
             return Err(invalid(
                 "http.lookup_listen",
                 "must differ from http.listen: look-ups need a port of their own",
+            ));
+        }
+        if !(1..=3_650).contains(&self.recent_tickets_days) {
+            return Err(invalid("http.recent_tickets_days", "must be 1 to 3650"));
+        }
+        if !(1..=100_000_000).contains(&self.recent_tickets_max_subscribers) {
+            return Err(invalid(
+                "http.recent_tickets_max_subscribers",
+                "must be 1 to 100000000",
             ));
         }
         Ok(())
@@ -545,6 +561,23 @@ mod tests {
             let err = Config::from_toml(&format!("[http]\nlookup_listen = \"{bad}\"\n"));
             let err = err.map(|_| ()).unwrap_err().to_string();
             assert!(err.contains("http.lookup_listen"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn recent_ticket_bounds_are_checked_naming_the_key() {
+        let cfg = Config::default();
+        assert_eq!(cfg.http.recent_tickets_days, 30);
+        assert_eq!(cfg.http.recent_tickets_max_subscribers, 100_000);
+        for (key, bad) in [
+            ("recent_tickets_days", 0),
+            ("recent_tickets_days", 3_651),
+            ("recent_tickets_max_subscribers", 0),
+            ("recent_tickets_max_subscribers", 100_000_001),
+        ] {
+            let err = Config::from_toml(&format!("[http]\n{key} = {bad}\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(&format!("http.{key}")), "{bad}: {err}");
         }
     }
 

@@ -29,6 +29,8 @@ pub struct Metrics {
     pub suppressed: IntCounterVec,
     pub subscribers: IntGaugeVec,
     pub state_bytes: IntGaugeVec,
+    pub recent_tickets_pruned: IntCounterVec,
+    pub recent_tickets_subscribers: IntGauge,
     pub partition_idle: IntGaugeVec,
     pub partition_stalled: IntGaugeVec,
     pub rebalances: IntCounterVec,
@@ -270,6 +272,8 @@ fn ticket_metrics(r: &Registry) -> TicketMetrics {
 struct StateMetrics {
     subscribers: IntGaugeVec,
     state_bytes: IntGaugeVec,
+    recent_tickets_pruned: IntCounterVec,
+    recent_tickets_subscribers: IntGauge,
     partition_idle: IntGaugeVec,
     partition_stalled: IntGaugeVec,
 }
@@ -278,6 +282,20 @@ fn state_metrics(r: &Registry) -> StateMetrics {
     StateMetrics {
         subscribers: gauge(r, "churnwatch_subscribers", "Subscribers in state, per partition.", &["partition"]),
         state_bytes: gauge(r, "churnwatch_state_bytes", "Bytes of subscriber state, per partition.", &["partition"]),
+        recent_tickets_pruned: counter(
+            r,
+            "churnwatch_recent_tickets_pruned_total",
+            "Tickets dropped from the agent screens' recent list, by reason (age, cap).",
+            &["reason"],
+        ),
+        recent_tickets_subscribers: register(
+            r,
+            IntGauge::new(
+                "churnwatch_recent_tickets_subscribers",
+                "Subscribers with recent tickets held for agent screens.",
+            )
+            .expect("valid"),
+        ),
         partition_idle: gauge(
             r,
             "churnwatch_partition_idle",
@@ -376,6 +394,8 @@ impl Metrics {
         let StateMetrics {
             subscribers,
             state_bytes,
+            recent_tickets_pruned,
+            recent_tickets_subscribers,
             partition_idle,
             partition_stalled,
         } = state_metrics(&r);
@@ -406,6 +426,8 @@ impl Metrics {
             suppressed,
             subscribers,
             state_bytes,
+            recent_tickets_pruned,
+            recent_tickets_subscribers,
             partition_idle,
             partition_stalled,
             rebalances,

@@ -50,6 +50,7 @@ async fn start(env_token: Option<&str>) -> Result<Bound, HttpError> {
         listen: "127.0.0.1:0".into(),
         lookup_listen: "127.0.0.1:0".into(),
         lookup_token_file: String::new(),
+        ..HttpConfig::default()
     };
     let shared = shared_holding_one_subscriber();
     http::start(

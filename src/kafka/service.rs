@@ -361,6 +361,12 @@ impl Service {
 
     /// Readiness follows whether the broker answers a metadata request.
     fn check_health(&self) {
+        let http = &self.cfg.http;
+        self.shared.prune_recent_tickets(
+            super::partition::wall_clock_ms(),
+            i64::from(http.recent_tickets_days) * 86_400_000,
+            http.recent_tickets_max_subscribers,
+        );
         let probe = self
             .producer
             .client()

@@ -5,6 +5,10 @@
 //! through it) and the last few tickets per subscriber for agent screens. Of the adapter
 //! it uses only [`Source`], so the consumer, the partition task and the service all import
 //! it, and none of them imports another to reach it.
+//!
+//! The recent tickets are bounded: [`Shared::prune_recent_tickets`], run from the service's
+//! health tick, drops tickets older than `http.recent_tickets_days` and, past
+//! `http.recent_tickets_max_subscribers`, the subscribers whose newest ticket is oldest.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,7 +56,8 @@ pub struct Shared {
     pub not_ready_reason: Arc<std::sync::Mutex<String>>,
     /// Control channels of the partition tasks, by partition.
     pub partitions: Arc<DashMap<i32, mpsc::Sender<Control>>>,
-    /// The last few tickets per subscriber, for agent screens.
+    /// The last few tickets per subscriber, for agent screens; bounded by
+    /// [`Shared::prune_recent_tickets`].
     pub recent_tickets: Arc<DashMap<u64, VecDeque<CareTicket>>>,
     /// Engines ready for their partition's task (see [`super::assign`]).
     pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
@@ -89,8 +94,6 @@ impl Shared {
         None
     }
 
-    /// Keeps a published ticket for agent screens (a corrected ticket replaces its earlier
-    /// version).
     /// Puts a partition's engine aside for its next task.
     pub(super) fn park(&self, p: i32, r: Resume) {
         self.parked
@@ -107,6 +110,8 @@ impl Shared {
             .remove(&p)
     }
 
+    /// Keeps a published ticket for agent screens (a corrected ticket replaces its earlier
+    /// version).
     pub(super) fn remember(&self, t: &CareTicket) {
         let Ok(m) = Msisdn::parse(&t.subscriber) else {
             return;
@@ -117,6 +122,47 @@ impl Shared {
         while list.len() > RECENT_TICKETS_KEPT {
             list.pop_front();
         }
+    }
+
+    /// Bounds [`Shared::recent_tickets`]: drops tickets created (event time) before
+    /// `now_ms - max_age_ms`, then, while more than `max_subscribers` subscribers are held,
+    /// those whose newest ticket is oldest. Linear in the subscribers held, so it runs on a
+    /// timer (the service's health tick), not per ticket. Counts the tickets dropped
+    /// (`churnwatch_recent_tickets_pruned_total{reason="age"|"cap"}`) and sets
+    /// `churnwatch_recent_tickets_subscribers`.
+    pub fn prune_recent_tickets(&self, now_ms: i64, max_age_ms: i64, max_subscribers: usize) {
+        let cutoff = now_ms.saturating_sub(max_age_ms);
+        let mut aged = 0;
+        self.recent_tickets.retain(|_, list| {
+            let before = list.len();
+            list.retain(|t| t.created_time_ms >= cutoff);
+            aged += before - list.len();
+            !list.is_empty()
+        });
+        let mut capped = 0;
+        let over = self.recent_tickets.len().saturating_sub(max_subscribers);
+        if over > 0 {
+            let mut by_newest: Vec<(i64, u64)> = self
+                .recent_tickets
+                .iter()
+                .map(|e| {
+                    let newest = e.value().iter().map(|t| t.created_time_ms).max();
+                    (newest.unwrap_or(i64::MIN), *e.key())
+                })
+                .collect();
+            by_newest.select_nth_unstable(over - 1);
+            for (_, k) in &by_newest[..over] {
+                if let Some((_, list)) = self.recent_tickets.remove(k) {
+                    capped += list.len();
+                }
+            }
+        }
+        let pruned = &self.metrics.recent_tickets_pruned;
+        pruned.with_label_values(&["age"]).inc_by(aged as u64);
+        pruned.with_label_values(&["cap"]).inc_by(capped as u64);
+        self.metrics
+            .recent_tickets_subscribers
+            .set(self.recent_tickets.len() as i64);
     }
 }
 
@@ -135,11 +181,62 @@ mod tests {
     use super::*;
 
     fn ticket(id: &str, sub: &str) -> CareTicket {
+        ticket_at(id, sub, 0)
+    }
+
+    fn ticket_at(id: &str, sub: &str, created_time_ms: i64) -> CareTicket {
         CareTicket {
             ticket_id: id.into(),
             subscriber: sub.into(),
+            created_time_ms,
             ..Default::default()
         }
+    }
+
+    const DAY_MS: i64 = 86_400_000;
+
+    #[test]
+    fn tickets_older_than_the_horizon_are_pruned_and_counted() {
+        let s = Shared::default();
+        s.remember(&ticket_at("old", "8613000000001", DAY_MS));
+        s.remember(&ticket_at("new", "8613000000001", 40 * DAY_MS));
+        s.remember(&ticket_at("gone", "8613000000002", 5 * DAY_MS));
+        s.prune_recent_tickets(41 * DAY_MS, 30 * DAY_MS, 100);
+        let kept: Vec<String> = s
+            .recent_tickets
+            .get(&8_613_000_000_001)
+            .unwrap()
+            .iter()
+            .map(|t| t.ticket_id.clone())
+            .collect();
+        assert_eq!(kept, ["new"]);
+        assert!(s.recent_tickets.get(&8_613_000_000_002).is_none());
+        let pruned = &s.metrics.recent_tickets_pruned;
+        assert_eq!(pruned.with_label_values(&["age"]).get(), 2);
+        assert_eq!(pruned.with_label_values(&["cap"]).get(), 0);
+        assert_eq!(s.metrics.recent_tickets_subscribers.get(), 1);
+    }
+
+    #[test]
+    fn past_the_cap_the_subscribers_with_the_oldest_newest_ticket_go() {
+        let s = Shared::default();
+        for i in 0..10i64 {
+            let sub = format!("86130000000{i:02}");
+            // The newest ticket of subscriber i is from day i (its older one from day 0).
+            s.remember(&ticket_at(&format!("a{i}"), &sub, 0));
+            s.remember(&ticket_at(&format!("b{i}"), &sub, i * DAY_MS));
+        }
+        s.prune_recent_tickets(10 * DAY_MS, 30 * DAY_MS, 4);
+        let mut held: Vec<u64> = s.recent_tickets.iter().map(|e| *e.key()).collect();
+        held.sort_unstable();
+        assert_eq!(
+            held,
+            (6..10).map(|i| 8_613_000_000_000 + i).collect::<Vec<u64>>()
+        );
+        let pruned = &s.metrics.recent_tickets_pruned;
+        assert_eq!(pruned.with_label_values(&["cap"]).get(), 12);
+        assert_eq!(pruned.with_label_values(&["age"]).get(), 0);
+        assert_eq!(s.metrics.recent_tickets_subscribers.get(), 4);
     }
 
     #[test]
