@@ -582,6 +582,16 @@ mod tests {
     }
 
     #[test]
+    fn the_de_duplication_cap_is_checked_naming_the_key() {
+        assert_eq!(Config::default().detect.engine.max_dedup_ids, 20_000_000);
+        for bad in [0, 999, 1_000_000_001] {
+            let err = Config::from_toml(&format!("[engine]\nmax_dedup_ids = {bad}\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("engine.max_dedup_ids"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn an_unknown_key_is_refused() {
         let err = Config::from_toml("[rules.silent_days]\nmin_dayz = 3\n").unwrap_err();
         assert!(err.to_string().contains("min_dayz"), "{err}");

@@ -262,4 +262,57 @@ mod tests {
         let err = d.feed(Record::Cdr(&bad), None, &mut out);
         assert_eq!(err.map_err(|r| r.kind()), Err("invalid"));
     }
+
+    /// Feeds `n` distinct plain calls (ids `{prefix}{i}`), one second apart from `NOW`.
+    fn flood(d: &mut Driver, prefix: &str, n: i64) {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let r = cdr(&format!("{prefix}{i}"), NOW + i % 1000, "13800000000", 60);
+            assert!(matches!(
+                d.feed(Record::Cdr(&r), None, &mut out),
+                Ok(Fed::Accepted { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn state_bytes_grow_with_the_de_duplication_ids() {
+        let engine = Engine::new(&Config::default(), &[]).unwrap();
+        let mut d = Driver::new(engine, 3_600_000);
+        flood(&mut d, "a", 1);
+        let one = d.engine().state_bytes();
+        flood(&mut d, "b", 10_000);
+        let more = d.engine().state_bytes();
+        assert!(more >= one + 10_000 * 8, "{one} -> {more}");
+    }
+
+    #[test]
+    fn the_de_duplication_cap_holds_under_a_flood_of_distinct_ids() {
+        let mut cfg = Config::default();
+        cfg.detect.engine.max_dedup_ids = 1_000;
+        let mut d = Driver::new(Engine::new(&cfg, &[]).unwrap(), 3_600_000);
+        flood(&mut d, "a", 1_000);
+        let at_cap = d.engine().state_bytes();
+        flood(&mut d, "b", 50_000);
+        let stats = d.engine().stats();
+        assert!(
+            stats.dedup_ids_dropped >= 50_000,
+            "{}",
+            stats.dedup_ids_dropped
+        );
+        assert!(
+            stats.dedup_ids_dropped <= 51_000 - 900,
+            "{}",
+            stats.dedup_ids_dropped
+        );
+        // The sets are not regrown past the cap.
+        assert!(d.engine().state_bytes() <= at_cap + 16 * 1024, "{at_cap}");
+        // The newest ids are still recognised.
+        let mut out = Vec::new();
+        let last = cdr("b49999", NOW + 49_999 % 1000, "13800000000", 60);
+        assert!(matches!(
+            d.feed(Record::Cdr(&last), None, &mut out),
+            Ok(Fed::Duplicate { .. })
+        ));
+    }
 }

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub suppressed: IntCounterVec,
     pub subscribers: IntGaugeVec,
     pub state_bytes: IntGaugeVec,
+    pub dedup_ids_dropped: IntCounterVec,
     pub recent_tickets_pruned: IntCounterVec,
     pub recent_tickets_subscribers: IntGauge,
     pub partition_idle: IntGaugeVec,
@@ -272,6 +273,7 @@ fn ticket_metrics(r: &Registry) -> TicketMetrics {
 struct StateMetrics {
     subscribers: IntGaugeVec,
     state_bytes: IntGaugeVec,
+    dedup_ids_dropped: IntCounterVec,
     recent_tickets_pruned: IntCounterVec,
     recent_tickets_subscribers: IntGauge,
     partition_idle: IntGaugeVec,
@@ -281,7 +283,18 @@ struct StateMetrics {
 fn state_metrics(r: &Registry) -> StateMetrics {
     StateMetrics {
         subscribers: gauge(r, "churnwatch_subscribers", "Subscribers in state, per partition.", &["partition"]),
-        state_bytes: gauge(r, "churnwatch_state_bytes", "Bytes of subscriber state, per partition.", &["partition"]),
+        state_bytes: gauge(
+            r,
+            "churnwatch_state_bytes",
+            "Bytes of state, per partition: subscribers, pending account facts, de-duplication ids.",
+            &["partition"],
+        ),
+        dedup_ids_dropped: counter(
+            r,
+            "churnwatch_dedup_ids_dropped_total",
+            "De-duplication ids dropped at engine.max_dedup_ids, per partition (their duplicates pass).",
+            &["partition"],
+        ),
         recent_tickets_pruned: counter(
             r,
             "churnwatch_recent_tickets_pruned_total",
@@ -394,6 +407,7 @@ impl Metrics {
         let StateMetrics {
             subscribers,
             state_bytes,
+            dedup_ids_dropped,
             recent_tickets_pruned,
             recent_tickets_subscribers,
             partition_idle,
@@ -426,6 +440,7 @@ impl Metrics {
             suppressed,
             subscribers,
             state_bytes,
+            dedup_ids_dropped,
             recent_tickets_pruned,
             recent_tickets_subscribers,
             partition_idle,

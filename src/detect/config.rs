@@ -49,6 +49,12 @@ impl DetectConfig {
                 "must be 1 to 48 (the state keeps three open days; a day closes once the watermark passes it)",
             ));
         }
+        if !(1_000..=1_000_000_000).contains(&e.max_dedup_ids) {
+            return Err(invalid(
+                "engine.max_dedup_ids",
+                "must be 1000 to 1000000000",
+            ));
+        }
         let n = &self.numbering;
         if n.operators.is_empty() {
             return Err(invalid(
@@ -122,6 +128,9 @@ pub struct EngineConfig {
     pub allowed_lateness_hours: u32,
     /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
     pub expected_subscribers: usize,
+    /// The most de-duplication ids a partition holds (about 8-16 bytes each). Past it the
+    /// oldest day's ids are dropped, and a later duplicate of a dropped id is not recognised.
+    pub max_dedup_ids: usize,
 }
 
 impl Default for EngineConfig {
@@ -130,6 +139,7 @@ impl Default for EngineConfig {
             time_zone: "Asia/Shanghai".into(),
             allowed_lateness_hours: 48,
             expected_subscribers: 0,
+            max_dedup_ids: 20_000_000,
         }
     }
 }

@@ -30,6 +30,7 @@
 pub mod calendar;
 pub mod config;
 pub mod contact;
+pub mod dedup;
 pub mod engine;
 pub mod event;
 pub mod facts;

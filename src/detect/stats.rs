@@ -13,6 +13,9 @@ use super::rules::RuleId;
 pub struct EngineStats {
     pub accepted: u64,
     pub duplicates: u64,
+    /// De-duplication ids dropped because `engine.max_dedup_ids` was reached: a later
+    /// duplicate of one of them is not recognised.
+    pub dedup_ids_dropped: u64,
     pub late: u64,
     /// Distinct ticket ids raised.
     pub tickets: u64,

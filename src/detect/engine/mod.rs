@@ -32,7 +32,9 @@
 //! (created from it to one lateness later) to the no-contact queue.
 //!
 //! **Duplicates.** Ids are remembered per event day until the day closes; anything older is
-//! rejected as late anyway, so de-duplication is exact over the whole lateness horizon.
+//! rejected as late anyway, so de-duplication is exact over the whole lateness horizon, up
+//! to `engine.max_dedup_ids` ids per partition (past it the oldest go first, see
+//! [`super::dedup`]).
 //!
 //! **Partial calls** to a competitor's care line are joined by call reference and judged
 //! when the watermark passes the end of the last fragment: only then is the call whole.
@@ -43,12 +45,13 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::config::{ConfigError, DetectConfig};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
+use super::dedup::SeenIds;
 use super::event::Period;
 use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, TicketOutcomeEvent};
 use super::facts::{Fact, PendingFact, PendingFacts};
@@ -135,13 +138,12 @@ pub struct Engine {
     subs: SubscriberTable,
     /// Event time: what is late, which days are closed (see [`super::watermark`]).
     clock: Watermark,
-    seen_ids: FxHashMap<Day, FxHashSet<u64>>,
+    /// De-duplication ids of the open days, bounded (see [`super::dedup`]).
+    seen_ids: SeenIds,
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
     /// The earliest end among pending partial calls: nothing to judge before it.
     partials_min_end: i64,
-    /// Emptied de-duplication sets of closed days, reused so a day's set is not regrown.
-    spare_ids: Vec<FxHashSet<u64>>,
     contacts: FxHashMap<u32, Vec<Contact>>,
     /// Account facts not yet folded into the states (see [`super::facts`]).
     facts: PendingFacts,
@@ -181,11 +183,10 @@ impl Engine {
             cal,
             subs: SubscriberTable::with_capacity(cfg.engine.expected_subscribers),
             clock: Watermark::new(i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000),
-            seen_ids: FxHashMap::default(),
+            seen_ids: SeenIds::new(cfg.engine.max_dedup_ids),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
             partials_min_end: i64::MAX,
-            spare_ids: Vec::new(),
             contacts: FxHashMap::default(),
             facts: PendingFacts::default(),
             policy: Policy::new(cfg),
@@ -291,9 +292,10 @@ impl Engine {
         self.subs.find(m.0).map(|slot| self.subs.get(slot))
     }
 
-    /// Approximate bytes of subscriber state held (account facts still pending included).
+    /// Approximate bytes of state held: subscribers, account facts still pending and the
+    /// de-duplication ids (their allocated capacity).
     pub fn state_bytes(&self) -> usize {
-        self.subs.bytes() + self.facts.bytes()
+        self.subs.bytes() + self.facts.bytes() + self.seen_ids.bytes()
     }
 
     /// The current watermark (UTC ms), `None` before the first event.
@@ -313,15 +315,11 @@ impl Engine {
             Event::Cdr(c) => c.id.0,
             Event::Account(a) => a.id.0.rotate_left(17) ^ 0x5bd1_e995_a5a5_0f0f,
         };
-        let spare = &mut self.spare_ids;
-        let ids = self
-            .seen_ids
-            .entry(day)
-            .or_insert_with(|| spare.pop().unwrap_or_default());
-        if !ids.insert(key) {
+        if !self.seen_ids.insert(day, key) {
             self.stats.duplicates += 1;
             return Applied::Duplicate;
         }
+        self.stats.dedup_ids_dropped = self.seen_ids.dropped();
         if self.snap.track_ids {
             self.snap.new_ids.push((day, key));
         }
@@ -386,20 +384,7 @@ impl Engine {
             self.close_day(day, out);
             self.stats.days_closed += 1;
         }
-        let old: Vec<Day> = self
-            .seen_ids
-            .keys()
-            .copied()
-            .filter(|&d| d <= closed)
-            .collect();
-        for d in old {
-            if let Some(mut set) = self.seen_ids.remove(&d) {
-                set.clear();
-                if self.spare_ids.len() < OPEN_DAYS + 1 {
-                    self.spare_ids.push(set);
-                }
-            }
-        }
+        self.seen_ids.forget_through(closed);
         self.forget_before(closed);
     }
 

@@ -59,10 +59,12 @@ impl Engine {
         let closed = self.clock.closed_through().unwrap_or(Day::MIN);
         let mut w = IdChunks::new(max_chunk.max(MIN_ID_CHUNK));
         if all || !self.snap.track_ids {
-            let mut days: Vec<Day> = self.seen_ids.keys().copied().collect();
-            days.sort_unstable();
-            for d in days.into_iter().filter(|&d| d > closed) {
-                let ids = &self.seen_ids[&d];
+            for (d, ids) in self
+                .seen_ids
+                .days()
+                .into_iter()
+                .filter(|&(d, _)| d > closed)
+            {
                 w.group(d, ids.len(), &mut ids.iter().copied(), &mut f);
             }
         } else {
@@ -175,14 +177,9 @@ impl Engine {
         while !r.is_empty() {
             let day = r.i32()?;
             let n = r.count(8)?;
-            let spare = &mut self.spare_ids;
-            let set = self
-                .seen_ids
-                .entry(day)
-                .or_insert_with(|| spare.pop().unwrap_or_default());
-            set.reserve(n);
+            self.seen_ids.reserve(day, n);
             for _ in 0..n {
-                set.insert(r.u64()?);
+                self.seen_ids.insert(day, r.u64()?);
             }
         }
         Ok(())
@@ -281,15 +278,7 @@ impl Engine {
         }
         self.subs.mark_all(renumbered);
         if let Some(closed) = self.clock.closed_through() {
-            let spare = &mut self.spare_ids;
-            self.seen_ids.retain(|&d, set| {
-                if d <= closed && spare.len() < OPEN_DAYS + 1 {
-                    let mut emptied = std::mem::take(set);
-                    emptied.clear();
-                    spare.push(emptied);
-                }
-                d > closed
-            });
+            self.seen_ids.forget_through(closed);
         }
         self.partials_min_end = self
             .partials
@@ -298,6 +287,7 @@ impl Engine {
             .min()
             .unwrap_or(i64::MAX);
         self.stats.subscribers = self.subs.len();
+        self.stats.dedup_ids_dropped = self.seen_ids.dropped();
         self.snap.new_ids.clear();
         self.snap.track_ids = true;
     }

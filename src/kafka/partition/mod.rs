@@ -479,6 +479,10 @@ impl PartitionTask {
                 .state_bytes
                 .with_label_values(&[&p])
                 .set(engine.state_bytes() as i64);
+            // The counter keeps the engine's running total (never counted twice).
+            let dropped = metrics.dedup_ids_dropped.with_label_values(&[&p]);
+            let total = engine.stats().dedup_ids_dropped;
+            dropped.inc_by(total.saturating_sub(dropped.get()));
         }
         Ok(())
     }
