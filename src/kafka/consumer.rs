@@ -51,6 +51,7 @@ pub(super) fn create(
 ) -> Result<InputConsumer, KafkaError> {
     let ctx = RebalanceContext {
         shared: assigner.shared.clone(),
+        exactly_once: cfg.kafka.processing_guarantee == crate::config::Guarantee::ExactlyOnce,
         stalls: std::sync::Mutex::new(super::stall::StallWatch::new(Duration::from_millis(
             cfg.kafka.stall_timeout_ms,
         ))),
@@ -88,6 +89,8 @@ pub(super) fn create(
 /// statistics feed the consumer-lag gauge.
 pub struct RebalanceContext {
     shared: Shared,
+    /// With `exactly_once` offsets commit only inside a checkpoint's transaction.
+    exactly_once: bool,
     stalls: std::sync::Mutex<super::stall::StallWatch>,
     drain_timeout: Duration,
     assigner: Arc<Assigner>,
@@ -162,16 +165,27 @@ impl ConsumerContext for RebalanceContext {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let parts = partitions(tpl);
-                match blocking(|| self.assigner.prepare(&parts)) {
-                    Ok(offsets) => start_at(tpl, offsets),
+                let offsets = match blocking(|| self.assigner.prepare(&parts)) {
+                    Ok(offsets) => offsets,
                     Err(e) => {
                         error!(error = %e, "restoring assigned partitions failed; stopping");
                         let _ = self.failures.send(Stop::Restore(e));
                         return;
                     }
-                }
+                };
+                start_at(tpl, offsets.clone());
                 if let Err(e) = base.assign(tpl) {
                     warn!(error = %e, "assign failed");
+                } else if !self.exactly_once {
+                    // The checkpoints' offsets become the group's at once: a partition
+                    // resumed at its log end processes nothing, and if a crash came between
+                    // its last checkpoint and the commit, its group offsets (and its lag)
+                    // would stay behind until new input arrived.
+                    for (topic, p, next) in &offsets {
+                        if let Err(e) = base.store_offset(topic, *p, next - 1) {
+                            warn!(partition = p, %topic, error = %e, "checkpoint offset not stored");
+                        }
+                    }
                 }
                 self.post_rebalance(base, &Rebalance::Assign(tpl));
             }

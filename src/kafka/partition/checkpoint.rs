@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use rdkafka::consumer::Consumer;
-use tracing::{debug, info};
+use tracing::{info, warn};
 
 use super::super::producer::{PublishError, Refused};
 use super::PartitionTask;
@@ -24,6 +24,19 @@ impl PartitionTask {
             })?;
         self.producer = producer;
         Ok(())
+    }
+
+    /// Stores for the group the input offsets the last checkpoint reflects (without
+    /// `exactly_once`, which commits them in the checkpoint's transaction).
+    pub(super) fn store_offsets(&self) {
+        if self.transactional.is_some() {
+            return;
+        }
+        for (topic, next) in &self.next_offsets {
+            if let Err(e) = self.consumer.store_offset(topic, self.partition, next - 1) {
+                warn!(partition = self.partition, %topic, error = %e, "offset not stored (partition revoked?)");
+            }
+        }
     }
 
     pub(super) async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {
@@ -63,11 +76,7 @@ impl PartitionTask {
                 source: PublishError::Fatal(e),
             })?;
         } else {
-            for (topic, next) in &self.next_offsets {
-                if let Err(e) = self.consumer.store_offset(topic, self.partition, next - 1) {
-                    debug!(error = %e, "offset not stored (partition revoked?)");
-                }
-            }
+            self.store_offsets();
         }
         self.changed = false;
         self.checkpoint_due = Instant::now() + self.checkpoint_every;

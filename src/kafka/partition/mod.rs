@@ -235,10 +235,12 @@ impl PartitionTask {
             let checkpoint = self.changed.then_some(self.checkpoint_due);
             tokio::select! {
                 biased;
+                // First: under a steady flow an acknowledgement is always ready, and a
+                // checkpoint behind it would wait for the input to run dry.
+                _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
                     self.settle_front().await?;
                 }
-                _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
                 _ = sleep_until_opt(recheck), if recheck.is_some() => {
                     if waiting.is_some_and(|end| Instant::now() < end) {
                         continue;
