@@ -2,6 +2,9 @@
 //! for the producer is dead-lettered cut to fit, with its size and digest, and the records
 //! behind it are processed and committed.
 
+#[path = "common/wire.rs"]
+mod wire;
+
 use std::time::{Duration, Instant};
 
 use churnwatch::config::{Config, Format};
@@ -16,6 +19,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use sha2::{Digest, Sha256};
+use wire::{care_call, now_ms};
 
 const WITHIN: Duration = Duration::from_secs(60);
 
@@ -89,29 +93,6 @@ fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
     p.send(BaseRecord::to(topic).key(key).payload(payload))
         .unwrap();
     p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
-}
-
-/// Records near "now", so the service's future-skew check lets them in.
-#[allow(clippy::disallowed_methods)]
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-/// A call to the care line: each raises a retention ticket for its subscriber.
-fn care_call(id: &str, sub: &str, t: i64) -> Vec<u8> {
-    proto::CallDetailRecord {
-        record_id: id.into(),
-        subscriber: sub.into(),
-        event_time_ms: t,
-        r#type: proto::RecordType::VoiceOut as i32,
-        other_party: "10086".into(),
-        duration_s: 300,
-        ..Default::default()
-    }
-    .encode_to_vec()
 }
 
 /// Reads `topic` from the start until `done` holds for what was read (or fails).

@@ -1,6 +1,9 @@
 //! End to end over librdkafka's mock cluster (real Kafka protocol over TCP): the service
 //! as a consumer group, tickets read back by an independent consumer.
 
+#[path = "common/wire.rs"]
+mod wire;
+
 use std::time::{Duration, Instant};
 
 use churnwatch::config::Config;
@@ -13,6 +16,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
+use wire::{care_call, now_ms};
 
 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -66,28 +70,6 @@ fn producer(cfg: &Config) -> BaseProducer {
 fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
     p.send(BaseRecord::to(topic).key(key).payload(payload))
         .unwrap();
-}
-
-/// Records near "now", so the service's future-skew check lets them in.
-#[allow(clippy::disallowed_methods)]
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn care_call(id: &str, sub: &str, t: i64) -> Vec<u8> {
-    proto::CallDetailRecord {
-        record_id: id.into(),
-        subscriber: sub.into(),
-        event_time_ms: t,
-        r#type: proto::RecordType::VoiceOut as i32,
-        other_party: "10086".into(),
-        duration_s: 300,
-        ..Default::default()
-    }
-    .encode_to_vec()
 }
 
 /// Reads `n` records from a topic (or fails after the deadline).

@@ -28,7 +28,6 @@ use tracing::{debug, error, warn};
 
 use crate::codec;
 use crate::config::{Config, Format, Guarantee, TopicsConfig};
-use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
 use super::changelog::writer::Checkpointer;
@@ -38,9 +37,12 @@ use super::idle::IdleClock;
 use super::merge::{InputMerge, Lag, RECHECK};
 use super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
-use super::worker::{PartitionWorker, Processed, Source};
+use super::worker::{PartitionWorker, Source};
 
 mod checkpoint;
+mod counting;
+
+use counting::SourceHandles;
 
 /// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
 /// of it (the core never reads it).
@@ -67,24 +69,6 @@ enum Sending {
     Waiting(Publication, DeliveryFuture),
     /// Delivery failed (after the producer's own retries).
     Failed(Publication, PublishError),
-}
-
-/// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
-/// and hash the labels; per record that was a measurable share of the service's time).
-struct SourceHandles {
-    consumed: prometheus::IntCounter,
-    lag: prometheus::Gauge,
-}
-
-impl SourceHandles {
-    fn new(m: &Metrics, topic: &str, partition: i32) -> SourceHandles {
-        SourceHandles {
-            consumed: m.records_consumed.with_label_values(&[topic]),
-            lag: m
-                .event_time_lag
-                .with_label_values(&[topic, &partition.to_string()]),
-        }
-    }
 }
 
 /// What a partition task needs from the service to start.
@@ -489,37 +473,6 @@ impl PartitionTask {
         Ok(())
     }
 
-    /// Counts a processed record: consumed, its event-time lag, duplicate, late, dead.
-    fn count_record(&mut self, m: &OwnedMessage, source: Source, out: &Processed, now: i64) {
-        let metrics = &self.shared.metrics;
-        let handles = self
-            .handles
-            .entry(source)
-            .or_insert_with(|| SourceHandles::new(metrics, m.topic(), self.partition));
-        handles.consumed.inc();
-        if let Some(t) = out.event_time_ms {
-            handles.lag.set((now - t) as f64 / 1000.0);
-        }
-        if out.duplicate {
-            metrics
-                .duplicate_records
-                .with_label_values(&[m.topic()])
-                .inc();
-        }
-        if out.late {
-            metrics.late_records.with_label_values(&[m.topic()]).inc();
-        }
-        if let Some(dl) = &out.dead_letter {
-            if dl.is_malformed() {
-                metrics.decode_errors.with_label_values(&[m.topic()]).inc();
-            }
-            metrics
-                .dead_lettered
-                .with_label_values(&[m.topic(), dl.kind()])
-                .inc();
-        }
-    }
-
     /// Publishes `publications` and queues them to be acknowledged, in order.
     async fn enqueue(
         &mut self,
@@ -585,40 +538,5 @@ impl PartitionTask {
         );
         let publications = self.ticket_publications(&tickets);
         self.enqueue(false, now, publications).await
-    }
-
-    fn idle_gauge(&self) -> prometheus::IntGauge {
-        self.shared
-            .metrics
-            .partition_idle
-            .with_label_values(&[&self.partition.to_string()])
-    }
-
-    fn count_tickets(&mut self, tickets: &[CareTicket]) {
-        let m = &self.shared.metrics;
-        let stats = self.worker.engine().stats();
-        for (reason, n) in &stats.suppressed {
-            let seen = self.suppressed_seen.entry(reason).or_insert(0);
-            if *n > *seen {
-                m.suppressed.with_label_values(&[reason]).inc_by(n - *seen);
-                *seen = *n;
-            }
-        }
-        for t in tickets {
-            let prio = crate::proto::Priority::try_from(t.priority)
-                .map(|p| p.as_str_name())
-                .unwrap_or("UNSPECIFIED");
-            let queue = if t.queue.is_empty() {
-                "none"
-            } else {
-                t.queue.as_str()
-            };
-            m.tickets
-                .with_label_values(&[t.tier.as_str(), prio, queue])
-                .inc();
-            for s in &t.signals {
-                m.ticket_signals.with_label_values(&[&s.rule]).inc();
-            }
-        }
     }
 }

@@ -1,0 +1,102 @@
+//! What a partition task counts: per record (consumed, event-time lag, duplicates, late,
+//! dead letters) and per ticket, with the per-record handles resolved once.
+
+use rdkafka::message::{Message, OwnedMessage};
+
+use crate::metrics::Metrics;
+use crate::proto::CareTicket;
+
+use super::super::worker::{Processed, Source};
+use super::PartitionTask;
+
+/// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
+/// and hash the labels; per record that was a measurable share of the service's time).
+pub(super) struct SourceHandles {
+    consumed: prometheus::IntCounter,
+    lag: prometheus::Gauge,
+}
+
+impl SourceHandles {
+    pub(super) fn new(m: &Metrics, topic: &str, partition: i32) -> SourceHandles {
+        SourceHandles {
+            consumed: m.records_consumed.with_label_values(&[topic]),
+            lag: m
+                .event_time_lag
+                .with_label_values(&[topic, &partition.to_string()]),
+        }
+    }
+}
+
+impl PartitionTask {
+    /// Counts a processed record: consumed, its event-time lag, duplicate, late, dead.
+    pub(super) fn count_record(
+        &mut self,
+        m: &OwnedMessage,
+        source: Source,
+        out: &Processed,
+        now: i64,
+    ) {
+        let metrics = &self.shared.metrics;
+        let handles = self
+            .handles
+            .entry(source)
+            .or_insert_with(|| SourceHandles::new(metrics, m.topic(), self.partition));
+        handles.consumed.inc();
+        if let Some(t) = out.event_time_ms {
+            handles.lag.set((now - t) as f64 / 1000.0);
+        }
+        if out.duplicate {
+            metrics
+                .duplicate_records
+                .with_label_values(&[m.topic()])
+                .inc();
+        }
+        if out.late {
+            metrics.late_records.with_label_values(&[m.topic()]).inc();
+        }
+        if let Some(dl) = &out.dead_letter {
+            if dl.is_malformed() {
+                metrics.decode_errors.with_label_values(&[m.topic()]).inc();
+            }
+            metrics
+                .dead_lettered
+                .with_label_values(&[m.topic(), dl.kind()])
+                .inc();
+        }
+    }
+
+    pub(super) fn idle_gauge(&self) -> prometheus::IntGauge {
+        self.shared
+            .metrics
+            .partition_idle
+            .with_label_values(&[&self.partition.to_string()])
+    }
+
+    pub(super) fn count_tickets(&mut self, tickets: &[CareTicket]) {
+        let m = &self.shared.metrics;
+        let stats = self.worker.engine().stats();
+        for (reason, n) in &stats.suppressed {
+            let seen = self.suppressed_seen.entry(reason).or_insert(0);
+            if *n > *seen {
+                m.suppressed.with_label_values(&[reason]).inc_by(n - *seen);
+                *seen = *n;
+            }
+        }
+        for t in tickets {
+            let prio = crate::proto::Priority::try_from(t.priority)
+                .map(|p| p.as_str_name())
+                .unwrap_or("UNSPECIFIED");
+            let queue = if t.queue.is_empty() {
+                "none"
+            } else {
+                t.queue.as_str()
+            };
+            m.tickets
+                .with_label_values(&[t.tier.as_str(), prio, queue])
+                .inc();
+            for s in &t.signals {
+                m.ticket_signals.with_label_values(&[&s.rule]).inc();
+            }
+        }
+    }
+}
