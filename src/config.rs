@@ -213,6 +213,49 @@ pub enum Guarantee {
     ExactlyOnce,
 }
 
+/// How upstream producers map a key to a partition (`kafka.partitioner`): each record read
+/// is checked against it (see `kafka::partitioner`), and `demo` and `generate` produce
+/// with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partitioner {
+    /// Kafka's Java clients' default: murmur2 of the key (librdkafka's `murmur2_random`).
+    Murmur2,
+    /// librdkafka's default: CRC32 of the key.
+    ConsistentRandom,
+    /// No check.
+    None,
+}
+
+impl<'de> Deserialize<'de> for Partitioner {
+    /// Names the key in its error (serde's own names only the variant).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            Partitioner::Murmur2,
+            Partitioner::ConsistentRandom,
+            Partitioner::None,
+        ]
+        .into_iter()
+        .find(|p| p.name() == name)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "kafka.partitioner: `{name}` is not `murmur2`, `consistent_random` or `none`"
+            ))
+        })
+    }
+}
+
+impl Partitioner {
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Partitioner::Murmur2 => "murmur2",
+            Partitioner::ConsistentRandom => "consistent_random",
+            Partitioner::None => "none",
+        }
+    }
+}
+
 /// The Kafka service (`churnwatch run`).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -253,6 +296,10 @@ pub struct KafkaConfig {
     /// `exactly_once`: tickets, dead letters, changelog and offsets commit in one Kafka
     /// transaction per checkpoint; downstream reads with `isolation.level=read_committed`.
     pub processing_guarantee: Guarantee,
+    /// The partitioner of every producer of the inputs: `murmur2` (Kafka's Java clients),
+    /// `consistent_random` (librdkafka's default) or `none` (no check). A record on
+    /// another partition than its key's is counted, logged and reported by `/readyz`.
+    pub partitioner: Partitioner,
     /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
     pub options: std::collections::BTreeMap<String, String>,
@@ -275,6 +322,7 @@ impl Default for KafkaConfig {
             stall_timeout_ms: 120_000,
             checkpoint_interval_ms: 5_000,
             processing_guarantee: Guarantee::AtLeastOnce,
+            partitioner: Partitioner::Murmur2,
             options: Default::default(),
         }
     }
@@ -476,6 +524,16 @@ mod tests {
         assert!(err.to_string().contains("engine.time_zone"), "{err}");
         let err = Config::from_toml("[numbering]\nhome_operator = \"acme\"\n").unwrap_err();
         assert!(err.to_string().contains("numbering.home_operator"), "{err}");
+        let err = Config::from_toml("[kafka]\npartitioner = \"fnv\"\n").unwrap_err();
+        assert!(err.to_string().contains("kafka.partitioner"), "{err}");
+        for (name, p) in [
+            ("murmur2", Partitioner::Murmur2),
+            ("consistent_random", Partitioner::ConsistentRandom),
+            ("none", Partitioner::None),
+        ] {
+            let cfg = Config::from_toml(&format!("[kafka]\npartitioner = \"{name}\"\n")).unwrap();
+            assert_eq!(cfg.kafka.partitioner, p);
+        }
     }
 
     #[test]

@@ -18,9 +18,10 @@ use rdkafka::message::ToBytes;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
-use crate::config::{Config, Format};
+use crate::config::{Config, Format, Partitioner};
 use crate::detect::Msisdn;
 use crate::kafka::embedded::{EmbeddedBroker, EmbeddedError};
+use crate::kafka::partitioner;
 use crate::kafka::service::Shared;
 use crate::proto::{self, CareTicket};
 use crate::tools::workload::WireEvent;
@@ -72,10 +73,19 @@ pub struct LiveSummary {
     pub elapsed: Duration,
 }
 
-/// Partition of a subscriber: the key decides, so every record of a subscriber meets in one
-/// partition of each input topic.
+/// Partition of a subscriber under Kafka's default partitioner (murmur2, as the Java
+/// clients and librdkafka's `murmur2_random`): the key decides, so every record of a
+/// subscriber meets in one partition of each input topic, where `run` expects it.
 pub fn partition_of(subscriber: &str, partitions: i32) -> i32 {
-    (crate::detect::event::fnv1a(subscriber.as_bytes()) % partitions.max(1) as u64) as i32
+    partition_under(Partitioner::Murmur2, subscriber, partitions)
+}
+
+/// Partition of a subscriber under `partitioner` (murmur2 when it has no fixed one).
+fn partition_under(partitioner: Partitioner, subscriber: &str, partitions: i32) -> i32 {
+    let key = subscriber.as_bytes();
+    partitioner::partition_for(partitioner, key, partitions)
+        .or_else(|| partitioner::partition_for(Partitioner::Murmur2, key, partitions))
+        .unwrap_or(0)
 }
 
 /// Produces the events at `rate` per second (0 = as fast as possible), in the given order.
@@ -102,7 +112,7 @@ pub async fn stream(
         let mut rec = FutureRecord::to(topic)
             .key(sub)
             .payload(&bytes)
-            .partition(partition_of(sub, partitions));
+            .partition(partition_under(cfg.kafka.partitioner, sub, partitions));
         loop {
             match producer.send_result(rec) {
                 Ok(f) => {
@@ -229,10 +239,15 @@ fn spawn_service(
     })
 }
 
-/// A producer for bulk input: small linger, a deep queue.
-fn bulk_producer(bootstrap: &str) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+/// A producer for bulk input: small linger, a deep queue, keys partitioned as `run`
+/// expects them (`kafka.partitioner`).
+fn bulk_producer(
+    bootstrap: &str,
+    partitioner: Partitioner,
+) -> Result<FutureProducer, rdkafka::error::KafkaError> {
     ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
+        .set("partitioner", partitioner::librdkafka_name(partitioner))
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .create()
@@ -245,7 +260,7 @@ fn spawn_feeder(
     rate: u64,
     stop: &watch::Receiver<bool>,
 ) -> Result<tokio::task::JoinHandle<u64>, LiveError> {
-    let producer = bulk_producer(&cfg.kafka.brokers)?;
+    let producer = bulk_producer(&cfg.kafka.brokers, cfg.kafka.partitioner)?;
     let cfg = cfg.clone();
     let stop = stop.clone();
     Ok(tokio::spawn(async move {
@@ -506,7 +521,7 @@ pub async fn publish_files(
     rate: u64,
     progress: bool,
 ) -> Result<u64, LiveError> {
-    let producer = bulk_producer(bootstrap)?;
+    let producer = bulk_producer(bootstrap, cfg.kafka.partitioner)?;
     let mut files = MergedFiles::open(cdr, account)?;
     let bar = progress.then(|| {
         let pb = indicatif::ProgressBar::new_spinner();

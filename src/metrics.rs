@@ -23,6 +23,7 @@ pub struct Metrics {
     pub event_time_lag: GaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub offsets_skipped: IntCounterVec,
+    pub partition_key_mismatches: IntCounterVec,
     pub tickets: IntCounterVec,
     pub ticket_signals: IntCounterVec,
     pub ticket_updates: IntCounter,
@@ -148,6 +149,7 @@ struct InputMetrics {
     event_time_lag: GaugeVec,
     consumer_lag: IntGaugeVec,
     offsets_skipped: IntCounterVec,
+    partition_key_mismatches: IntCounterVec,
 }
 
 fn input_metrics(r: &Registry) -> InputMetrics {
@@ -196,6 +198,12 @@ fn input_metrics(r: &Registry) -> InputMetrics {
             "churnwatch_offsets_skipped_total",
             "Offsets never read because retention deleted them first (offset out of range).",
             &["topic", "partition"],
+        ),
+        partition_key_mismatches: counter(
+            r,
+            "churnwatch_partition_key_mismatches_total",
+            "Records read on a partition other than their key's under kafka.partitioner.",
+            &["topic"],
         ),
     }
 }
@@ -391,6 +399,7 @@ impl Metrics {
             event_time_lag,
             consumer_lag,
             offsets_skipped,
+            partition_key_mismatches,
         } = input_metrics(&r);
         let OutputMetrics {
             dead_lettered,
@@ -434,6 +443,7 @@ impl Metrics {
             event_time_lag,
             consumer_lag,
             offsets_skipped,
+            partition_key_mismatches,
             tickets,
             ticket_signals,
             ticket_updates,

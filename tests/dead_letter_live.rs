@@ -85,6 +85,8 @@ fn producer(cfg: &Config) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .set("message.max.bytes", "3000000")
+        // Keys partitioned as the service checks them (`kafka.partitioner = murmur2`).
+        .set("partitioner", "murmur2_random")
         .create()
         .unwrap()
 }

@@ -63,6 +63,8 @@ fn setup(partitions: i32) -> Setup {
 fn producer(cfg: &Config) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
+        // Keys partitioned as the service checks them (`kafka.partitioner = murmur2`).
+        .set("partitioner", "murmur2_random")
         .create()
         .unwrap()
 }
@@ -592,7 +594,7 @@ fn two_instances_in_one_group_split_the_partitions() {
         let rec = BaseRecord::to(&topics.cdr)
             .key(sub)
             .payload(&payload)
-            .partition(i as i32 % 4);
+            .partition(churnwatch::live::partition_of(sub, 4));
         p.send(rec).map_err(|(e, _)| e).unwrap();
     }
     p.flush(Timeout::After(Duration::from_secs(10))).unwrap();

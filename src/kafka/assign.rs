@@ -149,7 +149,11 @@ impl Assigner {
             .map(|(p, v)| (*p, *v))
             .collect();
         if pending.is_empty() {
-            self.shared.set_ready(true, "");
+            // A key on the wrong partition stays reported (see `super::partitioner`).
+            match self.shared.key_mismatch.lock().ok().and_then(|m| m.clone()) {
+                Some(reason) => self.shared.set_ready(false, &reason),
+                None => self.shared.set_ready(true, ""),
+            }
         } else {
             let text: Vec<String> = pending
                 .iter()

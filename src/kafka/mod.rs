@@ -20,6 +20,8 @@
 //!   producer's `message.max.bytes`, with their size and digest) and the reason.
 //! - [`worker`]: one partition's processing without I/O (bytes in, tickets and dead
 //!   letters out), the same engine code as `replay`.
+//! - [`partitioner`]: the partition of a key (Kafka's murmur2, librdkafka's CRC32) and
+//!   the check that each record read is on its key's partition.
 //! - [`idle`]: when a quiet partition's event-time clock follows the wall clock, so its
 //!   days still close.
 //! - [`shared`]: what the service shares with the HTTP endpoint (metrics, readiness, the
@@ -30,7 +32,7 @@
 //! Imports run one way, from the wiring down: `service` uses the roles; `partition` uses
 //! `consumer`, `merge`, `changelog`, `transaction`, `producer`, `dead_letter`, `idle`,
 //! `shared` and `worker`; `consumer` uses `assign` (restores on assignment) and `merge`
-//! (for [`merge::Lag`]); `assign` uses `changelog`, `shared` and `worker`; then `shared`
+//! (for [`merge::Lag`]); `assign` uses `changelog`, `shared` and `worker`; `partitioner` uses `shared`; then `shared`
 //! uses `changelog` (a parked engine's checkpoint writer), `producer` and `worker`,
 //! `worker` uses `dead_letter` (for the reasons) and `dead_letter` uses `producer` (for
 //! what it publishes). `changelog` uses only the core. Nothing imports back up.
@@ -43,6 +45,7 @@ pub mod embedded;
 pub mod idle;
 pub mod merge;
 pub mod partition;
+pub mod partitioner;
 pub mod producer;
 pub mod service;
 pub mod shared;

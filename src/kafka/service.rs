@@ -12,7 +12,9 @@
 //!   each holds the same subscribers and feeds one partition task. Scale-out is the
 //!   consumer group's: another instance takes over partitions.
 //! - **Routing**: each record read goes to its partition's task, started on the first
-//!   record; offsets skipped by a reset to the log start are logged at warn and counted.
+//!   record; offsets skipped by a reset to the log start are logged at warn and counted;
+//!   a record on a partition other than its key's under `kafka.partitioner` is counted,
+//!   logged and reported by `/readyz` ([`super::partitioner`]), and processed all the same.
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
@@ -44,6 +46,7 @@ use super::assign::Assigner;
 use super::changelog::{self, ChangelogError};
 use super::consumer::{self, InputConsumer, OffsetGaps};
 use super::partition::{PartitionTask, Wiring};
+use super::partitioner::KeyCheck;
 use super::producer;
 pub use super::shared::Shared;
 use super::shared::{Control, Stop};
@@ -116,6 +119,7 @@ pub async fn run(
     shared.metrics.config_version.set(1);
 
     let mut service = Service {
+        keys: KeyCheck::new(cfg.kafka.partitioner, counts.0),
         current: cfg.clone(),
         cfg,
         assigner,
@@ -236,6 +240,8 @@ struct Service {
     failures: mpsc::UnboundedSender<Stop>,
     tasks: Vec<JoinHandle<()>>,
     gaps: OffsetGaps,
+    /// Each record's partition against its key's.
+    keys: KeyCheck,
 }
 
 impl Service {
@@ -257,6 +263,7 @@ impl Service {
         };
         let source = consumer::source_of(&self.cfg.kafka.topics, m.topic());
         let p = m.partition();
+        self.keys.check(&self.shared, m.topic(), p, m.key());
         if let Some(skipped) = self.gaps.read(source, p, m.offset()) {
             warn!(
                 topic = m.topic(),
@@ -359,7 +366,8 @@ impl Service {
         }
     }
 
-    /// Readiness follows whether the broker answers a metadata request.
+    /// Readiness follows whether the broker answers a metadata request, and stays off
+    /// while a partition is stalled or once a record was on the wrong partition for its key.
     fn check_health(&self) {
         let http = &self.cfg.http;
         self.shared.prune_recent_tickets(
@@ -372,7 +380,8 @@ impl Service {
             .client()
             .fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
         let stalled = self.shared.stalled.lock().ok().and_then(|s| s.clone());
-        match (probe, stalled) {
+        let mismatch = self.shared.key_mismatch.lock().ok().and_then(|s| s.clone());
+        match (probe, stalled.or(mismatch)) {
             (Ok(_), None) => self.shared.set_ready(true, ""),
             (Ok(_), Some(stall)) => self.shared.set_ready(false, &stall),
             (Err(e), _) => self

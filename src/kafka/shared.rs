@@ -66,6 +66,9 @@ pub struct Shared {
     /// The partitions stalled at the last statistics sample, as `/readyz` says it
     /// (see [`super::stall`]); `None` when none is.
     pub stalled: Arc<std::sync::Mutex<Option<String>>>,
+    /// The first record read on a partition other than its key's, as `/readyz` says it
+    /// until restart (see [`super::partitioner`]); `None` while every record was placed.
+    pub key_mismatch: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
@@ -77,6 +80,15 @@ impl Shared {
         if let Ok(mut r) = self.not_ready_reason.lock() {
             *r = reason.to_string();
         }
+    }
+
+    /// Reports a record on the wrong partition for its key: not ready, until restart (the
+    /// first reason kept). A split subscriber's state is not repaired by waiting.
+    pub fn set_key_mismatch(&self, reason: &str) {
+        let mut m = self.key_mismatch.lock().unwrap_or_else(|e| e.into_inner());
+        let reason = m.get_or_insert_with(|| reason.to_string()).clone();
+        drop(m);
+        self.set_ready(false, &reason);
     }
 
     /// Asks every partition task for a subscriber; the one that holds it answers.

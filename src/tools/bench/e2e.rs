@@ -91,6 +91,10 @@ impl E2eReport {
 fn producer(cfg: &Config) -> Result<rdkafka::producer::FutureProducer, BenchError> {
     Ok(rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
+        .set(
+            "partitioner",
+            crate::kafka::partitioner::librdkafka_name(cfg.kafka.partitioner),
+        )
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000")
