@@ -272,6 +272,9 @@ pub struct KafkaConfig {
     /// Records (per partition) read but not yet acknowledged downstream; reading pauses
     /// when it is reached, so memory stays flat under a producer that outruns us.
     pub max_in_flight: usize,
+    /// Bytes (per partition) of records read but not processed, and of tickets and dead
+    /// letters not yet acknowledged; reading pauses when either bound is reached.
+    pub max_in_flight_bytes: usize,
     /// Records larger than this go to the dead-letter topic.
     pub max_message_bytes: usize,
     /// Records whose event time is further than this ahead of the wall clock are dead-lettered.
@@ -314,6 +317,7 @@ impl Default for KafkaConfig {
             input_format: Format::Protobuf,
             ticket_format: Format::Protobuf,
             max_in_flight: 10_000,
+            max_in_flight_bytes: 64 << 20,
             max_message_bytes: 1_048_576,
             max_future_skew_ms: 3_600_000,
             drain_timeout_ms: 10_000,
@@ -371,6 +375,12 @@ impl KafkaConfig {
         }
         if !(1..=1_000_000).contains(&self.max_in_flight) {
             return Err(invalid("kafka.max_in_flight", "must be 1 to 1000000"));
+        }
+        if !((1 << 20)..=(4 << 30)).contains(&self.max_in_flight_bytes) {
+            return Err(invalid(
+                "kafka.max_in_flight_bytes",
+                "must be 1048576 (1 MiB) to 4294967296 (4 GiB)",
+            ));
         }
         if !(1024..=100 * 1024 * 1024).contains(&self.max_message_bytes) {
             return Err(invalid(

@@ -54,7 +54,7 @@ impl Source {
 /// reported by `replay`).
 ///
 /// A [`Reason`] has two faces. Its text is the `reason` header, for people; its
-/// [`Reason::kind`] is a metric label, one of six words, so the label stays bounded.
+/// [`Reason::kind`] is a metric label, one of seven words, so the label stays bounded.
 /// Neither holds a subscriber number: no variant carries one, and codec masks digit runs in
 /// the decode errors it quotes.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -79,6 +79,10 @@ pub enum Reason {
         "event time {event_time_ms} is beyond the allowed lateness (older than the watermark)"
     )]
     Late { event_time_ms: i64 },
+    /// Its partition task failed while processing it; set aside when the restarted task
+    /// came to it again, so the partition goes on.
+    #[error("the partition task failed while processing this record; set aside after its restart")]
+    Failed,
 }
 
 impl Reason {
@@ -91,6 +95,7 @@ impl Reason {
             Reason::Invalid(_) => "invalid",
             Reason::Future { .. } => "future",
             Reason::Late { .. } => "late",
+            Reason::Failed => "failed",
         }
     }
 

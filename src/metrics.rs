@@ -36,6 +36,7 @@ pub struct Metrics {
     pub partition_idle: IntGaugeVec,
     pub partition_stalled: IntGaugeVec,
     pub rebalances: IntCounterVec,
+    pub partition_restarts: IntCounterVec,
     pub assigned_partitions: IntGauge,
     pub config_version: IntGauge,
     pub config_reloads: IntCounterVec,
@@ -340,6 +341,7 @@ struct ServiceMetrics {
     config_reloads: IntCounterVec,
     ready: IntGauge,
     build_info: Gauge,
+    partition_restarts: IntCounterVec,
 }
 
 fn service_metrics(r: &Registry) -> ServiceMetrics {
@@ -385,6 +387,12 @@ fn service_metrics(r: &Registry) -> ServiceMetrics {
         ),
         ready: register(r, ready),
         build_info,
+        partition_restarts: counter(
+            r,
+            "churnwatch_partition_restarts_total",
+            "Partition tasks restarted from their last checkpoint after failing, per partition.",
+            &["partition"],
+        ),
     }
 }
 
@@ -429,6 +437,7 @@ impl Metrics {
             config_reloads,
             ready,
             build_info,
+            partition_restarts,
         } = service_metrics(&r);
         let durability = durability_metrics(&r);
         Metrics {
@@ -456,6 +465,7 @@ impl Metrics {
             partition_idle,
             partition_stalled,
             rebalances,
+            partition_restarts,
             assigned_partitions,
             config_version,
             config_reloads,

@@ -14,7 +14,7 @@
 //! full value, to match the copy to its source) and, only when cut, `truncated=true`.
 //!
 //! A [`Reason`] has two faces. Its text is the `reason` header, for people; its
-//! [`Reason::kind`] is the `reason` label of `churnwatch_dead_lettered_total`, one of six
+//! [`Reason::kind`] is the `reason` label of `churnwatch_dead_lettered_total`, one of seven
 //! words, so the label stays bounded. Neither holds a subscriber number: no variant
 //! carries one, and codec masks digit runs in the decode errors it quotes.
 

@@ -52,6 +52,8 @@ type Buffered = (Box<(OwnedMessage, i64)>, Instant);
 pub(super) struct InputMerge {
     inputs: HashMap<Source, VecDeque<Buffered>>,
     buffered: usize,
+    /// Payload bytes buffered, all inputs together.
+    bytes: usize,
     /// The offset after the last record received, per input.
     next_offset: HashMap<Source, i64>,
     blocked_since: Option<Instant>,
@@ -62,6 +64,10 @@ pub(super) struct InputMerge {
     lagging: Vec<Source>,
     /// Inputs already waited out: the others go ahead until one of them delivers.
     waited_out: Vec<Source>,
+}
+
+fn payload_len(m: &OwnedMessage) -> usize {
+    rdkafka::Message::payload(m).map_or(0, <[u8]>::len)
 }
 
 impl InputMerge {
@@ -79,6 +85,7 @@ impl InputMerge {
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
         self.next_offset
             .insert(source, rdkafka::Message::offset(&m) + 1);
+        self.bytes += payload_len(&m);
         self.waited_out.retain(|s| *s != source);
         self.inputs
             .entry(source)
@@ -92,6 +99,16 @@ impl InputMerge {
         self.buffered
     }
 
+    /// Whether a record of `source` is buffered.
+    pub(super) fn holds(&self, source: Source) -> bool {
+        self.inputs.get(&source).is_some_and(|q| !q.is_empty())
+    }
+
+    /// Payload bytes buffered, all inputs together.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The record to process next with its input and arrival, or `None` to wait for input.
     /// `caught_up(source, next_offset)` says whether an input has nothing more to read;
     /// `now` starts the alignment wait.
@@ -103,6 +120,7 @@ impl InputMerge {
         let source = self.next_source(now, caught_up)?;
         let (m, arrived) = self.inputs.get_mut(&source)?.pop_front()?;
         self.buffered -= 1;
+        self.bytes -= payload_len(&m.0);
         Some((m.0, source, arrived))
     }
 

@@ -72,6 +72,8 @@ pub struct Shared {
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
+/// How long a look-up waits for each partition task.
+const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Shared {
     pub fn set_ready(&self, ready: bool, reason: &str) {
@@ -97,10 +99,13 @@ impl Shared {
             self.partitions.iter().map(|e| e.value().clone()).collect();
         for tx in senders {
             let (reply, rx) = oneshot::channel();
-            if tx.send(Control::Describe(m, reply)).await.is_ok() {
-                if let Ok(Some(s)) = rx.await {
-                    return Some(s);
-                }
+            let asked = async {
+                tx.send(Control::Describe(m, reply)).await.ok()?;
+                rx.await.ok().flatten()
+            };
+            // A partition busy restoring or stuck does not hold the look-up up.
+            if let Ok(Some(s)) = tokio::time::timeout(DESCRIBE_TIMEOUT, asked).await {
+                return Some(s);
             }
         }
         None

@@ -39,9 +39,16 @@ pub struct PartitionWorker {
 }
 
 fn dead(reason: Reason) -> Processed {
-    Processed {
-        dead_letter: Some(reason),
-        ..Default::default()
+    Processed::set_aside(reason)
+}
+
+impl Processed {
+    /// A record set aside, for `reason`, without reaching the engine.
+    pub fn set_aside(reason: Reason) -> Processed {
+        Processed {
+            dead_letter: Some(reason),
+            ..Default::default()
+        }
     }
 }
 

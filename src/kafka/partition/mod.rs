@@ -31,16 +31,20 @@ use crate::config::{Config, Format, Guarantee, TopicsConfig};
 use crate::proto::CareTicket;
 
 use super::changelog::writer::Checkpointer;
-use super::consumer::{self, InputConsumer};
+use super::consumer::queues::{self, PartitionInputs};
+use super::consumer::{self, InputConsumer, Inspect};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::{InputMerge, Lag, RECHECK};
 use super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
-use super::worker::{PartitionWorker, Source};
+use super::worker::{PartitionWorker, Processed, Source};
 
 mod checkpoint;
 mod counting;
+mod inputs;
+
+pub use inputs::InFlight;
 
 use counting::SourceHandles;
 
@@ -58,6 +62,8 @@ pub fn wall_clock_ms() -> i64 {
 struct Pending {
     /// Whether it was a record (its latency is observed once acknowledged).
     record: bool,
+    /// Payload bytes of its publications.
+    bytes: usize,
     arrived: Instant,
     /// `None` once acknowledged.
     sends: Vec<Option<Sending>>,
@@ -80,6 +86,13 @@ pub(super) struct Wiring {
     pub outcomes_subscribed: bool,
     /// Where the task reports the failure that stops it (and the service).
     pub failures: mpsc::UnboundedSender<Stop>,
+    /// The partition's own input queues.
+    pub inputs: PartitionInputs,
+    pub inspect: Inspect,
+    /// Where the task says which record it is processing, for its supervisor.
+    pub in_flight: Arc<InFlight>,
+    /// A record a task failed on before: set aside as a dead letter when it comes again.
+    pub skip: Option<(Source, i64)>,
 }
 
 pub(super) struct PartitionTask {
@@ -94,6 +107,13 @@ pub(super) struct PartitionTask {
     ticket_format: Format,
     input_format: Format,
     max_in_flight: usize,
+    max_in_flight_bytes: usize,
+    /// Payload bytes of the publications not yet acknowledged.
+    pending_bytes: usize,
+    inputs: PartitionInputs,
+    inspect: Inspect,
+    in_flight: Arc<InFlight>,
+    skip: Option<(Source, i64)>,
     outcomes_subscribed: bool,
     failures: mpsc::UnboundedSender<Stop>,
     checkpointer: Checkpointer,
@@ -156,6 +176,12 @@ impl PartitionTask {
             ticket_format: cfg.kafka.ticket_format,
             input_format: cfg.kafka.input_format,
             max_in_flight: cfg.kafka.max_in_flight,
+            max_in_flight_bytes: cfg.kafka.max_in_flight_bytes,
+            pending_bytes: 0,
+            inputs: wiring.inputs,
+            inspect: wiring.inspect,
+            in_flight: wiring.in_flight,
+            skip: wiring.skip,
             outcomes_subscribed: wiring.outcomes_subscribed,
             failures: wiring.failures,
             merge: InputMerge::resuming_at(next_offsets.iter().filter_map(|(topic, next)| {
@@ -215,8 +241,10 @@ impl PartitionTask {
             let waiting = self.merge.wait_deadline();
             let recheck = waiting.map(|end| end.min(Instant::now() + RECHECK));
             let idle_at = self.idle.deadline(self.merge.len() > 0);
-            let room = self.pending.len() < self.max_in_flight;
+            let room = self.pending_room();
             let checkpoint = self.changed.then_some(self.checkpoint_due);
+            let readable = inputs::readable(&self.inputs, &self.merge, self.merge_full());
+            let reading = readable.iter().any(Option::is_some);
             tokio::select! {
                 biased;
                 // First: under a steady flow an acknowledgement is always ready, and a
@@ -242,12 +270,13 @@ impl PartitionTask {
                         "inputs lagging past the alignment wait (input, next offset, log end); the others go ahead"
                     );
                 }
-                item = rx.recv(), if room && (self.merge.len() < self.max_in_flight || waiting.is_some()) => {
+                item = rx.recv() => {
                     let Some(control) = item else { break };
                     if self.control(control).await? {
                         return Ok(());
                     }
                 }
+                (source, read) = queues::recv(readable), if reading => self.received(source, read),
                 _ = sleep_until_opt(idle_at), if idle_at.is_some() && room => {
                     self.advance_idle().await?;
                 }
@@ -283,10 +312,16 @@ impl PartitionTask {
                 return Ok(());
             };
             self.process(&m, source, arrived).await?;
-            if self.pending.len() >= self.max_in_flight {
+            if !self.pending_room() {
                 return Ok(());
             }
         }
+    }
+
+    /// Whether publications may be added: fewer unacknowledged than `kafka.max_in_flight`,
+    /// in records and in bytes.
+    fn pending_room(&self) -> bool {
+        self.pending.len() < self.max_in_flight && self.pending_bytes < self.max_in_flight_bytes
     }
 
     /// Handles a record to buffer, a question, a new config or a drain; `true` once
@@ -377,16 +412,14 @@ impl PartitionTask {
             .front()
             .is_some_and(|f| f.sends.iter().all(Option::is_none));
         if done {
-            if let Some(Pending {
-                record: true,
-                arrived,
-                ..
-            }) = self.pending.pop_front()
-            {
-                self.shared
-                    .metrics
-                    .processing_latency
-                    .observe(arrived.elapsed().as_secs_f64());
+            if let Some(done) = self.pending.pop_front() {
+                self.pending_bytes -= done.bytes;
+                if done.record {
+                    self.shared
+                        .metrics
+                        .processing_latency
+                        .observe(done.arrived.elapsed().as_secs_f64());
+                }
             }
         }
         Ok(())
@@ -432,7 +465,22 @@ impl PartitionTask {
         arrived: Instant,
     ) -> Result<(), Refused> {
         let now = wall_clock_ms();
-        let out = self.worker.process(source, m.payload(), now);
+        let out = if self.skip == Some((source, m.offset())) {
+            self.skip = None;
+            warn!(
+                partition = self.partition,
+                topic = m.topic(),
+                offset = m.offset(),
+                "record set aside: the partition task failed on it before"
+            );
+            Processed::set_aside(dead_letter::Reason::Failed)
+        } else {
+            self.in_flight.set(source, m.offset());
+            inputs::test_failure(m.payload());
+            let out = self.worker.process(source, m.payload(), now);
+            self.in_flight.clear();
+            out
+        };
         self.count_record(m, source, &out, now);
         let mut publications = Vec::new();
         if let Some(dl) = &out.dead_letter {
@@ -481,11 +529,14 @@ impl PartitionTask {
         publications: Vec<Publication>,
     ) -> Result<(), Refused> {
         let mut sends = Vec::with_capacity(publications.len());
+        let bytes = publications.iter().map(|p| p.payload.len()).sum();
         for p in publications {
             sends.push(self.send(p).await?);
         }
+        self.pending_bytes += bytes;
         self.pending.push_back(Pending {
             record,
+            bytes,
             arrived,
             sends,
         });

@@ -25,18 +25,19 @@
 //!   ticket (or whose producer failed fatally) stops the service the same way, and `run`
 //!   returns the error, so the process exits non-zero.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::config::{Config, ConfigError, TopicsConfig};
@@ -44,12 +45,13 @@ use crate::detect::engine::PortedNumber;
 
 use super::assign::Assigner;
 use super::changelog::{self, ChangelogError};
-use super::consumer::{self, InputConsumer, OffsetGaps};
-use super::partition::{PartitionTask, Wiring};
+use super::consumer::{self, InputConsumer, Inspect, OffsetGaps};
 use super::partitioner::KeyCheck;
 use super::producer;
 pub use super::shared::Shared;
 use super::shared::{Control, Stop};
+
+mod tasks;
 
 /// Errors that stop the service (anything else is retried or dead-lettered).
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +79,12 @@ pub enum ServiceError {
     Stopped(#[from] Stop),
     #[error(transparent)]
     Changelog(#[from] ChangelogError),
+    /// A partition task failed again and again: restarting it in this process does not help.
+    #[error(
+        "partition {partition}'s task failed {restarts} times in {} minutes; stopping",
+        tasks::RESTART_WINDOW.as_secs() / 60
+    )]
+    CrashLoop { partition: i32, restarts: usize },
 }
 
 /// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
@@ -113,13 +121,21 @@ pub async fn run(
     });
     let (failures, mut failed) = mpsc::unbounded_channel();
     let consumer = Arc::new(consumer::create(&cfg, assigner.clone(), failures.clone())?);
+    consumer.context().queues.attach(&consumer);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
     shared.set_ready(true, "");
     shared.metrics.config_version.set(1);
 
     let mut service = Service {
-        keys: KeyCheck::new(cfg.kafka.partitioner, counts.0),
+        inspect: Inspect {
+            keys: KeyCheck::new(cfg.kafka.partitioner, counts.0),
+            gaps: OffsetGaps::default(),
+        },
+        partition_count: counts.0,
+        subscribed: subscribe.clone(),
+        running: HashMap::new(),
+        restarts: tasks::Restarts::new(),
         current: cfg.clone(),
         cfg,
         assigner,
@@ -128,8 +144,7 @@ pub async fn run(
         shared,
         outcomes_subscribed: subscribe.len() == 3,
         failures,
-        tasks: Vec::new(),
-        gaps: OffsetGaps::default(),
+        tasks: JoinSet::new(),
     };
     let mut result = Ok(());
     let mut health = tokio::time::interval(Duration::from_secs(5));
@@ -143,6 +158,10 @@ pub async fn run(
                 }
             }
             _ = health.tick() => service.check_health(),
+            _ = consumer.context().queues.assigned.notified() => service.start_assigned()?,
+            Some(ended) = service.tasks.join_next_with_id(), if !service.tasks.is_empty() => {
+                service.task_ended(ended)?;
+            }
             msg = consumer.recv() => service.route(msg.map(|m| m.detach())).await?,
             Some(stop) = failed.recv() => {
                 result = Err(stop.into());
@@ -238,48 +257,42 @@ struct Service {
     outcomes_subscribed: bool,
     /// Given to every partition task, to report the failure that stops the service.
     failures: mpsc::UnboundedSender<Stop>,
-    tasks: Vec<JoinHandle<()>>,
-    gaps: OffsetGaps,
-    /// Each record's partition against its key's.
-    keys: KeyCheck,
+    tasks: JoinSet<()>,
+    /// The tasks running, by tokio task id (see [`tasks`]).
+    running: HashMap<tokio::task::Id, tasks::Running>,
+    restarts: tasks::Restarts,
+    /// Checks of the records that come through the shared queue (see `route`).
+    inspect: Inspect,
+    /// Partitions of each input topic.
+    partition_count: usize,
+    /// The input topics read.
+    subscribed: Vec<String>,
 }
 
 impl Service {
-    /// Hands a record to its partition's task, or notes what the consumer reported.
+    /// Hands a record that came through the shared queue to its partition's task, or notes
+    /// what the consumer reported. Records come here only for a partition whose queue could
+    /// not be split off ([`consumer::queues`]); errors not tied to a partition always do.
     async fn route(&mut self, msg: Result<OwnedMessage, KafkaError>) -> Result<(), ServiceError> {
         let m = match msg {
             Ok(m) => m,
-            Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
-                warn!("consumer offset out of range: resetting to the log start (data deleted before it was read)");
-                self.gaps.reset();
-                return Ok(());
-            }
             Err(e) => {
-                warn!(error = %e, "consumer error");
-                self.shared
-                    .set_ready(false, &format!("consumer error: {e}"));
+                self.inspect.error(&self.shared, &e);
                 return Ok(());
             }
         };
-        let source = consumer::source_of(&self.cfg.kafka.topics, m.topic());
+        let source = self
+            .inspect
+            .record(&self.shared, &self.cfg.kafka.topics, &m);
         let p = m.partition();
-        self.keys.check(&self.shared, m.topic(), p, m.key());
-        if let Some(skipped) = self.gaps.read(source, p, m.offset()) {
-            warn!(
-                topic = m.topic(),
-                partition = p,
-                skipped,
-                "offsets deleted by retention before we read them"
-            );
-            self.shared
-                .metrics
-                .offsets_skipped
-                .with_label_values(&[m.topic(), &p.to_string()])
-                .inc_by(skipped as u64);
-        }
+        debug!(
+            partition = p,
+            topic = m.topic(),
+            "record through the shared queue"
+        );
         let tx = match self.shared.partitions.get(&p).map(|e| e.value().clone()) {
             Some(tx) => tx,
-            None => self.start_partition(p)?,
+            None => self.start_partition(p, None)?,
         };
         let record = Control::Record(Box::new(m), source, Instant::now());
         if tx.send(record).await.is_err() {
@@ -289,42 +302,6 @@ impl Service {
             );
         }
         Ok(())
-    }
-
-    /// Starts the task of a partition this instance was just assigned, with the engine
-    /// the assignment readied (restoring it here if, unexpectedly, none was).
-    fn start_partition(&mut self, p: i32) -> Result<mpsc::Sender<Control>, ServiceError> {
-        let (tx, rx) = mpsc::channel(self.cfg.kafka.max_in_flight.min(4096));
-        let resume = match self.shared.unpark(p) {
-            Some(r) => Some(r),
-            None => {
-                warn!(
-                    partition = p,
-                    "no engine readied on assignment; restoring now"
-                );
-                let current = self.current.clone();
-                tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
-                self.shared.unpark(p)
-            }
-        };
-        let Some(resume) = resume else {
-            return Err(ServiceError::Changelog(ChangelogError::Corrupt {
-                topic: self.cfg.kafka.topics.changelog.clone(),
-                partition: p,
-                reason: "no engine after restore".into(),
-            }));
-        };
-        let wiring = Wiring {
-            producer: self.producer.clone(),
-            consumer: self.consumer.clone(),
-            shared: self.shared.clone(),
-            outcomes_subscribed: self.outcomes_subscribed,
-            failures: self.failures.clone(),
-        };
-        let task = PartitionTask::new(p, resume, wiring, &self.current);
-        self.tasks.push(tokio::spawn(task.run(rx)));
-        self.shared.partitions.insert(p, tx.clone());
-        Ok(tx)
     }
 
     /// Swaps a new config into every partition's engine; if one refuses it, the running
@@ -339,17 +316,24 @@ impl Service {
         let mut ok = true;
         for tx in senders {
             let (done, wait) = std::sync::mpsc::channel();
-            if tx
-                .send(Control::Reconfigure(next.clone(), done))
-                .await
-                .is_ok()
-            {
+            let send = tx.send(Control::Reconfigure(next.clone(), done));
+            if let Ok(Ok(())) = tokio::time::timeout(CONTROL_TIMEOUT, send).await {
                 let answer =
-                    tokio::task::spawn_blocking(move || wait.recv_timeout(Duration::from_secs(10)));
-                if let Ok(Err(e)) = answer.await.unwrap_or(Ok(Ok(()))) {
-                    warn!(error = %e, "a partition refused the new config");
-                    ok = false;
+                    tokio::task::spawn_blocking(move || wait.recv_timeout(CONTROL_TIMEOUT));
+                match answer.await {
+                    Ok(Ok(Ok(()))) => {}
+                    Ok(Ok(Err(e))) => {
+                        warn!(error = %e, "a partition refused the new config");
+                        ok = false;
+                    }
+                    _ => {
+                        warn!("a partition did not answer the new config in time");
+                        ok = false;
+                    }
                 }
+            } else {
+                warn!("a partition did not take the new config in time");
+                ok = false;
             }
         }
         if ok {
@@ -367,7 +351,8 @@ impl Service {
     }
 
     /// Readiness follows whether the broker answers a metadata request, and stays off
-    /// while a partition is stalled or once a record was on the wrong partition for its key.
+    /// while a partition is stalled or restarting again and again, or once a record was
+    /// on the wrong partition for its key.
     fn check_health(&self) {
         let http = &self.cfg.http;
         self.shared.prune_recent_tickets(
@@ -381,7 +366,7 @@ impl Service {
             .fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
         let stalled = self.shared.stalled.lock().ok().and_then(|s| s.clone());
         let mismatch = self.shared.key_mismatch.lock().ok().and_then(|s| s.clone());
-        match (probe, stalled.or(mismatch)) {
+        match (probe, stalled.or(self.restarting()).or(mismatch)) {
             (Ok(_), None) => self.shared.set_ready(true, ""),
             (Ok(_), Some(stall)) => self.shared.set_ready(false, &stall),
             (Err(e), _) => self
@@ -399,13 +384,14 @@ impl Service {
         for p in parts {
             if let Some((_, tx)) = self.shared.partitions.remove(&p) {
                 let (done, _wait) = std::sync::mpsc::channel();
-                let _ = tx.send(Control::Drain(deadline, done)).await;
+                let left = deadline.saturating_duration_since(Instant::now());
+                let _ = tokio::time::timeout(left, tx.send(Control::Drain(deadline, done))).await;
             }
         }
-        for t in self.tasks {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let _ = tokio::time::timeout(left + Duration::from_millis(100), t).await;
-        }
+        let mut tasks = self.tasks;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let all_ended = async { while tasks.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(left + Duration::from_millis(100), all_ended).await;
         if let Err(e) = self
             .consumer
             .commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
@@ -415,6 +401,10 @@ impl Service {
         self.producer
             .flush(Timeout::After(Duration::from_secs(5)))
             .ok();
+        self.consumer.context().queues.clear();
         self.shared.set_ready(false, "stopped");
     }
 }
+
+/// How long a reload waits for a partition task to take the new config, and then to answer.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);

@@ -23,7 +23,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -36,9 +37,12 @@ use crate::config::{Config, TopicsConfig};
 use super::assign::Assigner;
 use super::client_config;
 use super::merge::Lag;
+use super::partitioner::KeyCheck;
 use super::shared::{Control, Shared, Stop};
 use super::stall::InputSample;
 use super::worker::Source;
+
+pub mod queues;
 
 /// The service's consumer of the input topics.
 pub type InputConsumer = StreamConsumer<RebalanceContext>;
@@ -58,6 +62,7 @@ pub(super) fn create(
         drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
         assigner,
         failures,
+        queues: queues::Queues::default(),
     };
     let mut cc = client_config(cfg);
     let exactly_once = cfg.kafka.processing_guarantee == crate::config::Guarantee::ExactlyOnce;
@@ -95,6 +100,8 @@ pub struct RebalanceContext {
     drain_timeout: Duration,
     assigner: Arc<Assigner>,
     failures: mpsc::UnboundedSender<Stop>,
+    /// Each input partition's own queue, and the partitions whose tasks are to start.
+    pub queues: queues::Queues,
 }
 
 impl ClientContext for RebalanceContext {
@@ -163,32 +170,7 @@ impl ConsumerContext for RebalanceContext {
         tpl: &mut TopicPartitionList,
     ) {
         match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let parts = partitions(tpl);
-                let offsets = match blocking(|| self.assigner.prepare(&parts)) {
-                    Ok(offsets) => offsets,
-                    Err(e) => {
-                        error!(error = %e, "restoring assigned partitions failed; stopping");
-                        let _ = self.failures.send(Stop::Restore(e));
-                        return;
-                    }
-                };
-                start_at(tpl, offsets.clone());
-                if let Err(e) = base.assign(tpl) {
-                    warn!(error = %e, "assign failed");
-                } else if !self.exactly_once {
-                    // The checkpoints' offsets become the group's at once: a partition
-                    // resumed at its log end processes nothing, and if a crash came between
-                    // its last checkpoint and the commit, its group offsets (and its lag)
-                    // would stay behind until new input arrived.
-                    for (topic, p, next) in &offsets {
-                        if let Err(e) = base.store_offset(topic, *p, next - 1) {
-                            warn!(partition = p, %topic, error = %e, "checkpoint offset not stored");
-                        }
-                    }
-                }
-                self.post_rebalance(base, &Rebalance::Assign(tpl));
-            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => self.assign(base, tpl),
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.pre_rebalance(base, &Rebalance::Revoke(tpl));
                 if let Err(e) = base.unassign() {
@@ -209,7 +191,9 @@ impl ConsumerContext for RebalanceContext {
                 .rebalances
                 .with_label_values(&["revoke"])
                 .inc();
-            self.drain(partitions(tpl));
+            let revoked = partitions(tpl);
+            self.queues.revoked(&revoked);
+            self.drain(revoked);
             self.shared.metrics.assigned_partitions.set(0);
         }
     }
@@ -236,6 +220,39 @@ impl ConsumerContext for RebalanceContext {
 }
 
 impl RebalanceContext {
+    /// Readies the engines of the partitions in `tpl`, starts each input at its engine's
+    /// checkpoint, splits off their queues and assigns them.
+    fn assign(&self, base: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
+        let parts = partitions(tpl);
+        let offsets = match blocking(|| self.assigner.prepare(&parts)) {
+            Ok(offsets) => offsets,
+            Err(e) => {
+                error!(error = %e, "restoring assigned partitions failed; stopping");
+                let _ = self.failures.send(Stop::Restore(e));
+                return;
+            }
+        };
+        start_at(tpl, offsets.clone());
+        self.queues.split(tpl);
+        if let Err(e) = base.assign(tpl) {
+            warn!(error = %e, "assign failed");
+        } else {
+            self.queues.assigned(&parts);
+            if !self.exactly_once {
+                // The checkpoints' offsets become the group's at once: a partition
+                // resumed at its log end processes nothing, and if a crash came between
+                // its last checkpoint and the commit, its group offsets (and its lag)
+                // would stay behind until new input arrived.
+                for (topic, p, next) in &offsets {
+                    if let Err(e) = base.store_offset(topic, *p, next - 1) {
+                        warn!(partition = p, %topic, error = %e, "checkpoint offset not stored");
+                    }
+                }
+            }
+        }
+        self.post_rebalance(base, &Rebalance::Assign(tpl));
+    }
+
     /// Tells the tasks of `revoked` partitions to drain and waits for them, until the
     /// drain deadline.
     fn drain(&self, revoked: Vec<i32>) {
@@ -349,6 +366,53 @@ impl OffsetGaps {
         }
         for k in self.next_offset.keys() {
             self.reset_seen.insert(*k, true);
+        }
+    }
+}
+
+/// What is checked of every record read, before its partition task buffers it: offsets
+/// skipped by a reset to the log start (logged and counted) and whether its key belongs
+/// on its partition ([`KeyCheck`]).
+pub(super) struct Inspect {
+    pub keys: KeyCheck,
+    pub gaps: OffsetGaps,
+}
+
+impl Inspect {
+    /// Checks a record read; its input.
+    pub(super) fn record(
+        &mut self,
+        shared: &Shared,
+        topics: &TopicsConfig,
+        m: &OwnedMessage,
+    ) -> Source {
+        let source = source_of(topics, m.topic());
+        let p = m.partition();
+        self.keys.check(shared, m.topic(), p, m.key());
+        if let Some(skipped) = self.gaps.read(source, p, m.offset()) {
+            warn!(
+                topic = m.topic(),
+                partition = p,
+                skipped,
+                "offsets deleted by retention before we read them"
+            );
+            shared
+                .metrics
+                .offsets_skipped
+                .with_label_values(&[m.topic(), &p.to_string()])
+                .inc_by(skipped as u64);
+        }
+        source
+    }
+
+    /// Notes an error the consumer reported in place of a record.
+    pub(super) fn error(&mut self, shared: &Shared, e: &KafkaError) {
+        if let KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset) = e {
+            warn!("consumer offset out of range: resetting to the log start (data deleted before it was read)");
+            self.gaps.reset();
+        } else {
+            warn!(error = %e, "consumer error");
+            shared.set_ready(false, &format!("consumer error: {e}"));
         }
     }
 }

@@ -1,0 +1,109 @@
+//! What a partition task reads, and what its supervisor learns when it fails.
+//!
+//! - **Reading**: the task reads its own input queues ([`queues`]) while its merge buffer
+//!   has room, in records (`kafka.max_in_flight`) and bytes (`kafka.max_in_flight_bytes`).
+//!   Once it is full it reads only the inputs with nothing buffered: the merge may be
+//!   waiting for exactly those, and each then holds at most one record more.
+//! - **In flight**: the input and offset of the record being processed, for the
+//!   supervisor ([`crate::kafka::service`]) to set it aside if the task fails on it.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Message, OwnedMessage};
+
+use crate::codec;
+use crate::driver::Source;
+
+use super::super::consumer::queues::{InputQueue, PartitionInputs};
+use super::super::merge::InputMerge;
+use super::PartitionTask;
+
+/// The record a partition task is processing: its input and offset, packed in one word
+/// (written twice per record, read only when the task has failed).
+#[derive(Debug)]
+pub struct InFlight(AtomicI64);
+
+impl Default for InFlight {
+    fn default() -> InFlight {
+        InFlight(AtomicI64::new(-1))
+    }
+}
+
+const SOURCES: [Source; 3] = [Source::Cdr, Source::Account, Source::Outcomes];
+
+impl InFlight {
+    pub(super) fn set(&self, source: Source, offset: i64) {
+        let s = SOURCES.iter().position(|x| *x == source).unwrap_or(0) as i64;
+        self.0.store(offset.max(0) << 2 | s, Ordering::Relaxed);
+    }
+
+    pub(super) fn clear(&self) {
+        self.0.store(-1, Ordering::Relaxed);
+    }
+
+    /// The record being processed, if any.
+    pub fn get(&self) -> Option<(Source, i64)> {
+        let v = self.0.load(Ordering::Relaxed);
+        (v >= 0).then(|| (SOURCES[(v & 3) as usize % 3], v >> 2))
+    }
+}
+
+/// The queues to read now (see the module docs).
+pub(super) fn readable<'a>(
+    inputs: &'a PartitionInputs,
+    merge: &InputMerge,
+    full: bool,
+) -> [Option<(Source, &'a InputQueue)>; 3] {
+    let mut pick = [None, None, None];
+    for (slot, (source, q)) in pick.iter_mut().zip(inputs.iter()) {
+        if !full || !merge.holds(*source) {
+            *slot = Some((*source, &**q));
+        }
+    }
+    pick
+}
+
+impl PartitionTask {
+    /// Whether the merge buffer is full, in records or bytes.
+    pub(super) fn merge_full(&self) -> bool {
+        self.merge.len() >= self.max_in_flight || self.merge.bytes() >= self.max_in_flight_bytes
+    }
+
+    /// Buffers a record read from the partition's own queues (or notes the error read in
+    /// its place).
+    pub(super) fn received(&mut self, source: Source, read: Result<OwnedMessage, KafkaError>) {
+        match read {
+            Ok(m) => {
+                let checked = self.inspect.record(&self.shared, &self.topics, &m);
+                debug_assert_eq!(checked, source);
+                let t = codec::peek_event_time(self.input_format, m.payload());
+                self.merge.push(m, source, t, Instant::now());
+            }
+            Err(e) => self.inspect.error(&self.shared, &e),
+        }
+    }
+}
+
+/// Test hook, in debug builds only: a task fails on a record whose value holds the bytes
+/// of `CHURNWATCH_TEST_FAIL_ON` (for the supervision test; release builds have no such
+/// switch).
+#[cfg(debug_assertions)]
+pub(super) fn test_failure(payload: Option<&[u8]>) {
+    static NEEDLE: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    let needle = NEEDLE.get_or_init(|| {
+        std::env::var("CHURNWATCH_TEST_FAIL_ON")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(String::into_bytes)
+    });
+    if let (Some(n), Some(p)) = (needle, payload) {
+        if p.windows(n.len()).any(|w| w == n.as_slice()) {
+            panic!("CHURNWATCH_TEST_FAIL_ON matched a record");
+        }
+    }
+}
+
+#[cfg(not(debug_assertions))]
+pub(super) fn test_failure(_: Option<&[u8]>) {}

@@ -1,0 +1,251 @@
+//! Starting partition tasks, and restarting one that failed.
+//!
+//! - **Start**: a partition's task starts as soon as the partition is assigned, with its
+//!   engine (readied by [`super::super::assign`]) and its input queues
+//!   ([`super::super::consumer::queues`]).
+//! - **Supervision**: a task that panics (a bug: input never panics, it is dead-lettered)
+//!   is restarted from its partition's last checkpoint. Its inputs are rewound to the
+//!   offsets that checkpoint reflects, so nothing is lost and nothing is counted twice.
+//!   The record it was processing when it failed is set aside as a dead letter (reason
+//!   `failed`) on the second pass, so one poison record cannot fail the task forever. Each
+//!   restart is counted (`churnwatch_partition_restarts_total{partition}`) and logged;
+//!   `/readyz` says "restoring" while it is restored, and not ready while a partition has
+//!   restarted [`RESTARTS_NOT_READY`] times within [`RESTART_WINDOW`]. Past
+//!   [`MAX_RESTARTS`] in that window the service stops with an error, for the orchestrator
+//!   to restart it with backoff.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio::task::{Id, JoinError};
+use tracing::{error, info, warn};
+
+use crate::driver::Source;
+
+use super::super::changelog::Marker;
+use super::super::consumer::{Inspect, OffsetGaps};
+use super::super::partition::{InFlight, PartitionTask, Wiring};
+use super::super::partitioner::KeyCheck;
+use super::super::shared::Control;
+use super::{Service, ServiceError};
+
+/// How far back restarts are counted.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
+/// Restarts of one partition within the window that make the service not ready.
+pub const RESTARTS_NOT_READY: usize = 2;
+/// Restarts of one partition within the window past which the service stops.
+pub const MAX_RESTARTS: usize = 5;
+
+/// A running partition task, as its supervisor knows it.
+pub(super) struct Running {
+    partition: i32,
+    control: mpsc::Sender<Control>,
+    in_flight: Arc<InFlight>,
+}
+
+impl Service {
+    /// Starts the tasks of the partitions assigned since the last call.
+    pub(super) fn start_assigned(&mut self) -> Result<(), ServiceError> {
+        for p in self.consumer.context().queues.take_assigned() {
+            if !self.shared.partitions.contains_key(&p) {
+                self.start_partition(p, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts partition `p`'s task with the engine the assignment readied (restoring it
+    /// here if none was); `skip` is a record to set aside, on which a task failed.
+    pub(super) fn start_partition(
+        &mut self,
+        p: i32,
+        skip: Option<(Source, i64)>,
+    ) -> Result<mpsc::Sender<Control>, ServiceError> {
+        let resume = match self.shared.unpark(p) {
+            Some(r) => r,
+            None => {
+                warn!(
+                    partition = p,
+                    "no engine readied on assignment; restoring now"
+                );
+                let current = self.current.clone();
+                tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
+                self.shared.unpark(p).ok_or_else(|| {
+                    ServiceError::Changelog(super::ChangelogError::Corrupt {
+                        topic: self.cfg.kafka.topics.changelog.clone(),
+                        partition: p,
+                        reason: "no engine after restore".into(),
+                    })
+                })?
+            }
+        };
+        let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
+        let in_flight = Arc::new(InFlight::default());
+        let wiring = Wiring {
+            producer: self.producer.clone(),
+            consumer: self.consumer.clone(),
+            shared: self.shared.clone(),
+            outcomes_subscribed: self.outcomes_subscribed,
+            failures: self.failures.clone(),
+            inputs: (self.consumer.context().queues).inputs(&self.cfg.kafka.topics, p),
+            inspect: Inspect {
+                keys: KeyCheck::new(self.cfg.kafka.partitioner, self.partition_count),
+                gaps: OffsetGaps::default(),
+            },
+            in_flight: in_flight.clone(),
+            skip,
+        };
+        let task = PartitionTask::new(p, resume, wiring, &self.current);
+        let handle = self.tasks.spawn(task.run(rx));
+        self.running.insert(
+            handle.id(),
+            Running {
+                partition: p,
+                control: tx.clone(),
+                in_flight,
+            },
+        );
+        self.shared.partitions.insert(p, tx.clone());
+        Ok(tx)
+    }
+
+    /// A partition task ended: drained (nothing to do), or failed (restarted, see the
+    /// module docs).
+    pub(super) fn task_ended(
+        &mut self,
+        ended: Result<(Id, ()), JoinError>,
+    ) -> Result<(), ServiceError> {
+        let (id, failure) = match ended {
+            Ok((id, ())) => (id, None),
+            Err(e) => (e.id(), Some(e)),
+        };
+        let Some(running) = self.running.remove(&id) else {
+            return Ok(());
+        };
+        let Some(failure) = failure.filter(JoinError::is_panic) else {
+            return Ok(());
+        };
+        let p = running.partition;
+        let ours = self
+            .shared
+            .partitions
+            .get(&p)
+            .is_some_and(|tx| tx.same_channel(&running.control));
+        if !ours || !self.consumer.context().queues.owns(p) {
+            warn!(
+                partition = p,
+                "a partition task failed after its partition moved on"
+            );
+            return Ok(());
+        }
+        self.shared.partitions.remove(&p);
+        drop(failure);
+        self.restart(p, running.in_flight.get())
+    }
+
+    /// Restarts partition `p`'s task from its last checkpoint.
+    fn restart(&mut self, p: i32, skip: Option<(Source, i64)>) -> Result<(), ServiceError> {
+        let label = p.to_string();
+        self.shared
+            .metrics
+            .partition_restarts
+            .with_label_values(&[&label])
+            .inc();
+        let now = Instant::now();
+        let recent = self.restarts.entry(p).or_default();
+        recent.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        recent.push(now);
+        let count = recent.len();
+        error!(
+            partition = p,
+            restarts_in_window = count,
+            poison_record = skip.is_some(),
+            "partition task failed; restarting it from its last checkpoint"
+        );
+        if count > MAX_RESTARTS {
+            return Err(ServiceError::CrashLoop {
+                partition: p,
+                restarts: count,
+            });
+        }
+        let current = self.current.clone();
+        let marker = tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
+        tokio::task::block_in_place(|| self.rewind(p, marker.as_ref()))?;
+        self.start_partition(p, skip)?;
+        info!(partition = p, "partition task restarted");
+        Ok(())
+    }
+
+    /// Moves partition `p`'s inputs back to the offsets `marker` reflects (the group's
+    /// committed offsets for an input it does not name, or the log start).
+    fn rewind(&self, p: i32, marker: Option<&Marker>) -> Result<(), ServiceError> {
+        let from_marker: BTreeMap<&str, i64> = marker
+            .map(|m| m.inputs.iter().map(|(t, o)| (t.as_str(), *o)).collect())
+            .unwrap_or_default();
+        let mut tpl = TopicPartitionList::new();
+        for topic in self.subscribed.iter() {
+            tpl.add_partition(topic, p);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(tpl.clone(), Timeout::After(Duration::from_secs(10)))?;
+        let mut seek = TopicPartitionList::new();
+        for topic in self.subscribed.iter() {
+            let offset = match from_marker.get(topic.as_str()) {
+                Some(o) => Offset::Offset(*o),
+                None => committed
+                    .find_partition(topic, p)
+                    .map(|e| e.offset())
+                    .filter(|o| matches!(o, Offset::Offset(_)))
+                    .unwrap_or(Offset::Beginning),
+            };
+            seek.add_partition_offset(topic, p, offset)?;
+        }
+        let sought = self
+            .consumer
+            .seek_partitions(seek, Timeout::After(Duration::from_secs(10)))?;
+        for e in sought.elements() {
+            if let Err(err) = e.error() {
+                warn!(topic = e.topic(), partition = p, error = %err, "rewinding an input failed");
+                return Err(err.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Partitions restarted [`RESTARTS_NOT_READY`] times or more within the window, as
+    /// `/readyz` says it; `None` if none.
+    pub(super) fn restarting(&self) -> Option<String> {
+        let now = Instant::now();
+        let flapping: Vec<String> = self
+            .restarts
+            .iter()
+            .filter_map(|(p, ts)| {
+                let n = ts
+                    .iter()
+                    .filter(|t| now.duration_since(**t) < RESTART_WINDOW)
+                    .count();
+                (n >= RESTARTS_NOT_READY).then(|| format!("partition {p} restarted {n} times"))
+            })
+            .collect();
+        (!flapping.is_empty()).then(|| {
+            format!(
+                "{} in the last {} minutes",
+                flapping.join(", "),
+                RESTART_WINDOW.as_secs() / 60
+            )
+        })
+    }
+}
+
+/// Control messages (drains, look-ups, reloads, and any record that came through the
+/// shared queue) waiting for one partition task.
+const CONTROL_CAPACITY: usize = 64;
+
+/// Restarts per partition, for [`Service::restarting`].
+pub(super) type Restarts = HashMap<i32, Vec<Instant>>;
