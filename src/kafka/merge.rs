@@ -6,12 +6,12 @@
 //! tie CDRs, then account events, then outcomes). An input with nothing buffered holds the
 //! others back unless it has caught up with its log end, or has kept them waiting for
 //! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
-//! silent one must not stall the partition. While it waits, the partition task keeps
-//! taking records beyond `kafka.max_in_flight` (a broker may serve one topic's whole
-//! backlog before another's, and the lagging input's records queue behind it in the
-//! consumer); the wait's bound bounds that buffer. Once the wait is over the others go
-//! ahead at full speed until the lagging input delivers or catches up. (Pausing the inputs
-//! ahead in librdkafka instead left a resumed partition unfetched, now and then, for good.)
+//! silent one must not stall the partition. Each input has its own queue, and a full
+//! buffer still reads the inputs it holds nothing of ([`super::partition`]), so a broker
+//! that serves one topic's whole backlog before another's does not make the lagging
+//! input's records queue behind the others. Once the wait is over the others go ahead at
+//! full speed until the lagging input delivers or catches up. (Pausing the inputs ahead in
+//! librdkafka instead left a resumed partition unfetched, now and then, for good.)
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 

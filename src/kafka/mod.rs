@@ -1,11 +1,11 @@
 //! The Kafka adapter around the pure core, split by role as Vector splits its Kafka sink.
 //!
 //! - [`service`]: `churnwatch run`, the wiring: start-up checks (broker, topics,
-//!   co-partitioning), routing each record to its partition's task, config reloads,
-//!   shutdown.
+//!   co-partitioning), starting each assigned partition's task and restarting one that
+//!   failed, config reloads, shutdown.
 //! - [`consumer`]: the consumer group, rebalance hooks that drain a revoked partition
-//!   before it moves, offsets skipped by a reset, and whether an input has reached its
-//!   log end.
+//!   before it moves, each input partition's own queue, offsets skipped by a reset, and
+//!   whether an input has reached its log end.
 //! - [`partition`]: one task and one engine per partition: inputs merged by event time
 //!   ([`merge`], the input that is ahead paused while another lags), checkpoints written
 //!   once every ticket and dead letter before them is acknowledged, then the input offsets

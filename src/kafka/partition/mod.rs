@@ -10,10 +10,15 @@
 //!   identical to the first. A failed delivery is sent again, or given up or stopped on as
 //!   [`super::producer`] sorts it; a stop is reported to the service, which exits with
 //!   the error.
-//! - **Backpressure**: at most `max_in_flight` records wait for acknowledgement or sit in
-//!   the merge buffer; the task stops reading its bounded channel meanwhile, so a producer
-//!   that outruns us fills the broker, not our memory. The `select!` is biased toward
-//!   acknowledgements over new records.
+//! - **Backpressure**: at most `max_in_flight` records (and `max_in_flight_bytes` bytes)
+//!   wait for acknowledgement, and as many sit in the merge buffer; the task stops reading
+//!   its own input queues meanwhile ([`inputs`]), so a producer that outruns us fills the
+//!   broker, not our memory, and no other partition waits. The `select!` is biased toward
+//!   checkpoints and acknowledgements over new records; control messages (drains,
+//!   look-ups, reloads) have their own channel, read even while the task is full.
+//! - **Supervision**: the task says which record it is processing ([`InFlight`]), so if it
+//!   fails its supervisor ([`super::service`]) restarts it from the last checkpoint and the
+//!   record is set aside when it comes again.
 //! - **Idleness**: a partition whose inputs go quiet moves its event-time clock on with the
 //!   wall clock ([`super::idle`]), so its days still close.
 

@@ -11,19 +11,23 @@
 //!   if it exists) are co-partitioned: same count, keyed by subscriber, so partition `p` of
 //!   each holds the same subscribers and feeds one partition task. Scale-out is the
 //!   consumer group's: another instance takes over partitions.
-//! - **Routing**: each record read goes to its partition's task, started on the first
-//!   record; offsets skipped by a reset to the log start are logged at warn and counted;
-//!   a record on a partition other than its key's under `kafka.partitioner` is counted,
-//!   logged and reported by `/readyz` ([`super::partitioner`]), and processed all the same.
+//! - **Partition tasks**: each assigned partition's task starts at once and reads its own
+//!   input queues ([`consumer::queues`]); a failed one is restarted from its checkpoint
+//!   ([`tasks`]). Each record read is checked: offsets skipped by a reset to the log start
+//!   are logged at warn and counted; a record on a partition other than its key's under
+//!   `kafka.partitioner` is counted, logged and reported by `/readyz`
+//!   ([`super::partitioner`]), and processed all the same. This loop only serves
+//!   rebalances, errors not tied to a partition, health checks and reloads, so no
+//!   partition can hold it up.
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
 //!   partitions are restored on assignment ([`super::assign`]) and checkpointed by their
 //!   tasks ([`super::changelog`]).
 //! - **Shutdown** drains every partition task within `drain_timeout_ms` (each writes a
-//!   final checkpoint), commits the stored offsets and flushes the producer. A partition task that cannot publish a
-//!   ticket (or whose producer failed fatally) stops the service the same way, and `run`
-//!   returns the error, so the process exits non-zero.
+//!   final checkpoint), commits the stored offsets and flushes the producer. A partition
+//!   task that cannot publish a ticket (or whose producer failed fatally) stops the
+//!   service the same way, and `run` returns the error, so the process exits non-zero.
 
 use std::collections::HashMap;
 use std::future::Future;
