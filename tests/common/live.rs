@@ -22,6 +22,11 @@ pub const WITHIN: Duration = Duration::from_secs(60);
 /// A broker with the test's topics (one partition each, retention limits lifted) and the
 /// service's config for them.
 pub fn setup(test: &str) -> (EmbeddedBroker, Config) {
+    setup_with(test, 1)
+}
+
+/// The same with `partitions` partitions per topic.
+pub fn setup_with(test: &str, partitions: i32) -> (EmbeddedBroker, Config) {
     let broker = EmbeddedBroker::start(1).unwrap();
     broker
         .set_group_initial_rebalance_delay(Duration::from_millis(100))
@@ -43,7 +48,7 @@ pub fn setup(test: &str) -> (EmbeddedBroker, Config) {
     cfg.http.listen = String::new();
     let t = &cfg.kafka.topics;
     for topic in [&t.cdr, &t.account, &t.tickets, &t.dead_letter, &t.changelog] {
-        broker.create_topic(topic, 1).unwrap();
+        broker.create_topic(topic, partitions).unwrap();
     }
     (broker, cfg)
 }

@@ -44,6 +44,10 @@ use super::worker::Source;
 
 pub mod queues;
 
+/// Prefetched records librdkafka keeps per input partition, in KiB, unless
+/// `kafka.options` sets `queued.max.messages.kbytes`.
+pub const QUEUED_KBYTES_PER_INPUT: usize = 8192;
+
 /// The service's consumer of the input topics.
 pub type InputConsumer = StreamConsumer<RebalanceContext>;
 
@@ -86,6 +90,15 @@ pub(super) fn create(
         // default) once queued.min.messages are waiting; the event-time merge waiting on
         // that input would then give up on it. Fetch again soon instead.
         cc.set("fetch.queue.backoff.ms", "10");
+    }
+    if !cfg.kafka.options.contains_key("queued.max.messages.kbytes") {
+        // Each input partition's queue is split off (see `queues`), and librdkafka bounds
+        // each alone: 64 MiB by default, per topic-partition, would be gigabytes of
+        // prefetch for an instance owning many partitions.
+        cc.set(
+            "queued.max.messages.kbytes",
+            QUEUED_KBYTES_PER_INPUT.to_string(),
+        );
     }
     cc.create_with_context(ctx)
 }

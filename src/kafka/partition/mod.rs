@@ -482,6 +482,7 @@ impl PartitionTask {
         } else {
             self.in_flight.set(source, m.offset());
             inputs::test_failure(m.payload());
+            inputs::test_hold(m.payload()).await;
             let out = self.worker.process(source, m.payload(), now);
             self.in_flight.clear();
             out
