@@ -37,6 +37,10 @@ pub(super) struct Tracking {
     buf: Vec<u8>,
     /// While restoring: each slot's table order from its record (`u32::MAX`: none yet).
     orders: Vec<u32>,
+    /// Numbers evicted since the last [`Engine::drain_evicted`]; kept only once a drain
+    /// or a restore has happened (numbers never checkpointed need no tombstone).
+    pub(super) evicted: Vec<u64>,
+    pub(super) track_evicted: bool,
 }
 
 impl Engine {
@@ -50,6 +54,30 @@ impl Engine {
             encode_record(st, slot, buf);
             f(msisdn, buf);
         });
+    }
+
+    /// Calls `f(msisdn)` for every subscriber evicted since the last call, for a tombstone
+    /// (the number with no value), then forgets them. Call it before
+    /// [`Engine::drain_changed`]: a number evicted and seen again since is then rewritten
+    /// after its tombstone.
+    pub fn drain_evicted(&mut self, mut f: impl FnMut(u64)) {
+        for m in self.snap.evicted.drain(..) {
+            f(m);
+        }
+        self.snap.track_evicted = true;
+    }
+
+    /// Restores a tombstone: the subscriber is absent (forgotten if an earlier record
+    /// restored it).
+    pub fn forget_subscriber(&mut self, msisdn: u64) {
+        let Some(slot) = self.subs.find(msisdn) else {
+            return;
+        };
+        if let Some(o) = self.snap.orders.get_mut(slot as usize) {
+            *o = u32::MAX;
+        }
+        self.evicting.push(slot);
+        self.evict_collected(false);
     }
 
     /// De-duplication ids remembered since the last call (every id still kept when `all`,
@@ -266,15 +294,12 @@ impl Engine {
         let mut orders = std::mem::take(&mut self.snap.orders);
         let mut renumbered = false;
         if !orders.is_empty() {
-            orders.resize(self.subs.len(), u32::MAX);
-            let new_of = self.subs.reorder(&orders);
-            if let Some(new_of) = &new_of {
+            orders.resize(self.subs.slots() as usize, u32::MAX);
+            let layout = self.subs.reorder(&orders);
+            if let Some(new_of) = &layout.new_of {
                 self.remap_slots(new_of);
             }
-            renumbered = orders.iter().enumerate().any(|(s, &o)| {
-                let now = new_of.as_ref().map_or(s as u32, |n| n[s]);
-                o != now
-            });
+            renumbered = !layout.exact;
         }
         self.subs.mark_all(renumbered);
         if let Some(closed) = self.clock.closed_through() {
@@ -290,6 +315,25 @@ impl Engine {
         self.stats.dedup_ids_dropped = self.seen_ids.dropped();
         self.snap.new_ids.clear();
         self.snap.track_ids = true;
+        self.snap.track_evicted = true;
+        self.rebuild_last_seen();
+    }
+
+    /// Last-seen days from the restored states (see [`crate::detect::eviction::last_trace`]).
+    fn rebuild_last_seen(&mut self) {
+        let newest_day = self.clock.newest_ms().map(|t| self.cal.day_of(t));
+        let Some(closed) = self.clock.closed_through().or(newest_day) else {
+            return;
+        };
+        let cal = &self.cal;
+        let day_of_minute = |m: u32| cal.day_of(crate::detect::state::from_minute(m));
+        for slot in 0..self.subs.slots() {
+            if self.subs.is_live(slot) {
+                let st = self.subs.get(slot);
+                let day = crate::detect::eviction::last_trace(st, closed, day_of_minute);
+                self.subs.set_last_seen(slot, day);
+            }
+        }
     }
 
     /// Moves every side table's entries to their subscriber's new slot.
@@ -562,24 +606,107 @@ mod tests {
     }
 
     #[test]
-    fn a_log_with_gaps_is_renumbered_and_rewritten_whole() {
+    fn a_log_with_clashes_is_renumbered_and_rewritten_whole() {
         let mut e = busy_engine();
         let mut records = Vec::new();
         e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
         let mut r = Engine::new(&config(), &[]).unwrap();
         // The first subscriber's record is missing; the second's comes twice, the later
-        // (a changed state) winning.
+        // (a changed state) winning; the third claims the second's slot.
         let (second, mut newer) = records[1].clone();
         newer[1] ^= 0xff;
+        let (third, mut clash) = records[2].clone();
+        clash[STATE_LEN..].copy_from_slice(&1u32.to_le_bytes());
         for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
             r.restore_subscriber(*m, b).unwrap();
         }
+        r.restore_subscriber(third, &clash).unwrap();
         r.restore_finish();
         let mut again = Vec::new();
         r.drain_changed(false, |m, b| again.push((m, b.to_vec())));
         assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
-        assert_eq!(again[0].0, second, "table order kept, gap closed");
+        assert_eq!(again[0].0, second, "table order kept, packed");
         assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
         assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_a_free_slot() {
+        let mut e = busy_engine();
+        let mut records = Vec::new();
+        e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
+        let mut r = Engine::new(&config(), &[]).unwrap();
+        for (m, b) in records.iter().skip(1) {
+            r.restore_subscriber(*m, b).unwrap();
+        }
+        r.restore_finish();
+        r.drain_changed(false, |_, _| panic!("an exact restore rewrites nothing"));
+        assert_eq!(r.subs.find(records[1].0), Some(1));
+        assert!(!r.subs.is_live(0));
+        assert_eq!(r.subs.slot(SUB + 99), 0, "the gap is reused first");
+    }
+
+    /// Evicts `number` from `e` as a day close would.
+    fn evict(e: &mut Engine, number: u64) {
+        let slot = e.subs.find(number).unwrap();
+        e.collect_eviction(slot, crate::detect::eviction::Reason::Churned);
+        e.evict_collected(true);
+    }
+
+    #[test]
+    fn an_eviction_is_a_tombstone_and_a_restore_forgets_it() {
+        let mut e = busy_engine();
+        let mut log: Vec<(u64, Option<Vec<u8>>)> = Vec::new();
+        e.drain_evicted(|_| panic!("nothing evicted yet"));
+        e.drain_changed(true, |m, b| log.push((m, Some(b.to_vec()))));
+        let gone = SUB + 4;
+        let slot = e.subs.find(gone).unwrap();
+        assert!(e.marks.keys().any(|&(s, _)| s == slot), "it has side state");
+        evict(&mut e, gone);
+        assert!(
+            e.marks.keys().all(|&(s, _)| s != slot),
+            "side state dropped"
+        );
+        assert_eq!(e.stats().evicted.get("churned"), Some(&1));
+        e.drain_evicted(|m| log.push((m, None)));
+        e.drain_changed(false, |m, b| log.push((m, Some(b.to_vec()))));
+        assert_eq!(
+            log.last(),
+            Some(&(gone, None)),
+            "a tombstone, nothing rewritten"
+        );
+        let blob = e.encode_partition();
+        let mut r = Engine::new(&config(), &[]).unwrap();
+        for (m, value) in &log {
+            match value {
+                Some(b) => r.restore_subscriber(*m, b).unwrap(),
+                None => r.forget_subscriber(*m),
+            }
+        }
+        r.restore_partition(&blob).unwrap();
+        r.restore_finish();
+        assert!(r.subscriber(Msisdn(gone)).is_none());
+        assert_eq!(r.encode_partition(), blob);
+        r.drain_changed(false, |_, _| panic!("an exact restore rewrites nothing"));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        e.drain_changed(true, |m, x| a.push((m, x.to_vec())));
+        r.drain_changed(true, |m, x| b.push((m, x.to_vec())));
+        assert_eq!(a, b, "same subscribers in the same slots");
+        assert_eq!(
+            r.subs.slot(SUB + 99),
+            e.subs.slot(SUB + 99),
+            "same free slot"
+        );
+    }
+
+    #[test]
+    fn evicted_numbers_are_kept_only_for_a_checkpointed_engine() {
+        let mut e = busy_engine();
+        evict(&mut e, SUB + 4);
+        e.drain_evicted(|_| panic!("never checkpointed: no tombstone needed"));
+        evict(&mut e, SUB + 3);
+        let mut tombstones = Vec::new();
+        e.drain_evicted(|m| tombstones.push(m));
+        assert_eq!(tombstones, vec![SUB + 3]);
     }
 }
