@@ -141,6 +141,10 @@ struct Changelog {
 
 impl Changelog {
     fn checkpoint(&mut self, e: &mut Engine, all: bool) {
+        // A tombstone: compaction forgets the number.
+        e.drain_evicted(|m| {
+            self.subscribers.remove(&m);
+        });
         e.drain_changed(all, |m, b| {
             self.subscribers.insert(m, b.to_vec());
         });
