@@ -5,10 +5,12 @@
 //! still get their tickets.
 
 use churnwatch::config::Config;
+use churnwatch::detect::snapshot::STATE_LEN;
 use churnwatch::detect::{
     AccountEvent, AccountKind, Cdr, CdrKind, ChurnKind, Engine, Event, Msisdn, RecordKey,
 };
 use churnwatch::proto::CareTicket;
+use std::collections::BTreeMap;
 
 const DAY: i64 = 86_400_000;
 const HOUR: i64 = 3_600_000;
@@ -123,7 +125,10 @@ fn soak(cfg: &Config) -> (Vec<Sample>, Vec<CareTicket>, Engine) {
         let keep = LOYAL.to_string();
         loyal.extend(out.drain(..).filter(|t| t.subscriber == keep));
         for sub in [LOYAL, SPARSE] {
-            assert!(engine.subscriber(Msisdn(sub)).is_some(), "day {d}: {sub} evicted");
+            assert!(
+                engine.subscriber(Msisdn(sub)).is_some(),
+                "day {d}: {sub} evicted"
+            );
         }
         samples.push(Sample {
             day: d,
@@ -132,6 +137,41 @@ fn soak(cfg: &Config) -> (Vec<Sample>, Vec<CareTicket>, Engine) {
         });
     }
     (samples, loyal, engine)
+}
+
+/// A compacted changelog: the latest record per number, tombstones forgetting.
+#[derive(Default)]
+struct Changelog {
+    subscribers: BTreeMap<u64, Vec<u8>>,
+    partition: Vec<u8>,
+    ids: Vec<Vec<u8>>,
+}
+
+impl Changelog {
+    fn checkpoint(&mut self, e: &mut Engine) {
+        e.drain_evicted(|m| {
+            self.subscribers.remove(&m);
+        });
+        e.drain_changed(false, |m, b| {
+            self.subscribers.insert(m, b.to_vec());
+        });
+        self.ids.clear();
+        e.drain_ids(true, 1 << 16, |c| self.ids.push(c.to_vec()));
+        self.partition = e.encode_partition();
+    }
+
+    fn restore(&self, cfg: &Config) -> Engine {
+        let mut e = Engine::new(cfg, &[]).unwrap();
+        for (m, b) in &self.subscribers {
+            e.restore_subscriber(*m, b).unwrap();
+        }
+        for c in &self.ids {
+            e.restore_ids(c).unwrap();
+        }
+        e.restore_partition(&self.partition).unwrap();
+        e.restore_finish();
+        e
+    }
 }
 
 fn max_of(samples: &[Sample], f: impl Fn(&Sample) -> usize) -> usize {
@@ -156,26 +196,94 @@ fn memory_stays_flat_while_distinct_subscribers_stream_through() {
         COHORT * DAYS as u64 + 2,
         engine.stats().evicted
     );
-    assert!(end_bytes * 10 <= warm_bytes * 11, "{end_bytes} vs {warm_bytes}");
+    assert!(
+        end_bytes * 10 <= warm_bytes * 11,
+        "{end_bytes} vs {warm_bytes}"
+    );
     assert!(end_subs * 10 <= warm_subs * 11, "{end_subs} vs {warm_subs}");
     assert!(
         COHORT * DAYS as u64 >= 5 * end_subs as u64,
         "the stream brings in at least 5x the table's size"
     );
     let evicted = &engine.stats().evicted;
-    assert!(evicted.get("churned").copied().unwrap_or(0) > 0, "{evicted:?}");
+    assert!(
+        evicted.get("churned").copied().unwrap_or(0) > 0,
+        "{evicted:?}"
+    );
     assert!(evicted.get("idle").copied().unwrap_or(0) > 0, "{evicted:?}");
 
     let care: Vec<_> = loyal
         .iter()
         .filter(|t| t.signals.iter().any(|s| s.rule == "competitor_care_call"))
         .collect();
-    assert_eq!(care.len(), 1, "the loyal subscriber's care call is ticketed");
+    assert_eq!(
+        care.len(),
+        1,
+        "the loyal subscriber's care call is ticketed"
+    );
     assert_eq!(care[0].created_time_ms, T0 + (DAYS - 3) * DAY + 11 * HOUR);
     let first_day = engine.subscriber(Msisdn(LOYAL)).unwrap().first_day;
     assert_eq!(
         i32::from(first_day),
         engine.calendar().day_of(T0),
         "its history was never reset"
+    );
+}
+
+/// Subscriber number -> state bytes (without the slot trailer).
+fn states(e: &mut Engine) -> BTreeMap<u64, Vec<u8>> {
+    let mut all = BTreeMap::new();
+    e.drain_changed(true, |m, x| {
+        all.insert(m, x[..STATE_LEN].to_vec());
+    });
+    all
+}
+
+/// Restores lose the exact last-seen days of subscribers silent for longer than the
+/// history (they are rebuilt from the state, later than they were): such subscribers are
+/// evicted late, never early, and once the restores stop the engine ends where an
+/// uninterrupted one does.
+#[test]
+fn an_engine_restored_along_the_way_never_evicts_early_and_catches_up() {
+    let cfg = config(true);
+    let (_, _, mut whole) = soak(&cfg);
+    let (mut e, mut log) = (Engine::new(&cfg, &[]).unwrap(), Changelog::default());
+    let mut stream = Stream {
+        next_id: 0,
+        events: Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut restored_at = 0;
+    for d in 0..DAYS {
+        for (_, ev) in stream.day(d) {
+            e.apply(ev, &mut out);
+        }
+        log.checkpoint(&mut e);
+        if d % 50 == 49 && d < 300 {
+            e = log.restore(&cfg);
+            restored_at = d;
+        }
+        let born_silent =
+            FIRST_NEW + (d - ACTIVE_DAYS - IDLE_DAYS as i64 + 1).max(0) as u64 * COHORT;
+        assert!(
+            (born_silent..FIRST_NEW + (d as u64 + 1) * COHORT)
+                .all(|m| e.subscriber(Msisdn(m)).is_some() || m % 4 == FIRST_NEW % 4),
+            "day {d}: a subscriber seen within the horizon was evicted"
+        );
+    }
+    e.finish(&mut out);
+    assert!(
+        e.stats().evicted.get("idle").copied().unwrap_or(0) > 0,
+        "{restored_at}"
+    );
+    assert!(
+        states(&mut e) == states(&mut whole),
+        "same subscribers and states at the end"
+    );
+    log.checkpoint(&mut e);
+    assert_eq!(
+        log.subscribers.len(),
+        whole.stats().subscribers,
+        "tombstones compact"
     );
 }
