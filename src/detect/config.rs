@@ -542,3 +542,30 @@ impl ContactConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(idle: u32, churned: u32) -> Result<(), ConfigError> {
+        let mut cfg = DetectConfig::default();
+        cfg.engine.idle_eviction_days = idle;
+        cfg.engine.churned_eviction_days = churned;
+        cfg.validate()
+    }
+
+    #[test]
+    fn eviction_horizons_are_checked_naming_the_key() {
+        let e = EngineConfig::default();
+        assert_eq!((e.idle_eviction_days, e.churned_eviction_days), (90, 7));
+        for ok in [(0, 0), (63, 1), (3_650, 366)] {
+            assert!(with(ok.0, ok.1).is_ok(), "{ok:?}");
+        }
+        for idle in [1, 35, 62, 3_651] {
+            let err = with(idle, 7).unwrap_err().to_string();
+            assert!(err.contains("engine.idle_eviction_days"), "{idle}: {err}");
+        }
+        let err = with(90, 367).unwrap_err().to_string();
+        assert!(err.contains("engine.churned_eviction_days"), "{err}");
+    }
+}
