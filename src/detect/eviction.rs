@@ -8,11 +8,18 @@
 //! - **churned** ones, `engine.churned_eviction_days` closed days after their churn day:
 //!   the grace lets the call center's outcomes for their tickets still land; a record dated
 //!   before the eviction is applied or rejected as late by the watermark, so none is lost;
+//!   one holding a record of a day still open waits until none is (its data would be lost);
 //! - **idle** ones, with no record for `engine.idle_eviction_days` closed days. The horizon
 //!   is longer than anything a rule looks back at past a subscriber's last record: the
 //!   35-day history, and a month-close rule judging the month after the last record's month
 //!   (up to 62 days later), so silence and zero-spend tickets still come out. Hence the
 //!   minimum, [`MIN_IDLE_EVICTION_DAYS`].
+//!
+//! **Arrival order.** A day close sees the records of the open days that have already
+//! arrived: a subscriber holding one is kept (it is not idle; a churned one waits), one whose
+//! record arrives after the close starts afresh. So for a subscriber whose records resume
+//! within the lateness of its eviction day, tickets can depend on arrival order, the one
+//! exception to the engine's order independence.
 //!
 //! An evicted number that comes back starts afresh, as a new subscriber (a recycled number
 //! is one). What it loses is what the CRM had told us about it (plan, profile, contract end).
@@ -56,7 +63,8 @@ pub struct Horizons {
 /// Whether a subscriber whose newest record is of `last_seen` is evicted once `day` closes.
 pub fn due(h: Horizons, st: &SubscriberState, last_seen: Day, day: Day) -> Option<Reason> {
     let past = |since: Day, horizon: u32| horizon > 0 && day - since >= horizon as i32;
-    if st.churned_day != 0 && past(Day::from(st.churned_day), h.churned_days) {
+    let quiet = last_seen <= day;
+    if st.churned_day != 0 && quiet && past(Day::from(st.churned_day), h.churned_days) {
         return Some(Reason::Churned);
     }
     if last_seen != 0 && past(last_seen, h.idle_days) {
@@ -114,11 +122,19 @@ mod tests {
 
     #[test]
     fn churned_wait_out_their_grace() {
-        let mut st = SubscriberState::default();
-        st.churned_day = 2_000;
+        let st = SubscriberState {
+            churned_day: 2_000,
+            ..Default::default()
+        };
         assert_eq!(due(H, &st, 2_000, 2_006), None);
         assert_eq!(due(H, &st, 2_000, 2_007), Some(Reason::Churned));
         assert_eq!(due(H, &st, 2_010, 1_999), None, "churn day still open");
+        assert_eq!(
+            due(H, &st, 2_008, 2_007),
+            None,
+            "a record of an open day waits"
+        );
+        assert_eq!(due(H, &st, 2_008, 2_008), Some(Reason::Churned));
         let off = Horizons {
             churned_days: 0,
             ..H

@@ -43,3 +43,93 @@ impl Engine {
         self.evicting.push(slot);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::event::{ChurnKind, RecordKey};
+
+    /// 2026-03-01 00:00 in Asia/Shanghai.
+    const T0: i64 = 1_772_294_400_000;
+    const DAY: i64 = 86_400_000;
+    const KEEP: u64 = 8613000000001;
+    const GONE: u64 = 8613000000002;
+
+    fn sms(id: u64, sub: u64, t: i64) -> Event<'static> {
+        Event::Cdr(Cdr {
+            id: RecordKey(id),
+            subscriber: Msisdn(sub),
+            time_ms: t,
+            kind: CdrKind::SmsOut,
+            other_party: "13012340001",
+            duration_s: 0,
+            data_bytes: 0,
+            charge: 10,
+            call_ref: 0,
+            partial: false,
+        })
+    }
+
+    /// An engine where GONE has one record on day 0 and KEEP one every day up to `days`
+    /// (days through `days - 3` are then closed: 48 hours of lateness).
+    fn run(days: i64, extra: &[Event<'static>]) -> Engine {
+        let mut cfg = DetectConfig::default();
+        cfg.engine.idle_eviction_days = 63;
+        let mut e = Engine::new(&cfg, &[]).unwrap();
+        let mut out = Vec::new();
+        e.apply(&sms(1, GONE, T0 + 3_600_000), &mut out);
+        for d in 0..=days {
+            e.apply(
+                &sms(100 + d as u64, KEEP, T0 + d * DAY + 7_200_000),
+                &mut out,
+            );
+            for ev in extra
+                .iter()
+                .filter(|ev| ev.time_ms() / DAY == (T0 + d * DAY) / DAY)
+            {
+                e.apply(ev, &mut out);
+            }
+        }
+        e
+    }
+
+    #[test]
+    fn idle_subscribers_leave_when_the_horizon_day_closes() {
+        let e = run(63 + 2, &[]);
+        let day0 = e.cal.day_of(T0);
+        assert_eq!(e.clock.closed_through(), Some(day0 + 62));
+        assert!(
+            e.subscriber(Msisdn(GONE)).is_some(),
+            "62 closed days without a record"
+        );
+        let e = run(63 + 3, &[]);
+        assert_eq!(e.clock.closed_through(), Some(day0 + 63));
+        assert!(
+            e.subscriber(Msisdn(GONE)).is_none(),
+            "63 closed days without a record"
+        );
+        assert_eq!(e.stats().evicted.get("idle"), Some(&1));
+        assert!(e.subscriber(Msisdn(KEEP)).is_some());
+        assert_eq!(e.stats().subscribers, 1);
+    }
+
+    #[test]
+    fn churned_subscribers_leave_after_their_grace() {
+        let churn = Event::Account(AccountEvent {
+            id: RecordKey(9),
+            subscriber: Msisdn(GONE),
+            time_ms: T0 + 3 * DAY,
+            kind: AccountKind::Churned {
+                kind: ChurnKind::Deactivated,
+            },
+        });
+        let e = run(3 + 6 + 3, std::slice::from_ref(&churn));
+        assert!(
+            e.subscriber(Msisdn(GONE)).is_some(),
+            "6 days after the churn day"
+        );
+        let e = run(3 + 7 + 3, std::slice::from_ref(&churn));
+        assert!(e.subscriber(Msisdn(GONE)).is_none(), "7 days after");
+        assert_eq!(e.stats().evicted.get("churned"), Some(&1));
+    }
+}
