@@ -3,6 +3,8 @@
 //! [`crate::detect::snapshot`]).
 //!
 //! At each checkpoint the adapter writes, in one batch:
+//! - [`Engine::drain_evicted`]: a tombstone per subscriber evicted since the last one
+//!   (first, so a number evicted and seen again ends with its new record);
 //! - [`Engine::drain_changed`]: a record per subscriber whose state may have changed
 //!   (a bit per slot, set by the table on every mutable access: one bit set on the hot path,
 //!   no allocation), keyed by number. A day close touches every state, so the checkpoint
@@ -13,9 +15,11 @@
 //! - [`Engine::drain_ids`]: de-duplication ids remembered since the last checkpoint.
 //!
 //! A restore feeds the latest of each into an engine fresh from [`Engine::new`] (same
-//! config) and calls [`Engine::restore_finish`]. Subscriber records carry their slot, so the
-//! table is rebuilt in the same order and day closes emit tickets in the same order;
-//! side state names subscribers by number and is mapped to the restored slots.
+//! config), [`Engine::forget_subscriber`] for each tombstone, and calls
+//! [`Engine::restore_finish`]. Subscriber records carry their slot, so the table is rebuilt
+//! in the same order, the slots of evicted subscribers free between them, and day closes
+//! emit tickets in the same order; side state names subscribers by number and is mapped to
+//! the restored slots.
 
 use super::*;
 use crate::detect::snapshot::{
