@@ -1,5 +1,6 @@
 //! The fixed-size picture of one subscriber (the table that holds them all is
-//! [`super::table`]).
+//! [`super::table`]; subscribers leave it when churned or idle, [`super::eviction`], so
+//! memory follows the base held, not every number ever seen).
 //!
 //! Layout decides speed and memory: at national scale every byte here is multiplied by tens
 //! of millions and every record touches one state. So a state is one flat `Copy` struct
