@@ -141,6 +141,10 @@ struct Changelog {
 
 impl Changelog {
     fn checkpoint(&mut self, e: &mut Engine, all: bool) {
+        // A tombstone: compaction forgets the number.
+        e.drain_evicted(|m| {
+            self.subscribers.remove(&m);
+        });
         e.drain_changed(all, |m, b| {
             self.subscribers.insert(m, b.to_vec());
         });
@@ -241,6 +245,8 @@ fn a_restored_engine_continues_exactly_as_one_never_stopped() {
         .filter(|i| matches!(i, Input::Outcome(_)))
         .count();
     assert!(outcomes > 15, "{outcomes} outcomes");
+    let evicted = a.1.stats().evicted.get("churned").copied().unwrap_or(0);
+    assert!(evicted > 0, "churned subscribers are evicted (tombstones)");
     // Cuts spread over the run, one just after a checkpoint and one just before.
     let cuts = [
         n / 7,

@@ -55,6 +55,7 @@ impl DetectConfig {
                 "must be 1000 to 1000000000",
             ));
         }
+        validate_eviction(e)?;
         let n = &self.numbering;
         if n.operators.is_empty() {
             return Err(invalid(
@@ -118,6 +119,33 @@ impl DetectConfig {
     }
 }
 
+fn validate_eviction(e: &EngineConfig) -> Result<(), ConfigError> {
+    let min = super::eviction::MIN_IDLE_EVICTION_DAYS;
+    if e.idle_eviction_days != 0 && !(min..=3_650).contains(&e.idle_eviction_days) {
+        return Err(invalid(
+            "engine.idle_eviction_days",
+            format!("must be 0 (never) or {min} to 3650 (longer than any rule looks back past a subscriber's last record)"),
+        ));
+    }
+    if e.churned_eviction_days > 366 {
+        return Err(invalid(
+            "engine.churned_eviction_days",
+            "must be 0 (never) to 366",
+        ));
+    }
+    Ok(())
+}
+
+impl EngineConfig {
+    /// The eviction horizons (see [`super::eviction`]).
+    pub fn eviction(&self) -> super::eviction::Horizons {
+        super::eviction::Horizons {
+            idle_days: self.idle_eviction_days,
+            churned_days: self.churned_eviction_days,
+        }
+    }
+}
+
 /// Event time and state.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -131,6 +159,11 @@ pub struct EngineConfig {
     /// The most de-duplication ids a partition holds (about 8-16 bytes each). Past it the
     /// oldest day's ids are dropped, and a later duplicate of a dropped id is not recognised.
     pub max_dedup_ids: usize,
+    /// Evict a subscriber with no record for this many closed days (0 = never; else at
+    /// least 63, see [`super::eviction`]).
+    pub idle_eviction_days: u32,
+    /// Evict a churned subscriber this many closed days after the churn day (0 = never).
+    pub churned_eviction_days: u32,
 }
 
 impl Default for EngineConfig {
@@ -140,6 +173,8 @@ impl Default for EngineConfig {
             allowed_lateness_hours: 48,
             expected_subscribers: 0,
             max_dedup_ids: 20_000_000,
+            idle_eviction_days: 90,
+            churned_eviction_days: 7,
         }
     }
 }
@@ -505,5 +540,32 @@ impl ContactConfig {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(idle: u32, churned: u32) -> Result<(), ConfigError> {
+        let mut cfg = DetectConfig::default();
+        cfg.engine.idle_eviction_days = idle;
+        cfg.engine.churned_eviction_days = churned;
+        cfg.validate()
+    }
+
+    #[test]
+    fn eviction_horizons_are_checked_naming_the_key() {
+        let e = EngineConfig::default();
+        assert_eq!((e.idle_eviction_days, e.churned_eviction_days), (90, 7));
+        for ok in [(0, 0), (63, 1), (3_650, 366)] {
+            assert!(with(ok.0, ok.1).is_ok(), "{ok:?}");
+        }
+        for idle in [1, 35, 62, 3_651] {
+            let err = with(idle, 7).unwrap_err().to_string();
+            assert!(err.contains("engine.idle_eviction_days"), "{idle}: {err}");
+        }
+        let err = with(90, 367).unwrap_err().to_string();
+        assert!(err.contains("engine.churned_eviction_days"), "{err}");
     }
 }

@@ -24,7 +24,8 @@ use rustc_hash::FxHashMap;
 
 use super::calendar::Day;
 use super::snapshot::{Put, Reader, SnapshotError};
-use super::state::{flag, to_minute, SubscriberState, SubscriberTable, NO_MINUTE};
+use super::state::{flag, to_minute, SubscriberState, NO_MINUTE};
+use super::table::SubscriberTable;
 
 /// What an account event says about the subscriber's standing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +237,11 @@ impl PendingFacts {
             self.by_slot.insert(slot, list);
         }
         Ok(())
+    }
+
+    /// Drops the lists of evicted slots.
+    pub(crate) fn forget(&mut self, gone: impl Fn(u32) -> bool) {
+        self.by_slot.retain(|&s, _| !gone(s));
     }
 
     /// Moves every list to its subscriber's new slot.

@@ -18,8 +18,9 @@
 //! - [`policy`] decides what becomes of raised signals (tiers via [`tier`], queues via
 //!   [`routing`], the control group, do-not-disturb, the contact cap via [`contact`],
 //!   outcome suppression), and [`ticket`] builds the ticket;
-//! - [`state`] is the fixed-size subscriber state, [`facts`] the account events waiting
-//!   for their turn, [`event`] the decoded input, [`calendar`] and [`numbering`] the
+//! - [`state`] is the fixed-size subscriber state, [`table`] the slots that hold them (freed
+//!   by [`eviction`] so memory follows the base, not every number ever seen), [`facts`] the
+//!   account events waiting for their turn, [`event`] the decoded input, [`calendar`] and [`numbering`] the
 //!   operator's days and number plan;
 //! - [`snapshot`] encodes what a checkpoint saves (a record per changed subscriber, the
 //!   rest of the engine whole, de-duplication ids incrementally) so an adapter can keep a
@@ -33,6 +34,7 @@ pub mod contact;
 pub mod dedup;
 pub mod engine;
 pub mod event;
+pub mod eviction;
 pub mod facts;
 pub mod numbering;
 pub mod policy;
@@ -41,6 +43,7 @@ pub mod rules;
 pub mod snapshot;
 pub mod state;
 pub mod stats;
+pub mod table;
 pub mod ticket;
 pub mod tier;
 pub mod validate;

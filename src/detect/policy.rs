@@ -389,6 +389,14 @@ impl Policy {
         Ok(())
     }
 
+    /// Drops the memory of evicted slots (a freed slot is soon another subscriber's). Routed
+    /// tickets are keyed by id and age out with their windows.
+    pub(crate) fn forget(&mut self, gone: impl Fn(u32) -> bool) {
+        self.contact_windows.retain(|&(s, _), _| !gone(s));
+        self.ticket_rules.retain(|_, &mut (s, _, _)| !gone(s));
+        self.retained.retain(|&(s, _), _| !gone(s));
+    }
+
     /// Moves every memory of a subscriber to its new slot.
     pub(crate) fn remap(&mut self, new_of: &[u32]) {
         let to = |s: u32| new_of[s as usize];

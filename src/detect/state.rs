@@ -1,17 +1,16 @@
-//! The fixed-size picture of one subscriber, and the table that holds them all.
+//! The fixed-size picture of one subscriber (the table that holds them all is
+//! [`super::table`]; subscribers leave it when churned or idle, [`super::eviction`], so
+//! memory follows the base held, not every number ever seen).
 //!
 //! Layout decides speed and memory: at national scale every byte here is multiplied by tens
 //! of millions and every record touches one state. So a state is one flat `Copy` struct
 //! with no pointers: 35 closed days at 4 bytes each (8-bit log-scale totals: a 50% drop
 //! rule does not need more than ~3% precision), three *open* days with exact counters (the
 //! days late records can still change), monthly spend for six months, a forwarding bitmap,
-//! and the account facts the rules need. The table maps the subscriber number (`u64`) to a
-//! slot in a dense `Vec`, so the hot map holds 12-byte entries and no `String`.
+//! and the account facts the rules need.
 //!
 //! Closed days are written once, when the watermark passes them ([`SubscriberState::close_day`]);
 //! exact sums and a commutative fold make the closed value independent of arrival order.
-
-use rustc_hash::FxHashMap;
 
 use super::calendar::Day;
 
@@ -386,159 +385,6 @@ impl SubscriberState {
     }
 }
 
-/// All subscribers of one engine: number -> dense slot.
-///
-/// Slots whose state may have changed since the last [`SubscriberTable::drain_changed`]
-/// are marked in a bitset (one bit per slot, set on creation and by
-/// [`SubscriberTable::get_mut`]), so a checkpoint writes only those (see
-/// [`super::snapshot`]).
-#[derive(Debug, Default)]
-pub struct SubscriberTable {
-    index: FxHashMap<u64, u32>,
-    states: Vec<SubscriberState>,
-    numbers: Vec<u64>,
-    changed: Vec<u64>,
-}
-
-impl SubscriberTable {
-    pub fn with_capacity(n: usize) -> SubscriberTable {
-        SubscriberTable {
-            index: FxHashMap::with_capacity_and_hasher(n, Default::default()),
-            states: Vec::with_capacity(n),
-            numbers: Vec::with_capacity(n),
-            changed: Vec::with_capacity(n.div_ceil(64)),
-        }
-    }
-
-    /// The slot of a subscriber, created on first sight (and marked changed).
-    pub fn slot(&mut self, msisdn: u64) -> u32 {
-        let next = self.states.len() as u32;
-        let slot = *self.index.entry(msisdn).or_insert(next);
-        if slot == next {
-            self.states.push(SubscriberState::default());
-            self.numbers.push(msisdn);
-            if slot % 64 == 0 {
-                self.changed.push(0);
-            }
-            self.mark_changed(slot);
-        }
-        slot
-    }
-
-    fn mark_changed(&mut self, slot: u32) {
-        self.changed[slot as usize / 64] |= 1 << (slot % 64);
-    }
-
-    pub fn find(&self, msisdn: u64) -> Option<u32> {
-        self.index.get(&msisdn).copied()
-    }
-
-    pub fn get(&self, slot: u32) -> &SubscriberState {
-        &self.states[slot as usize]
-    }
-
-    /// The state to change (the slot is marked changed).
-    pub fn get_mut(&mut self, slot: u32) -> &mut SubscriberState {
-        self.mark_changed(slot);
-        &mut self.states[slot as usize]
-    }
-
-    pub fn number(&self, slot: u32) -> u64 {
-        self.numbers[slot as usize]
-    }
-
-    pub fn len(&self) -> usize {
-        self.states.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
-    }
-
-    /// Approximate bytes held: states, numbers, the index and the changed bits.
-    pub fn bytes(&self) -> usize {
-        self.states.capacity() * std::mem::size_of::<SubscriberState>()
-            + self.numbers.capacity() * 8
-            + self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
-            + self.changed.capacity() * 8
-    }
-
-    /// Calls `f(slot, number, state)` for every slot changed since the last call (every
-    /// slot when `all`), in slot order, then forgets the changes.
-    pub fn drain_changed(&mut self, all: bool, mut f: impl FnMut(u32, u64, &SubscriberState)) {
-        for (w, word) in self.changed.iter_mut().enumerate() {
-            let mut bits = if all { u64::MAX } else { *word };
-            *word = 0;
-            while bits != 0 {
-                let slot = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                if slot >= self.states.len() {
-                    break;
-                }
-                f(slot as u32, self.numbers[slot], &self.states[slot]);
-            }
-        }
-    }
-
-    /// Marks every slot changed (`true`) or none (`false`).
-    pub(crate) fn mark_all(&mut self, changed: bool) {
-        self.changed.fill(if changed { u64::MAX } else { 0 });
-    }
-
-    /// Puts a restored state in place of `slot`'s.
-    pub(crate) fn restore(&mut self, slot: u32, state: SubscriberState) {
-        self.states[slot as usize] = state;
-    }
-
-    /// Reorders the slots so that they follow `order` (one key per slot; ties by number)
-    /// and returns the old slot -> new slot map, or `None` when nothing moved.
-    pub(crate) fn reorder(&mut self, order: &[u32]) -> Option<Vec<u32>> {
-        debug_assert_eq!(order.len(), self.states.len());
-        let n = self.states.len();
-        let new_of = match permutation(order) {
-            Some(p) => p,
-            None => {
-                let mut by: Vec<u32> = (0..n as u32).collect();
-                by.sort_unstable_by_key(|&s| (order[s as usize], self.numbers[s as usize]));
-                let mut new_of = vec![0u32; n];
-                for (new, &old) in by.iter().enumerate() {
-                    new_of[old as usize] = new as u32;
-                }
-                new_of
-            }
-        };
-        if new_of.iter().enumerate().all(|(i, &s)| i as u32 == s) {
-            return None;
-        }
-        let mut states = vec![SubscriberState::default(); n];
-        let mut numbers = vec![0u64; n];
-        for (old, &new) in new_of.iter().enumerate() {
-            states[new as usize] = self.states[old];
-            numbers[new as usize] = self.numbers[old];
-        }
-        for slot in self.index.values_mut() {
-            *slot = new_of[*slot as usize];
-        }
-        self.states = states;
-        self.numbers = numbers;
-        Some(new_of)
-    }
-}
-
-/// `order` itself when it is a permutation of `0..order.len()` (the usual case: every slot's
-/// record was read back), else `None`.
-fn permutation(order: &[u32]) -> Option<Vec<u32>> {
-    let mut seen = vec![0u64; order.len().div_ceil(64)];
-    for &o in order {
-        let o = o as usize;
-        if o >= order.len() || seen[o / 64] & (1 << (o % 64)) != 0 {
-            return None;
-        }
-        seen[o / 64] |= 1 << (o % 64);
-    }
-    Some(order.to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -602,15 +448,5 @@ mod tests {
         }
         assert_eq!(s.forward_run(64, 40), Some((62, 66)));
         assert_eq!(s.forward_run(67, 40), None);
-    }
-
-    #[test]
-    fn table_gives_dense_slots() {
-        let mut t = SubscriberTable::with_capacity(4);
-        assert_eq!(t.slot(8613000000001), 0);
-        assert_eq!(t.slot(8613000000002), 1);
-        assert_eq!(t.slot(8613000000001), 0);
-        assert_eq!(t.number(1), 8613000000002);
-        assert_eq!(t.len(), 2);
     }
 }

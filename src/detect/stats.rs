@@ -25,6 +25,9 @@ pub struct EngineStats {
     /// Signals that raised no ticket, by reason.
     pub suppressed: BTreeMap<&'static str, u64>,
     pub subscribers: usize,
+    /// Subscribers evicted from the table, by reason (`churned`, `idle`; see
+    /// [`super::eviction`]).
+    pub evicted: BTreeMap<&'static str, u64>,
     pub days_closed: u64,
     pub tickets_by_tier: BTreeMap<String, u64>,
     pub tickets_by_queue: BTreeMap<String, u64>,

@@ -75,6 +75,12 @@ impl fmt::Display for ReplaySummary {
             }
         }
         writeln!(f, "  subscribers       {}", s.subscribers)?;
+        if !s.evicted.is_empty() {
+            writeln!(f, "  evicted")?;
+            for (reason, n) in &s.evicted {
+                writeln!(f, "    {reason:<32} {n}")?;
+            }
+        }
         if self.outcome_records > 0 {
             writeln!(f, "  outcomes          {} read", self.outcome_records)?;
             for (outcome, n) in &self.outcomes {

@@ -18,6 +18,7 @@ impl Engine {
 
     pub(super) fn apply_account(&mut self, a: &AccountEvent, day: Day, out: &mut Vec<CareTicket>) {
         let slot = self.subs.slot(a.subscriber.0);
+        self.subs.touch(slot, day);
         self.subs.get_mut(slot).note_seen(day);
         if let Some(fact) = self.fact_of(&a.kind) {
             self.facts.push(

@@ -1,6 +1,7 @@
 //! Day and month close: every subscriber's day is folded into history and the close rules
 //! of the registry (`rules::CLOSE_RULES`) run over it; their signals, less those already
-//! ticketed or cooling down, become one ticket per subscriber.
+//! ticketed or cooling down, become one ticket per subscriber. Subscribers due for eviction
+//! leave at the end of the close (see `evict`).
 
 use super::*;
 
@@ -20,7 +21,10 @@ impl Engine {
         self.facts
             .settle(&mut self.subs, next_start, routing_before);
         let mut drafts: Vec<(SignalDraft, Option<u32>)> = Vec::new();
-        for slot in 0..self.subs.len() as u32 {
+        for slot in 0..self.subs.slots() {
+            if !self.subs.is_live(slot) {
+                continue;
+            }
             drafts.clear();
             let cfg = &self.cfg.rules;
             let cal = &self.cal;
@@ -64,7 +68,11 @@ impl Engine {
             if !drafts.is_empty() {
                 self.raise_close(slot, &mut drafts, out);
             }
+            if let Some(reason) = self.eviction_due(slot, day) {
+                self.collect_eviction(slot, reason);
+            }
         }
+        self.evict_collected(true);
     }
 
     /// Day-close signals of one subscriber: drop those already ticketed (same episode, or

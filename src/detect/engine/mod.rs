@@ -39,6 +39,11 @@
 //! **Partial calls** to a competitor's care line are joined by call reference and judged
 //! when the watermark passes the end of the last fragment: only then is the call whole.
 //!
+//! **Eviction.** Churned subscribers (after a grace) and idle ones (no record for a horizon
+//! longer than any rule looks back) leave the table when a day closes, and their slots are
+//! reused, so memory follows the base held, not every number seen (see
+//! [`super::eviction`]).
+//!
 //! **Checkpoints.** [`Engine::drain_changed`], [`Engine::drain_ids`] and
 //! [`Engine::encode_partition`] save a partition's engine for a changelog, and the
 //! `restore_*` methods rebuild it so it continues exactly (see `snapshot`).
@@ -61,14 +66,16 @@ use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
 use super::rules::{self, CloseInput, RuleId, RulesConfig, SignalDraft, When};
-use super::state::{flag, to_minute, SubscriberState, SubscriberTable, FWD_BITS, OPEN_DAYS};
+use super::state::{flag, to_minute, SubscriberState, FWD_BITS, OPEN_DAYS};
 use super::stats::bump;
 pub use super::stats::EngineStats;
+use super::table::SubscriberTable;
 use super::tier::reference_month;
 use super::watermark::Watermark;
 
 mod account;
 mod close;
+mod evict;
 mod records;
 mod snapshot;
 
@@ -150,6 +157,8 @@ pub struct Engine {
     /// What becomes of raised signals (see [`super::policy`]).
     policy: Policy,
     stats: EngineStats,
+    /// Slots found due for eviction during a day close (reused, see `evict`).
+    evicting: Vec<u32>,
     /// Change tracking for checkpoints and restore bookkeeping (see `snapshot`).
     snap: snapshot::Tracking,
 }
@@ -191,6 +200,7 @@ impl Engine {
             facts: PendingFacts::default(),
             policy: Policy::new(cfg),
             stats: EngineStats::default(),
+            evicting: Vec::new(),
             snap: snapshot::Tracking::default(),
             cfg: cfg.clone(),
         })

@@ -7,6 +7,7 @@ use super::*;
 impl Engine {
     pub(super) fn apply_cdr(&mut self, c: &Cdr<'_>, day: Day, out: &mut Vec<CareTicket>) {
         let slot = self.subs.slot(c.subscriber.0);
+        self.subs.touch(slot, day);
         let st = self.subs.get_mut(slot);
         st.note_seen(day);
         st.add_charge(day, c.charge);

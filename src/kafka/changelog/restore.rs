@@ -16,7 +16,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::detect::Engine;
+use crate::detect::{Engine, SnapshotError};
 
 use super::batch::{BatchError, Batches, Record};
 use super::{ChangelogError, Key, Marker, Tag};
@@ -60,40 +60,22 @@ pub fn restore(
         });
     };
     progress(0, (at - marker.chain_start).max(0) as u64);
-    let chain: HashSet<Tag> = marker.chain.iter().copied().collect();
-    let mut parts: Vec<Option<Vec<u8>>> = vec![None; marker.partition_chunks as usize];
-    let (mut records, mut stray) = (0u64, 0u64);
+    let mut replay = Replay::new(&marker);
+    let mut records = 0u64;
     let mut failure = None;
     reader.read(marker.chain_start, at, |m| {
         records += 1;
         if records % 16_384 == 0 {
             progress(records, (at - marker.chain_start).max(0) as u64);
         }
-        let Some((tag, value)) = m.value.and_then(Tag::split) else {
-            return;
-        };
-        if !chain.contains(&tag) {
-            stray += 1;
-            return;
-        }
-        let applied = match Key::parse(m.key.unwrap_or_default()) {
-            Key::Subscriber(n) => engine.restore_subscriber(n, value),
-            Key::Ids => engine.restore_ids(value),
-            Key::Partition(i) if tag == marker.tag => {
-                if let Some(slot) = parts.get_mut(i as usize) {
-                    *slot = Some(value.to_vec());
-                }
-                Ok(())
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = applied {
+        if let Err(e) = replay.record(&mut engine, m.key.unwrap_or_default(), m.value) {
             failure.get_or_insert(e);
         }
     })?;
     if let Some(e) = failure {
         return Err(e.into());
     }
+    let (parts, stray) = (replay.parts, replay.stray);
     let mut blob = Vec::new();
     for (i, part) in parts.into_iter().enumerate() {
         let Some(part) = part else {
@@ -115,6 +97,62 @@ pub fn restore(
         records,
         elapsed: started.elapsed(),
     })
+}
+
+/// What the records of a chain build up besides the engine.
+struct Replay {
+    chain: HashSet<Tag>,
+    marker: Tag,
+    parts: Vec<Option<Vec<u8>>>,
+    /// Records of checkpoints outside the chain (an interrupted one).
+    stray: u64,
+}
+
+impl Replay {
+    fn new(marker: &Marker) -> Replay {
+        Replay {
+            chain: marker.chain.iter().copied().collect(),
+            marker: marker.tag,
+            parts: vec![None; marker.partition_chunks as usize],
+            stray: 0,
+        }
+    }
+
+    /// Applies one record. A subscriber key with no value is a tombstone (an evicted
+    /// subscriber): it carries no tag, since compaction only drops null values, so it is
+    /// applied wherever it stands; it can only make a subscriber absent.
+    fn record(
+        &mut self,
+        engine: &mut Engine,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<(), SnapshotError> {
+        let key = Key::parse(key);
+        let Some(value) = value else {
+            if let Key::Subscriber(n) = key {
+                engine.forget_subscriber(n);
+            }
+            return Ok(());
+        };
+        let Some((tag, value)) = Tag::split(value) else {
+            return Ok(());
+        };
+        if !self.chain.contains(&tag) {
+            self.stray += 1;
+            return Ok(());
+        }
+        match key {
+            Key::Subscriber(n) => engine.restore_subscriber(n, value),
+            Key::Ids => engine.restore_ids(value),
+            Key::Partition(i) if tag == self.marker => {
+                if let Some(slot) = self.parts.get_mut(i as usize) {
+                    *slot = Some(value.to_vec());
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Restored {
@@ -273,4 +311,74 @@ fn open(
         .fetch_watermarks(topic, partition, Duration::from_secs(10))
         .map_err(kafka)?;
     Ok((consumer, low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
+    use crate::detect::DetectConfig;
+
+    const SUB: u64 = 8613012345678;
+
+    fn engine_with(subscribers: u64) -> Engine {
+        let mut e = Engine::new(&DetectConfig::default(), &[]).unwrap();
+        for s in 0..subscribers {
+            let cdr = Cdr {
+                id: RecordKey(s + 1),
+                subscriber: Msisdn(SUB + s),
+                time_ms: 1_773_000_000_000,
+                kind: CdrKind::SmsOut,
+                other_party: "13012340001",
+                duration_s: 0,
+                data_bytes: 0,
+                charge: 10,
+                call_ref: 0,
+                partial: false,
+            };
+            e.apply(&Event::Cdr(cdr), &mut Vec::new());
+        }
+        e
+    }
+
+    fn tagged(tag: Tag, bytes: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        tag.write(&mut v);
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    #[test]
+    fn a_null_value_makes_its_subscriber_absent() {
+        let tag = Tag { writer: 7, seq: 1 };
+        let marker = Marker {
+            tag,
+            chain_start: 0,
+            chain: vec![tag],
+            chain_written: 0,
+            partition_chunks: 1,
+            inputs: Vec::new(),
+        };
+        let mut saved = engine_with(3);
+        let mut log: Vec<(String, Option<Vec<u8>>)> = Vec::new();
+        saved.drain_changed(true, |m, b| log.push((m.to_string(), Some(tagged(tag, b)))));
+        log.push(((SUB + 1).to_string(), None));
+        log.push(((SUB + 9).to_string(), None));
+        let blob = saved.encode_partition();
+        let mut replay = Replay::new(&marker);
+        let mut r = Engine::new(&DetectConfig::default(), &[]).unwrap();
+        for (key, value) in &log {
+            replay
+                .record(&mut r, key.as_bytes(), value.as_deref())
+                .unwrap();
+        }
+        r.restore_partition(&blob).unwrap();
+        r.restore_finish();
+        assert!(
+            r.subscriber(Msisdn(SUB + 1)).is_none(),
+            "the tombstone wins"
+        );
+        assert!(r.subscriber(Msisdn(SUB)).is_some() && r.subscriber(Msisdn(SUB + 2)).is_some());
+        assert_eq!((r.stats().subscribers, replay.stray), (2, 0));
+    }
 }

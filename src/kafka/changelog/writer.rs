@@ -1,5 +1,7 @@
-//! Writing checkpoints: the changed subscribers, the new de-duplication ids and the
-//! partition's own state, then, once all of them are acknowledged, the marker.
+//! Writing checkpoints: tombstones of the evicted subscribers, the changed subscribers, the
+//! new de-duplication ids and the partition's own state, then, once all of them are
+//! acknowledged, the marker. Tombstones go first, so a number evicted and seen again since
+//! ends with its new record.
 //!
 //! The partition task calls [`Checkpointer::write`] between records, after every ticket and
 //! dead letter published so far is acknowledged, so a complete checkpoint never reflects a
@@ -21,6 +23,8 @@ use super::{Key, Marker, Tag, MARKER_KEY, MAX_CHAIN, MAX_CHUNK};
 #[derive(Debug, Clone, Copy)]
 enum Item {
     Subscriber(u64),
+    /// An evicted subscriber: its number with no value, so compaction forgets it.
+    Tombstone(u64),
     Ids(u32),
     Partition(u32),
 }
@@ -153,6 +157,7 @@ impl Checkpointer {
         let (data, items) = (&mut self.data, &mut self.items);
         data.clear();
         items.clear();
+        engine.drain_evicted(|m| items.push((Item::Tombstone(m), 0, 0)));
         engine.drain_changed(full, |m, bytes| {
             let start = data.len();
             tag.write(data);
@@ -187,17 +192,19 @@ impl Checkpointer {
         for &(item, start, end) in &items {
             key.clear();
             match item {
-                Item::Subscriber(m) => write!(key, "{m}"),
+                Item::Subscriber(m) | Item::Tombstone(m) => write!(key, "{m}"),
                 Item::Ids(i) => key.write_all(Key::ids_chunk(pos, i).as_bytes()),
                 Item::Partition(i) => key.write_all(Key::partition_chunk(i).as_bytes()),
             }
             .map_err(|_| KafkaError::Canceled)?;
-            let value = &self.data[start..end];
+            let value = (!matches!(item, Item::Tombstone(_))).then(|| &self.data[start..end]);
             loop {
-                let record = FutureRecord::to(&self.topic)
+                let mut record = FutureRecord::<[u8], [u8]>::to(&self.topic)
                     .partition(self.partition)
-                    .key(&key[..])
-                    .payload(value);
+                    .key(&key[..]);
+                if let Some(value) = value {
+                    record = record.payload(value);
+                }
                 match producer.send_result(record) {
                     Ok(fut) => {
                         waiting.push_back(fut);

@@ -1,5 +1,5 @@
 //! What a partition task counts: per record (consumed, event-time lag, duplicates, late,
-//! dead letters) and per ticket, with the per-record handles resolved once.
+//! dead letters), per ticket and per eviction, with the per-record handles resolved once.
 
 use rdkafka::message::{Message, OwnedMessage};
 
@@ -70,6 +70,20 @@ impl PartitionTask {
             .metrics
             .partition_idle
             .with_label_values(&[&self.partition.to_string()])
+    }
+
+    /// Exports the engine's eviction counts (per reason, summed over partitions).
+    pub(super) fn count_evictions(&mut self) {
+        let m = &self.shared.metrics;
+        for (reason, n) in &self.worker.engine().stats().evicted {
+            let seen = self.evicted_seen.entry(reason).or_insert(0);
+            if *n > *seen {
+                m.subscribers_evicted
+                    .with_label_values(&[reason])
+                    .inc_by(n - *seen);
+                *seen = *n;
+            }
+        }
     }
 
     pub(super) fn count_tickets(&mut self, tickets: &[CareTicket]) {

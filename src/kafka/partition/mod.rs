@@ -137,6 +137,8 @@ pub(super) struct PartitionTask {
     idle: IdleClock,
     handles: HashMap<Source, SourceHandles>,
     suppressed_seen: BTreeMap<&'static str, u64>,
+    /// The engine's eviction counts already exported, by reason.
+    evicted_seen: BTreeMap<&'static str, u64>,
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -205,6 +207,7 @@ impl PartitionTask {
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
             handles: HashMap::new(),
             suppressed_seen: BTreeMap::new(),
+            evicted_seen: BTreeMap::new(),
             next_offsets,
         }
     }
@@ -523,6 +526,7 @@ impl PartitionTask {
             let dropped = metrics.dedup_ids_dropped.with_label_values(&[&p]);
             let total = engine.stats().dedup_ids_dropped;
             dropped.inc_by(total.saturating_sub(dropped.get()));
+            self.count_evictions();
         }
         Ok(())
     }
@@ -584,6 +588,7 @@ impl PartitionTask {
         self.idle_gauge().set(1);
         let mut tickets = Vec::new();
         self.worker.engine_mut().advance_to(t, &mut tickets);
+        self.count_evictions();
         self.changed = true;
         if tickets.is_empty() {
             return Ok(());

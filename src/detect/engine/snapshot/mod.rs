@@ -3,6 +3,8 @@
 //! [`crate::detect::snapshot`]).
 //!
 //! At each checkpoint the adapter writes, in one batch:
+//! - [`Engine::drain_evicted`]: a tombstone per subscriber evicted since the last one
+//!   (first, so a number evicted and seen again ends with its new record);
 //! - [`Engine::drain_changed`]: a record per subscriber whose state may have changed
 //!   (a bit per slot, set by the table on every mutable access: one bit set on the hot path,
 //!   no allocation), keyed by number. A day close touches every state, so the checkpoint
@@ -13,9 +15,11 @@
 //! - [`Engine::drain_ids`]: de-duplication ids remembered since the last checkpoint.
 //!
 //! A restore feeds the latest of each into an engine fresh from [`Engine::new`] (same
-//! config) and calls [`Engine::restore_finish`]. Subscriber records carry their slot, so the
-//! table is rebuilt in the same order and day closes emit tickets in the same order;
-//! side state names subscribers by number and is mapped to the restored slots.
+//! config), [`Engine::forget_subscriber`] for each tombstone, and calls
+//! [`Engine::restore_finish`]. Subscriber records carry their slot, so the table is rebuilt
+//! in the same order, the slots of evicted subscribers free between them, and day closes
+//! emit tickets in the same order; side state names subscribers by number and is mapped to
+//! the restored slots.
 
 use super::*;
 use crate::detect::snapshot::{
@@ -37,6 +41,10 @@ pub(super) struct Tracking {
     buf: Vec<u8>,
     /// While restoring: each slot's table order from its record (`u32::MAX`: none yet).
     orders: Vec<u32>,
+    /// Numbers evicted since the last [`Engine::drain_evicted`]; kept only once a drain
+    /// or a restore has happened (numbers never checkpointed need no tombstone).
+    pub(super) evicted: Vec<u64>,
+    pub(super) track_evicted: bool,
 }
 
 impl Engine {
@@ -50,6 +58,30 @@ impl Engine {
             encode_record(st, slot, buf);
             f(msisdn, buf);
         });
+    }
+
+    /// Calls `f(msisdn)` for every subscriber evicted since the last call, for a tombstone
+    /// (the number with no value), then forgets them. Call it before
+    /// [`Engine::drain_changed`]: a number evicted and seen again since is then rewritten
+    /// after its tombstone.
+    pub fn drain_evicted(&mut self, mut f: impl FnMut(u64)) {
+        for m in self.snap.evicted.drain(..) {
+            f(m);
+        }
+        self.snap.track_evicted = true;
+    }
+
+    /// Restores a tombstone: the subscriber is absent (forgotten if an earlier record
+    /// restored it).
+    pub fn forget_subscriber(&mut self, msisdn: u64) {
+        let Some(slot) = self.subs.find(msisdn) else {
+            return;
+        };
+        if let Some(o) = self.snap.orders.get_mut(slot as usize) {
+            *o = u32::MAX;
+        }
+        self.evicting.push(slot);
+        self.evict_collected(false);
     }
 
     /// De-duplication ids remembered since the last call (every id still kept when `all`,
@@ -266,15 +298,12 @@ impl Engine {
         let mut orders = std::mem::take(&mut self.snap.orders);
         let mut renumbered = false;
         if !orders.is_empty() {
-            orders.resize(self.subs.len(), u32::MAX);
-            let new_of = self.subs.reorder(&orders);
-            if let Some(new_of) = &new_of {
+            orders.resize(self.subs.slots() as usize, u32::MAX);
+            let layout = self.subs.reorder(&orders);
+            if let Some(new_of) = &layout.new_of {
                 self.remap_slots(new_of);
             }
-            renumbered = orders.iter().enumerate().any(|(s, &o)| {
-                let now = new_of.as_ref().map_or(s as u32, |n| n[s]);
-                o != now
-            });
+            renumbered = !layout.exact;
         }
         self.subs.mark_all(renumbered);
         if let Some(closed) = self.clock.closed_through() {
@@ -290,6 +319,25 @@ impl Engine {
         self.stats.dedup_ids_dropped = self.seen_ids.dropped();
         self.snap.new_ids.clear();
         self.snap.track_ids = true;
+        self.snap.track_evicted = true;
+        self.rebuild_last_seen();
+    }
+
+    /// Last-seen days from the restored states (see [`crate::detect::eviction::last_trace`]).
+    fn rebuild_last_seen(&mut self) {
+        let newest_day = self.clock.newest_ms().map(|t| self.cal.day_of(t));
+        let Some(closed) = self.clock.closed_through().or(newest_day) else {
+            return;
+        };
+        let cal = &self.cal;
+        let day_of_minute = |m: u32| cal.day_of(crate::detect::state::from_minute(m));
+        for slot in 0..self.subs.slots() {
+            if self.subs.is_live(slot) {
+                let st = self.subs.get(slot);
+                let day = crate::detect::eviction::last_trace(st, closed, day_of_minute);
+                self.subs.set_last_seen(slot, day);
+            }
+        }
     }
 
     /// Moves every side table's entries to their subscriber's new slot.
@@ -362,224 +410,4 @@ impl IdChunks {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::detect::config::Cell;
-    use crate::detect::event::{ChurnKind, RecordKey, TicketOutcomeEvent};
-    use crate::detect::snapshot::STATE_LEN;
-    use crate::detect::OutcomeKind;
-
-    const T0: i64 = 1_773_000_000_000;
-    const H: i64 = 3_600_000;
-    const SUB: u64 = 8613012345678;
-
-    fn config() -> DetectConfig {
-        let mut cfg = DetectConfig::default();
-        cfg.routing
-            .matrix
-            .insert("star_1".into(), [Cell::P3, Cell::P4, Cell::P4]);
-        cfg
-    }
-
-    fn cdr(n: u64, sub: u64, t: i64, kind: CdrKind, other: &'static str) -> Event<'static> {
-        Event::Cdr(Cdr {
-            id: RecordKey(n),
-            subscriber: Msisdn(sub),
-            time_ms: t,
-            kind,
-            other_party: other,
-            duration_s: 300,
-            data_bytes: 0,
-            charge: 120,
-            call_ref: 0,
-            partial: false,
-        })
-    }
-
-    fn account(n: u64, sub: u64, t: i64, kind: AccountKind) -> Event<'static> {
-        Event::Account(AccountEvent {
-            id: RecordKey(n),
-            subscriber: Msisdn(sub),
-            time_ms: t,
-            kind,
-        })
-    }
-
-    /// An engine with something in every side table: rule marks and routed tickets, a
-    /// partial call, contacts, pending facts, a retained outcome and de-duplication ids.
-    fn busy_engine() -> Engine {
-        let mut e = Engine::new(&config(), &[]).unwrap();
-        let mut out = Vec::new();
-        let mut n = 0;
-        let mut id = || {
-            n += 1;
-            n
-        };
-        for d in 0..12i64 {
-            for s in 0..5u64 {
-                let t = T0 + d * 24 * H + (s as i64) * H;
-                e.apply(
-                    &cdr(id(), SUB + s, t, CdrKind::VoiceOut, "13012340001"),
-                    &mut out,
-                );
-                if d >= 4 && s % 2 == 0 {
-                    e.apply(
-                        &cdr(id(), SUB + s, t + H, CdrKind::Forward, "13812345678"),
-                        &mut out,
-                    );
-                }
-            }
-        }
-        let t = T0 + 11 * 24 * H + 20 * H;
-        let mut part = cdr(id(), SUB + 1, t, CdrKind::VoiceOut, "10086");
-        if let Event::Cdr(c) = &mut part {
-            (c.partial, c.call_ref) = (true, 77);
-        }
-        e.apply(&part, &mut out);
-        e.apply(&cdr(id(), SUB + 3, t, CdrKind::VoiceOut, "10086"), &mut out);
-        for (s, kind) in [
-            (0, AccountKind::Complaint),
-            (0, AccountKind::FaultReport),
-            (1, AccountKind::PlanChanged { monthly_fee: 8_800 }),
-            (2, AccountKind::Payment { amount: 500 }),
-            (
-                4,
-                AccountKind::ProfileUpdated {
-                    do_not_disturb: true,
-                    key_person: true,
-                    activated_time_ms: T0 - 400 * 24 * H,
-                },
-            ),
-            (
-                4,
-                AccountKind::Churned {
-                    kind: ChurnKind::PortOut,
-                },
-            ),
-        ] {
-            e.apply(&account(id(), SUB + s, t + H, kind), &mut out);
-        }
-        assert!(!out.is_empty(), "the fixture raises tickets");
-        let outcome = TicketOutcomeEvent {
-            ticket_id: &out[0].ticket_id,
-            subscriber: Msisdn(SUB),
-            time_ms: t,
-            outcome: OutcomeKind::Retained,
-        };
-        e.apply_outcome(&outcome);
-        e
-    }
-
-    /// Restores `e`'s full snapshot into a fresh engine, subscribers in reverse slot order.
-    fn restored(e: &mut Engine, max_chunk: usize) -> Engine {
-        let mut records = Vec::new();
-        e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
-        let mut chunks = Vec::new();
-        e.drain_ids(true, max_chunk, |b| chunks.push(b.to_vec()));
-        let blob = e.encode_partition();
-        let mut r = Engine::new(&config(), &[]).unwrap();
-        r.restore_partition(&blob).unwrap();
-        for (m, b) in records.iter().rev() {
-            r.restore_subscriber(*m, b).unwrap();
-        }
-        for c in &chunks {
-            assert!(c.len() <= max_chunk.max(MIN_ID_CHUNK));
-            r.restore_ids(c).unwrap();
-        }
-        r.restore_finish();
-        r
-    }
-
-    #[test]
-    fn a_restored_engine_encodes_to_the_same_bytes() {
-        let mut e = busy_engine();
-        assert!(!e.partials.is_empty() && !e.contacts.is_empty() && !e.facts.is_empty());
-        assert!(!e.marks.is_empty());
-        let mut r = restored(&mut e, 100);
-        assert_eq!(r.encode_partition(), e.encode_partition());
-        assert_eq!(r.seen_ids, e.seen_ids);
-        assert_eq!(r.partials_min_end, e.partials_min_end);
-        let (mut a, mut b) = (Vec::new(), Vec::new());
-        e.drain_changed(true, |m, x| a.push((m, x.to_vec())));
-        r.drain_changed(true, |m, x| b.push((m, x.to_vec())));
-        assert_eq!(a, b, "same subscribers in the same slots");
-        let mut nothing = 0;
-        r.restore_finish();
-        r.drain_changed(false, |_, _| nothing += 1);
-        assert_eq!(nothing, 0, "a restore leaves nothing changed");
-    }
-
-    #[test]
-    fn only_changed_subscribers_and_new_ids_are_drained() {
-        let mut e = busy_engine();
-        e.drain_changed(false, |_, _| {});
-        e.drain_ids(false, 4096, |_| {});
-        let mut out = Vec::new();
-        let t = e.newest_event_ms().unwrap();
-        e.apply(
-            &cdr(9_001, SUB + 2, t, CdrKind::SmsOut, "13012340001"),
-            &mut out,
-        );
-        e.apply(
-            &cdr(9_002, SUB + 2, t, CdrKind::SmsIn, "13012340001"),
-            &mut out,
-        );
-        let mut changed = Vec::new();
-        e.drain_changed(false, |m, _| changed.push(m));
-        assert_eq!(changed, vec![SUB + 2]);
-        let mut chunks = Vec::new();
-        e.drain_ids(false, 4096, |b| chunks.push(b.to_vec()));
-        assert_eq!(chunks.len(), 1);
-        assert_eq!(chunks[0].len(), 1 + 8 + 2 * 8, "one group of two ids");
-        e.drain_ids(false, 4096, |_| panic!("nothing new"));
-    }
-
-    #[test]
-    fn unknown_versions_and_truncations_are_errors() {
-        let e = busy_engine();
-        let blob = e.encode_partition();
-        let mut r = Engine::new(&config(), &[]).unwrap();
-        for n in 0..blob.len() {
-            assert!(
-                r.restore_partition(&blob[..n]).is_err(),
-                "{n} of {}",
-                blob.len()
-            );
-        }
-        let mut bad = blob.clone();
-        bad[0] = 2;
-        let err = r.restore_partition(&bad).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "unknown partition encoding version 2 (this build reads version 1)"
-        );
-        let err = r.restore_ids(&[7, 0, 0]).unwrap_err().to_string();
-        assert!(err.contains("ids encoding version 7"), "{err}");
-        assert!(r
-            .restore_ids(&[IDS_VERSION, 1, 0, 0, 0, 5, 0, 0, 0, 1])
-            .is_err());
-        assert!(r.restore_subscriber(SUB, &[1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn a_log_with_gaps_is_renumbered_and_rewritten_whole() {
-        let mut e = busy_engine();
-        let mut records = Vec::new();
-        e.drain_changed(true, |m, b| records.push((m, b.to_vec())));
-        let mut r = Engine::new(&config(), &[]).unwrap();
-        // The first subscriber's record is missing; the second's comes twice, the later
-        // (a changed state) winning.
-        let (second, mut newer) = records[1].clone();
-        newer[1] ^= 0xff;
-        for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
-            r.restore_subscriber(*m, b).unwrap();
-        }
-        r.restore_finish();
-        let mut again = Vec::new();
-        r.drain_changed(false, |m, b| again.push((m, b.to_vec())));
-        assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
-        assert_eq!(again[0].0, second, "table order kept, gap closed");
-        assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
-        assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
-    }
-}
+mod tests;
