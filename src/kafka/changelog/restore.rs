@@ -75,6 +75,7 @@ pub fn restore(
     if let Some(e) = failure {
         return Err(e.into());
     }
+    replay.apply_tombstones(&mut engine);
     let (parts, stray) = (replay.parts, replay.stray);
     let mut blob = Vec::new();
     for (i, part) in parts.into_iter().enumerate() {
@@ -106,6 +107,8 @@ struct Replay {
     parts: Vec<Option<Vec<u8>>>,
     /// Records of checkpoints outside the chain (an interrupted one).
     stray: u64,
+    /// Tombstones read whose checkpoint is not known yet.
+    tombstones: Vec<u64>,
 }
 
 impl Replay {
@@ -115,12 +118,15 @@ impl Replay {
             marker: marker.tag,
             parts: vec![None; marker.partition_chunks as usize],
             stray: 0,
+            tombstones: Vec::new(),
         }
     }
 
     /// Applies one record. A subscriber key with no value is a tombstone (an evicted
-    /// subscriber): it carries no tag, since compaction only drops null values, so it is
-    /// applied wherever it stands; it can only make a subscriber absent.
+    /// subscriber). It carries no tag (compaction drops only null values), but a
+    /// checkpoint writes its tombstones first and always some tagged records after them:
+    /// so tombstones wait for the next tagged record, and are applied if that record's
+    /// checkpoint is in the chain, dropped if it is an interrupted one.
     fn record(
         &mut self,
         engine: &mut Engine,
@@ -130,7 +136,7 @@ impl Replay {
         let key = Key::parse(key);
         let Some(value) = value else {
             if let Key::Subscriber(n) = key {
-                engine.forget_subscriber(n);
+                self.tombstones.push(n);
             }
             return Ok(());
         };
@@ -138,9 +144,11 @@ impl Replay {
             return Ok(());
         };
         if !self.chain.contains(&tag) {
-            self.stray += 1;
+            self.stray += 1 + self.tombstones.len() as u64;
+            self.tombstones.clear();
             return Ok(());
         }
+        self.apply_tombstones(engine);
         match key {
             Key::Subscriber(n) => engine.restore_subscriber(n, value),
             Key::Ids => engine.restore_ids(value),
@@ -151,6 +159,16 @@ impl Replay {
                 Ok(())
             }
             _ => Ok(()),
+        }
+    }
+}
+
+impl Replay {
+    /// Applies the tombstones waiting: at the next record of a checkpoint in the chain, or
+    /// at the end of the chain (the marker's own checkpoint wrote them).
+    fn apply_tombstones(&mut self, engine: &mut Engine) {
+        for n in self.tombstones.drain(..) {
+            engine.forget_subscriber(n);
         }
     }
 }
@@ -362,6 +380,12 @@ mod tests {
         let mut saved = engine_with(3);
         let mut log: Vec<(String, Option<Vec<u8>>)> = Vec::new();
         saved.drain_changed(true, |m, b| log.push((m.to_string(), Some(tagged(tag, b)))));
+        // An interrupted checkpoint's tombstone, then its first tagged record.
+        log.push(((SUB + 2).to_string(), None));
+        log.push((
+            "#partition/0".to_string(),
+            Some(tagged(Tag { writer: 7, seq: 2 }, b"x")),
+        ));
         log.push(((SUB + 1).to_string(), None));
         log.push(((SUB + 9).to_string(), None));
         let blob = saved.encode_partition();
@@ -372,6 +396,7 @@ mod tests {
                 .record(&mut r, key.as_bytes(), value.as_deref())
                 .unwrap();
         }
+        replay.apply_tombstones(&mut r);
         r.restore_partition(&blob).unwrap();
         r.restore_finish();
         assert!(
@@ -379,6 +404,6 @@ mod tests {
             "the tombstone wins"
         );
         assert!(r.subscriber(Msisdn(SUB)).is_some() && r.subscriber(Msisdn(SUB + 2)).is_some());
-        assert_eq!((r.stats().subscribers, replay.stray), (2, 0));
+        assert_eq!((r.stats().subscribers, replay.stray), (2, 2));
     }
 }
