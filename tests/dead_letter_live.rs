@@ -128,7 +128,7 @@ fn hostile_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets()
     hostile_records_among_good_ones("dl-hostile-pb", Format::Protobuf, specific);
 }
 
-/// The same with JSON input, plus JSON of the wrong shape.
+/// The same with JSON input, plus JSON of the wrong shape and 100,000 levels deep.
 #[test]
 fn hostile_json_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tickets() {
     let t = now_ms() - 60_000;
@@ -145,8 +145,18 @@ fn hostile_json_records_are_dead_lettered_with_a_reason_and_good_ones_raise_tick
             "invalid record",
         ),
         (Some(serde_json::to_vec(&wrong_type).unwrap()), "NOT_A_TYPE"),
+        (Some(deeply_nested(100_000)), "invalid record"),
     ];
     hostile_records_among_good_ones("dl-hostile-json", Format::Json, specific);
+}
+
+/// A JSON record whose `recordId` is an array nested `depth` deep.
+fn deeply_nested(depth: usize) -> Vec<u8> {
+    let mut v = b"{\"recordId\": ".to_vec();
+    v.extend(std::iter::repeat_n(b'[', depth));
+    v.extend(std::iter::repeat_n(b']', depth));
+    v.push(b'}');
+    v
 }
 
 /// Sends good care calls (each raises a ticket) with one bad record after each of the
