@@ -190,7 +190,7 @@ pub async fn run_demo(
     let broker = start_broker(&cfg, DEMO_PARTITIONS)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     cfg.kafka.input_format = Format::Protobuf;
-    cfg.kafka.ticket_format = Format::Protobuf;
+    cfg.kafka.ticket_format = crate::config::TicketFormat::Protobuf;
     let _ = writeln!(
         out,
         "embedded broker at {} (topics created, {DEMO_PARTITIONS} partitions)",

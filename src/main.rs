@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use churnwatch::config::Config;
+use churnwatch::config::{Config, TicketFormat};
 use churnwatch::replay::{self, Format, ReplayOptions};
 
 #[derive(Parser)]
@@ -155,8 +155,8 @@ struct ReplayArgs {
     #[arg(long)]
     out: PathBuf,
     /// Ticket encoding.
-    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
-    format: FormatArg,
+    #[arg(long, value_enum, default_value_t = TicketFormatArg::Json)]
+    format: TicketFormatArg,
     /// Input encoding; by default `.pb`, `.binpb` and `.bin` files are protobuf, others JSON.
     #[arg(long, value_enum)]
     input_format: Option<FormatArg>,
@@ -207,6 +207,27 @@ enum FormatArg {
     Json,
     /// Length-delimited protobuf.
     Proto,
+}
+
+/// `replay --format`: the ticket encodings (inputs are never TMF621).
+#[derive(Clone, Copy, ValueEnum)]
+enum TicketFormatArg {
+    /// Proto3 JSON `CareTicket`, one per line.
+    Json,
+    /// Length-delimited protobuf `CareTicket`.
+    Proto,
+    /// TM Forum TMF621 `TroubleTicket` JSON, one per line.
+    Tmf621,
+}
+
+impl From<TicketFormatArg> for TicketFormat {
+    fn from(f: TicketFormatArg) -> TicketFormat {
+        match f {
+            TicketFormatArg::Json => TicketFormat::Json,
+            TicketFormatArg::Proto => TicketFormat::Protobuf,
+            TicketFormatArg::Tmf621 => TicketFormat::Tmf621,
+        }
+    }
 }
 
 impl From<FormatArg> for Format {

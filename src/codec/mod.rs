@@ -21,6 +21,7 @@
 //! - `value.rs`: Kafka record values ([`decode_value_into`], [`peek_event_time`]).
 //! - `mask.rs`: masking of subscriber-length digit runs in error text.
 //! - `ticket.rs`: tickets out, as JSON lines or framed protobuf.
+//! - `tmf621.rs`: tickets out as TM Forum TMF621 `TroubleTicket` objects, for CRMs.
 //! - `frame.rs`: length-delimited protobuf framing ([`read_delimited`], [`write_delimited`]).
 
 mod error;
@@ -28,6 +29,7 @@ mod frame;
 mod mask;
 mod message;
 mod ticket;
+pub mod tmf621;
 mod validate;
 mod value;
 
@@ -37,7 +39,9 @@ pub use message::{
     account_from_json, account_from_protobuf, cdr_from_json, cdr_from_protobuf, outcome_from_json,
     outcome_from_protobuf,
 };
-pub use ticket::{ticket_to_json_line, write_ticket_json, write_ticket_protobuf};
+pub use ticket::{
+    encode_ticket, ticket_to_json_line, write_ticket, write_ticket_json, write_ticket_protobuf,
+};
 pub use validate::{
     account_from_proto, cdr_from_proto, outcome_from_proto, MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS,
 };

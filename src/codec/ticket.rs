@@ -1,10 +1,35 @@
-//! Tickets out: a `CareTicket` as one proto3 JSON line or as one length-delimited protobuf
-//! record, the two formats the sinks (Kafka, replay output files) write.
+//! Tickets out: a `CareTicket` as one proto3 JSON line, one length-delimited protobuf
+//! record, or one TMF621 `TroubleTicket` JSON line (see [`super::tmf621`]), the formats the
+//! sinks (Kafka, replay output files) write.
 
 use std::io::{self, Write};
 
-use super::write_delimited;
+use super::{tmf621, write_delimited};
+use crate::config::TicketFormat;
 use crate::proto;
+
+/// One ticket as a Kafka record value: one message, no framing, no trailing newline.
+pub fn encode_ticket(format: TicketFormat, t: &proto::CareTicket) -> Vec<u8> {
+    match format {
+        TicketFormat::Protobuf => prost::Message::encode_to_vec(t),
+        TicketFormat::Json => ticket_to_json_line(t).trim_end().as_bytes().to_vec(),
+        TicketFormat::Tmf621 => tmf621::ticket_to_tmf621(t),
+    }
+}
+
+/// Writes one ticket to a file: a JSON line (proto3 or TMF621) or a length-delimited
+/// protobuf record.
+pub fn write_ticket(
+    w: &mut impl Write,
+    format: TicketFormat,
+    t: &proto::CareTicket,
+) -> io::Result<()> {
+    match format {
+        TicketFormat::Protobuf => write_ticket_protobuf(w, t),
+        TicketFormat::Json => write_ticket_json(w, t),
+        TicketFormat::Tmf621 => tmf621::write_ticket_tmf621(w, t),
+    }
+}
 
 /// One ticket as a proto3 JSON line (with the trailing newline).
 pub fn ticket_to_json_line(t: &proto::CareTicket) -> String {

@@ -5,15 +5,76 @@ use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::detect::validate::{invalid, ConfigError};
 
-/// Message encoding on a topic.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
+/// Message encoding of the input topics (`kafka.input_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Format {
     /// Protobuf, one message per Kafka record.
     #[default]
     Protobuf,
     /// Proto3 JSON, one message per Kafka record.
     Json,
+}
+
+impl<'de> Deserialize<'de> for Format {
+    /// Names the key in its error, and says why `tmf621` is refused: it is a shape for
+    /// tickets going out, not one churnwatch reads.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        match name.as_str() {
+            "protobuf" => Ok(Format::Protobuf),
+            "json" => Ok(Format::Json),
+            "tmf621" => Err(D::Error::custom(
+                "kafka.input_format: `tmf621` is a ticket format (kafka.ticket_format); \
+                 inputs are `protobuf` or `json`",
+            )),
+            _ => Err(D::Error::custom(format!(
+                "kafka.input_format: `{name}` is not `protobuf` or `json`"
+            ))),
+        }
+    }
+}
+
+/// Encoding of published tickets (`kafka.ticket_format`, `replay --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TicketFormat {
+    /// `CareTicket` as protobuf, one per Kafka record.
+    #[default]
+    Protobuf,
+    /// `CareTicket` as proto3 JSON, one per Kafka record.
+    Json,
+    /// A TM Forum TMF621 `TroubleTicket` JSON object, one per Kafka record (see
+    /// `codec::tmf621`), for CRMs that ingest the Trouble Ticket API's shape.
+    Tmf621,
+}
+
+impl TicketFormat {
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            TicketFormat::Protobuf => "protobuf",
+            TicketFormat::Json => "json",
+            TicketFormat::Tmf621 => "tmf621",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TicketFormat {
+    /// Names the key in its error (serde's own names only the variant).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        [
+            TicketFormat::Protobuf,
+            TicketFormat::Json,
+            TicketFormat::Tmf621,
+        ]
+        .into_iter()
+        .find(|f| f.name() == name)
+        .ok_or_else(|| {
+            D::Error::custom(format!(
+                "kafka.ticket_format: `{name}` is not `protobuf`, `json` or `tmf621`"
+            ))
+        })
+    }
 }
 
 /// Kafka topics.
@@ -109,8 +170,9 @@ pub struct KafkaConfig {
     pub topics: TopicsConfig,
     /// Encoding of the CDR, account and outcome topics.
     pub input_format: Format,
-    /// Encoding of published tickets.
-    pub ticket_format: Format,
+    /// Encoding of published tickets: the `CareTicket` (protobuf or proto3 JSON) or a
+    /// TMF621 `TroubleTicket` JSON object.
+    pub ticket_format: TicketFormat,
     /// Records (per partition) read but not yet acknowledged downstream; reading pauses
     /// when it is reached, so memory stays flat under a producer that outruns us.
     pub max_in_flight: usize,
@@ -157,7 +219,7 @@ impl Default for KafkaConfig {
             group_id: "churnwatch".into(),
             topics: TopicsConfig::default(),
             input_format: Format::Protobuf,
-            ticket_format: Format::Protobuf,
+            ticket_format: TicketFormat::Protobuf,
             max_in_flight: 10_000,
             max_in_flight_bytes: 64 << 20,
             max_message_bytes: 1_048_576,

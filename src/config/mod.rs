@@ -381,6 +381,37 @@ mod tests {
     }
 
     #[test]
+    fn tmf621_is_a_ticket_format_and_refused_as_an_input_format() {
+        for (name, f) in [
+            ("protobuf", TicketFormat::Protobuf),
+            ("json", TicketFormat::Json),
+            ("tmf621", TicketFormat::Tmf621),
+        ] {
+            let cfg = Config::from_toml(&format!("[kafka]\nticket_format = \"{name}\"\n")).unwrap();
+            assert_eq!(cfg.kafka.ticket_format, f);
+        }
+        for (name, f) in [("protobuf", Format::Protobuf), ("json", Format::Json)] {
+            let cfg = Config::from_toml(&format!("[kafka]\ninput_format = \"{name}\"\n")).unwrap();
+            assert_eq!(cfg.kafka.input_format, f);
+        }
+        let err = Config::from_toml("[kafka]\ninput_format = \"tmf621\"\n").unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("kafka.input_format"), "{err}");
+        assert!(err.contains("kafka.ticket_format"), "{err}");
+        let env = vec![(
+            "CHURNWATCH__KAFKA__INPUT_FORMAT".to_string(),
+            "tmf621".to_string(),
+        )];
+        let err = Config::load_with_env(None, env).unwrap_err().to_string();
+        assert!(err.contains("kafka.input_format"), "{err}");
+        for (key, bad) in [("input_format", "xml"), ("ticket_format", "tmf622")] {
+            let err = Config::from_toml(&format!("[kafka]\n{key} = \"{bad}\"\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(&format!("kafka.{key}")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn an_unknown_key_is_refused() {
         let err = Config::from_toml("[rules.silent_days]\nmin_dayz = 3\n").unwrap_err();
         assert!(err.to_string().contains("min_dayz"), "{err}");

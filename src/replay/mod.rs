@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, TicketFormat};
 use crate::detect::engine::PortedNumber;
 use crate::detect::Engine;
 use crate::driver::{Driver, Fed, Record};
@@ -77,8 +77,8 @@ pub struct ReplayOptions {
     pub out: PathBuf,
     /// Input encoding; `None` picks it per file from the extension.
     pub input_format: Option<Format>,
-    /// Ticket encoding.
-    pub format: Format,
+    /// Ticket encoding: proto3 JSON lines, length-delimited protobuf or TMF621 JSON lines.
+    pub format: TicketFormat,
     /// Draw a progress bar on stderr (the binary sets this only when stderr is a terminal).
     pub progress: bool,
     /// Write the detection-quality report here as JSON.

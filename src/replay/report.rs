@@ -12,13 +12,14 @@ use crate::driver::{Fed, Reason};
 use crate::proto;
 use crate::tools::quality::QualityReport;
 
-use super::{Format, ReplayError, MAX_REPORTED, SUMMARY_EXAMPLES};
+use super::{ReplayError, MAX_REPORTED, SUMMARY_EXAMPLES};
+use crate::config::TicketFormat;
 
 /// Where tickets go; every emission is written, since a later one with the same id is a
 /// correction that downstream systems upsert.
 pub(super) struct TicketSink {
     pub(super) w: BufWriter<File>,
-    pub(super) format: Format,
+    pub(super) format: TicketFormat,
     pub(super) path: String,
     pub(super) written: u64,
 }
@@ -29,13 +30,11 @@ impl TicketSink {
         tickets: &mut Vec<proto::CareTicket>,
     ) -> Result<(), ReplayError> {
         for t in tickets.drain(..) {
-            let r = match self.format {
-                Format::Json => codec::write_ticket_json(&mut self.w, &t),
-                Format::Protobuf => codec::write_ticket_protobuf(&mut self.w, &t),
-            };
-            r.map_err(|source| ReplayError::Write {
-                path: self.path.clone(),
-                source,
+            codec::write_ticket(&mut self.w, self.format, &t).map_err(|source| {
+                ReplayError::Write {
+                    path: self.path.clone(),
+                    source,
+                }
             })?;
             self.written += 1;
         }
@@ -86,7 +85,7 @@ impl Reporter<'_> {
 
 impl TicketSink {
     /// Creates (or truncates) the ticket file.
-    pub(super) fn create(path: &Path, format: Format) -> Result<TicketSink, ReplayError> {
+    pub(super) fn create(path: &Path, format: TicketFormat) -> Result<TicketSink, ReplayError> {
         let name = path.display().to_string();
         let file = File::create(path).map_err(|source| ReplayError::Open {
             path: name.clone(),

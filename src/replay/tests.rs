@@ -16,7 +16,7 @@ fn opts(dir: &Path, cdr: Option<PathBuf>, account: Option<PathBuf>) -> ReplayOpt
         outcomes: None,
         out: dir.join("tickets.jsonl"),
         input_format: None,
-        format: Format::Json,
+        format: crate::config::TicketFormat::Json,
         progress: false,
         report: None,
     }

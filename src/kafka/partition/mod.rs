@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
 use crate::codec;
-use crate::config::{Config, Format, Guarantee, TopicsConfig};
+use crate::config::{Config, Format, Guarantee, TicketFormat, TopicsConfig};
 use crate::proto::CareTicket;
 
 use super::changelog::writer::Checkpointer;
@@ -109,7 +109,7 @@ pub(super) struct PartitionTask {
     topics: TopicsConfig,
     /// The producer's `message.max.bytes`: dead letters are cut to fit it.
     dead_letter_max_bytes: usize,
-    ticket_format: Format,
+    ticket_format: TicketFormat,
     input_format: Format,
     max_in_flight: usize,
     max_in_flight_bytes: usize,
@@ -559,10 +559,7 @@ impl PartitionTask {
         let mut publications = Vec::with_capacity(tickets.len());
         for t in tickets {
             self.shared.remember(t);
-            let payload = match self.ticket_format {
-                Format::Protobuf => prost::Message::encode_to_vec(t),
-                Format::Json => codec::ticket_to_json_line(t).trim_end().as_bytes().to_vec(),
-            };
+            let payload = codec::encode_ticket(self.ticket_format, t);
             publications.push(Publication {
                 kind: Kind::Ticket,
                 topic: self.topics.tickets.clone(),
