@@ -1,6 +1,11 @@
 //! `replay --format tmf621` on the test fixtures writes one TMF621 `TroubleTicket` JSON
 //! object per line, with the fields the CRM needs, for exactly the tickets the proto3 JSON
-//! run writes; and `tmf621` is refused as an input format, naming the key.
+//! run writes; the service with `kafka.ticket_format = "tmf621"` publishes the same shape
+//! (over librdkafka's mock cluster); and `tmf621` is refused as an input format, naming the
+//! key.
+
+#[path = "common/wire.rs"]
+mod wire;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -165,4 +170,116 @@ fn tmf621_is_refused_as_an_input_format() {
         "y",
     ]);
     assert!(!out.status.success());
+}
+
+mod kafka {
+    //! The Kafka adapter with `kafka.ticket_format = "tmf621"`: one TroubleTicket object
+    //! per record, keyed by subscriber, with the `queue` and `ticket_id` headers.
+
+    use std::time::{Duration, Instant};
+
+    use super::wire::{care_call, now_ms};
+    use churnwatch::config::{Config, TicketFormat};
+    use churnwatch::kafka::service::{self, Shared};
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message, OwnedMessage};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use rdkafka::util::Timeout;
+    use serde_json::Value;
+
+    fn config(cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>) -> Config {
+        let mut cfg = Config::default();
+        let name = |t: &str| format!("tmf621-{t}-{}", std::process::id());
+        cfg.kafka.brokers = cluster.bootstrap_servers();
+        cfg.kafka.group_id = name("group");
+        let t = &mut cfg.kafka.topics;
+        (t.cdr, t.account, t.outcomes) = (name("cdr"), name("account"), name("outcomes"));
+        (t.tickets, t.dead_letter, t.changelog) = (name("tickets"), name("dlq"), name("state"));
+        cfg.kafka.drain_timeout_ms = 2_000;
+        cfg.kafka.session_timeout_ms = 6_000;
+        cfg.kafka.ticket_format = TicketFormat::Tmf621;
+        cfg.http.listen = String::new();
+        let t = &cfg.kafka.topics;
+        for topic in [&t.cdr, &t.account, &t.tickets, &t.dead_letter, &t.changelog] {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        cfg
+    }
+
+    fn read(cfg: &Config, n: usize) -> Vec<OwnedMessage> {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.kafka.brokers)
+            .set("group.id", format!("tmf621-reader-{}", std::process::id()))
+            .set("auto.offset.reset", "earliest")
+            .create()
+            .unwrap();
+        c.subscribe(&[&cfg.kafka.topics.tickets]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut out = Vec::new();
+        while out.len() < n {
+            assert!(Instant::now() < deadline, "{} of {n} tickets", out.len());
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                out.push(m.detach());
+            }
+        }
+        out
+    }
+
+    fn header(m: &OwnedMessage, key: &str) -> Option<String> {
+        let v = m.headers()?.iter().find(|x| x.key == key)?.value?;
+        Some(String::from_utf8(v.to_vec()).unwrap())
+    }
+
+    #[test]
+    fn the_service_publishes_trouble_tickets_with_their_headers() {
+        let cluster = MockCluster::new(1).unwrap();
+        let cfg = config(&cluster);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
+        let run_cfg = cfg.clone();
+        rt.spawn(async move {
+            let _keep = tx;
+            let stopped = async move {
+                let _ = stopped.await;
+            };
+            service::run(run_cfg, vec![], Shared::default(), rx, stopped)
+                .await
+                .unwrap();
+        });
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &cfg.kafka.brokers)
+            .set("partitioner", "murmur2_random")
+            .create()
+            .unwrap();
+        let sub = "8613012345678";
+        let record = care_call("a", sub, now_ms() - 60_000);
+        p.send(
+            BaseRecord::to(&cfg.kafka.topics.cdr)
+                .key(sub)
+                .payload(&record),
+        )
+        .unwrap();
+        p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+
+        let m = &read(&cfg, 1)[0];
+        assert_eq!(m.key(), Some(sub.as_bytes()));
+        let v: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+        assert_eq!(v["@type"], "TroubleTicket", "{v}");
+        assert_eq!(v["relatedParty"][0]["partyOrPartyRole"]["id"], sub);
+        assert_eq!(header(m, "ticket_id").as_deref(), v["id"].as_str());
+        assert_eq!(header(m, "queue").as_deref(), Some("retention"));
+        assert!(v["note"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("competitor_care_call"));
+        let _ = stop.send(());
+        rt.shutdown_timeout(Duration::from_secs(10));
+    }
 }
