@@ -425,3 +425,35 @@ fn kubernetes_ports_paths_and_keys_are_the_services() {
         .collect();
     assert_eq!(listed, present);
 }
+
+#[test]
+fn every_alert_rule_has_a_severity_a_runbook_and_a_firing_and_a_silent_unit_test() {
+    let rules = read("deploy/prometheus/alerts.yml");
+    let tests = read("deploy/prometheus/alerts_test.yml");
+    let names: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(names.len() >= 7, "{names:?}");
+    for name in &names {
+        let rule = block(&rules, &format!("      - alert: {name}"));
+        for key in ["severity: ", "summary: ", "description: "] {
+            assert!(
+                rule.iter().any(|l| l.trim().starts_with(key)),
+                "{name}: no {key}"
+            );
+        }
+        let rule_text = rule.join("\n");
+        assert!(rule_text.contains("Runbook:"), "{name}: no runbook");
+        // What comes after each `alertname: NAME` in the tests: `exp_alerts: []` (silent) or
+        // `exp_alerts:` followed by alerts (firing).
+        let cases: Vec<&str> = tests
+            .lines()
+            .zip(tests.lines().skip(1))
+            .filter(|(l, _)| l.trim() == format!("alertname: {name}"))
+            .map(|(_, next)| next.trim())
+            .collect();
+        assert!(cases.contains(&"exp_alerts: []"), "{name}: no silent case");
+        assert!(cases.contains(&"exp_alerts:"), "{name}: no firing case");
+    }
+}
