@@ -28,6 +28,10 @@ impl Engine {
         self.facts.forget(is_gone);
         self.policy.forget(is_gone);
         for &slot in gone {
+            if tombstones {
+                let mut last = self.subs.last_ticket(slot);
+                self.quality.evicted(&mut last, &mut self.stats.quality);
+            }
             let number = self.subs.evict(slot);
             if tombstones && self.snap.track_evicted {
                 self.snap.evicted.push(number);

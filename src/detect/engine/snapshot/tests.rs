@@ -209,7 +209,7 @@ fn a_log_with_clashes_is_renumbered_and_rewritten_whole() {
     let (second, mut newer) = records[1].clone();
     newer[1] ^= 0xff;
     let (third, mut clash) = records[2].clone();
-    clash[STATE_LEN..].copy_from_slice(&1u32.to_le_bytes());
+    clash[STATE_LEN..STATE_LEN + 4].copy_from_slice(&1u32.to_le_bytes());
     for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
         r.restore_subscriber(*m, b).unwrap();
     }
@@ -220,7 +220,7 @@ fn a_log_with_clashes_is_renumbered_and_rewritten_whole() {
     assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
     assert_eq!(again[0].0, second, "table order kept, packed");
     assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
-    assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
+    assert_eq!(&again[0].1[STATE_LEN..STATE_LEN + 4], &[0, 0, 0, 0]);
 }
 
 #[test]
