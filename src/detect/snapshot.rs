@@ -2,8 +2,9 @@
 //! crash and continue exactly (the engine side is [`super::engine`]'s `snapshot`).
 //!
 //! **The changelog design.** The adapter keeps a compacted topic per engine: one record
-//! per subscriber, keyed by the number, holding the latest [`SubscriberState`] (tens of
-//! millions of them, so only those changed since the last checkpoint are written); the
+//! per subscriber, keyed by the number, holding the latest [`SubscriberState`], its table
+//! slot and its last ticket (tens of millions of them, so only those changed since the
+//! last checkpoint are written); the
 //! rest of the engine (watermark, pending partial calls, rule marks, complaint contacts,
 //! pending account facts, the policy's memory) is small and written whole at every
 //! checkpoint as one partition blob; de-duplication ids are written incrementally, in
@@ -504,7 +505,7 @@ mod tests {
         );
         assert_eq!(
             decode_record(&out).unwrap(),
-            (s.clone(), 0x0102_0304, last_ticket())
+            (s, 0x0102_0304, last_ticket())
         );
         assert!(decode_state(&out).is_err(), "trailing bytes are refused");
     }

@@ -5,7 +5,8 @@
 //! At each checkpoint the adapter writes, in one batch:
 //! - [`Engine::drain_evicted`]: a tombstone per subscriber evicted since the last one
 //!   (first, so a number evicted and seen again ends with its new record);
-//! - [`Engine::drain_changed`]: a record per subscriber whose state may have changed
+//! - [`Engine::drain_changed`]: a record per subscriber whose state (or last ticket, for
+//!   the quality figures) may have changed
 //!   (a bit per slot, set by the table on every mutable access: one bit set on the hot path,
 //!   no allocation), keyed by number. A day close touches every state, so the checkpoint
 //!   after one rewrites every subscriber;
