@@ -158,7 +158,7 @@ mod tests {
             (c.kind, c.other_party, c.duration_s) = (CdrKind::VoiceOut, "10086", 300);
         }
         let mut cfg = DetectConfig::default();
-        let e = run_with(cfg.clone(), care.clone(), 30 + 3, &[]);
+        let e = run_with(cfg.clone(), care, 30 + 3, &[]);
         let q = &e.stats().quality;
         assert_eq!(q.ticketed, [1, 0], "the care call tickets GONE");
         assert_eq!(
@@ -167,7 +167,7 @@ mod tests {
             "30 days: a false alarm"
         );
         cfg.quality.horizon_days = 365;
-        let e = run_with(cfg.clone(), care.clone(), 62 + 3, &[]);
+        let e = run_with(cfg.clone(), care, 62 + 3, &[]);
         let slot = e.subs.find(GONE).unwrap();
         assert!(e.subs.last_ticket(slot).is_some());
         assert_eq!(e.stats().quality.false_alarms.iter().sum::<u64>(), 0);
