@@ -131,10 +131,13 @@ fn write_live(f: &mut fmt::Formatter<'_>, q: &LiveQualityReport) -> fmt::Result 
         group(&q.churned, "control")
     )?;
     for (rule, r) in &q.by_rule {
-        let mean = r.lead_time_sum_days as f64 / r.lead_time_count.max(1) as f64;
+        let mean = match r.lead_time_count {
+            0 => "-".to_string(),
+            n => format!("{:.1}", r.lead_time_sum_days as f64 / n as f64),
+        };
         writeln!(
             f,
-            "    {rule:<32} hits {:>5}  false alarms {:>5}  lead mean {mean:>5.1} days",
+            "    {rule:<32} hits {:>5}  false alarms {:>5}  lead mean {mean:>5} days",
             r.hits, r.false_alarms
         )?;
     }
