@@ -60,6 +60,8 @@ pub struct QualityMetrics {
     pub churned: IntCounterVec,
 }
 
+/// The lead time is in days (whole days of event time, the unit retention teams plan in),
+/// not the base unit: `promtool check metrics` flags the name once a series exists.
 fn quality_metrics(r: &Registry) -> QualityMetrics {
     let buckets = crate::detect::quality::LEAD_BUCKETS.map(f64::from).to_vec();
     let lead_time = HistogramVec::new(

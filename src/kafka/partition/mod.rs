@@ -170,6 +170,9 @@ impl PartitionTask {
         let checkpoint_every = Duration::from_millis(cfg.kafka.checkpoint_interval_ms);
         let transactional = (cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce)
             .then(|| Box::new(cfg.clone()));
+        // An engine kept over a rebalance has counted before: only what follows is new.
+        let stats = worker.engine().stats();
+        let (outcomes_seen, quality_seen) = (stats.outcomes.clone(), stats.quality.clone());
         PartitionTask {
             checkpointer,
             transactional,
@@ -212,8 +215,8 @@ impl PartitionTask {
             handles: HashMap::new(),
             suppressed_seen: BTreeMap::new(),
             evicted_seen: BTreeMap::new(),
-            outcomes_seen: BTreeMap::new(),
-            quality_seen: Default::default(),
+            outcomes_seen,
+            quality_seen,
             next_offsets,
         }
     }
