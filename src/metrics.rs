@@ -5,8 +5,8 @@
 //! reason). A subscriber number never appears in a label.
 
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
-    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec,
+    IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The registry and its metrics; cheap to clone (all handles are shared).
@@ -45,6 +45,67 @@ pub struct Metrics {
     pub outcomes: IntCounterVec,
     pub build_info: Gauge,
     pub durability: DurabilityMetrics,
+    pub quality: QualityMetrics,
+}
+
+/// Live detection quality (definitions in `crate::detect::quality`), labelled by rule id or
+/// group only.
+#[derive(Clone)]
+pub struct QualityMetrics {
+    pub hits: IntCounterVec,
+    pub misses: IntCounter,
+    pub false_alarms: IntCounterVec,
+    pub lead_time: HistogramVec,
+    pub ticketed: IntCounterVec,
+    pub churned: IntCounterVec,
+}
+
+/// The lead time is in days (whole days of event time, the unit retention teams plan in),
+/// not the base unit: `promtool check metrics` flags the name once a series exists.
+fn quality_metrics(r: &Registry) -> QualityMetrics {
+    let buckets = crate::detect::quality::LEAD_BUCKETS.map(f64::from).to_vec();
+    let lead_time = HistogramVec::new(
+        HistogramOpts::new(
+            "churnwatch_quality_lead_time_days",
+            "Days from a subscriber's last ticket to their churn, per rule on that ticket (hits only).",
+        )
+        .buckets(buckets),
+        &["rule"],
+    )
+    .expect("valid");
+    let misses = IntCounter::new(
+        "churnwatch_quality_misses_total",
+        "Churned subscribers with no ticket within quality.horizon_days before the churn.",
+    )
+    .expect("valid");
+    QualityMetrics {
+        hits: counter(
+            r,
+            "churnwatch_quality_hits_total",
+            "Churns within quality.horizon_days after the subscriber's last ticket, per rule on it.",
+            &["rule"],
+        ),
+        misses: register(r, misses),
+        false_alarms: counter(
+            r,
+            "churnwatch_quality_false_alarms_total",
+            "Tickets whose quality.horizon_days passed without churn, per rule on them.",
+            &["rule"],
+        ),
+        lead_time: register(r, lead_time),
+        ticketed: counter(
+            r,
+            "churnwatch_quality_ticketed_total",
+            "Subscribers newly ticketed (no ticket within the horizon before), by group (treated, control).",
+            &["group"],
+        ),
+        churned: counter(
+            r,
+            "churnwatch_quality_churned_total",
+            "Ticketed subscribers who churned within the horizon, by group (treated, control).",
+            &["group"],
+        ),
+    }
 }
 
 /// Checkpoints written to the changelog and partitions restored from it.
@@ -449,6 +510,7 @@ impl Metrics {
             partition_restarts,
         } = service_metrics(&r);
         let durability = durability_metrics(&r);
+        let quality = quality_metrics(&r);
         Metrics {
             registry: r,
             records_consumed,
@@ -483,6 +545,7 @@ impl Metrics {
             outcomes,
             build_info,
             durability,
+            quality,
         }
     }
 

@@ -14,7 +14,7 @@ use super::validate::invalid;
 pub use super::validate::ConfigError;
 
 /// Everything the engine reads: the `[engine]`, `[numbering]`, `[calendar]`, `[rules.*]`,
-/// `[tiers]`, `[routing]` and `[contact]` sections.
+/// `[tiers]`, `[routing]`, `[contact]` and `[quality]` sections.
 #[derive(Debug, Clone, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectConfig {
@@ -25,6 +25,22 @@ pub struct DetectConfig {
     pub tiers: TiersConfig,
     pub routing: RoutingConfig,
     pub contact: ContactConfig,
+    pub quality: QualityConfig,
+}
+
+/// Live detection quality (see [`super::quality`]). Read at start; a reload keeps it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// A churn this many days or fewer after a ticket is a hit for its rules; a ticket with
+    /// no churn by then is a false alarm.
+    pub horizon_days: u32,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        QualityConfig { horizon_days: 30 }
+    }
 }
 
 impl AsRef<DetectConfig> for DetectConfig {
@@ -115,6 +131,9 @@ impl DetectConfig {
         self.tiers.validate()?;
         self.routing.validate(&self.tiers)?;
         self.contact.validate()?;
+        if !(1..=365).contains(&self.quality.horizon_days) {
+            return Err(invalid("quality.horizon_days", "must be 1 to 365"));
+        }
         Ok(())
     }
 }
@@ -567,5 +586,20 @@ mod tests {
         }
         let err = with(90, 367).unwrap_err().to_string();
         assert!(err.contains("engine.churned_eviction_days"), "{err}");
+    }
+
+    #[test]
+    fn the_quality_horizon_is_checked_naming_the_key() {
+        let mut cfg = DetectConfig::default();
+        assert_eq!(cfg.quality.horizon_days, 30);
+        for ok in [1, 365] {
+            cfg.quality.horizon_days = ok;
+            assert!(cfg.validate().is_ok(), "{ok}");
+        }
+        for bad in [0, 366] {
+            cfg.quality.horizon_days = bad;
+            let err = cfg.validate().unwrap_err().to_string();
+            assert!(err.contains("quality.horizon_days"), "{bad}: {err}");
+        }
     }
 }

@@ -25,6 +25,8 @@
 //! - [`snapshot`] encodes what a checkpoint saves (a record per changed subscriber, the
 //!   rest of the engine whole, de-duplication ids incrementally) so an adapter can keep a
 //!   changelog and restore a partition's engine after a crash;
+//! - [`quality`] judges the engine's own tickets against the `Churned` events (hits,
+//!   misses, false alarms, lead time, control against treated), live and in replay alike;
 //! - [`config`] is the core's own configuration, [`validate`] its error, [`stats`] the
 //!   counters. Nothing here imports from outside `detect` but the generated wire types.
 
@@ -38,6 +40,7 @@ pub mod eviction;
 pub mod facts;
 pub mod numbering;
 pub mod policy;
+pub mod quality;
 pub mod routing;
 pub mod rules;
 pub mod snapshot;

@@ -43,6 +43,15 @@ pub struct Subject<'a> {
     pub dnd: bool,
 }
 
+/// A new ticket, as the quality figures need it (see [`super::quality`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Raised {
+    /// Rules on it (`1 << rule as u32`).
+    pub mask: u32,
+    pub created_ms: i64,
+    pub control: bool,
+}
+
 /// Tiers, routing, the contact cap and the memory they need, for one engine.
 pub struct Policy {
     tiers: Tiers,
@@ -99,7 +108,7 @@ impl Policy {
 
     /// Turns signals raised together into a ticket: tiers and routes it, applies the
     /// control group, do-not-disturb and the contact cap, and emits it (plus any ticket
-    /// whose contact decision the cap changed).
+    /// whose contact decision the cap changed). Returns a new ticket (not an update).
     pub fn dispatch(
         &mut self,
         ctx: &Ctx<'_>,
@@ -108,7 +117,7 @@ impl Policy {
         update: bool,
         stats: &mut EngineStats,
         out: &mut Vec<CareTicket>,
-    ) {
+    ) -> Option<Raised> {
         let Subject {
             slot,
             msisdn,
@@ -122,7 +131,7 @@ impl Policy {
         let rule_ids: Vec<RuleId> = signals.iter().map(|d| d.rule).collect();
         let Some(route) = self.router.route(tier, self.tiers.queue(tier), &rule_ids) else {
             bump(&mut stats.suppressed, "below_threshold");
-            return;
+            return None;
         };
         let mut t = ticket::build(&ctx.cfg.rules, msisdn, signals);
         t.tier = self.tiers.name(tier).to_string();
@@ -153,9 +162,15 @@ impl Policy {
         let mask = rule_ids.iter().fold(0u32, |m, r| m | (1 << *r as u32));
         self.ticket_rules
             .insert(t.ticket_id.clone(), (slot, mask, t.created_time_ms));
+        let raised = (!update).then_some(Raised {
+            mask,
+            created_ms: t.created_time_ms,
+            control: t.control_group,
+        });
         out.push(t);
         stats.ticket_updates += also.len() as u64;
         out.extend(also);
+        raised
     }
 
     /// The contact cap: at most `max_contacts` routed tickets per subscriber and period. A

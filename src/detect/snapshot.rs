@@ -2,8 +2,9 @@
 //! crash and continue exactly (the engine side is [`super::engine`]'s `snapshot`).
 //!
 //! **The changelog design.** The adapter keeps a compacted topic per engine: one record
-//! per subscriber, keyed by the number, holding the latest [`SubscriberState`] (tens of
-//! millions of them, so only those changed since the last checkpoint are written); the
+//! per subscriber, keyed by the number, holding the latest [`SubscriberState`], its table
+//! slot and its last ticket (tens of millions of them, so only those changed since the
+//! last checkpoint are written); the
 //! rest of the engine (watermark, pending partial calls, rule marks, complaint contacts,
 //! pending account facts, the policy's memory) is small and written whole at every
 //! checkpoint as one partition blob; de-duplication ids are written incrementally, in
@@ -15,11 +16,17 @@
 //! by field (no transmute, so the compiler's layout of [`SubscriberState`] is free to
 //! change); the state record is fixed-size.
 
+use super::quality::LastTicket;
 use super::rules::RuleId;
 use super::state::{ClosedDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
 
-/// Version of the subscriber record ([`encode_state`], and the table-order trailer).
+/// Version of the subscriber state ([`encode_state`]), and of the version-1 subscriber
+/// record (the state and its table order).
 pub const STATE_VERSION: u8 = 1;
+/// Version of the subscriber record written now ([`encode_record`]): the state, its table
+/// order and its last ticket ([`LastTicket`], for the quality figures). Version-1 records
+/// (no last ticket) are still read.
+pub const RECORD_VERSION: u8 = 2;
 /// Version of the partition blob (`Engine::encode_partition`).
 pub const PARTITION_VERSION: u8 = 1;
 /// Version of a de-duplication id chunk (`Engine::drain_ids`).
@@ -27,8 +34,10 @@ pub const IDS_VERSION: u8 = 1;
 
 /// Bytes of an encoded [`SubscriberState`], version byte included.
 pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;
-/// Bytes of a subscriber record: the state and its place in the table (u32).
-pub const RECORD_LEN: usize = STATE_LEN + 4;
+/// Bytes of a version-1 subscriber record: the state and its place in the table (u32).
+pub const RECORD_V1_LEN: usize = STATE_LEN + 4;
+/// Bytes of a subscriber record: the state, its place in the table and its last ticket.
+pub const RECORD_LEN: usize = RECORD_V1_LEN + LastTicket::ENCODED_LEN;
 
 /// Why a snapshot record could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -91,22 +100,49 @@ pub fn decode_state(bytes: &[u8]) -> Result<SubscriberState, SnapshotError> {
     Ok(read_state(&mut Fixed { b: bytes, pos: 1 }))
 }
 
-/// Appends a subscriber record: the state, then its slot (the table order a restore
-/// rebuilds, so day closes visit subscribers, and emit tickets, in the same order).
-pub(crate) fn encode_record(s: &SubscriberState, order: u32, out: &mut Vec<u8>) {
+/// Appends a subscriber record: the state (its version byte now [`RECORD_VERSION`]), then
+/// its slot (the table order a restore rebuilds, so day closes visit subscribers, and emit
+/// tickets, in the same order), then its last ticket.
+pub(crate) fn encode_record(s: &SubscriberState, order: u32, last: LastTicket, out: &mut Vec<u8>) {
+    let start = out.len();
     encode_state(s, out);
+    out[start] = RECORD_VERSION;
     out.put_u32(order);
+    out.extend_from_slice(&last.encode());
 }
 
-/// Reads an [`encode_record`] record: the state and its table order.
-pub(crate) fn decode_record(bytes: &[u8]) -> Result<(SubscriberState, u32), SnapshotError> {
-    let r = Reader::versioned(bytes, "subscriber", STATE_VERSION)?;
-    if bytes.len() != RECORD_LEN {
-        return Err(r.malformed(format!("{} bytes, expected {RECORD_LEN}", bytes.len())));
+/// A decoded subscriber record: the state, its table order and its last ticket (none in a
+/// version-1 record).
+pub(crate) type Record = (SubscriberState, u32, LastTicket);
+
+/// Reads an [`encode_record`] record, or a version-1 one.
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, SnapshotError> {
+    let what = "subscriber";
+    let (version, len) = match bytes.first() {
+        Some(&STATE_VERSION) => (STATE_VERSION, RECORD_V1_LEN),
+        Some(&RECORD_VERSION) => (RECORD_VERSION, RECORD_LEN),
+        Some(&version) => {
+            return Err(SnapshotError::UnknownVersion {
+                what,
+                version,
+                known: RECORD_VERSION,
+            })
+        }
+        None => return Err(Reader { bytes, what }.malformed("empty".into())),
+    };
+    if bytes.len() != len {
+        let reason = format!("{} bytes, expected {len} (version {version})", bytes.len());
+        return Err(Reader { bytes, what }.malformed(reason));
     }
     let mut f = Fixed { b: bytes, pos: 1 };
     let s = read_state(&mut f);
-    Ok((s, f.u32()))
+    let order = f.u32();
+    let last = if version == RECORD_VERSION {
+        LastTicket::decode(f.array())
+    } else {
+        LastTicket::default()
+    };
+    Ok((s, order, last))
 }
 
 /// A cursor over a record whose length is already checked: the state is read in one
@@ -181,6 +217,7 @@ fn read_state(r: &mut Fixed<'_>) -> SubscriberState {
 /// Rules as a partition blob names them: by their index in a table of stable rule names
 /// written at the head of the blob, so a build that adds, removes or reorders rules still
 /// reads an older blob (memory of a rule it no longer has is dropped).
+#[derive(Debug)]
 pub(crate) struct RuleTable(Vec<Option<RuleId>>);
 
 impl RuleTable {
@@ -446,15 +483,54 @@ mod tests {
         assert_eq!(decode_state(&out).unwrap(), s);
     }
 
+    fn last_ticket() -> LastTicket {
+        LastTicket::decode([0x11, 0x22, 0x33, 0x04, 0x55, 0x66, 0x03])
+    }
+
     #[test]
-    fn a_record_carries_its_table_order() {
+    fn a_record_carries_its_table_order_and_last_ticket() {
         let s = distinct_state();
         let mut out = Vec::new();
-        encode_record(&s, 0x0102_0304, &mut out);
+        encode_record(&s, 0x0102_0304, last_ticket(), &mut out);
         assert_eq!(out.len(), RECORD_LEN);
-        assert_eq!(&out[STATE_LEN..], &[4, 3, 2, 1]);
-        assert_eq!(decode_record(&out).unwrap(), (s, 0x0102_0304));
+        assert_eq!(out[0], RECORD_VERSION);
+        assert_eq!(
+            hex(&out[1..STATE_LEN]),
+            GOLDEN[2..],
+            "the state as version 1 lays it"
+        );
+        assert_eq!(
+            &out[STATE_LEN..],
+            &[4, 3, 2, 1, 0x11, 0x22, 0x33, 0x04, 0x55, 0x66, 0x03]
+        );
+        assert_eq!(
+            decode_record(&out).unwrap(),
+            (s, 0x0102_0304, last_ticket())
+        );
         assert!(decode_state(&out).is_err(), "trailing bytes are refused");
+    }
+
+    #[test]
+    fn a_version_1_record_is_still_read_with_no_last_ticket() {
+        let s = distinct_state();
+        let mut v1 = Vec::new();
+        encode_state(&s, &mut v1);
+        v1.put_u32(7);
+        assert_eq!(v1.len(), RECORD_V1_LEN);
+        assert_eq!(hex(&v1[..STATE_LEN]), GOLDEN);
+        let (state, order, last) = decode_record(&v1).unwrap();
+        assert_eq!((state, order, last), (s, 7, LastTicket::default()));
+        v1[0] = RECORD_VERSION;
+        assert!(
+            decode_record(&v1).is_err(),
+            "a version-2 record of version-1 length"
+        );
+        v1[0] = 3;
+        let err = decode_record(&v1).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "unknown subscriber encoding version 3 (this build reads version 2)"
+        );
     }
 
     #[test]
@@ -476,12 +552,14 @@ mod tests {
     #[test]
     fn a_truncated_record_is_an_error_never_a_panic() {
         let mut out = Vec::new();
-        encode_record(&distinct_state(), 7, &mut out);
+        encode_record(&distinct_state(), 7, last_ticket(), &mut out);
+        let mut state = Vec::new();
+        encode_state(&distinct_state(), &mut state);
         for n in 0..out.len() {
             assert!(decode_record(&out[..n]).is_err(), "{n} bytes");
-            assert!(decode_state(&out[..n.min(STATE_LEN - 1)]).is_err());
+            assert!(decode_state(&state[..n.min(STATE_LEN - 1)]).is_err());
         }
-        let err = decode_state(&out[..10]).unwrap_err().to_string();
+        let err = decode_state(&state[..10]).unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");
     }
 

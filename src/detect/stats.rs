@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::proto::CareTicket;
 
+use super::quality::QualityCounts;
 use super::rules::RuleId;
 
 /// Counters for the summary and, later, metrics.
@@ -38,6 +39,9 @@ pub struct EngineStats {
     /// Outcomes for a ticket id this engine does not know (older than its memory, or another
     /// instance's).
     pub outcomes_unknown_ticket: u64,
+    /// Live detection quality: hits, misses, false alarms, lead times, groups (see
+    /// [`super::quality`]).
+    pub quality: QualityCounts,
 }
 
 impl EngineStats {

@@ -17,6 +17,10 @@
 //! **Last-seen days** live beside the states, not in them: the state's layout and its
 //! changelog encoding are fixed. After a restore they are rebuilt from the state
 //! ([`super::eviction::last_trace`]).
+//!
+//! **Last tickets** ([`super::quality::LastTicket`], 8 bytes) live beside them for the same
+//! reason; unlike last-seen days they cannot be rebuilt, so the subscriber record carries
+//! them (see [`super::snapshot`]).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -24,6 +28,7 @@ use std::collections::BinaryHeap;
 use rustc_hash::FxHashMap;
 
 use super::calendar::Day;
+use super::quality::LastTicket;
 use super::state::SubscriberState;
 
 /// The number of a free slot (no MSISDN has 20 digits).
@@ -40,6 +45,8 @@ pub struct SubscriberTable {
     numbers: Vec<u64>,
     /// Day of the newest record per slot (0 = none).
     last_seen: Vec<u16>,
+    /// Each slot's last ticket, for the quality figures.
+    last_ticket: Vec<LastTicket>,
     changed: Vec<u64>,
     free: BinaryHeap<Reverse<u32>>,
 }
@@ -60,6 +67,7 @@ impl SubscriberTable {
             states: Vec::with_capacity(n),
             numbers: Vec::with_capacity(n),
             last_seen: Vec::with_capacity(n),
+            last_ticket: Vec::with_capacity(n),
             changed: Vec::with_capacity(n.div_ceil(64)),
             free: BinaryHeap::new(),
         }
@@ -87,6 +95,7 @@ impl SubscriberTable {
         self.states.push(SubscriberState::default());
         self.numbers.push(FREE);
         self.last_seen.push(0);
+        self.last_ticket.push(LastTicket::default());
         if slot % 64 == 0 {
             self.changed.push(0);
         }
@@ -102,6 +111,7 @@ impl SubscriberTable {
         self.index.remove(&number);
         self.states[s] = SubscriberState::default();
         self.last_seen[s] = 0;
+        self.last_ticket[s] = LastTicket::default();
         self.changed[s / 64] &= !(1 << (s % 64));
         self.free.push(Reverse(slot));
         number
@@ -121,6 +131,17 @@ impl SubscriberTable {
 
     pub(crate) fn set_last_seen(&mut self, slot: u32, day: Day) {
         self.last_seen[slot as usize] = day.clamp(1, i32::from(u16::MAX)) as u16;
+    }
+
+    /// The subscriber's last ticket (none: the default).
+    pub fn last_ticket(&self, slot: u32) -> LastTicket {
+        self.last_ticket[slot as usize]
+    }
+
+    /// The last ticket to change (the slot is marked changed: the record carries it).
+    pub fn last_ticket_mut(&mut self, slot: u32) -> &mut LastTicket {
+        self.mark_changed(slot);
+        &mut self.last_ticket[slot as usize]
     }
 
     fn mark_changed(&mut self, slot: u32) {
@@ -164,20 +185,25 @@ impl SubscriberTable {
         self.states.len() as u32
     }
 
-    /// Approximate bytes held: states, numbers, last-seen days, the index, the changed
-    /// bits and the free list.
+    /// Approximate bytes held: states, numbers, last-seen days, last tickets, the index,
+    /// the changed bits and the free list.
     pub fn bytes(&self) -> usize {
         self.states.capacity() * std::mem::size_of::<SubscriberState>()
             + self.numbers.capacity() * 8
             + self.last_seen.capacity() * 2
+            + self.last_ticket.capacity() * std::mem::size_of::<LastTicket>()
             + self.index.capacity() * (std::mem::size_of::<(u64, u32)>() + 1)
             + self.changed.capacity() * 8
             + self.free.capacity() * 4
     }
 
-    /// Calls `f(slot, number, state)` for every live slot changed since the last call
-    /// (every live slot when `all`), in slot order, then forgets the changes.
-    pub fn drain_changed(&mut self, all: bool, mut f: impl FnMut(u32, u64, &SubscriberState)) {
+    /// Calls `f(slot, number, state, last ticket)` for every live slot changed since the
+    /// last call (every live slot when `all`), in slot order, then forgets the changes.
+    pub fn drain_changed(
+        &mut self,
+        all: bool,
+        mut f: impl FnMut(u32, u64, &SubscriberState, LastTicket),
+    ) {
         for (w, word) in self.changed.iter_mut().enumerate() {
             let mut bits = if all { u64::MAX } else { *word };
             *word = 0;
@@ -188,7 +214,8 @@ impl SubscriberTable {
                     break;
                 }
                 if self.numbers[slot] != FREE {
-                    f(slot as u32, self.numbers[slot], &self.states[slot]);
+                    let last = self.last_ticket[slot];
+                    f(slot as u32, self.numbers[slot], &self.states[slot], last);
                 }
             }
         }
@@ -200,8 +227,9 @@ impl SubscriberTable {
     }
 
     /// Puts a restored state in place of `slot`'s.
-    pub(crate) fn restore(&mut self, slot: u32, state: SubscriberState) {
+    pub(crate) fn restore(&mut self, slot: u32, state: SubscriberState, last: LastTicket) {
         self.states[slot as usize] = state;
+        self.last_ticket[slot as usize] = last;
     }
 
     /// Moves the live subscribers to the slots `order` names (one entry per slot; free
@@ -226,16 +254,19 @@ impl SubscriberTable {
         let mut states = vec![SubscriberState::default(); len];
         let mut numbers = vec![FREE; len];
         let mut last_seen = vec![0u16; len];
+        let mut last_ticket = vec![LastTicket::default(); len];
         for &old in &live {
             let (old, new) = (old as usize, new_of[old as usize] as usize);
             states[new] = self.states[old];
             numbers[new] = self.numbers[old];
             last_seen[new] = self.last_seen[old];
+            last_ticket[new] = self.last_ticket[old];
         }
         for slot in self.index.values_mut() {
             *slot = new_of[*slot as usize];
         }
         (self.states, self.numbers, self.last_seen) = (states, numbers, last_seen);
+        self.last_ticket = last_ticket;
         self.changed = vec![0; len.div_ceil(64)];
         self.rebuild_free();
         Relayout {
@@ -305,6 +336,7 @@ mod tests {
         }
         t.get_mut(1).churned_day = 9;
         t.touch(1, 20_000);
+        t.last_ticket_mut(1).mask = 4;
         assert_eq!(t.evict(2), A + 2);
         assert_eq!(t.evict(1), A + 1);
         assert_eq!((t.len(), t.slots()), (2, 4));
@@ -320,7 +352,12 @@ mod tests {
             "a reused slot starts afresh"
         );
         assert_eq!(t.last_seen(1), 0);
-        assert!(t.bytes() <= bytes + 4 * std::mem::size_of::<SubscriberState>() + 64);
+        assert_eq!(
+            t.last_ticket(1),
+            LastTicket::default(),
+            "eviction frees the last ticket"
+        );
+        assert!(t.bytes() <= bytes + 4 * std::mem::size_of::<SubscriberState>() + 128);
     }
 
     #[test]
@@ -350,7 +387,7 @@ mod tests {
         }
         t.evict(1);
         let mut seen = Vec::new();
-        t.drain_changed(true, |s, m, _| seen.push((s, m)));
+        t.drain_changed(true, |s, m, _, _| seen.push((s, m)));
         assert_eq!(seen, vec![(0, A), (2, A + 2)]);
     }
 

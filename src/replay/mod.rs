@@ -203,7 +203,7 @@ pub fn run_with(
     if let Some(pb) = &progress {
         pb.finish_and_clear();
     }
-    let mut summary = run.summary(opts)?;
+    let mut summary = run.summary(opts, driver.engine())?;
     (
         summary.cdr_records,
         summary.account_records,
@@ -262,15 +262,16 @@ impl Collected {
         out.write_all(&mut self.tickets)
     }
 
-    /// The summary so far, with the quality figures when there is ground truth (or a report
-    /// was asked for).
-    fn summary(self, opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    /// The summary so far, with the quality figures (the engine's live ones included) when
+    /// there is ground truth (or a report was asked for).
+    fn summary(self, opts: &ReplayOptions, engine: &Engine) -> Result<ReplaySummary, ReplayError> {
         let mut summary = self.summary;
         if !self.churns.is_empty() || opts.report.is_some() {
             let mut finals: Vec<proto::CareTicket> = self.finals.into_values().collect();
             finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
             let given = opts.outcomes.is_some().then_some(self.outcomes.as_slice());
-            let q = quality::measure(&finals, &self.churns, given);
+            let mut q = quality::measure(&finals, &self.churns, given);
+            q.live_quality = Some(live_quality(engine));
             if let Some(path) = &opts.report {
                 write_report(path, &q)?;
             }
@@ -278,6 +279,18 @@ impl Collected {
         }
         Ok(summary)
     }
+}
+
+/// The engine's live quality figures, with the outcomes it counted.
+fn live_quality(engine: &Engine) -> crate::detect::quality::LiveQualityReport {
+    let stats = engine.stats();
+    let mut r = stats.quality.report(engine.config().quality.horizon_days);
+    r.outcomes = stats
+        .outcomes
+        .iter()
+        .map(|(k, n)| (k.to_string(), *n))
+        .collect();
+    r
 }
 
 /// Keeps the earliest `Churned` event per subscriber: the ground truth for quality.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use crate::detect::quality::{LiveQualityReport, RuleQuality};
 use crate::detect::EngineStats;
 use crate::tools::quality::QualityReport;
 
@@ -91,6 +92,9 @@ impl fmt::Display for ReplaySummary {
             if q.churned_subscribers > 0 {
                 write!(f, "{q}")?;
             }
+            if let Some(live) = &q.live_quality {
+                write_live(f, live)?;
+            }
         }
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 {
@@ -100,4 +104,42 @@ impl fmt::Display for ReplaySummary {
         };
         write!(f, "  elapsed           {secs:.3} s ({rate:.0} events/s)")
     }
+}
+
+/// The engine's live figures, briefly: as the service's `churnwatch_quality_*` metrics.
+fn write_live(f: &mut fmt::Formatter<'_>, q: &LiveQualityReport) -> fmt::Result {
+    let sum = |g: fn(&RuleQuality) -> u64| q.by_rule.values().map(g).sum::<u64>();
+    let group = |m: &BTreeMap<String, u64>, g: &str| m.get(g).copied().unwrap_or(0);
+    writeln!(
+        f,
+        "  live quality (last ticket, {}-day horizon; the service's churnwatch_quality_*)",
+        q.horizon_days
+    )?;
+    writeln!(
+        f,
+        "    misses {}  hits {}  false alarms {} (per rule on the ticket)",
+        q.misses,
+        sum(|r| r.hits),
+        sum(|r| r.false_alarms)
+    )?;
+    writeln!(
+        f,
+        "    newly ticketed: treated {}, control {}; churned within the horizon: treated {}, control {}",
+        group(&q.ticketed, "treated"),
+        group(&q.ticketed, "control"),
+        group(&q.churned, "treated"),
+        group(&q.churned, "control")
+    )?;
+    for (rule, r) in &q.by_rule {
+        let mean = match r.lead_time_count {
+            0 => "-".to_string(),
+            n => format!("{:.1}", r.lead_time_sum_days as f64 / n as f64),
+        };
+        writeln!(
+            f,
+            "    {rule:<32} hits {:>5}  false alarms {:>5}  lead mean {mean:>5} days",
+            r.hits, r.false_alarms
+        )?;
+    }
+    Ok(())
 }

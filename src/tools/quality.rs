@@ -89,6 +89,10 @@ pub struct QualityReport {
     pub control: Option<Population>,
     /// Absent when no outcome was given.
     pub outcomes: Option<OutcomeCounts>,
+    /// The engine's own live figures (`crate::detect::quality`), equal to what the
+    /// service exports as `churnwatch_quality_*` for the same input; set by `replay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_quality: Option<crate::detect::quality::LiveQualityReport>,
 }
 
 /// One subscriber's tickets, reduced to what the figures need.
@@ -150,6 +154,7 @@ pub fn measure(
         main: population(&main, churn_ms, main_churned),
         control: (!control.is_empty()).then(|| population(&control, churn_ms, control_churned)),
         outcomes: outcomes.map(|o| count_outcomes(tickets, o)),
+        live_quality: None,
     }
 }
 

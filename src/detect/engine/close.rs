@@ -68,11 +68,27 @@ impl Engine {
             if !drafts.is_empty() {
                 self.raise_close(slot, &mut drafts, out);
             }
+            self.judge_quality(slot, day);
             if let Some(reason) = self.eviction_due(slot, day) {
                 self.collect_eviction(slot, reason);
             }
         }
         self.evict_collected(true);
+    }
+
+    /// The day's churn, or a ticket's horizon, judged (see [`crate::detect::quality`]).
+    fn judge_quality(&mut self, slot: u32, day: Day) {
+        let churned = self.subs.get(slot).churned_day;
+        let was = self.subs.last_ticket(slot);
+        if !was.is_some() && Day::from(churned) != day {
+            return;
+        }
+        let mut last = was;
+        self.quality
+            .day_closed(&mut last, churned, day, &mut self.stats.quality);
+        if last != was {
+            *self.subs.last_ticket_mut(slot) = last;
+        }
     }
 
     /// Day-close signals of one subscriber: drop those already ticketed (same episode, or

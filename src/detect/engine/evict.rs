@@ -28,6 +28,10 @@ impl Engine {
         self.facts.forget(is_gone);
         self.policy.forget(is_gone);
         for &slot in gone {
+            if tombstones {
+                let mut last = self.subs.last_ticket(slot);
+                self.quality.evicted(&mut last, &mut self.stats.quality);
+            }
             let number = self.subs.evict(slot);
             if tombstones && self.snap.track_evicted {
                 self.snap.evicted.push(number);
@@ -73,11 +77,25 @@ mod tests {
     /// An engine where GONE has one record on day 0 and KEEP one every day up to `days`
     /// (days through `days - 3` are then closed: 48 hours of lateness).
     fn run(days: i64, extra: &[Event<'static>]) -> Engine {
-        let mut cfg = DetectConfig::default();
+        run_with(
+            DetectConfig::default(),
+            sms(1, GONE, T0 + 3_600_000),
+            days,
+            extra,
+        )
+    }
+
+    /// [`run`] with `cfg` (idle eviction at 63 days) and `first` as GONE's record.
+    fn run_with(
+        mut cfg: DetectConfig,
+        first: Event<'static>,
+        days: i64,
+        extra: &[Event<'static>],
+    ) -> Engine {
         cfg.engine.idle_eviction_days = 63;
         let mut e = Engine::new(&cfg, &[]).unwrap();
         let mut out = Vec::new();
-        e.apply(&sms(1, GONE, T0 + 3_600_000), &mut out);
+        e.apply(&first, &mut out);
         for d in 0..=days {
             e.apply(
                 &sms(100 + d as u64, KEEP, T0 + d * DAY + 7_200_000),
@@ -131,5 +149,32 @@ mod tests {
         let e = run(3 + 7 + 3, std::slice::from_ref(&churn));
         assert!(e.subscriber(Msisdn(GONE)).is_none(), "7 days after");
         assert_eq!(e.stats().evicted.get("churned"), Some(&1));
+    }
+
+    #[test]
+    fn an_evicted_subscribers_unsettled_ticket_is_a_false_alarm_and_its_memory_freed() {
+        let mut care = sms(1, GONE, T0 + 3_600_000);
+        if let Event::Cdr(c) = &mut care {
+            (c.kind, c.other_party, c.duration_s) = (CdrKind::VoiceOut, "10086", 300);
+        }
+        let mut cfg = DetectConfig::default();
+        let e = run_with(cfg.clone(), care, 30 + 3, &[]);
+        let q = &e.stats().quality;
+        assert_eq!(q.ticketed, [1, 0], "the care call tickets GONE");
+        assert_eq!(
+            q.false_alarms.iter().sum::<u64>(),
+            1,
+            "30 days: a false alarm"
+        );
+        cfg.quality.horizon_days = 365;
+        let e = run_with(cfg.clone(), care, 62 + 3, &[]);
+        let slot = e.subs.find(GONE).unwrap();
+        assert!(e.subs.last_ticket(slot).is_some());
+        assert_eq!(e.stats().quality.false_alarms.iter().sum::<u64>(), 0);
+        let e = run_with(cfg, care, 63 + 3, &[]);
+        assert!(e.subscriber(Msisdn(GONE)).is_none());
+        let q = &e.stats().quality;
+        assert_eq!(q.false_alarms.iter().sum::<u64>(), 1, "settled on eviction");
+        assert!((0..e.subs.slots()).all(|s| !e.subs.last_ticket(s).is_some() || e.subs.is_live(s)));
     }
 }

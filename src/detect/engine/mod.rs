@@ -61,7 +61,8 @@ use super::event::Period;
 use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, TicketOutcomeEvent};
 use super::facts::{Fact, PendingFact, PendingFacts};
 use super::numbering::{NumberPlan, OperatorId, Party};
-use super::policy::{Ctx, Policy, Subject};
+use super::policy::{Ctx, Policy, Raised, Subject};
+use super::quality::Quality;
 use super::rules::baseline::Verdict;
 use super::rules::competitor_care::CareCall;
 use super::rules::complaint_burst::Contact;
@@ -156,6 +157,8 @@ pub struct Engine {
     facts: PendingFacts,
     /// What becomes of raised signals (see [`super::policy`]).
     policy: Policy,
+    /// Judges tickets against churn (see [`super::quality`]).
+    quality: Quality,
     stats: EngineStats,
     /// Slots found due for eviction during a day close (reused, see `evict`).
     evicting: Vec<u32>,
@@ -199,6 +202,7 @@ impl Engine {
             contacts: FxHashMap::default(),
             facts: PendingFacts::default(),
             policy: Policy::new(cfg),
+            quality: Quality::new(cfg.quality.horizon_days),
             stats: EngineStats::default(),
             evicting: Vec::new(),
             snap: snapshot::Tracking::default(),
@@ -302,10 +306,18 @@ impl Engine {
         self.subs.find(m.0).map(|slot| self.subs.get(slot))
     }
 
-    /// Approximate bytes of state held: subscribers, account facts still pending and the
-    /// de-duplication ids (their allocated capacity).
+    /// Approximate bytes of state held: subscribers (their last tickets included), account
+    /// facts still pending, the de-duplication ids (their allocated capacity) and lead
+    /// times not yet drained.
     pub fn state_bytes(&self) -> usize {
-        self.subs.bytes() + self.facts.bytes() + self.seen_ids.bytes()
+        self.subs.bytes() + self.facts.bytes() + self.seen_ids.bytes() + self.quality.bytes()
+    }
+
+    /// Calls `f(rule, lead_days)` for every hit's lead time since the last call (for a
+    /// histogram; the counts are in [`EngineStats::quality`]). Lead times are kept from the
+    /// first call on, so call it after every record.
+    pub fn drain_lead_times(&mut self, f: impl FnMut(RuleId, u32)) {
+        self.quality.drain_lead_times(f);
     }
 
     /// The current watermark (UTC ms), `None` before the first event.
@@ -484,8 +496,23 @@ impl Engine {
             cal: &self.cal,
             lateness_ms: self.clock.lateness_ms(),
         };
-        self.policy
+        let raised = self
+            .policy
             .dispatch(&ctx, who, signals, update, &mut self.stats, out);
+        if let Some(r) = raised {
+            self.note_ticket(slot, r);
+        }
+    }
+
+    /// A new ticket becomes the subscriber's last (not once they have churned).
+    fn note_ticket(&mut self, slot: u32, r: Raised) {
+        let day = self.cal.day_of(r.created_ms);
+        if self.subs.get(slot).churned_by(day) {
+            return;
+        }
+        let last = self.subs.last_ticket_mut(slot);
+        self.quality
+            .ticket(last, r.mask, day, r.control, &mut self.stats.quality);
     }
 
     /// Feedback from the call center. A RETAINED subscriber is not ticketed again for the

@@ -3,6 +3,8 @@
 
 use rdkafka::message::{Message, OwnedMessage};
 
+use crate::detect::quality::GROUPS;
+use crate::detect::rules::RuleId;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
@@ -86,6 +88,56 @@ impl PartitionTask {
         }
     }
 
+    /// Exports the engine's call-center outcome counts (per outcome, summed over
+    /// partitions).
+    pub(super) fn count_outcomes(&mut self) {
+        let m = &self.shared.metrics;
+        for (outcome, n) in &self.worker.engine().stats().outcomes {
+            let seen = self.outcomes_seen.entry(outcome).or_insert(0);
+            add(&m.outcomes, &[outcome], *n, seen);
+        }
+    }
+
+    /// Exports the engine's quality figures: counters by their increase since the last
+    /// call, lead times as drained (so none is kept past this record).
+    pub(super) fn count_quality(&mut self) {
+        let m = &self.shared.metrics.quality;
+        let engine = self.worker.engine_mut();
+        engine.drain_lead_times(|rule, days| {
+            m.lead_time
+                .with_label_values(&[rule.as_str()])
+                .observe(f64::from(days));
+        });
+        let now = &engine.stats().quality;
+        let seen = &mut self.quality_seen;
+        if now.changes == seen.changes {
+            return;
+        }
+        for r in RuleId::ALL {
+            let i = r as usize;
+            let label = [r.as_str()];
+            add(&m.hits, &label, now.hits[i], &mut seen.hits[i]);
+            add(
+                &m.false_alarms,
+                &label,
+                now.false_alarms[i],
+                &mut seen.false_alarms[i],
+            );
+        }
+        for (g, group) in GROUPS.iter().enumerate() {
+            add(
+                &m.ticketed,
+                &[group],
+                now.ticketed[g],
+                &mut seen.ticketed[g],
+            );
+            add(&m.churned, &[group], now.churned[g], &mut seen.churned[g]);
+        }
+        m.misses.inc_by(now.misses - seen.misses);
+        seen.misses = now.misses;
+        seen.changes = now.changes;
+    }
+
     pub(super) fn count_tickets(&mut self, tickets: &[CareTicket]) {
         let m = &self.shared.metrics;
         let stats = self.worker.engine().stats();
@@ -112,5 +164,13 @@ impl PartitionTask {
                 m.ticket_signals.with_label_values(&[&s.rule]).inc();
             }
         }
+    }
+}
+
+/// Adds `now - *seen` to the counter of `labels` (if any), and remembers `now`.
+fn add(c: &prometheus::IntCounterVec, labels: &[&str], now: u64, seen: &mut u64) {
+    if now > *seen {
+        c.with_label_values(labels).inc_by(now - *seen);
+        *seen = now;
     }
 }

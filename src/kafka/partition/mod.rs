@@ -139,6 +139,10 @@ pub(super) struct PartitionTask {
     suppressed_seen: BTreeMap<&'static str, u64>,
     /// The engine's eviction counts already exported, by reason.
     evicted_seen: BTreeMap<&'static str, u64>,
+    /// The engine's outcome counts already exported, by outcome.
+    outcomes_seen: BTreeMap<&'static str, u64>,
+    /// The engine's quality figures already exported.
+    quality_seen: crate::detect::quality::QualityCounts,
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -166,6 +170,9 @@ impl PartitionTask {
         let checkpoint_every = Duration::from_millis(cfg.kafka.checkpoint_interval_ms);
         let transactional = (cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce)
             .then(|| Box::new(cfg.clone()));
+        // An engine kept over a rebalance has counted before: only what follows is new.
+        let stats = worker.engine().stats();
+        let (outcomes_seen, quality_seen) = (stats.outcomes.clone(), stats.quality.clone());
         PartitionTask {
             checkpointer,
             transactional,
@@ -208,6 +215,8 @@ impl PartitionTask {
             handles: HashMap::new(),
             suppressed_seen: BTreeMap::new(),
             evicted_seen: BTreeMap::new(),
+            outcomes_seen,
+            quality_seen,
             next_offsets,
         }
     }
@@ -491,6 +500,9 @@ impl PartitionTask {
             out
         };
         self.count_record(m, source, &out, now);
+        if source == Source::Outcomes {
+            self.count_outcomes();
+        }
         let mut publications = Vec::new();
         if let Some(dl) = &out.dead_letter {
             let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
@@ -506,6 +518,7 @@ impl PartitionTask {
         }
         self.changed = true;
         self.enqueue(true, arrived, publications).await?;
+        self.count_quality();
         let newest = self.worker.engine().newest_event_ms();
         if self.idle.record(newest, Instant::now()) {
             self.idle_gauge().set(0);
@@ -586,6 +599,7 @@ impl PartitionTask {
         let mut tickets = Vec::new();
         self.worker.engine_mut().advance_to(t, &mut tickets);
         self.count_evictions();
+        self.count_quality();
         self.changed = true;
         if tickets.is_empty() {
             return Ok(());

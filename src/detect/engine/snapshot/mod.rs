@@ -5,7 +5,8 @@
 //! At each checkpoint the adapter writes, in one batch:
 //! - [`Engine::drain_evicted`]: a tombstone per subscriber evicted since the last one
 //!   (first, so a number evicted and seen again ends with its new record);
-//! - [`Engine::drain_changed`]: a record per subscriber whose state may have changed
+//! - [`Engine::drain_changed`]: a record per subscriber whose state (or last ticket, for
+//!   the quality figures) may have changed
 //!   (a bit per slot, set by the table on every mutable access: one bit set on the hot path,
 //!   no allocation), keyed by number. A day close touches every state, so the checkpoint
 //!   after one rewrites every subscriber;
@@ -41,6 +42,9 @@ pub(super) struct Tracking {
     buf: Vec<u8>,
     /// While restoring: each slot's table order from its record (`u32::MAX`: none yet).
     orders: Vec<u32>,
+    /// The rule table of the restored partition blob: last tickets' rule masks are
+    /// translated by it once every record is in (`None`: nothing to translate).
+    rules: Option<RuleTable>,
     /// Numbers evicted since the last [`Engine::drain_evicted`]; kept only once a drain
     /// or a restore has happened (numbers never checkpointed need no tombstone).
     pub(super) evicted: Vec<u64>,
@@ -53,9 +57,9 @@ impl Engine {
     /// buffer is reused for every record.
     pub fn drain_changed(&mut self, all: bool, mut f: impl FnMut(u64, &[u8])) {
         let buf = &mut self.snap.buf;
-        self.subs.drain_changed(all, |slot, msisdn, st| {
+        self.subs.drain_changed(all, |slot, msisdn, st, last| {
             buf.clear();
-            encode_record(st, slot, buf);
+            encode_record(st, slot, last, buf);
             f(msisdn, buf);
         });
     }
@@ -192,9 +196,9 @@ impl Engine {
     /// Restores one subscriber record of [`Engine::drain_changed`]; a later record for the
     /// same number overwrites an earlier one (changelog order).
     pub fn restore_subscriber(&mut self, msisdn: u64, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (state, order) = decode_record(bytes)?;
+        let (state, order, last) = decode_record(bytes)?;
         let slot = self.subs.slot(msisdn);
-        self.subs.restore(slot, state);
+        self.subs.restore(slot, state, last);
         let orders = &mut self.snap.orders;
         if orders.len() <= slot as usize {
             orders.resize(slot as usize + 1, u32::MAX);
@@ -231,7 +235,9 @@ impl Engine {
         let subs = &mut self.subs;
         self.facts.decode(&mut r, |m| subs.slot(m))?;
         self.policy.decode(&mut r, &rules, |m| subs.slot(m))?;
-        r.finish()
+        r.finish()?;
+        self.snap.rules = Some(rules);
+        Ok(())
     }
 
     fn read_marks(&mut self, r: &mut Reader<'_>, rules: &RuleTable) -> Result<(), SnapshotError> {
@@ -321,6 +327,23 @@ impl Engine {
         self.snap.track_ids = true;
         self.snap.track_evicted = true;
         self.rebuild_last_seen();
+        self.translate_last_tickets();
+    }
+
+    /// Last tickets' rule masks as this build numbers rules. Records carry masks in the
+    /// codes of the build that wrote them, which the partition blob's rule table names (a
+    /// record is rewritten, with the blob, by every checkpoint after a change to it).
+    fn translate_last_tickets(&mut self) {
+        let Some(rules) = self.snap.rules.take() else {
+            return;
+        };
+        for slot in 0..self.subs.slots() {
+            let last = self.subs.last_ticket(slot);
+            let mask = rules.mask(last.mask);
+            if self.subs.is_live(slot) && mask != last.mask {
+                *self.subs.last_ticket_mut(slot) = last.with_mask(mask);
+            }
+        }
     }
 
     /// Last-seen days from the restored states (see [`crate::detect::eviction::last_trace`]).

@@ -209,7 +209,7 @@ fn a_log_with_clashes_is_renumbered_and_rewritten_whole() {
     let (second, mut newer) = records[1].clone();
     newer[1] ^= 0xff;
     let (third, mut clash) = records[2].clone();
-    clash[STATE_LEN..].copy_from_slice(&1u32.to_le_bytes());
+    clash[STATE_LEN..STATE_LEN + 4].copy_from_slice(&1u32.to_le_bytes());
     for (m, b) in records.iter().skip(1).chain([&(second, newer.clone())]) {
         r.restore_subscriber(*m, b).unwrap();
     }
@@ -220,7 +220,7 @@ fn a_log_with_clashes_is_renumbered_and_rewritten_whole() {
     assert_eq!(again.len(), records.len() - 1, "every subscriber rewritten");
     assert_eq!(again[0].0, second, "table order kept, packed");
     assert_eq!(&again[0].1[..STATE_LEN], &newer[..STATE_LEN]);
-    assert_eq!(&again[0].1[STATE_LEN..], &[0, 0, 0, 0]);
+    assert_eq!(&again[0].1[STATE_LEN..STATE_LEN + 4], &[0, 0, 0, 0]);
 }
 
 #[test]
@@ -301,4 +301,36 @@ fn evicted_numbers_are_kept_only_for_a_checkpointed_engine() {
     let mut tombstones = Vec::new();
     e.drain_evicted(|m| tombstones.push(m));
     assert_eq!(tombstones, vec![SUB + 3]);
+}
+
+#[test]
+fn last_tickets_survive_a_restore_and_are_judged_the_same() {
+    let mut e = busy_engine();
+    let last = |e: &Engine, m: u64| e.subs.last_ticket(e.subs.find(m).unwrap());
+    let ticketed: Vec<u64> = (0..4)
+        .map(|s| SUB + s)
+        .filter(|&m| last(&e, m).is_some())
+        .collect();
+    assert!(!ticketed.is_empty(), "the fixture tickets someone");
+    let mut r = restored(&mut e, 4096);
+    for &m in &ticketed {
+        assert_eq!(last(&r, m), last(&e, m), "{m}");
+    }
+    let before = e.stats().quality.clone();
+    let t = e.newest_event_ms().unwrap() + 24 * H;
+    let kind = AccountKind::Churned {
+        kind: ChurnKind::PortOut,
+    };
+    let churn = account(9_100, ticketed[0], t, kind);
+    let mut out = Vec::new();
+    for x in [&mut e, &mut r] {
+        x.apply(&churn, &mut out);
+        x.advance_to(t + 4 * 24 * H, &mut out);
+    }
+    let (q, rq) = (&e.stats().quality, &r.stats().quality);
+    let hits = |c: &crate::detect::quality::QualityCounts| c.hits.iter().sum::<u64>();
+    assert!(hits(rq) > 0, "the restored last ticket is a hit");
+    assert_eq!(hits(q) - hits(&before), hits(rq));
+    assert_eq!(q.misses - before.misses, rq.misses);
+    assert_eq!(q.churned[0] - before.churned[0], rq.churned[0]);
 }
