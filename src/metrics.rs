@@ -60,14 +60,20 @@ pub struct QualityMetrics {
     pub churned: IntCounterVec,
 }
 
-/// The lead time is in days (whole days of event time, the unit retention teams plan in),
-/// not the base unit: `promtool check metrics` flags the name once a series exists.
+/// Seconds in a day, for the lead-time histogram.
+pub const DAY_SECONDS: f64 = 86_400.0;
+
+/// The lead time is counted in whole days of event time (the unit retention teams plan
+/// in) and exported in seconds, Prometheus' base unit (`promtool check metrics` refuses a
+/// `_days` histogram); dashboards show it as a duration.
 fn quality_metrics(r: &Registry) -> QualityMetrics {
-    let buckets = crate::detect::quality::LEAD_BUCKETS.map(f64::from).to_vec();
+    let buckets = crate::detect::quality::LEAD_BUCKETS
+        .map(|d| f64::from(d) * DAY_SECONDS)
+        .to_vec();
     let lead_time = HistogramVec::new(
         HistogramOpts::new(
-            "churnwatch_quality_lead_time_days",
-            "Days from a subscriber's last ticket to their churn, per rule on that ticket (hits only).",
+            "churnwatch_quality_lead_time_seconds",
+            "Time from a subscriber's last ticket to their churn in whole days (as seconds), per rule on that ticket (hits only).",
         )
         .buckets(buckets),
         &["rule"],

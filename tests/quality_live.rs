@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use churnwatch::config::Config;
 use churnwatch::detect::quality::{LiveQualityReport, RuleQuality, GROUPS, LEAD_BUCKETS};
 use churnwatch::detect::rules::RuleId;
-use churnwatch::metrics::Metrics;
+use churnwatch::metrics::{Metrics, DAY_SECONDS};
 use churnwatch::replay::{self, Format, ReplayOptions};
 use churnwatch::tools::workload::WireEvent;
 use prometheus::core::Metric as _;
@@ -74,7 +74,7 @@ fn replayed(cfg: &Config, events: &[WireEvent]) -> serde_json::Value {
         outcomes: None,
         out: dir.path().join("tickets.jsonl"),
         input_format: Some(Format::Protobuf),
-        format: Format::Json,
+        format: churnwatch::config::TicketFormat::Json,
         progress: false,
         report: Some(report.clone()),
     };
@@ -102,14 +102,14 @@ fn from_metrics(m: &Metrics, horizon_days: u32) -> LiveQualityReport {
         let lead_time_buckets = h
             .get_bucket()
             .iter()
-            .map(|b| (b.upper_bound() as u32, b.cumulative_count()))
+            .map(|b| ((b.upper_bound() / DAY_SECONDS) as u32, b.cumulative_count()))
             .collect();
         let rq = RuleQuality {
             hits,
             false_alarms,
             lead_time_buckets,
             lead_time_count: h.get_sample_count(),
-            lead_time_sum_days: h.get_sample_sum() as u64,
+            lead_time_sum_days: (h.get_sample_sum() / DAY_SECONDS) as u64,
         };
         by_rule.insert(r.as_str().to_string(), rq);
     }

@@ -106,7 +106,7 @@ impl PartitionTask {
         engine.drain_lead_times(|rule, days| {
             m.lead_time
                 .with_label_values(&[rule.as_str()])
-                .observe(f64::from(days));
+                .observe(f64::from(days) * crate::metrics::DAY_SECONDS);
         });
         let now = &engine.stats().quality;
         let seen = &mut self.quality_seen;

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::{Message, OwnedMessage};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, Producer};
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
@@ -41,13 +41,16 @@ use super::consumer::{self, InputConsumer, Inspect};
 use super::dead_letter;
 use super::idle::IdleClock;
 use super::merge::{InputMerge, Lag, RECHECK};
-use super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
+use super::producer::{Kind, Publication, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
 use super::worker::{PartitionWorker, Processed, Source};
 
 mod checkpoint;
 mod counting;
 mod inputs;
+mod publish;
+
+use publish::Pending;
 
 pub use inputs::InFlight;
 
@@ -61,25 +64,6 @@ pub fn wall_clock_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
-}
-
-/// A record read (or an idle clock advance) whose publications are not all acknowledged.
-struct Pending {
-    /// Whether it was a record (its latency is observed once acknowledged).
-    record: bool,
-    /// Payload bytes of its publications.
-    bytes: usize,
-    arrived: Instant,
-    /// `None` once acknowledged.
-    sends: Vec<Option<Sending>>,
-}
-
-/// One publication of a pending record.
-enum Sending {
-    /// Enqueued; the future resolves with the broker's acknowledgement.
-    Waiting(Publication, DeliveryFuture),
-    /// Delivery failed (after the producer's own retries).
-    Failed(Publication, PublishError),
 }
 
 /// What a partition task needs from the service to start.
@@ -335,12 +319,6 @@ impl PartitionTask {
         }
     }
 
-    /// Whether publications may be added: fewer unacknowledged than `kafka.max_in_flight`,
-    /// in records and in bytes.
-    fn pending_room(&self) -> bool {
-        self.pending.len() < self.max_in_flight && self.pending_bytes < self.max_in_flight_bytes
-    }
-
     /// Handles a record to buffer, a question, a new config or a drain; `true` once
     /// drained (the task stops: its partition has moved or the service is stopping).
     async fn control(&mut self, control: Control) -> Result<bool, Refused> {
@@ -371,107 +349,6 @@ impl PartitionTask {
             }
         }
         Ok(false)
-    }
-
-    /// Resolves when every publication of the oldest pending record is acknowledged (or
-    /// failed); cancel-safe: finished sends are taken out as they complete.
-    async fn front_acked(pending: &mut VecDeque<Pending>) {
-        let Some(front) = pending.front_mut() else {
-            return;
-        };
-        for slot in front.sends.iter_mut() {
-            let Some(Sending::Waiting(_, fut)) = slot.as_mut() else {
-                continue;
-            };
-            if let Some(e) = delivery_failure(fut.await) {
-                if let Some(Sending::Waiting(p, _)) = slot.take() {
-                    *slot = Some(Sending::Failed(p, e));
-                }
-                return;
-            }
-            *slot = None;
-        }
-    }
-
-    /// After [`Self::front_acked`]: deal with failed publications (send again, give up or
-    /// stop), or store the offset once every publication of the oldest record is
-    /// acknowledged.
-    async fn settle_front(&mut self) -> Result<(), Refused> {
-        let Some(front) = self.pending.front_mut() else {
-            return Ok(());
-        };
-        let failed: Vec<(Publication, PublishError)> = front
-            .sends
-            .iter_mut()
-            .filter_map(|slot| match slot.take() {
-                Some(Sending::Failed(p, e)) => Some((p, e)),
-                other => {
-                    *slot = other;
-                    None
-                }
-            })
-            .collect();
-        for (p, e) in failed {
-            e.count(&self.shared.metrics, &p.topic);
-            let again = match e {
-                PublishError::Retriable(_) => {
-                    warn!(topic = %p.topic, error = %e, "delivery failed; sending again");
-                    self.send(p).await?
-                }
-                e => self.refused(p, e)?,
-            };
-            if let Some(front) = self.pending.front_mut() {
-                front.sends.push(again);
-            }
-        }
-        let done = self
-            .pending
-            .front()
-            .is_some_and(|f| f.sends.iter().all(Option::is_none));
-        if done {
-            if let Some(done) = self.pending.pop_front() {
-                self.pending_bytes -= done.bytes;
-                if done.record {
-                    self.shared
-                        .metrics
-                        .processing_latency
-                        .observe(done.arrived.elapsed().as_secs_f64());
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn drain(&mut self) -> Result<(), Refused> {
-        while !self.pending.is_empty() {
-            Self::front_acked(&mut self.pending).await;
-            self.settle_front().await?;
-        }
-        Ok(())
-    }
-
-    /// Enqueues a publication; `None` if it was given up.
-    async fn send(&mut self, p: Publication) -> Result<Option<Sending>, Refused> {
-        match publish(&self.producer, &p, &self.shared.metrics).await {
-            Ok(fut) => Ok(Some(Sending::Waiting(p, fut))),
-            Err(e) => self.refused(p, e),
-        }
-    }
-
-    /// A publication failed for good: a dead letter is given up (logged, and counted by the
-    /// caller), so its record's offset advances; a ticket, or a fatal failure, stops the
-    /// task and the service.
-    fn refused(&self, p: Publication, e: PublishError) -> Result<Option<Sending>, Refused> {
-        match e {
-            PublishError::Permanent(_) if p.kind == Kind::DeadLetter => {
-                error!(topic = %p.topic, error = %e, "dead letter refused for good; given up");
-                Ok(None)
-            }
-            source => Err(Refused {
-                topic: p.topic,
-                source,
-            }),
-        }
     }
 
     /// Runs one record through the engine and publishes its tickets or its dead letter.
@@ -541,28 +418,6 @@ impl PartitionTask {
             dropped.inc_by(total.saturating_sub(dropped.get()));
             self.count_evictions();
         }
-        Ok(())
-    }
-
-    /// Publishes `publications` and queues them to be acknowledged, in order.
-    async fn enqueue(
-        &mut self,
-        record: bool,
-        arrived: Instant,
-        publications: Vec<Publication>,
-    ) -> Result<(), Refused> {
-        let mut sends = Vec::with_capacity(publications.len());
-        let bytes = publications.iter().map(|p| p.payload.len()).sum();
-        for p in publications {
-            sends.push(self.send(p).await?);
-        }
-        self.pending_bytes += bytes;
-        self.pending.push_back(Pending {
-            record,
-            bytes,
-            arrived,
-            sends,
-        });
         Ok(())
     }
 
