@@ -58,6 +58,7 @@ pub struct QualityMetrics {
     pub lead_time: HistogramVec,
     pub ticketed: IntCounterVec,
     pub churned: IntCounterVec,
+    pub outcomes: IntCounterVec,
 }
 
 /// Seconds in a day, for the lead-time histogram.
@@ -110,6 +111,12 @@ fn quality_metrics(r: &Registry) -> QualityMetrics {
             "churnwatch_quality_churned_total",
             "Ticketed subscribers who churned within the horizon, by group (treated, control).",
             &["group"],
+        ),
+        outcomes: counter(
+            r,
+            "churnwatch_quality_outcomes_total",
+            "Call-center outcomes joined to their ticket, per rule on it and outcome.",
+            &["rule", "outcome"],
         ),
     }
 }

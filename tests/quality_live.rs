@@ -10,7 +10,8 @@
 //! eviction and the horizon), by when every subscriber of the population has been judged
 //! and evicted in both, and the days only replay closes judge nobody. (The silent months
 //! before it raise a `zero_spend_month` ticket for most of the population: false alarms,
-//! the same in both.)
+//! the same in both.) Call-center outcomes for the first tickets a first replay raised
+//! (ticket ids are deterministic) go in too, so outcomes by rule are compared as well.
 
 #[path = "common/live.rs"]
 mod live;
@@ -18,13 +19,14 @@ mod live;
 mod reference;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use churnwatch::config::Config;
-use churnwatch::detect::quality::{LiveQualityReport, RuleQuality, GROUPS, LEAD_BUCKETS};
+use churnwatch::detect::quality::{LiveQualityReport, RuleQuality, GROUPS, LEAD_BUCKETS, OUTCOMES};
 use churnwatch::detect::rules::RuleId;
 use churnwatch::metrics::{Metrics, DAY_SECONDS};
+use churnwatch::proto;
 use churnwatch::replay::{self, Format, ReplayOptions};
 use churnwatch::tools::workload::WireEvent;
 use prometheus::core::Metric as _;
@@ -48,30 +50,47 @@ fn input() -> Vec<WireEvent> {
     events
 }
 
-/// Writes the CDRs and account events as length-delimited protobuf files, in order.
-fn write_files(dir: &Path, events: &[WireEvent]) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (mut cdr, mut acct) = (Vec::new(), Vec::new());
+/// Writes the CDRs, account events and outcomes as length-delimited protobuf files, in
+/// order.
+fn write_files(
+    dir: &Path,
+    events: &[WireEvent],
+    outcomes: &[proto::TicketOutcome],
+) -> [PathBuf; 3] {
+    let (mut cdr, mut acct, mut out) = (Vec::new(), Vec::new(), Vec::new());
     for e in events {
         match e {
             WireEvent::Cdr(c) => c.encode_length_delimited(&mut cdr).unwrap(),
             WireEvent::Account(a) => a.encode_length_delimited(&mut acct).unwrap(),
         }
     }
-    let (c, a) = (dir.join("cdr.pb"), dir.join("account.pb"));
-    std::fs::write(&c, cdr).unwrap();
-    std::fs::write(&a, acct).unwrap();
-    (c, a)
+    for o in outcomes {
+        o.encode_length_delimited(&mut out).unwrap();
+    }
+    let paths = [
+        dir.join("cdr.pb"),
+        dir.join("account.pb"),
+        dir.join("outcomes.pb"),
+    ];
+    for (p, bytes) in paths.iter().zip([cdr, acct, out]) {
+        std::fs::write(p, bytes).unwrap();
+    }
+    paths
 }
 
-/// `replay --report` on the input: the report's `live_quality`, as JSON.
-fn replayed(cfg: &Config, events: &[WireEvent]) -> serde_json::Value {
+/// `replay --report` on the input: the report's `live_quality` as JSON, and the tickets.
+fn replayed(
+    cfg: &Config,
+    events: &[WireEvent],
+    outcomes: &[proto::TicketOutcome],
+) -> (serde_json::Value, Vec<proto::CareTicket>) {
     let dir = tempfile::tempdir().unwrap();
-    let (cdr, account) = write_files(dir.path(), events);
+    let [cdr, account, outcome_file] = write_files(dir.path(), events, outcomes);
     let report = dir.path().join("report.json");
     let opts = ReplayOptions {
         cdr: Some(cdr),
         account: Some(account),
-        outcomes: None,
+        outcomes: Some(outcome_file),
         out: dir.path().join("tickets.jsonl"),
         input_format: Some(Format::Protobuf),
         format: churnwatch::config::TicketFormat::Json,
@@ -83,7 +102,41 @@ fn replayed(cfg: &Config, events: &[WireEvent]) -> serde_json::Value {
     assert!(text.contains("live quality"), "{text}");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    json["live_quality"].clone()
+    let tickets = std::fs::read_to_string(dir.path().join("tickets.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (json["live_quality"].clone(), tickets)
+}
+
+/// The call center's answers to the first 40 tickets, a week after each (a ticket goes
+/// out once its day closes, days after its creation time), every kind in turn.
+fn outcomes_for(tickets: &[proto::CareTicket]) -> Vec<proto::TicketOutcome> {
+    let kinds = [
+        proto::Outcome::Retained,
+        proto::Outcome::Declined,
+        proto::Outcome::Unreachable,
+        proto::Outcome::Churned,
+    ];
+    let mut first: Vec<&proto::CareTicket> = Vec::new();
+    for t in tickets {
+        if !first.iter().any(|f| f.ticket_id == t.ticket_id) {
+            first.push(t);
+        }
+    }
+    first.sort_by_key(|t| (t.created_time_ms, t.ticket_id.clone()));
+    first
+        .iter()
+        .take(40)
+        .enumerate()
+        .map(|(i, t)| proto::TicketOutcome {
+            ticket_id: t.ticket_id.clone(),
+            subscriber: t.subscriber.clone(),
+            event_time_ms: t.created_time_ms + 7 * DAY,
+            outcome: kinds[i % kinds.len()] as i32,
+        })
+        .collect()
 }
 
 /// The service's `churnwatch_quality_*` metrics, shaped as the report.
@@ -125,18 +178,52 @@ fn from_metrics(m: &Metrics, horizon_days: u32) -> LiveQualityReport {
         misses: q.misses.get(),
         ticketed: groups(&q.ticketed),
         churned: groups(&q.churned),
-        outcomes: BTreeMap::new(),
+        outcomes: OUTCOMES
+            .iter()
+            .map(|o| {
+                (
+                    o.as_str().to_string(),
+                    m.outcomes.with_label_values(&[o.as_str()]).get(),
+                )
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect(),
+        outcomes_by_rule: RuleId::ALL
+            .iter()
+            .map(|r| {
+                let by_kind: BTreeMap<String, u64> = OUTCOMES
+                    .iter()
+                    .map(|o| {
+                        let n = q
+                            .outcomes
+                            .with_label_values(&[r.as_str(), o.as_str()])
+                            .get();
+                        (o.as_str().to_string(), n)
+                    })
+                    .filter(|(_, n)| *n > 0)
+                    .collect();
+                (r.as_str().to_string(), by_kind)
+            })
+            .filter(|(_, by_kind)| !by_kind.is_empty())
+            .collect(),
     }
 }
 
-fn produce(cfg: &Config, events: &[WireEvent]) {
+fn produce(cfg: &Config, events: &[WireEvent], outcomes: &[proto::TicketOutcome]) {
     let prod: BaseProducer = live::producer(cfg);
     let t = &cfg.kafka.topics;
-    for e in events {
-        let (topic, sub, bytes) = match e {
+    let records = events
+        .iter()
+        .map(|e| match e {
             WireEvent::Cdr(c) => (&t.cdr, &c.subscriber, c.encode_to_vec()),
             WireEvent::Account(a) => (&t.account, &a.subscriber, a.encode_to_vec()),
-        };
+        })
+        .chain(
+            outcomes
+                .iter()
+                .map(|o| (&t.outcomes, &o.subscriber, o.encode_to_vec())),
+        );
+    for (topic, sub, bytes) in records {
         let mut rec = BaseRecord::to(topic).key(sub).payload(&bytes).partition(0);
         while let Err((_, r)) = prod.send(rec) {
             prod.poll(Duration::from_millis(50));
@@ -163,19 +250,34 @@ fn assert_non_trivial(q: &LiveQualityReport) {
         "{q:#?}"
     );
     assert!(q.by_rule.len() >= 3, "several rules: {q:#?}");
+    assert_eq!(
+        q.outcomes.values().sum::<u64>(),
+        40,
+        "every outcome counted: {q:#?}"
+    );
+    // An outcome joins its ticket only once the ticket is out (its day closed; a month
+    // rule's at the month's close) and while its subscriber is still held.
+    let joined: u64 = q.outcomes_by_rule.values().flat_map(|k| k.values()).sum();
+    assert!(
+        joined >= 10 && q.outcomes_by_rule.len() >= 3,
+        "outcomes joined to their tickets' rules: {q:#?}"
+    );
     assert_eq!(LEAD_BUCKETS.len(), 11);
 }
 
 #[test]
 fn live_quality_metrics_equal_the_replay_report() {
-    let (_broker, mut cfg) = live::setup("quality");
+    let (broker, mut cfg) = live::setup("quality");
+    broker.create_topic(&cfg.kafka.topics.outcomes, 1).unwrap();
     config(&mut cfg);
     let events = input();
-    let want = replayed(&cfg, &events);
+    let (_, tickets) = replayed(&cfg, &events, &[]);
+    let outcomes = outcomes_for(&tickets);
+    let (want, _) = replayed(&cfg, &events, &outcomes);
     let horizon = cfg.detect.quality.horizon_days;
     assert_eq!(want["horizon_days"], horizon);
 
-    produce(&cfg, &events);
+    produce(&cfg, &events, &outcomes);
     let (rt, stop, shared) = live::start(&cfg);
     let t = &cfg.kafka.topics;
     let count = |cdr: bool| {
@@ -186,6 +288,7 @@ fn live_quality_metrics_equal_the_replay_report() {
     };
     live::wait_consumed(&shared, &t.cdr, count(true));
     live::wait_consumed(&shared, &t.account, count(false));
+    live::wait_consumed(&shared, &t.outcomes, outcomes.len() as u64);
     let deadline = Instant::now() + Duration::from_secs(30);
     let got = loop {
         let got = from_metrics(&shared.metrics, horizon);

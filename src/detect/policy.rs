@@ -290,6 +290,7 @@ impl Policy {
             stats.outcomes_unknown_ticket += 1;
             return;
         };
+        stats.quality.outcome(mask, o.outcome);
         if o.outcome != OutcomeKind::Retained {
             return;
         }

@@ -33,6 +33,7 @@
 //! created on or after the subscriber's churn day is not remembered.
 
 use super::calendar::Day;
+use super::event::OutcomeKind;
 use super::rules::RuleId;
 
 /// Upper bounds (days) of the lead-time histogram's buckets; a last bucket takes the rest.
@@ -116,8 +117,31 @@ pub struct QualityCounts {
     pub misses: u64,
     pub ticketed: [u64; 2],
     pub churned: [u64; 2],
+    /// Per rule, the call center's outcomes on tickets carrying it, by [`OUTCOMES`].
+    pub outcomes: [[u64; OUTCOMES.len()]; RULES],
     /// Judgements made (any counter above moved): lets an exporter skip a comparison.
     pub changes: u64,
+}
+
+/// Outcome kinds, by index in [`QualityCounts::outcomes`].
+pub const OUTCOMES: [OutcomeKind; 4] = [
+    OutcomeKind::Retained,
+    OutcomeKind::Declined,
+    OutcomeKind::Unreachable,
+    OutcomeKind::Churned,
+];
+
+impl QualityCounts {
+    /// The call center's `outcome` on a ticket carrying the rules of `mask`.
+    pub fn outcome(&mut self, mask: u32, outcome: OutcomeKind) {
+        let k = OUTCOMES.iter().position(|o| *o == outcome).unwrap_or(0);
+        for r in RuleId::ALL {
+            if mask & (1 << r as u32) != 0 {
+                self.outcomes[r as usize][k] += 1;
+                self.changes += 1;
+            }
+        }
+    }
 }
 
 /// Group label values, by index.
@@ -270,6 +294,10 @@ pub struct LiveQualityReport {
     /// Call-center outcomes received, by outcome (`churnwatch_ticket_outcomes_total`);
     /// filled in by the caller, which holds them.
     pub outcomes: std::collections::BTreeMap<String, u64>,
+    /// Outcomes joined to their ticket, by rule on it and outcome
+    /// (`churnwatch_quality_outcomes_total`); rules with none are left out.
+    pub outcomes_by_rule:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 impl QualityCounts {
@@ -301,6 +329,19 @@ impl QualityCounts {
             by_rule.insert(r.as_str().to_string(), q);
         }
         let groups = |v: &[u64; 2]| GROUPS.iter().map(|g| g.to_string()).zip(*v).collect();
+        let mut outcomes_by_rule = std::collections::BTreeMap::new();
+        for r in RuleId::ALL {
+            let counts = &self.outcomes[r as usize];
+            if counts.iter().any(|n| *n > 0) {
+                let by_kind = OUTCOMES
+                    .iter()
+                    .zip(counts)
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(o, n)| (o.as_str().to_string(), *n))
+                    .collect();
+                outcomes_by_rule.insert(r.as_str().to_string(), by_kind);
+            }
+        }
         LiveQualityReport {
             horizon_days,
             by_rule,
@@ -308,6 +349,7 @@ impl QualityCounts {
             ticketed: groups(&self.ticketed),
             churned: groups(&self.churned),
             outcomes: Default::default(),
+            outcomes_by_rule,
         }
     }
 }
@@ -432,5 +474,19 @@ mod tests {
         let (mut q, mut last, mut c) = ticketed(1_000, A, false);
         q.day_closed(&mut last, 1_003, 1_003, &mut c);
         assert_eq!(q.bytes(), 0, "nobody drains: nothing kept");
+    }
+
+    #[test]
+    fn an_outcome_counts_for_every_rule_on_its_ticket() {
+        let mut c = QualityCounts::default();
+        let two = A | 1 << RuleId::ZeroSpendMonth as u32;
+        c.outcome(two, OutcomeKind::Declined);
+        c.outcome(A, OutcomeKind::Retained);
+        let r = c.report(H);
+        let silent = &r.outcomes_by_rule[RuleId::SilentDays.as_str()];
+        assert_eq!((silent["DECLINED"], silent["RETAINED"]), (1, 1));
+        let zero = &r.outcomes_by_rule[RuleId::ZeroSpendMonth.as_str()];
+        assert_eq!(zero.len(), 1, "only what it had: {zero:?}");
+        assert_eq!(r.outcomes_by_rule.len(), 2);
     }
 }

@@ -3,7 +3,7 @@
 
 use rdkafka::message::{Message, OwnedMessage};
 
-use crate::detect::quality::GROUPS;
+use crate::detect::quality::{GROUPS, OUTCOMES};
 use crate::detect::rules::RuleId;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
@@ -123,6 +123,15 @@ impl PartitionTask {
                 now.false_alarms[i],
                 &mut seen.false_alarms[i],
             );
+            for (k, o) in OUTCOMES.iter().enumerate() {
+                let labels = [r.as_str(), o.as_str()];
+                add(
+                    &m.outcomes,
+                    &labels,
+                    now.outcomes[i][k],
+                    &mut seen.outcomes[i][k],
+                );
+            }
         }
         for (g, group) in GROUPS.iter().enumerate() {
             add(
