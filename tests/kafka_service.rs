@@ -1,6 +1,8 @@
 //! End to end over librdkafka's mock cluster (real Kafka protocol over TCP): the service
 //! as a consumer group, tickets read back by an independent consumer.
 
+#[path = "common/live.rs"]
+mod live;
 #[path = "common/wire.rs"]
 mod wire;
 
@@ -9,6 +11,7 @@ use std::time::{Duration, Instant};
 use churnwatch::config::Config;
 use churnwatch::kafka::service::{self, Shared};
 use churnwatch::proto;
+use live::start;
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -96,34 +99,6 @@ fn read(cfg: &Config, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessa
         }
     }
     out
-}
-
-fn start(
-    cfg: &Config,
-) -> (
-    tokio::runtime::Runtime,
-    tokio::sync::oneshot::Sender<()>,
-    Shared,
-) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shared = Shared::default();
-    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
-    let cfg = cfg.clone();
-    let s = shared.clone();
-    rt.spawn(async move {
-        let _keep = _tx;
-        service::run(cfg, vec![], s, rx, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    (rt, stop, shared)
 }
 
 #[test]

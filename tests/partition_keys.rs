@@ -3,31 +3,27 @@
 //! partition than its key's is counted, reported by `/readyz` (which stays not ready
 //! across the 5 s health checks) and still processed.
 
+#[path = "common/live.rs"]
+mod live;
+#[path = "common/wire.rs"]
+mod wire;
+
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use churnwatch::config::Config;
-use churnwatch::kafka::service::{self, Shared};
 use churnwatch::proto;
 use prost::Message as _;
 use rdkafka::config::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::util::Timeout;
+use wire::now_ms;
 
 const PARTITIONS: i32 = 4;
 
 fn unique(name: &str) -> String {
     format!("pk-{name}-{}", std::process::id())
-}
-
-/// Records near "now", so the service's future-skew check lets them in.
-#[allow(clippy::disallowed_methods)]
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 fn call(id: &str, sub: &str, t: i64) -> Vec<u8> {
@@ -73,22 +69,7 @@ fn a_record_on_another_partition_than_its_keys_is_counted_and_reported_but_proce
         cluster.create_topic(topic, 1, 1).unwrap();
     }
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shared = Shared::default();
-    let (_reload, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
-    let (run_cfg, s) = (cfg.clone(), shared.clone());
-    rt.spawn(async move {
-        service::run(run_cfg, vec![], s, rx, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (rt, stop, shared) = live::start(&cfg);
     wait_until("every partition is assigned", || {
         shared.metrics.assigned_partitions.get() == i64::from(PARTITIONS)
     });

@@ -4,26 +4,15 @@
 //! format are checked as a user sees them. Fixtures live in `tests/fixtures/`; subscriber
 //! numbers are China Unicom (the home operator) and timestamps are in March 2026.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use churnwatch::proto;
+use cli::{churnwatch, fixture};
 use prost::Message;
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn churnwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churnwatch"))
-        .args(args)
-        .env_remove("CHURNWATCH_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the churnwatch binary runs")
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

@@ -4,31 +4,21 @@
 //! (over librdkafka's mock cluster); and `tmf621` is refused as an input format, naming the
 //! key.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 #[path = "common/wire.rs"]
 mod wire;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
 
 use churnwatch::proto;
+use cli::churnwatch;
 use serde_json::Value;
 
 fn fixture(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn churnwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_churnwatch"))
-        .args(args)
-        .env_remove("CHURNWATCH_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the churnwatch binary runs")
+    cli::fixture(name).display().to_string()
 }
 
 /// The fixture sets replayed: every CDR and account fixture, with the outcomes.

@@ -1,0 +1,22 @@
+//! Running the `churnwatch` binary on the test fixtures, as a user would.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A file of `tests/fixtures`.
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// Runs the binary with `args`, no config from the environment, warnings only.
+pub fn churnwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_churnwatch"))
+        .args(args)
+        .env_remove("CHURNWATCH_CONFIG")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("the churnwatch binary runs")
+}
