@@ -41,6 +41,11 @@ impl Source {
         .map(|(s, _)| s)
     }
 
+    /// The input's place in per-input arrays: 0, 1, 2.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Cdr => "cdr",

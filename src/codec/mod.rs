@@ -19,6 +19,7 @@
 //! - `message.rs`: step 1, JSON lines and protobuf bytes to `proto` messages.
 //! - `validate.rs`: step 2, `proto` messages to validated core events.
 //! - `value.rs`: Kafka record values ([`decode_value_into`], [`peek_event_time`]).
+//! - `json_fast.rs`: the JSON CDR without allocation or error values, on the hot path.
 //! - `mask.rs`: masking of subscriber-length digit runs in error text.
 //! - `ticket.rs`: tickets out, as JSON lines or framed protobuf.
 //! - `tmf621.rs`: tickets out as TM Forum TMF621 `TroubleTicket` objects, for CRMs.
@@ -26,6 +27,7 @@
 
 mod error;
 mod frame;
+mod json_fast;
 mod mask;
 mod message;
 mod ticket;
@@ -45,7 +47,7 @@ pub use ticket::{
 pub use validate::{
     account_from_proto, cdr_from_proto, outcome_from_proto, MAX_EVENT_TIME_MS, MIN_EVENT_TIME_MS,
 };
-pub use value::{decode_value_into, peek_event_time};
+pub use value::{decode_cdr_into, decode_value_into, peek_event_time};
 
 /// Lines and helpers shared by the tests of step 1, step 2 and Kafka values.
 #[cfg(test)]

@@ -9,6 +9,7 @@ use prost::Message;
 use super::mask::mask_digit_runs;
 use super::DecodeError;
 use crate::config::Format;
+use crate::proto;
 
 /// Reads one Kafka record value into `msg`, reusing its allocations for protobuf. A JSON
 /// error has long digit runs masked, as in [`cdr_from_json`](super::cdr_from_json): the text becomes the
@@ -33,6 +34,19 @@ where
     }
 }
 
+/// [`decode_value_into`] for a CDR, the bulk of the input: JSON of the plain shape takes
+/// the allocation-free path ([`super::json_fast`]), anything else the generated decoder.
+pub fn decode_cdr_into(
+    format: Format,
+    bytes: &[u8],
+    msg: &mut proto::CallDetailRecord,
+) -> Result<(), DecodeError> {
+    if format == Format::Json && super::json_fast::decode_cdr(bytes, msg) {
+        return Ok(());
+    }
+    decode_value_into(format, bytes, msg)
+}
+
 /// The event time of an encoded CDR, account event or outcome without decoding it all
 /// (field 3, `event_time_ms`, in every input message), so a partition can merge its inputs
 /// by event time before it decodes them. `i64::MIN` when it cannot be read, so a bad record
@@ -49,6 +63,9 @@ pub fn peek_event_time(format: Format, payload: Option<&[u8]>) -> i64 {
 }
 
 fn peek_json_event_time(bytes: &[u8]) -> Option<i64> {
+    if let Some(t) = super::json_fast::event_time(bytes) {
+        return Some(t);
+    }
     #[derive(serde::Deserialize)]
     struct EventTime {
         #[serde(rename = "eventTimeMs", alias = "event_time_ms")]

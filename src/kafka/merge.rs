@@ -15,7 +15,7 @@
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use rdkafka::message::OwnedMessage;
@@ -50,12 +50,13 @@ type Buffered = (Box<(OwnedMessage, i64)>, Instant);
 /// The records of one partition not yet processed, per input.
 #[derive(Default)]
 pub(super) struct InputMerge {
-    inputs: HashMap<Source, VecDeque<Buffered>>,
+    /// Per input, by [`Source::index`].
+    inputs: [VecDeque<Buffered>; 3],
     buffered: usize,
     /// Payload bytes buffered, all inputs together.
     bytes: usize,
     /// The offset after the last record received, per input.
-    next_offset: HashMap<Source, i64>,
+    next_offset: [Option<i64>; 3],
     blocked_since: Option<Instant>,
     /// How long the current wait lasts: [`BEHIND_WAIT`] while an input known to be behind
     /// is lagging, else [`ALIGNMENT_WAIT`]; counted from the start of the wait.
@@ -75,22 +76,21 @@ impl InputMerge {
     /// an input with nothing new since is caught up as soon as its log end is known, rather
     /// than behind until it delivers a record it does not have.
     pub(super) fn resuming_at(next: impl IntoIterator<Item = (Source, i64)>) -> InputMerge {
-        InputMerge {
-            next_offset: next.into_iter().collect(),
-            ..InputMerge::default()
+        let mut merge = InputMerge::default();
+        for (source, offset) in next {
+            merge.next_offset[source.index()] = Some(offset);
         }
+        merge
     }
 
     /// Buffers a record read from `source` with its event time.
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
-        self.next_offset
-            .insert(source, rdkafka::Message::offset(&m) + 1);
+        self.next_offset[source.index()] = Some(rdkafka::Message::offset(&m) + 1);
         self.bytes += payload_len(&m);
-        self.waited_out.retain(|s| *s != source);
-        self.inputs
-            .entry(source)
-            .or_default()
-            .push_back((Box::new((m, time)), arrived));
+        if !self.waited_out.is_empty() {
+            self.waited_out.retain(|s| *s != source);
+        }
+        self.inputs[source.index()].push_back((Box::new((m, time)), arrived));
         self.buffered += 1;
     }
 
@@ -101,7 +101,7 @@ impl InputMerge {
 
     /// Whether a record of `source` is buffered.
     pub(super) fn holds(&self, source: Source) -> bool {
-        self.inputs.get(&source).is_some_and(|q| !q.is_empty())
+        !self.inputs[source.index()].is_empty()
     }
 
     /// Payload bytes buffered, all inputs together.
@@ -115,10 +115,10 @@ impl InputMerge {
     pub(super) fn pop(
         &mut self,
         now: Instant,
-        caught_up: impl Fn(Source, Option<i64>) -> Lag,
+        caught_up: impl FnMut(Source, Option<i64>) -> Lag,
     ) -> Option<(OwnedMessage, Source, Instant)> {
         let source = self.next_source(now, caught_up)?;
-        let (m, arrived) = self.inputs.get_mut(&source)?.pop_front()?;
+        let (m, arrived) = self.inputs[source.index()].pop_front()?;
         self.buffered -= 1;
         self.bytes -= payload_len(&m.0);
         Some((m.0, source, arrived))
@@ -140,20 +140,17 @@ impl InputMerge {
 
     /// The offset after the last record received from `source` (or resumed at).
     pub(super) fn next_offset(&self, source: Source) -> Option<i64> {
-        self.next_offset.get(&source).copied()
+        self.next_offset[source.index()]
     }
 
     fn head(&self, s: Source) -> Option<i64> {
-        self.inputs
-            .get(&s)
-            .and_then(|q| q.front())
-            .map(|(m, _)| m.1)
+        self.inputs[s.index()].front().map(|(m, _)| m.1)
     }
 
     fn next_source(
         &mut self,
         now: Instant,
-        caught_up: impl Fn(Source, Option<i64>) -> Lag,
+        mut caught_up: impl FnMut(Source, Option<i64>) -> Lag,
     ) -> Option<Source> {
         // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
         let source = Source::earliest(
@@ -168,7 +165,7 @@ impl InputMerge {
             .map(|other| {
                 (
                     other,
-                    caught_up(other, self.next_offset.get(&other).copied()),
+                    caught_up(other, self.next_offset[other.index()]),
                 )
             })
             .filter(|(_, lag)| *lag != Lag::CaughtUp)

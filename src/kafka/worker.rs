@@ -92,7 +92,7 @@ impl PartitionWorker {
         let mut tickets = Vec::new();
         let format = self.format;
         let decoded = match source {
-            Source::Cdr => codec::decode_value_into(format, bytes, &mut self.cdr)
+            Source::Cdr => codec::decode_cdr_into(format, bytes, &mut self.cdr)
                 .map(|()| Record::Cdr(&self.cdr)),
             Source::Account => codec::decode_value_into(format, bytes, &mut self.account)
                 .map(|()| Record::Account(&self.account)),

@@ -1,77 +1,32 @@
-//! What a partition task counts: per record (consumed, event-time lag, duplicates, late,
-//! dead letters), per ticket and per eviction, with the per-record handles resolved once.
-
-use rdkafka::message::{Message, OwnedMessage};
+//! What a partition task counts beside its batches ([`super::batch`]): duplicates, late
+//! records and dead letters as they happen, tickets, evictions, outcomes and quality.
 
 use crate::detect::quality::{GROUPS, OUTCOMES};
 use crate::detect::rules::RuleId;
-use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
-use super::super::worker::{Processed, Source};
+use super::super::worker::Processed;
 use super::PartitionTask;
 
-/// Metric handles of one input topic-partition, resolved once (label look-ups take a lock
-/// and hash the labels; per record that was a measurable share of the service's time).
-pub(super) struct SourceHandles {
-    consumed: prometheus::IntCounter,
-    lag: prometheus::Gauge,
-}
-
-impl SourceHandles {
-    pub(super) fn new(m: &Metrics, topic: &str, partition: i32) -> SourceHandles {
-        SourceHandles {
-            consumed: m.records_consumed.with_label_values(&[topic]),
-            lag: m
-                .event_time_lag
-                .with_label_values(&[topic, &partition.to_string()]),
-        }
-    }
-}
-
 impl PartitionTask {
-    /// Counts a processed record: consumed, its event-time lag, duplicate, late, dead.
-    pub(super) fn count_record(
-        &mut self,
-        m: &OwnedMessage,
-        source: Source,
-        out: &Processed,
-        now: i64,
-    ) {
+    /// Counts a record that was a duplicate, late or set aside (rare: looked up per record).
+    pub(super) fn count_exception(&self, topic: &str, out: &Processed) {
         let metrics = &self.shared.metrics;
-        let handles = self
-            .handles
-            .entry(source)
-            .or_insert_with(|| SourceHandles::new(metrics, m.topic(), self.partition));
-        handles.consumed.inc();
-        if let Some(t) = out.event_time_ms {
-            handles.lag.set((now - t) as f64 / 1000.0);
-        }
         if out.duplicate {
-            metrics
-                .duplicate_records
-                .with_label_values(&[m.topic()])
-                .inc();
+            metrics.duplicate_records.with_label_values(&[topic]).inc();
         }
         if out.late {
-            metrics.late_records.with_label_values(&[m.topic()]).inc();
+            metrics.late_records.with_label_values(&[topic]).inc();
         }
         if let Some(dl) = &out.dead_letter {
             if dl.is_malformed() {
-                metrics.decode_errors.with_label_values(&[m.topic()]).inc();
+                metrics.decode_errors.with_label_values(&[topic]).inc();
             }
             metrics
                 .dead_lettered
-                .with_label_values(&[m.topic(), dl.kind()])
+                .with_label_values(&[topic, dl.kind()])
                 .inc();
         }
-    }
-
-    pub(super) fn idle_gauge(&self) -> prometheus::IntGauge {
-        self.shared
-            .metrics
-            .partition_idle
-            .with_label_values(&[&self.partition.to_string()])
     }
 
     /// Exports the engine's eviction counts (per reason, summed over partitions).

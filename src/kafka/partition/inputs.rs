@@ -7,8 +7,12 @@
 //! - **In flight**: the input and offset of the record being processed, for the
 //!   supervisor ([`crate::kafka::service`]) to set it aside if the task fails on it.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
+
+use futures_core::Stream;
 
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedMessage};
@@ -18,6 +22,7 @@ use crate::driver::Source;
 
 use super::super::consumer::queues::{InputQueue, PartitionInputs};
 use super::super::merge::InputMerge;
+use super::batch::MAX_BATCH;
 use super::PartitionTask;
 
 /// The record a partition task is processing: its input and offset, packed in one word
@@ -72,14 +77,32 @@ impl PartitionTask {
     }
 
     /// Buffers a record read from the partition's own queues (or notes the error read in
-    /// its place).
+    /// its place), then whatever else its queues hold already, without waiting: the
+    /// records arrive in batches, stamped with one reading of the clock.
     pub(super) fn received(&mut self, source: Source, read: Result<OwnedMessage, KafkaError>) {
+        let arrived = Instant::now();
+        self.buffer(source, read, arrived);
+        let mut taken = 1;
+        let mut cx = Context::from_waker(Waker::noop());
+        for k in 0..self.inputs.len() {
+            let (source, q) = (self.inputs[k].0, self.inputs[k].1.clone());
+            let mut stream = q.stream();
+            while taken < MAX_BATCH && !(self.merge_full() && self.merge.holds(source)) {
+                let Poll::Ready(Some(read)) = Pin::new(&mut stream).poll_next(&mut cx) else {
+                    break;
+                };
+                self.buffer(source, read.map(|m| m.detach()), arrived);
+                taken += 1;
+            }
+        }
+    }
+
+    fn buffer(&mut self, source: Source, read: Result<OwnedMessage, KafkaError>, at: Instant) {
         match read {
             Ok(m) => {
-                let checked = self.inspect.record(&self.shared, &self.topics, &m);
-                debug_assert_eq!(checked, source);
+                self.inspect.record_from(&self.shared, source, &m);
                 let t = codec::peek_event_time(self.input_format, m.payload());
-                self.merge.push(m, source, t, Instant::now());
+                self.merge.push(m, source, t, at);
             }
             Err(e) => self.inspect.error(&self.shared, &e),
         }

@@ -22,11 +22,11 @@
 //! - **Idleness**: a partition whose inputs go quiet moves its event-time clock on with the
 //!   wall clock ([`super::idle`]), so its days still close.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
@@ -38,13 +38,13 @@ use crate::proto::CareTicket;
 use super::changelog::writer::Checkpointer;
 use super::consumer::queues::{self, PartitionInputs};
 use super::consumer::{self, InputConsumer, Inspect};
-use super::dead_letter;
 use super::idle::IdleClock;
-use super::merge::{InputMerge, Lag, RECHECK};
+use super::merge::{InputMerge, RECHECK};
 use super::producer::{Kind, Publication, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
-use super::worker::{PartitionWorker, Processed, Source};
+use super::worker::{PartitionWorker, Source};
 
+mod batch;
 mod checkpoint;
 mod counting;
 mod inputs;
@@ -54,7 +54,7 @@ use publish::Pending;
 
 pub use inputs::InFlight;
 
-use counting::SourceHandles;
+use batch::PartitionHandles;
 
 /// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
 /// of it (the core never reads it).
@@ -119,7 +119,9 @@ pub(super) struct PartitionTask {
     merge: InputMerge,
     pending: VecDeque<Pending>,
     idle: IdleClock,
-    handles: HashMap<Source, SourceHandles>,
+    handles: PartitionHandles,
+    /// Records in `pending`, all batches together.
+    pending_records: usize,
     suppressed_seen: BTreeMap<&'static str, u64>,
     /// The engine's eviction counts already exported, by reason.
     evicted_seen: BTreeMap<&'static str, u64>,
@@ -157,7 +159,9 @@ impl PartitionTask {
         // An engine kept over a rebalance has counted before: only what follows is new.
         let stats = worker.engine().stats();
         let (outcomes_seen, quality_seen) = (stats.outcomes.clone(), stats.quality.clone());
+        let handles = PartitionHandles::new(&wiring.shared.metrics, partition);
         PartitionTask {
+            handles,
             checkpointer,
             transactional,
             changed: false,
@@ -196,7 +200,7 @@ impl PartitionTask {
             })),
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
-            handles: HashMap::new(),
+            pending_records: 0,
             suppressed_seen: BTreeMap::new(),
             evicted_seen: BTreeMap::new(),
             outcomes_seen,
@@ -294,31 +298,6 @@ impl PartitionTask {
         }
     }
 
-    /// Processes buffered records in event-time order while the merge allows and there is
-    /// room for more unacknowledged work.
-    async fn process_ready(&mut self) -> Result<(), Refused> {
-        loop {
-            let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
-            let outcomes = self.outcomes_subscribed;
-            let caught_up = |source: Source, next: Option<i64>| {
-                let topic = match source {
-                    Source::Cdr => &topics.cdr,
-                    Source::Account => &topics.account,
-                    Source::Outcomes if !outcomes => return Lag::CaughtUp,
-                    Source::Outcomes => &topics.outcomes,
-                };
-                consumer::caught_up(consumer, topic, partition, next)
-            };
-            let Some((m, source, arrived)) = self.merge.pop(Instant::now(), caught_up) else {
-                return Ok(());
-            };
-            self.process(&m, source, arrived).await?;
-            if !self.pending_room() {
-                return Ok(());
-            }
-        }
-    }
-
     /// Handles a record to buffer, a question, a new config or a drain; `true` once
     /// drained (the task stops: its partition has moved or the service is stopping).
     async fn control(&mut self, control: Control) -> Result<bool, Refused> {
@@ -351,76 +330,6 @@ impl PartitionTask {
         Ok(false)
     }
 
-    /// Runs one record through the engine and publishes its tickets or its dead letter.
-    async fn process(
-        &mut self,
-        m: &OwnedMessage,
-        source: Source,
-        arrived: Instant,
-    ) -> Result<(), Refused> {
-        let now = wall_clock_ms();
-        let out = if self.skip == Some((source, m.offset())) {
-            self.skip = None;
-            warn!(
-                partition = self.partition,
-                topic = m.topic(),
-                offset = m.offset(),
-                "record set aside: the partition task failed on it before"
-            );
-            Processed::set_aside(dead_letter::Reason::Failed)
-        } else {
-            self.in_flight.set(source, m.offset());
-            inputs::test_failure(m.payload());
-            inputs::test_hold(m.payload()).await;
-            let out = self.worker.process(source, m.payload(), now);
-            self.in_flight.clear();
-            out
-        };
-        self.count_record(m, source, &out, now);
-        if source == Source::Outcomes {
-            self.count_outcomes();
-        }
-        let mut publications = Vec::new();
-        if let Some(dl) = &out.dead_letter {
-            let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
-            publications.push(dead_letter::publication(dl, m, topic, max));
-        }
-        publications.extend(self.ticket_publications(&out.tickets));
-        match self.next_offsets.get_mut(m.topic()) {
-            Some(next) => *next = m.offset() + 1,
-            None => {
-                self.next_offsets
-                    .insert(m.topic().to_string(), m.offset() + 1);
-            }
-        }
-        self.changed = true;
-        self.enqueue(true, arrived, publications).await?;
-        self.count_quality();
-        let newest = self.worker.engine().newest_event_ms();
-        if self.idle.record(newest, Instant::now()) {
-            self.idle_gauge().set(0);
-        }
-        if !out.tickets.is_empty() || self.pending.len() <= 1 {
-            let engine = self.worker.engine();
-            let p = self.partition.to_string();
-            let metrics = &self.shared.metrics;
-            metrics
-                .subscribers
-                .with_label_values(&[&p])
-                .set(engine.stats().subscribers as i64);
-            metrics
-                .state_bytes
-                .with_label_values(&[&p])
-                .set(engine.state_bytes() as i64);
-            // The counter keeps the engine's running total (never counted twice).
-            let dropped = metrics.dedup_ids_dropped.with_label_values(&[&p]);
-            let total = engine.stats().dedup_ids_dropped;
-            dropped.inc_by(total.saturating_sub(dropped.get()));
-            self.count_evictions();
-        }
-        Ok(())
-    }
-
     /// The publications of new or corrected tickets (remembered for agent screens and
     /// counted).
     fn ticket_publications(&mut self, tickets: &[CareTicket]) -> Vec<Publication> {
@@ -450,7 +359,7 @@ impl PartitionTask {
         let Some(t) = self.idle.due(now) else {
             return Ok(());
         };
-        self.idle_gauge().set(1);
+        self.handles.idle.set(1);
         let mut tickets = Vec::new();
         self.worker.engine_mut().advance_to(t, &mut tickets);
         self.count_evictions();
@@ -465,6 +374,6 @@ impl PartitionTask {
             "idle partition closed days"
         );
         let publications = self.ticket_publications(&tickets);
-        self.enqueue(false, now, publications).await
+        self.enqueue(0, now, publications).await
     }
 }

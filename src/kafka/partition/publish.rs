@@ -14,8 +14,9 @@ use super::PartitionTask;
 
 /// A record read (or an idle clock advance) whose publications are not all acknowledged.
 pub(super) struct Pending {
-    /// Whether it was a record (its latency is observed once acknowledged).
-    pub(super) record: bool,
+    /// Records in it (0 for an idle clock advance): their latency is observed once
+    /// acknowledged.
+    pub(super) records: u32,
     /// Payload bytes of its publications.
     pub(super) bytes: usize,
     pub(super) arrived: Instant,
@@ -34,7 +35,7 @@ impl PartitionTask {
     /// Whether publications may be added: fewer unacknowledged than `kafka.max_in_flight`,
     /// in records and in bytes.
     pub(super) fn pending_room(&self) -> bool {
-        self.pending.len() < self.max_in_flight && self.pending_bytes < self.max_in_flight_bytes
+        self.pending_records < self.max_in_flight && self.pending_bytes < self.max_in_flight_bytes
     }
 
     /// Resolves when every publication of the oldest pending record is acknowledged (or
@@ -95,11 +96,11 @@ impl PartitionTask {
         if done {
             if let Some(done) = self.pending.pop_front() {
                 self.pending_bytes -= done.bytes;
-                if done.record {
-                    self.shared
-                        .metrics
-                        .processing_latency
-                        .observe(done.arrived.elapsed().as_secs_f64());
+                self.pending_records -= done.records as usize;
+                if done.records > 0 {
+                    let latency = done.arrived.elapsed().as_secs_f64();
+                    let h = &self.shared.metrics.processing_latency;
+                    (0..done.records).for_each(|_| h.observe(latency));
                 }
             }
         }
@@ -145,7 +146,7 @@ impl PartitionTask {
     /// Publishes `publications` and queues them to be acknowledged, in order.
     pub(super) async fn enqueue(
         &mut self,
-        record: bool,
+        records: u32,
         arrived: Instant,
         publications: Vec<Publication>,
     ) -> Result<(), Refused> {
@@ -155,8 +156,9 @@ impl PartitionTask {
             sends.push(self.send(p).await?);
         }
         self.pending_bytes += bytes;
+        self.pending_records += records as usize;
         self.pending.push_back(Pending {
-            record,
+            records,
             bytes,
             arrived,
             sends,
