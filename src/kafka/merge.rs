@@ -18,7 +18,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::Timestamp;
 
 use super::worker::Source;
 
@@ -44,14 +45,79 @@ pub enum Lag {
     Unknown,
 }
 
-/// A record waiting its turn: the message with its event time, and when it arrived.
-type Buffered = (Box<(OwnedMessage, i64)>, Instant);
+/// A record waiting its turn: where its bytes are in its input's [`Lane`], its event time
+/// and when it arrived. The bytes stay valid until the next [`InputMerge::push`].
+#[derive(Debug, Clone)]
+pub(super) struct Held {
+    pub offset: i64,
+    pub timestamp: Timestamp,
+    /// Headers are rare on CDRs: only a record that has them costs an allocation.
+    pub headers: Option<Box<OwnedHeaders>>,
+    time: i64,
+    arrived: Instant,
+    key: Option<(usize, usize)>,
+    payload: Option<(usize, usize)>,
+}
+
+/// One record's parts as read, before they are copied into a [`Lane`].
+pub(super) struct Parts<'a> {
+    pub offset: i64,
+    pub timestamp: Timestamp,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub headers: Option<Box<OwnedHeaders>>,
+}
+
+/// One input's buffered records: their bytes back to back in one buffer that is reused,
+/// so buffering a record allocates nothing once the buffer has grown.
+#[derive(Default)]
+struct Lane {
+    held: VecDeque<Held>,
+    bytes: Vec<u8>,
+    /// Bytes at the front already taken.
+    taken: usize,
+}
+
+impl Lane {
+    fn copy(&mut self, b: Option<&[u8]>) -> Option<(usize, usize)> {
+        let b = b?;
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        Some((start, self.bytes.len()))
+    }
+
+    /// Drops the bytes already taken once they are most of the buffer.
+    fn compact(&mut self) {
+        if self.held.is_empty() {
+            self.bytes.clear();
+            self.taken = 0;
+        } else if self.taken > 1 << 20 && self.taken > self.bytes.len() / 2 {
+            let cut = self.taken;
+            self.bytes.drain(..cut);
+            self.taken = 0;
+            let shift = |r: &mut Option<(usize, usize)>| {
+                if let Some((a, b)) = r {
+                    *a -= cut;
+                    *b -= cut;
+                }
+            };
+            for h in &mut self.held {
+                shift(&mut h.key);
+                shift(&mut h.payload);
+            }
+        }
+    }
+
+    fn slice(&self, r: Option<(usize, usize)>) -> Option<&[u8]> {
+        r.map(|(a, b)| &self.bytes[a..b])
+    }
+}
 
 /// The records of one partition not yet processed, per input.
 #[derive(Default)]
 pub(super) struct InputMerge {
     /// Per input, by [`Source::index`].
-    inputs: [VecDeque<Buffered>; 3],
+    inputs: [Lane; 3],
     buffered: usize,
     /// Payload bytes buffered, all inputs together.
     bytes: usize,
@@ -65,10 +131,6 @@ pub(super) struct InputMerge {
     lagging: Vec<Source>,
     /// Inputs already waited out: the others go ahead until one of them delivers.
     waited_out: Vec<Source>,
-}
-
-fn payload_len(m: &OwnedMessage) -> usize {
-    rdkafka::Message::payload(m).map_or(0, <[u8]>::len)
 }
 
 impl InputMerge {
@@ -85,13 +147,43 @@ impl InputMerge {
 
     /// Buffers a record read from `source` with its event time.
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
-        self.next_offset[source.index()] = Some(rdkafka::Message::offset(&m) + 1);
-        self.bytes += payload_len(&m);
+        let parts = Parts {
+            offset: m.offset(),
+            timestamp: m.timestamp(),
+            key: m.key(),
+            payload: m.payload(),
+            headers: m.headers().map(|h| Box::new(h.clone())),
+        };
+        self.push_parts(parts, source, time, arrived);
+    }
+
+    /// [`InputMerge::push`] from the parts of a record, copied into the input's buffer.
+    pub(super) fn push_parts(&mut self, r: Parts<'_>, source: Source, time: i64, arrived: Instant) {
+        self.next_offset[source.index()] = Some(r.offset + 1);
+        self.bytes += r.payload.map_or(0, <[u8]>::len);
         if !self.waited_out.is_empty() {
             self.waited_out.retain(|s| *s != source);
         }
-        self.inputs[source.index()].push_back((Box::new((m, time)), arrived));
+        let lane = &mut self.inputs[source.index()];
+        lane.compact();
+        let key = lane.copy(r.key);
+        let payload = lane.copy(r.payload);
+        lane.held.push_back(Held {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            headers: r.headers,
+            time,
+            arrived,
+            key,
+            payload,
+        });
         self.buffered += 1;
+    }
+
+    /// The key and value of a record taken by [`InputMerge::pop`] (until the next push).
+    pub(super) fn bytes_of(&self, source: Source, h: &Held) -> (Option<&[u8]>, Option<&[u8]>) {
+        let lane = &self.inputs[source.index()];
+        (lane.slice(h.key), lane.slice(h.payload))
     }
 
     /// Records buffered, all inputs together.
@@ -101,7 +193,7 @@ impl InputMerge {
 
     /// Whether a record of `source` is buffered.
     pub(super) fn holds(&self, source: Source) -> bool {
-        !self.inputs[source.index()].is_empty()
+        !self.inputs[source.index()].held.is_empty()
     }
 
     /// Payload bytes buffered, all inputs together.
@@ -116,12 +208,15 @@ impl InputMerge {
         &mut self,
         now: Instant,
         caught_up: impl FnMut(Source, Option<i64>) -> Lag,
-    ) -> Option<(OwnedMessage, Source, Instant)> {
+    ) -> Option<(Held, Source, Instant)> {
         let source = self.next_source(now, caught_up)?;
-        let (m, arrived) = self.inputs[source.index()].pop_front()?;
+        let lane = &mut self.inputs[source.index()];
+        let h = lane.held.pop_front()?;
+        lane.taken = h.payload.or(h.key).map_or(lane.taken, |(_, end)| end);
         self.buffered -= 1;
-        self.bytes -= payload_len(&m.0);
-        Some((m.0, source, arrived))
+        self.bytes -= h.payload.map_or(0, |(a, b)| b - a);
+        let arrived = h.arrived;
+        Some((h, source, arrived))
     }
 
     /// When the wait for a lagging input ends, if one is holding the others back.
@@ -144,7 +239,7 @@ impl InputMerge {
     }
 
     fn head(&self, s: Source) -> Option<i64> {
-        self.inputs[s.index()].front().map(|(m, _)| m.1)
+        self.inputs[s.index()].held.front().map(|h| h.time)
     }
 
     fn next_source(
@@ -202,7 +297,7 @@ mod tests {
 
     fn offsets(m: &mut InputMerge, now: Instant, caught_up: bool) -> Vec<(Source, i64)> {
         std::iter::from_fn(|| m.pop(now, |_, _| lag(caught_up)))
-            .map(|(r, s, _)| (s, rdkafka::Message::offset(&r)))
+            .map(|(r, s, _)| (s, r.offset))
             .collect()
     }
 
@@ -247,13 +342,13 @@ mod tests {
         assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT), "kept");
         m.wait_over();
         let (r, s, _) = m.pop(later, |_, _| Lag::Unknown).unwrap();
-        assert_eq!((s, rdkafka::Message::offset(&r)), (Source::Cdr, 7));
+        assert_eq!((s, r.offset), (Source::Cdr, 7));
         assert_eq!(m.wait_deadline(), None);
         m.push(record(8), Source::Cdr, 11, later);
         let (r, _, _) = m
             .pop(later, |_, _| Lag::Unknown)
             .expect("full speed after the wait");
-        assert_eq!(rdkafka::Message::offset(&r), 8);
+        assert_eq!(r.offset, 8);
         m.push(record(0), Source::Account, 12, later);
         m.push(record(9), Source::Cdr, 13, later);
         let _ = m
@@ -326,5 +421,41 @@ mod tests {
             *asked.borrow(),
             vec![(Source::Account, Some(5)), (Source::Outcomes, None)]
         );
+    }
+
+    #[test]
+    fn buffered_bytes_survive_the_buffer_being_reused_and_compacted() {
+        let now = Instant::now();
+        let mut m = InputMerge::default();
+        let value = |o: i64| format!("{o:08}").repeat(1000).into_bytes();
+        let key = |o: i64| format!("k{o}").into_bytes();
+        let push = |m: &mut InputMerge, o: i64| {
+            let (v, k) = (value(o), key(o));
+            let parts = Parts {
+                offset: o,
+                timestamp: Timestamp::NotAvailable,
+                key: Some(&k),
+                payload: Some(&v),
+                headers: None,
+            };
+            m.push_parts(parts, Source::Cdr, o, now);
+        };
+        let mut next = 0;
+        for round in 0..6 {
+            // Take most of what is buffered, then buffer more: the buffer is compacted
+            // once the taken bytes pass a MiB, with records still waiting behind them.
+            for _ in 0..300 {
+                push(&mut m, round * 1000 + next % 1000);
+                next += 1;
+            }
+            while m.len() > 50 {
+                let (h, s, _) = m.pop(now, |_, _| Lag::CaughtUp).unwrap();
+                let (k, v) = m.bytes_of(s, &h);
+                assert_eq!(v, Some(&value(h.offset)[..]), "offset {}", h.offset);
+                assert_eq!(k, Some(&key(h.offset)[..]));
+            }
+        }
+        assert_eq!(m.bytes(), 50 * 8000);
+        assert!(m.inputs[0].bytes.len() < 4 << 20, "compacted, not grown");
     }
 }

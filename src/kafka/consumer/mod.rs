@@ -418,7 +418,7 @@ impl Inspect {
     }
 
     /// [`Inspect::record`] for a record whose input is known (read from its own queue).
-    pub(super) fn record_from(&mut self, shared: &Shared, source: Source, m: &OwnedMessage) {
+    pub(super) fn record_from(&mut self, shared: &Shared, source: Source, m: &impl Message) {
         let p = m.partition();
         self.keys.check(shared, m.topic(), p, m.key());
         if let Some(skipped) = self.gaps.read(source, p, m.offset()) {

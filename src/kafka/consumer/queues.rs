@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use rdkafka::consumer::stream_consumer::StreamPartitionQueue;
 use rdkafka::error::KafkaError;
-use rdkafka::message::OwnedMessage;
+use rdkafka::message::BorrowedMessage;
 use rdkafka::TopicPartitionList;
 use tokio::sync::Notify;
 use tracing::warn;
@@ -137,11 +137,13 @@ impl Queues {
 /// The next record of any of `inputs` (at most three; `None` entries are not read). Cancel
 /// safe, as each queue's `recv` is.
 pub async fn recv(
-    inputs: [Option<(Source, &InputQueue)>; 3],
-) -> (Source, Result<OwnedMessage, KafkaError>) {
-    async fn one(q: Option<(Source, &InputQueue)>) -> (Source, Result<OwnedMessage, KafkaError>) {
+    inputs: &[Option<(Source, Arc<InputQueue>)>; 3],
+) -> (Source, Result<BorrowedMessage<'_>, KafkaError>) {
+    async fn one(
+        q: &Option<(Source, Arc<InputQueue>)>,
+    ) -> (Source, Result<BorrowedMessage<'_>, KafkaError>) {
         match q {
-            Some((s, q)) => (s, q.recv().await.map(|m| m.detach())),
+            Some((s, q)) => (*s, q.recv().await),
             None => std::future::pending().await,
         }
     }

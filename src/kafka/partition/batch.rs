@@ -16,13 +16,13 @@
 
 use std::time::Instant;
 
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use tracing::warn;
 
 use crate::metrics::Metrics;
 
 use super::super::dead_letter;
-use super::super::merge::Lag;
+use super::super::merge::{Held, Lag};
 use super::super::producer::{Publication, Refused};
 use super::super::worker::{Processed, Source};
 use super::{consumer, inputs, wall_clock_ms, PartitionTask};
@@ -95,7 +95,7 @@ impl PartitionTask {
             let Some((m, source, arrived)) = self.merge.pop(now, caught_up) else {
                 break;
             };
-            self.process(&m, source, arrived, wall, &mut batch).await;
+            self.process(m, source, arrived, wall, &mut batch).await;
         }
         self.finish(batch, now).await
     }
@@ -111,26 +111,27 @@ impl PartitionTask {
     /// Runs one record through the engine; its tickets or dead letter join the batch.
     async fn process(
         &mut self,
-        m: &OwnedMessage,
+        h: Held,
         source: Source,
         arrived: Instant,
         wall: i64,
         batch: &mut Batch,
     ) {
-        let out = if self.skip == Some((source, m.offset())) {
+        let (key, payload) = self.merge.bytes_of(source, &h);
+        let out = if self.skip == Some((source, h.offset)) {
             self.skip = None;
             warn!(
                 partition = self.partition,
-                topic = m.topic(),
-                offset = m.offset(),
+                topic = self.topic_of(source),
+                offset = h.offset,
                 "record set aside: the partition task failed on it before"
             );
             Processed::set_aside(dead_letter::Reason::Failed)
         } else {
-            self.in_flight.set(source, m.offset());
-            inputs::test_failure(m.payload());
-            inputs::test_hold(m.payload()).await;
-            let out = self.worker.process(source, m.payload(), wall);
+            self.in_flight.set(source, h.offset);
+            inputs::test_failure(payload);
+            inputs::test_hold(payload).await;
+            let out = self.worker.process(source, payload, wall);
             self.in_flight.clear();
             out
         };
@@ -138,18 +139,27 @@ impl PartitionTask {
         batch.records += 1;
         batch.oldest = Some(batch.oldest.map_or(arrived, |o| o.min(arrived)));
         batch.consumed[i] += 1;
-        batch.next_offset[i] = Some(m.offset() + 1);
+        batch.next_offset[i] = Some(h.offset + 1);
         if out.event_time_ms.is_some() {
             batch.last_event[i] = out.event_time_ms;
         }
         if out.duplicate || out.late || out.dead_letter.is_some() {
-            self.count_exception(m.topic(), &out);
+            self.count_exception(self.topic_of(source), &out);
         }
         if let Some(dl) = &out.dead_letter {
+            let m = OwnedMessage::new(
+                payload.map(<[u8]>::to_vec),
+                key.map(<[u8]>::to_vec),
+                self.topic_of(source).to_string(),
+                h.timestamp,
+                self.partition,
+                h.offset,
+                h.headers.map(|b| *b),
+            );
             let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
             batch
                 .publications
-                .push(dead_letter::publication(dl, m, topic, max));
+                .push(dead_letter::publication(dl, &m, topic, max));
         }
         if !out.tickets.is_empty() {
             let publications = self.ticket_publications(&out.tickets);

@@ -9,19 +9,20 @@
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use futures_core::Stream;
 
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec;
 use crate::driver::Source;
 
 use super::super::consumer::queues::{InputQueue, PartitionInputs};
-use super::super::merge::InputMerge;
+use super::super::merge::{InputMerge, Parts};
 use super::batch::MAX_BATCH;
 use super::PartitionTask;
 
@@ -55,16 +56,17 @@ impl InFlight {
     }
 }
 
-/// The queues to read now (see the module docs).
-pub(super) fn readable<'a>(
-    inputs: &'a PartitionInputs,
+/// The queues to read now (see the module docs); shared handles, so a record read borrows
+/// them and not the task.
+pub(super) fn readable(
+    inputs: &PartitionInputs,
     merge: &InputMerge,
     full: bool,
-) -> [Option<(Source, &'a InputQueue)>; 3] {
+) -> [Option<(Source, Arc<InputQueue>)>; 3] {
     let mut pick = [None, None, None];
     for (slot, (source, q)) in pick.iter_mut().zip(inputs.iter()) {
         if !full || !merge.holds(*source) {
-            *slot = Some((*source, &**q));
+            *slot = Some((*source, q.clone()));
         }
     }
     pick
@@ -79,7 +81,7 @@ impl PartitionTask {
     /// Buffers a record read from the partition's own queues (or notes the error read in
     /// its place), then whatever else its queues hold already, without waiting: the
     /// records arrive in batches, stamped with one reading of the clock.
-    pub(super) fn received(&mut self, source: Source, read: Result<OwnedMessage, KafkaError>) {
+    pub(super) fn received(&mut self, source: Source, read: Result<BorrowedMessage<'_>, KafkaError>) {
         let arrived = Instant::now();
         self.buffer(source, read, arrived);
         let mut taken = 1;
@@ -91,18 +93,25 @@ impl PartitionTask {
                 let Poll::Ready(Some(read)) = Pin::new(&mut stream).poll_next(&mut cx) else {
                     break;
                 };
-                self.buffer(source, read.map(|m| m.detach()), arrived);
+                self.buffer(source, read, arrived);
                 taken += 1;
             }
         }
     }
 
-    fn buffer(&mut self, source: Source, read: Result<OwnedMessage, KafkaError>, at: Instant) {
+    fn buffer(&mut self, source: Source, read: Result<BorrowedMessage<'_>, KafkaError>, at: Instant) {
         match read {
             Ok(m) => {
                 self.inspect.record_from(&self.shared, source, &m);
                 let t = codec::peek_event_time(self.input_format, m.payload());
-                self.merge.push(m, source, t, at);
+                let parts = Parts {
+                    offset: m.offset(),
+                    timestamp: m.timestamp(),
+                    key: m.key(),
+                    payload: m.payload(),
+                    headers: m.headers().map(|h| Box::new(h.detach())),
+                };
+                self.merge.push_parts(parts, source, t, at);
             }
             Err(e) => self.inspect.error(&self.shared, &e),
         }

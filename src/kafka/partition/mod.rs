@@ -281,7 +281,7 @@ impl PartitionTask {
                         return Ok(());
                     }
                 }
-                (source, read) = queues::recv(readable), if reading => self.received(source, read),
+                (source, read) = queues::recv(&readable), if reading => self.received(source, read),
                 _ = sleep_until_opt(idle_at), if idle_at.is_some() && room => {
                     self.advance_idle().await?;
                 }
