@@ -105,7 +105,10 @@ pub async fn stream(
         if *stop.borrow() {
             break;
         }
+        let json = cfg.kafka.input_format == Format::Json;
         let (topic, sub, bytes) = match e {
+            WireEvent::Cdr(c) if json => (&t.cdr, c.subscriber.as_str(), to_json(c)),
+            WireEvent::Account(a) if json => (&t.account, a.subscriber.as_str(), to_json(a)),
             WireEvent::Cdr(c) => (&t.cdr, c.subscriber.as_str(), c.encode_to_vec()),
             WireEvent::Account(a) => (&t.account, a.subscriber.as_str(), a.encode_to_vec()),
         };
@@ -562,4 +565,9 @@ pub async fn publish_files(
         pb.finish_and_clear();
     }
     Ok(sent)
+}
+
+/// A message as proto3 JSON (what `kafka.input_format = "json"` reads).
+fn to_json(m: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(m).unwrap_or_default()
 }

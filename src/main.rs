@@ -123,6 +123,9 @@ enum BenchCommand {
         /// Seconds of the half-rate latency run (0 skips it).
         #[arg(long, default_value_t = 20)]
         latency_secs: u64,
+        /// Encoding of the records produced (and of the service's input).
+        #[arg(long, value_enum, default_value_t = FormatArg::Proto)]
+        input_format: FormatArg,
         /// Seed of the workload.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -511,10 +514,15 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             events,
             partitions,
             latency_secs,
+            input_format,
             seed,
             config,
         } => {
-            let cfg = load_config(config.as_deref())?;
+            let mut cfg = load_config(config.as_deref())?;
+            cfg.kafka.input_format = match input_format {
+                FormatArg::Json => churnwatch::config::Format::Json,
+                FormatArg::Proto => churnwatch::config::Format::Protobuf,
+            };
             let opts = bench::E2eOptions {
                 subscribers,
                 events,

@@ -109,7 +109,6 @@ fn fresh_broker(
     let mut cfg = cfg.clone();
     let broker = crate::live::start_broker(&cfg, partitions)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
-    cfg.kafka.input_format = crate::config::Format::Protobuf;
     cfg.kafka.ticket_format = crate::config::TicketFormat::Protobuf;
     cfg.kafka.group_id = format!("churnwatch-bench-{}", std::process::id());
     cfg.http.listen = String::new();

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# churnwatch beside Quix Streams on the same broker and workload, runs alternating, for the
+# ratio BENCHMARKS.md reports:
+#   benches/peer/side_by_side.sh [ROUNDS [EVENTS [SUBSCRIBERS]]]   (defaults 3 1000000 100000)
+# Uses ../shared/peer-quix (setup.sh, run.sh, churnwatch_run.sh) beside this repository and
+# target/release/churnwatch (built here if missing). churnwatch keeps its changelog on, as
+# Quix does: the broker is started through ./mockbroker, which adds the changelog topic
+# (librdkafka's mock cluster cannot create topics). Prints one line per run and the medians.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+PEER="${PEER:-$REPO/../shared/peer-quix}"
+ROUNDS=${1:-3}; EVENTS=${2:-1000000}; SUBS=${3:-100000}
+BIN="$REPO/target/release/churnwatch"
+[ -x "$BIN" ] || (cd "$REPO" && cargo build --release)
+"$PEER/setup.sh" >/dev/null
+OUT=$(mktemp -d -t side-by-side.XXXXXX)
+field() { awk -v k="$1" 'index($0, k) == 1 { print $NF }' "$2" | tail -1; }
+for r in $(seq "$ROUNDS"); do
+  "$PEER/run.sh" "$EVENTS" "$SUBS" >"$OUT/quix.$r" 2>&1 || { tail -5 "$OUT/quix.$r"; exit 1; }
+  q=$(grep -o '"events_per_s": [0-9]*' "$OUT/quix.$r" | awk '{print $2}' | tail -1)
+  if [ -z "$q" ]; then
+    q=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["events_per_s"])' \
+      "$(grep -o '/tmp/peer-quix-run[^ ]*result.json' "$OUT/quix.$r" | tail -1)")
+  fi
+  MOCK="$HERE/mockbroker" "$PEER/churnwatch_run.sh" "$BIN" "$EVENTS" "$SUBS" >"$OUT/cw.$r" 2>&1 \
+    || { tail -5 "$OUT/cw.$r"; exit 1; }
+  c=$(field "events/second" "$OUT/cw.$r")
+  grep -q "STREAK CHECK: PASS" "$OUT/cw.$r" || { echo "churnwatch run $r: streak check failed"; exit 1; }
+  printf 'round %s: quix %s events/s; churnwatch %s events/s (CPU %s s, max RSS %s MB); ratio %s\n' \
+    "$r" "$q" "$c" "$(field 'process CPU s' "$OUT/cw.$r")" "$(field 'max RSS MB' "$OUT/cw.$r")" \
+    "$(awk -v a="$c" -v b="$q" 'BEGIN { printf "%.1f", a / b }')"
+  echo "$q $c" >>"$OUT/pairs"
+done
+mq=$(sort -n -k1 "$OUT/pairs" | awk '{ q[NR] = $1 } END { print q[int((NR + 1) / 2)] }')
+mc=$(sort -n -k2 "$OUT/pairs" | awk '{ c[NR] = $2 } END { print c[int((NR + 1) / 2)] }')
+awk -v q="$mq" -v c="$mc" 'BEGIN { printf "median: quix %d events/s, churnwatch %d events/s, ratio %.1f\n", q, c, c / q }'
+echo "logs: $OUT"
