@@ -38,7 +38,7 @@ pub mod topic;
 pub mod writer;
 
 /// Identity of one checkpoint: the writing task (random per task start) and its sequence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag {
     pub writer: u64,
     pub seq: u64,

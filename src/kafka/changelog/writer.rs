@@ -38,6 +38,17 @@ pub struct Written {
     pub bytes: u64,
 }
 
+/// A checkpoint taken from the engine, not sent yet ([`Checkpointer::begin`]).
+#[derive(Debug, Default)]
+pub struct Begun {
+    /// Whether there is anything to write (a changelog topic).
+    write: bool,
+    full: bool,
+    tag: Tag,
+    pos: usize,
+    subscribers: u64,
+}
+
 /// A partition's checkpoint writer: where its chain stands.
 pub struct Checkpointer {
     topic: String,
@@ -99,8 +110,15 @@ impl Checkpointer {
         engine: &mut Engine,
         inputs: Vec<(String, i64)>,
     ) -> Result<Written, KafkaError> {
+        let begun = self.begin(engine);
+        self.send(producer, begun, inputs).await
+    }
+
+    /// The first half of [`Checkpointer::write`]: takes what changed from `engine` into
+    /// the checkpoint's buffer, so the engine can go on while [`Checkpointer::send`] runs.
+    pub fn begin(&mut self, engine: &mut Engine) -> Begun {
         if self.topic.is_empty() {
-            return Ok(Written::default());
+            return Begun::default();
         }
         let full = self.full_next(engine.stats().subscribers);
         let tag = Tag {
@@ -113,6 +131,33 @@ impl Checkpointer {
             self.last.as_ref().map_or(0, |m| m.chain.len())
         };
         let subscribers = self.collect(engine, tag, full);
+        Begun {
+            write: true,
+            full,
+            tag,
+            pos,
+            subscribers,
+        }
+    }
+
+    /// The second half of [`Checkpointer::write`]: sends what [`Checkpointer::begin`]
+    /// took, then the marker, and waits for the broker to acknowledge them.
+    pub async fn send(
+        &mut self,
+        producer: &FutureProducer,
+        begun: Begun,
+        inputs: Vec<(String, i64)>,
+    ) -> Result<Written, KafkaError> {
+        let Begun {
+            write,
+            full,
+            tag,
+            pos,
+            subscribers,
+        } = begun;
+        if !write {
+            return Ok(Written::default());
+        }
         let first = self.send_all(producer, pos).await?;
         let (chain_start, chain, written_before) = match (&self.last, full) {
             (Some(m), false) => (m.chain_start, m.chain.clone(), m.chain_written),

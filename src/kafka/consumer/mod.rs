@@ -50,7 +50,7 @@ pub const QUEUED_KBYTES_PER_INPUT: usize = 8192;
 
 /// How long the broker may hold a fetch for data, in ms, unless `kafka.options` sets
 /// `fetch.wait.max.ms` (see [`create`]).
-pub const FETCH_WAIT_MAX_MS: u32 = 50;
+pub const FETCH_WAIT_MAX_MS: u32 = 100;
 
 /// The service's consumer of the input topics.
 pub type InputConsumer = StreamConsumer<RebalanceContext>;
@@ -100,8 +100,9 @@ pub(super) fn create(
         // it leaves the next fetch, and if the inputs left are quiet (account events and
         // outcomes often are) the broker holds that fetch for fetch.wait.max.ms (500 ms by
         // default) while the full partition drains and then waits, empty. On the peer
-        // benchmark that halved throughput; at 50 ms a quiet consumer costs a broker 20
-        // small fetches a second.
+        // benchmark that halved throughput. At 100 ms a quiet consumer costs a broker 10
+        // small fetches a second. Not lower: Tansu answers fetches with a 50 ms wait
+        // nearly empty, and a crash-loop test there stalled.
         cc.set("fetch.wait.max.ms", FETCH_WAIT_MAX_MS.to_string());
     }
     if !cfg.kafka.options.contains_key("queued.max.messages.kbytes") {

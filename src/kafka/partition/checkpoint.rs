@@ -1,8 +1,25 @@
 //! Checkpoints of one partition task: the changelog write with the input offsets it
 //! reflects (stored for the group, or committed in the checkpoint's transaction with
 //! `exactly_once`).
+//!
+//! **Written while the partition goes on.** A checkpoint takes what changed from the engine
+//! at once ([`Checkpointer::begin`]), then its records are sent and acknowledged while the
+//! task processes what follows ([`Writing`], polled by the task's loop); the offsets it
+//! reflects are stored once its marker is acknowledged. The partition used to stop for the
+//! whole write (about 150 ms for 25,000 subscribers), which set its p99 latency. Records
+//! processed meanwhile are after the checkpoint's offsets: a crash re-reads them, as
+//! before. One checkpoint is in flight at a time; a drain waits for it, then writes the
+//! last one whole. With `exactly_once` the write stays in line: the offsets commit in the
+//! checkpoint's transaction, which the tickets after it must not join.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Instant;
+
+use rdkafka::error::KafkaError;
+
+use super::super::changelog::writer::{Checkpointer, Written};
 
 use rdkafka::consumer::Consumer;
 use tracing::{info, warn};
@@ -26,13 +43,14 @@ impl PartitionTask {
         Ok(())
     }
 
-    /// Stores for the group the input offsets the last checkpoint reflects (without
-    /// `exactly_once`, which commits them in the checkpoint's transaction).
-    pub(super) fn store_offsets(&self) {
+    /// Stores for the group the input offsets `offsets` (what the last checkpoint
+    /// reflects), without `exactly_once`, which commits them in the checkpoint's
+    /// transaction.
+    pub(super) fn store_offsets(&self, offsets: &BTreeMap<String, i64>) {
         if self.transactional.is_some() {
             return;
         }
-        for (topic, next) in &self.next_offsets {
+        for (topic, next) in offsets {
             if let Err(e) = self.consumer.store_offset(topic, self.partition, next - 1) {
                 warn!(partition = self.partition, %topic, error = %e, "offset not stored (partition revoked?)");
             }
@@ -40,16 +58,79 @@ impl PartitionTask {
     }
 
     pub(super) async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {
+        self.finish_writing().await?;
         self.drain().await?;
         if self.changed {
-            self.checkpoint().await?;
+            self.checkpoint_now().await?;
         }
         Ok(())
     }
 
-    /// Writes a checkpoint once every publication so far is acknowledged, then stores the
-    /// input offsets it reflects for the group to commit.
+    /// Starts a checkpoint once every publication so far is acknowledged; it is written
+    /// while the partition goes on (see the module docs), in line with `exactly_once`.
     pub(super) async fn checkpoint(&mut self) -> Result<(), Refused> {
+        if self.transactional.is_some() {
+            return self.checkpoint_now().await;
+        }
+        self.finish_writing().await?;
+        self.drain().await?;
+        let offsets = self.next_offsets.clone();
+        let inputs: Vec<(String, i64)> = offsets.iter().map(|(t, o)| (t.clone(), *o)).collect();
+        let begun = self.checkpointer.begin(self.worker.engine_mut());
+        let idle = Checkpointer::new("", self.partition, None, false);
+        let mut checkpointer = std::mem::replace(&mut self.checkpointer, idle);
+        let producer = self.producer.clone();
+        let future = async move {
+            let written = checkpointer.send(&producer, begun, inputs).await;
+            (checkpointer, written)
+        };
+        self.writing = Some(Writing {
+            future: Box::pin(future),
+            offsets,
+            started: Instant::now(),
+        });
+        self.changed = false;
+        self.checkpoint_due = Instant::now() + self.checkpoint_every;
+        Ok(())
+    }
+
+    /// Resolves when the checkpoint in flight is acknowledged (never without one); cancel
+    /// safe: the write goes on where it stood.
+    pub(super) async fn writing_done(writing: &mut Option<Writing>) -> Finished {
+        match writing {
+            Some(w) => w.future.as_mut().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// After [`Self::writing_done`]: the checkpointer back, the offsets stored, counted.
+    pub(super) fn written(&mut self, (checkpointer, written): Finished) -> Result<(), Refused> {
+        let Some(w) = self.writing.take() else {
+            return Ok(());
+        };
+        self.checkpointer = checkpointer;
+        let written = written.map_err(|e| Refused {
+            topic: self.topics.changelog.clone(),
+            source: PublishError::from(e),
+        })?;
+        self.store_offsets(&w.offsets);
+        self.count_checkpoint(written, w.started);
+        Ok(())
+    }
+
+    /// Waits for the checkpoint in flight, if any.
+    pub(super) async fn finish_writing(&mut self) -> Result<(), Refused> {
+        if self.writing.is_none() {
+            return Ok(());
+        }
+        let finished = Self::writing_done(&mut self.writing).await;
+        self.written(finished)
+    }
+
+    /// Writes a checkpoint once every publication so far is acknowledged, in line, then
+    /// stores (or commits) the input offsets it reflects.
+    pub(super) async fn checkpoint_now(&mut self) -> Result<(), Refused> {
+        self.finish_writing().await?;
         self.drain().await?;
         let started = Instant::now();
         let inputs: Vec<(String, i64)> = self
@@ -76,10 +157,15 @@ impl PartitionTask {
                 source: PublishError::Fatal(e),
             })?;
         } else {
-            self.store_offsets();
+            self.store_offsets(&self.next_offsets);
         }
         self.changed = false;
         self.checkpoint_due = Instant::now() + self.checkpoint_every;
+        self.count_checkpoint(written, started);
+        Ok(())
+    }
+
+    fn count_checkpoint(&self, written: Written, started: Instant) {
         let m = &self.shared.metrics.durability;
         let kind = if written.full { "full" } else { "incremental" };
         m.checkpoints.with_label_values(&[kind]).inc();
@@ -96,6 +182,16 @@ impl PartitionTask {
                 "full checkpoint written"
             );
         }
-        Ok(())
     }
+}
+
+/// What a checkpoint write gives back: its checkpointer, and what it wrote.
+pub(super) type Finished = (Checkpointer, Result<Written, KafkaError>);
+
+/// A checkpoint being written while the partition goes on.
+pub(super) struct Writing {
+    future: Pin<Box<dyn Future<Output = Finished> + Send>>,
+    /// The input offsets it reflects, stored once it is acknowledged.
+    offsets: BTreeMap<String, i64>,
+    started: Instant,
 }

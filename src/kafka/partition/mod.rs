@@ -106,6 +106,8 @@ pub(super) struct PartitionTask {
     outcomes_subscribed: bool,
     failures: mpsc::UnboundedSender<Stop>,
     checkpointer: Checkpointer,
+    /// The checkpoint being written, if one is (see [`checkpoint`]).
+    writing: Option<checkpoint::Writing>,
     /// With `exactly_once`, the config its transactional producer is made from.
     transactional: Option<Box<Config>>,
     /// Per input topic, the offset after the last record processed.
@@ -162,6 +164,7 @@ impl PartitionTask {
         let handles = PartitionHandles::new(&wiring.shared.metrics, partition);
         PartitionTask {
             handles,
+            writing: None,
             checkpointer,
             transactional,
             changed: false,
@@ -219,7 +222,9 @@ impl PartitionTask {
         match served {
             Ok(()) => {
                 let done = self.drained.take();
-                if !self.changed {
+                // A checkpoint still in flight (the drain deadline passed) holds the
+                // checkpointer: the partition then restores from the changelog instead.
+                if !self.changed && self.writing.is_none() {
                     let resume = Resume {
                         worker: self.worker,
                         checkpointer: self.checkpointer,
@@ -247,13 +252,18 @@ impl PartitionTask {
             let recheck = waiting.map(|end| end.min(Instant::now() + RECHECK));
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending_room();
-            let checkpoint = self.changed.then_some(self.checkpoint_due);
+            let checkpoint = (self.changed && self.writing.is_none()).then_some(self.checkpoint_due);
             let readable = inputs::readable(&self.inputs, &self.merge, self.merge_full());
             let reading = readable.iter().any(Option::is_some);
             tokio::select! {
                 biased;
                 // First: under a steady flow an acknowledgement is always ready, and a
                 // checkpoint behind it would wait for the input to run dry.
+                // The checkpoint in flight first: it only moves on when polled, and under a
+                // steady flow the branches below are always ready.
+                finished = Self::writing_done(&mut self.writing), if self.writing.is_some() => {
+                    self.written(finished)?;
+                }
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
                 _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
                     self.settle_front().await?;
@@ -287,6 +297,7 @@ impl PartitionTask {
                 }
             }
         }
+        self.finish_writing().await?;
         self.drain().await
     }
 
