@@ -117,6 +117,10 @@ pub fn encode_days(
             enc.push(&m)?;
         }
     }
+    // Capacity never written is not resident: held bytes must be the bytes written, or
+    // subtracting them from the RSS would hide state.
+    enc.bytes.shrink_to_fit();
+    enc.lens.shrink_to_fit();
     Ok(enc)
 }
 
@@ -169,6 +173,7 @@ pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, Be
     let mut cfg = cfg.clone();
     // A deployment sizes the table for its share (config `engine.expected_subscribers`).
     cfg.detect.engine.expected_subscribers = n as usize;
+    cfg.detect.engine.expected_daily_records = per_day.div_ceil(n).clamp(1, 10_000) as u32;
     let start = chrono::NaiveDate::parse_from_str(ENGINE_START, "%Y-%m-%d")
         .map_err(|e| BenchError::Check(e.to_string()))?;
     let first_day = day_of_date(start);
