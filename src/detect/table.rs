@@ -166,6 +166,18 @@ impl SubscriberTable {
         self.changed[slot as usize / 64] |= 1 << (slot % 64);
     }
 
+    /// Looks `msisdn` up and, if held, prefetches the lines a record of it touches: the
+    /// state's first and last bytes (a state spans four lines; the open days and the first
+    /// day sit at either end, whichever order the compiler chose) and its last-seen day.
+    pub(crate) fn prefetch(&self, msisdn: u64) {
+        if let Some(slot) = self.find(msisdn) {
+            let st = &self.states[slot as usize];
+            super::prefetch::prefetch(st);
+            super::prefetch::prefetch(&st.open);
+            super::prefetch::prefetch(&self.last_seen[slot as usize]);
+        }
+    }
+
     pub fn find(&self, msisdn: u64) -> Option<u32> {
         let numbers = &self.numbers;
         (self.index)

@@ -101,6 +101,12 @@ impl Table {
         self.bucket(b).contains(&e) || self.bucket(self.alt(b, e)).contains(&e)
     }
 
+    /// Prefetches both buckets an entry of home `b` may live in.
+    pub(super) fn prefetch(&self, b: u32, e: u32) {
+        crate::detect::prefetch::prefetch(&self.bucket(b)[0]);
+        crate::detect::prefetch::prefetch(&self.bucket(self.alt(b, e))[0]);
+    }
+
     /// Puts `e` in an empty slot of bucket `b`, if it has one.
     fn place(&mut self, b: u32, e: u32) -> bool {
         match self.bucket_mut(b).iter_mut().find(|s| **s == 0) {
@@ -135,18 +141,25 @@ impl Table {
         Some(e)
     }
 
-    /// Removes up to `n` entries of tag `t`, in slot order; how many went.
-    pub(super) fn remove_tag(&mut self, t: usize, mut n: usize) -> usize {
-        let mut removed = 0;
+    /// Removes `n` entries of tag `t` (all if it has no more), spread evenly over the
+    /// table: removing a run of slots would leave the rest full, and inserts there would
+    /// then move entries a long way to reach the free run. How many went.
+    pub(super) fn remove_tag(&mut self, t: usize, n: usize) -> usize {
+        let total = self.count[t];
+        let n = n.min(total);
+        let (mut removed, mut acc) = (0, 0);
         let at = self.off;
         for s in &mut self.slots[at..at + self.buckets as usize * BUCKET] {
-            if n == 0 {
+            if removed == n {
                 break;
             }
             if *s != 0 && tag(*s) == t {
-                *s = 0;
-                removed += 1;
-                n -= 1;
+                acc += n;
+                if acc >= total {
+                    acc -= total;
+                    *s = 0;
+                    removed += 1;
+                }
             }
         }
         self.count[t] -= removed;

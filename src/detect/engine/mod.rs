@@ -75,6 +75,7 @@ use super::tier::reference_month;
 use super::watermark::Watermark;
 
 mod account;
+mod batch;
 mod close;
 mod evict;
 mod records;
