@@ -18,3 +18,32 @@ pub fn prefetch<T: ?Sized>(r: &T) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = r;
 }
+
+/// Prefetches every cache line `*r` spans (a value larger than a line, or one that
+/// straddles two).
+#[inline(always)]
+pub fn prefetch_all<T>(r: &T) {
+    let p = (r as *const T).cast::<u8>();
+    let last = std::mem::size_of::<T>().saturating_sub(1);
+    let mut off = 0;
+    loop {
+        line(p.wrapping_add(off.min(last)));
+        if off >= last {
+            break;
+        }
+        off += 64;
+    }
+}
+
+/// The instruction itself, on an address inside a live value (see [`prefetch_all`]).
+#[inline(always)]
+fn line(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: as in `prefetch`; `p` points inside the value `prefetch_all` was given.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}

@@ -167,13 +167,10 @@ impl SubscriberTable {
     }
 
     /// Looks `msisdn` up and, if held, prefetches the lines a record of it touches: the
-    /// state's first and last bytes (a state spans four lines; the open days and the first
-    /// day sit at either end, whichever order the compiler chose) and its last-seen day.
+    /// state's (four: a record reads and writes fields all over it) and its last-seen day.
     pub(crate) fn prefetch(&self, msisdn: u64) {
         if let Some(slot) = self.find(msisdn) {
-            let st = &self.states[slot as usize];
-            super::prefetch::prefetch(st);
-            super::prefetch::prefetch(&st.open);
+            super::prefetch::prefetch_all(&self.states[slot as usize]);
             super::prefetch::prefetch(&self.last_seen[slot as usize]);
         }
     }

@@ -2,9 +2,10 @@
 //!
 //! At a million subscribers and more every record misses the cache three times (the
 //! index, the state, the de-duplication buckets), each miss ~100 ns of DRAM latency, and
-//! one record's misses depend on each other. A batch first looks every record's subscriber
-//! up and prefetches its state and its de-duplication buckets, so the misses of different
-//! records overlap; then it applies the records in order with [`Engine::apply`]. The
+//! one record's misses depend on each other. A batch first prefetches every record's
+//! de-duplication buckets (their addresses need only the hash), then looks every
+//! subscriber up and prefetches its state, so the misses of different records overlap;
+//! then it applies the records in order with [`Engine::apply`]. The
 //! prefetch pass changes nothing (a lookup, no insert), so the results, tickets and state
 //! are exactly those of applying the records one by one.
 
@@ -20,21 +21,18 @@ impl Engine {
         applied: &mut Vec<Applied>,
     ) {
         for ev in events {
-            self.prefetch_for(ev);
+            if let Event::Cdr(c) = ev {
+                self.seen_ids.prefetch(self.cal.day_of(c.time_ms), c.id.0);
+            }
+        }
+        for ev in events {
+            if let Event::Cdr(c) = ev {
+                self.subs.prefetch(c.subscriber.0);
+            }
         }
         for ev in events {
             applied.push(self.apply(ev, out));
         }
-    }
-
-    /// Asks for the memory `apply(ev)` will touch: the subscriber's state and the
-    /// de-duplication buckets of its id.
-    fn prefetch_for(&self, ev: &Event<'_>) {
-        let Event::Cdr(c) = ev else {
-            return;
-        };
-        self.subs.prefetch(c.subscriber.0);
-        self.seen_ids.prefetch(self.cal.day_of(c.time_ms), c.id.0);
     }
 }
 
