@@ -52,16 +52,26 @@ fn reference(input: &Encoded, subscribers: u64) -> (f64, u64) {
         let Ok(number) = msg.subscriber.parse::<u64>() else {
             continue;
         };
-        let day = msg.event_time_ms.div_euclid(86_400_000).rem_euclid(DAYS as i64) as usize;
+        let day = msg
+            .event_time_ms
+            .div_euclid(86_400_000)
+            .rem_euclid(DAYS as i64) as usize;
         let b = &mut map.entry(number).or_insert([Bucket::default(); DAYS])[day];
-        let voice = matches!(msg.r#type(), proto::RecordType::VoiceOut | proto::RecordType::VoiceIn);
+        let voice = matches!(
+            msg.r#type(),
+            proto::RecordType::VoiceOut | proto::RecordType::VoiceIn
+        );
         b.calls += u32::from(voice);
         b.seconds += msg.duration_s;
         b.bytes += msg.data_bytes;
         b.charge += msg.charge;
     }
     let secs = t.elapsed().as_secs_f64();
-    let sum = map.values().flatten().map(|b| u64::from(b.calls) + b.bytes).sum();
+    let sum = map
+        .values()
+        .flatten()
+        .map(|b| u64::from(b.calls) + b.bytes)
+        .sum();
     (secs, sum)
 }
 
@@ -84,7 +94,10 @@ fn main() {
     let (secs, sum) = reference(&p.input, subscribers);
     let (e, r) = (records / engine.secs, records / secs);
     println!("reference_loop subscribers {subscribers}, records {records}");
-    println!("engine_events_per_sec {e:.0} events/s ({} tickets)", engine.tickets);
+    println!(
+        "engine_events_per_sec {e:.0} events/s ({} tickets)",
+        engine.tickets
+    );
     println!("reference_events_per_sec {r:.0} events/s (checksum {sum})");
     println!("engine_over_reference {:.3}", e / r);
 }

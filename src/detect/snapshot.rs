@@ -485,9 +485,15 @@ mod tests {
             .map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap())
             .collect();
         let o = decode_state(&bytes).unwrap().open[0];
-        assert_eq!((o.data_kib(), o.charge_fen()), ((1 << 23) - 1, (1 << 24) - 1));
+        assert_eq!(
+            (o.data_kib(), o.charge_fen()),
+            ((1 << 23) - 1, (1 << 24) - 1)
+        );
         assert_eq!((o.voice_s, o.ip_s), (0x0303, 0x0404));
-        assert_eq!((o.calls(), o.sms(), o.flags()), (0x50, 0x60, OpenDay::OUTGOING));
+        assert_eq!(
+            (o.calls(), o.sms(), o.flags()),
+            (0x50, 0x60, OpenDay::OUTGOING)
+        );
     }
 
     fn hex(b: &[u8]) -> String {

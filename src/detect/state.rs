@@ -205,7 +205,7 @@ pub fn from_minute(m: u32) -> i64 {
 /// leave no padding). Packed to 4-byte alignment: the two `u64` bitmaps would otherwise
 /// round the size up to a multiple of 8 (208 bytes for 204 of fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(packed(4))]
+#[repr(Rust, packed(4))]
 pub struct SubscriberState {
     /// Closed days, indexed by `day % HISTORY_DAYS`.
     pub days: [ClosedDay; HISTORY_DAYS],

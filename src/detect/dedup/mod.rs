@@ -44,6 +44,10 @@ const MAX_LOAD: usize = 95;
 /// Ids the first generation of an unsized engine holds.
 const FIRST_IDS: usize = 4_096;
 
+/// A snapshot's view of the table: the days of the four tags, and each generation's
+/// buckets and entries.
+pub type Generations<'a> = ([Option<Day>; 4], Vec<(u32, &'a [u32])>);
+
 /// The de-duplication ids of one partition, bounded by day and by count.
 #[derive(Debug)]
 pub struct SeenIds {
@@ -266,7 +270,7 @@ impl SeenIds {
     }
 
     /// The days of the tags, and each generation's buckets and entries (for a snapshot).
-    pub fn generations(&self) -> ([Option<Day>; 4], Vec<(u32, &[u32])>) {
+    pub fn generations(&self) -> Generations<'_> {
         let gens = self.gens.iter().map(|g| (g.buckets(), g.entries()));
         (self.tag_day, gens.collect())
     }
@@ -365,7 +369,11 @@ mod tests {
         assert_eq!(s.dropped(), 400 + 100_000 - s.len() as u64);
         assert!(s.len() > max / 2);
         // A flood of one day cannot make the structure's memory grow past the cap either.
-        assert!(s.bytes() < 4 * max * size_of::<u64>() + 4096, "{}", s.bytes());
+        assert!(
+            s.bytes() < 4 * max * size_of::<u64>() + 4096,
+            "{}",
+            s.bytes()
+        );
     }
 
     #[test]

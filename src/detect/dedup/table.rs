@@ -208,9 +208,7 @@ mod tests {
         assert!(held.iter().all(|&(b, e)| t.contains(b, e)));
         let n = t.count[1];
         assert_eq!(t.remove_tag(1, usize::MAX), n);
-        assert!(held
-            .iter()
-            .all(|&(b, e)| t.contains(b, e) == (tag(e) != 1)));
+        assert!(held.iter().all(|&(b, e)| t.contains(b, e) == (tag(e) != 1)));
     }
 
     #[test]

@@ -55,7 +55,11 @@ mod tests {
         let mut msgs = Vec::new();
         for i in 0..6_000i64 {
             let mut m = crate::proto::CallDetailRecord::default();
-            let back = if i % 101 == 0 { 302_400_000 } else { (i % 7) * 3_000_000 };
+            let back = if i % 101 == 0 {
+                302_400_000
+            } else {
+                (i % 7) * 3_000_000
+            };
             w.next_cdr(start + i * 40_000 - back, &mut m);
             if i % 50 == 0 {
                 // Long calls to competitors' care lines: record-rule tickets.
