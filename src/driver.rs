@@ -293,7 +293,8 @@ mod tests {
         let one = d.engine().state_bytes();
         flood(&mut d, "b", 10_000);
         let more = d.engine().state_bytes();
-        assert!(more >= one + 10_000 * 8, "{one} -> {more}");
+        // 4-byte fingerprints at up to 95% full (see `detect::dedup`).
+        assert!(more >= one + 10_000 * 4, "{one} -> {more}");
     }
 
     #[test]

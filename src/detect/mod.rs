@@ -40,6 +40,7 @@ pub mod eviction;
 pub mod facts;
 pub mod numbering;
 pub mod policy;
+pub mod prefetch;
 pub mod quality;
 pub mod routing;
 pub mod rules;

@@ -29,8 +29,11 @@ pub const STATE_VERSION: u8 = 1;
 pub const RECORD_VERSION: u8 = 2;
 /// Version of the partition blob (`Engine::encode_partition`).
 pub const PARTITION_VERSION: u8 = 1;
-/// Version of a de-duplication id chunk (`Engine::drain_ids`).
+/// Version of a de-duplication id chunk (`Engine::drain_ids`): ids as they came, by day.
 pub const IDS_VERSION: u8 = 1;
+/// Version of a de-duplication image chunk (a full checkpoint's `Engine::drain_ids`): the
+/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`).
+pub const IDS_IMAGE_VERSION: u8 = 2;
 
 /// Bytes of an encoded [`SubscriberState`], version byte included.
 pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;
@@ -60,11 +63,11 @@ pub fn encode_state(s: &SubscriberState, out: &mut Vec<u8>) {
         out.extend_from_slice(&d.codes());
     }
     for o in &s.open {
-        out.put_u32(o.data_kib);
-        out.put_u32(o.charge_fen);
+        out.put_u32(o.data_kib());
+        out.put_u32(o.charge_fen());
         out.put_u16(o.voice_s);
         out.put_u16(o.ip_s);
-        out.extend_from_slice(&[o.calls, o.sms, o.flags]);
+        out.extend_from_slice(&[o.calls(), o.sms(), o.flags()]);
     }
     out.put_u64(s.fwd_offnet);
     out.put_u64(s.call_days);
@@ -184,13 +187,13 @@ fn read_state(r: &mut Fixed<'_>) -> SubscriberState {
         *d = ClosedDay::from_codes(r.array());
     }
     for o in s.open.iter_mut() {
-        o.data_kib = r.u32();
-        o.charge_fen = r.u32();
+        o.set_data_kib(u64::from(r.u32()));
+        o.set_charge_fen(u64::from(r.u32()));
         o.voice_s = r.u16();
         o.ip_s = r.u16();
-        o.calls = r.u8();
-        o.sms = r.u8();
-        o.flags = r.u8();
+        o.set_calls(r.u8());
+        o.set_sms(r.u8());
+        o.set_flags(r.u8());
     }
     s.fwd_offnet = r.u64();
     s.call_days = r.u64();
@@ -412,6 +415,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::detect::state::OpenDay;
 
     /// A state with every field set, each to a value no other field has.
     fn distinct_state() -> SubscriberState {
@@ -422,13 +426,13 @@ mod tests {
         }
         for (i, o) in s.open.iter_mut().enumerate() {
             let i = i as u32;
-            o.data_kib = 0x0101_0000 + i;
-            o.charge_fen = 0x0202_0000 + i;
+            o.set_data_kib(u64::from(0x0052_0100 + i));
+            o.set_charge_fen(u64::from(0x0053_0200 + i));
             o.voice_s = 0x0303 + i as u16 * 0x10;
             o.ip_s = 0x0404 + i as u16 * 0x10;
-            o.calls = 0x50 + i as u8;
-            o.sms = 0x60 + i as u8;
-            o.flags = 0x70 + i as u8;
+            o.set_calls(0x50 + i as u8);
+            o.set_sms(0x60 + i as u8);
+            o.set_flags(u8::from(i == 1));
         }
         s.fwd_offnet = 0x0807_0605_0403_0201;
         s.call_days = 0x1817_1615_1413_1211;
@@ -459,15 +463,38 @@ mod tests {
         0a4a8a0b4b8b0c4c8c0d4d8d0e4e8e0f4f8f105090115191125292135393\
         1454941555951656961757971858981959991a5a9a1b5b9b1c5c9c1d5d9d\
         1e5e9e1f5f9f2060a02161a12262a2\
-        000001010000020203030404506070\
-        010001010100020213031404516171\
-        020001010200020223032404526272\
+        000152000002530003030404506000\
+        010152000102530013031404516101\
+        020152000202530023032404526200\
         0102030405060708\
         1112131415161718\
         000a010a020a030a040a050a\
         28292a2b2c2d2e2f\
         303132333435363738393a3b\
         3c3d3e3f404142434445464748494a";
+
+    /// Open days as the first layout allowed them (wider data and charge, any flag byte),
+    /// in the otherwise unchanged version-1 encoding.
+    const WIDE_OPEN_DAY: &str = "000001010000020203030404506071";
+
+    #[test]
+    fn a_wide_open_day_of_an_older_build_saturates() {
+        let golden = GOLDEN.replacen("000152000002530003030404506000", WIDE_OPEN_DAY, 1);
+        let bytes: Vec<u8> = (0..golden.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&golden[i..i + 2], 16).unwrap())
+            .collect();
+        let o = decode_state(&bytes).unwrap().open[0];
+        assert_eq!(
+            (o.data_kib(), o.charge_fen()),
+            ((1 << 23) - 1, (1 << 24) - 1)
+        );
+        assert_eq!((o.voice_s, o.ip_s), (0x0303, 0x0404));
+        assert_eq!(
+            (o.calls(), o.sms(), o.flags()),
+            (0x50, 0x60, OpenDay::OUTGOING)
+        );
+    }
 
     fn hex(b: &[u8]) -> String {
         b.iter().map(|x| format!("{x:02x}")).collect()

@@ -64,27 +64,70 @@ const fn log8_decode_slow(c: u8) -> u64 {
     ((16 + mant) << shift) + half
 }
 
-/// A day still open to late records: exact counters.
+/// A day still open to late records: exact counters, 12 bytes (three of them in every
+/// state). Data and charge share their words with the call and SMS counts: data saturates
+/// at 8 GiB a day (beyond where a closed day's log scale saturates, 7.75 GiB), charge at
+/// 167,772 yuan a day. The changelog keeps the wider fields of the first layout (version
+/// 1), so reading one saturates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct OpenDay {
-    pub data_kib: u32,
-    pub charge_fen: u32,
+    /// Data KiB (bits 0-22), [`OpenDay::OUTGOING`] (bit 23), calls (bits 24-31).
+    data: u32,
+    /// Charge in fen (bits 0-23), SMS (bits 24-31).
+    charge: u32,
     /// Voice seconds, saturating at about 18 hours.
     pub voice_s: u16,
     /// Seconds of calls dialled through a competitor's IP-call prefix.
     pub ip_s: u16,
-    /// Calls made or received (saturating).
-    pub calls: u8,
-    /// SMS sent or received (saturating).
-    pub sms: u8,
-    pub flags: u8,
-    _pad: u8,
 }
+
+const DATA_MAX: u32 = (1 << 23) - 1;
+const CHARGE_MAX: u32 = (1 << 24) - 1;
+const OUT_BIT: u32 = 1 << 23;
 
 impl OpenDay {
     /// The subscriber made a call, sent an SMS or used data.
     pub const OUTGOING: u8 = 1;
+
+    pub fn data_kib(&self) -> u32 {
+        self.data & DATA_MAX
+    }
+    pub fn charge_fen(&self) -> u32 {
+        self.charge & CHARGE_MAX
+    }
+    /// Calls made or received (saturating at 255).
+    pub fn calls(&self) -> u8 {
+        (self.data >> 24) as u8
+    }
+    /// SMS sent or received (saturating at 255).
+    pub fn sms(&self) -> u8 {
+        (self.charge >> 24) as u8
+    }
+    /// [`OpenDay::OUTGOING`] or 0.
+    pub fn flags(&self) -> u8 {
+        u8::from(self.data & OUT_BIT != 0)
+    }
+    /// Sets data KiB (saturating).
+    pub fn set_data_kib(&mut self, kib: u64) {
+        let kib = kib.min(u64::from(DATA_MAX)) as u32;
+        self.data = (self.data & !DATA_MAX) | kib;
+    }
+    /// Sets the charge in fen (saturating).
+    pub fn set_charge_fen(&mut self, fen: u64) {
+        let fen = fen.min(u64::from(CHARGE_MAX)) as u32;
+        self.charge = (self.charge & !CHARGE_MAX) | fen;
+    }
+    pub fn set_calls(&mut self, n: u8) {
+        self.data = (self.data & !(0xff << 24)) | (u32::from(n) << 24);
+    }
+    pub fn set_sms(&mut self, n: u8) {
+        self.charge = (self.charge & !(0xff << 24)) | (u32::from(n) << 24);
+    }
+    /// Sets the flags (only [`OpenDay::OUTGOING`] is kept).
+    pub fn set_flags(&mut self, f: u8) {
+        self.data = (self.data & !OUT_BIT) | if f & Self::OUTGOING != 0 { OUT_BIT } else { 0 };
+    }
 }
 
 /// A closed day: log-scale totals, 3 bytes. Whether the day had calls is kept in
@@ -102,8 +145,8 @@ impl ClosedDay {
     pub fn from_open(o: &OpenDay) -> ClosedDay {
         ClosedDay {
             voice: log8_encode(u64::from(o.voice_s)),
-            data: log8_encode(u64::from(o.data_kib).div_ceil(DATA_UNIT_BYTES / 1024)),
-            charge: log8_encode(u64::from(o.charge_fen)),
+            data: log8_encode(u64::from(o.data_kib()).div_ceil(DATA_UNIT_BYTES / 1024)),
+            charge: log8_encode(u64::from(o.charge_fen())),
         }
     }
     pub fn voice_s(&self) -> u64 {
@@ -159,8 +202,10 @@ pub fn from_minute(m: u32) -> i64 {
 }
 
 /// Everything churnwatch keeps about one subscriber (field order is the compiler's, to
-/// leave no padding).
+/// leave no padding). Packed to 4-byte alignment: the two `u64` bitmaps would otherwise
+/// round the size up to a multiple of 8 (208 bytes for 204 of fields).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(Rust, packed(4))]
 pub struct SubscriberState {
     /// Closed days, indexed by `day % HISTORY_DAYS`.
     pub days: [ClosedDay; HISTORY_DAYS],
@@ -266,9 +311,9 @@ impl SubscriberState {
     pub fn add_voice(&mut self, day: Day, secs: u32, outgoing: bool) {
         let o = self.open_day(day);
         o.voice_s = sat_u16(u64::from(o.voice_s) + u64::from(secs));
-        o.calls = o.calls.saturating_add(1);
+        o.set_calls(o.calls().saturating_add(1));
         if outgoing {
-            o.flags |= OpenDay::OUTGOING;
+            o.set_flags(OpenDay::OUTGOING);
         }
     }
 
@@ -279,25 +324,25 @@ impl SubscriberState {
 
     pub fn add_sms(&mut self, day: Day, outgoing: bool) {
         let o = self.open_day(day);
-        o.sms = o.sms.saturating_add(1);
+        o.set_sms(o.sms().saturating_add(1));
         if outgoing {
-            o.flags |= OpenDay::OUTGOING;
+            o.set_flags(OpenDay::OUTGOING);
         }
     }
 
     pub fn add_data(&mut self, day: Day, bytes: u64) {
         let o = self.open_day(day);
         let kib = bytes.div_ceil(1024);
-        o.data_kib = (u64::from(o.data_kib) + kib).min(u64::from(u32::MAX)) as u32;
+        o.set_data_kib(u64::from(o.data_kib()) + kib);
         if bytes > 0 {
-            o.flags |= OpenDay::OUTGOING;
+            o.set_flags(OpenDay::OUTGOING);
         }
     }
 
     pub fn add_charge(&mut self, day: Day, fen: i64) {
         let o = self.open_day(day);
         let fen = fen.clamp(0, i64::from(u32::MAX)) as u64;
-        o.charge_fen = (u64::from(o.charge_fen) + fen).min(u64::from(u32::MAX)) as u32;
+        o.set_charge_fen(u64::from(o.charge_fen()) + fen);
     }
 
     pub fn mark_forward_offnet(&mut self, day: Day) {
@@ -342,15 +387,15 @@ impl SubscriberState {
         let slot = day.rem_euclid(OPEN_DAYS as i32) as usize;
         let o = std::mem::take(&mut self.open[slot]);
         self.days[day.rem_euclid(HISTORY_DAYS as i32) as usize] = ClosedDay::from_open(&o);
-        self.month_charge_fen = self.month_charge_fen.saturating_add(o.charge_fen);
+        self.month_charge_fen = self.month_charge_fen.saturating_add(o.charge_fen());
         self.month_ip_s = self.month_ip_s.saturating_add(o.ip_s);
         let call_bit = 1u64 << day.rem_euclid(FWD_BITS);
-        if o.calls > 0 {
+        if o.calls() > 0 {
             self.call_days |= call_bit;
         } else {
             self.call_days &= !call_bit;
         }
-        if o.flags & OpenDay::OUTGOING != 0 {
+        if o.flags() & OpenDay::OUTGOING != 0 {
             self.flags |= flag::MONTH_OUTGOING;
         }
         self.fwd_offnet &= !(1u64 << (day + OPEN_DAYS as i32).rem_euclid(FWD_BITS));
@@ -392,9 +437,10 @@ mod tests {
     #[test]
     fn state_fits_the_memory_budget() {
         // 256 bytes per subscriber all-in is the target; the state itself must leave room
-        // for the index entry and the number.
+        // for the index entry, the number and the de-duplication ids.
+        assert_eq!(std::mem::size_of::<OpenDay>(), 12);
         assert!(
-            std::mem::size_of::<SubscriberState>() <= 224,
+            std::mem::size_of::<SubscriberState>() <= 204,
             "{}",
             std::mem::size_of::<SubscriberState>()
         );

@@ -75,6 +75,12 @@ impl DetectConfig {
                 "must be 1000 to 1000000000",
             ));
         }
+        if !(1..=10_000).contains(&e.expected_daily_records) {
+            return Err(invalid(
+                "engine.expected_daily_records",
+                "must be 1 to 10000",
+            ));
+        }
         validate_eviction(e)?;
         let n = &self.numbering;
         if n.operators.is_empty() {
@@ -179,7 +185,10 @@ pub struct EngineConfig {
     pub allowed_lateness_hours: u32,
     /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
     pub expected_subscribers: usize,
-    /// The most de-duplication ids a partition holds (about 8-16 bytes each). Past it the
+    /// Records a subscriber has in a day, on average: with `expected_subscribers` it sizes
+    /// the de-duplication table once (ids of the open days, 4 bytes each at 90% full).
+    pub expected_daily_records: u32,
+    /// The most de-duplication ids a partition holds (about 4.4 bytes each). Past it the
     /// oldest day's ids are dropped, and a later duplicate of a dropped id is not recognised.
     pub max_dedup_ids: usize,
     /// Evict a subscriber with no record for this many closed days (0 = never; else at
@@ -195,6 +204,7 @@ impl Default for EngineConfig {
             time_zone: "Asia/Shanghai".into(),
             allowed_lateness_hours: 48,
             expected_subscribers: 0,
+            expected_daily_records: 5,
             max_dedup_ids: 20_000_000,
             idle_eviction_days: 90,
             churned_eviction_days: 7,

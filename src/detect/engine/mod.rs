@@ -75,6 +75,7 @@ use super::tier::reference_month;
 use super::watermark::Watermark;
 
 mod account;
+mod batch;
 mod close;
 mod evict;
 mod records;
@@ -195,7 +196,12 @@ impl Engine {
             cal,
             subs: SubscriberTable::with_capacity(cfg.engine.expected_subscribers),
             clock: Watermark::new(i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000),
-            seen_ids: SeenIds::new(cfg.engine.max_dedup_ids),
+            seen_ids: SeenIds::new(
+                cfg.engine.max_dedup_ids,
+                cfg.engine.expected_subscribers
+                    * cfg.engine.expected_daily_records as usize
+                    * OPEN_DAYS,
+            ),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
             partials_min_end: i64::MAX,

@@ -16,7 +16,7 @@ use crate::detect::calendar::{day_of_date, Calendar, Day};
 use crate::detect::event::{Cdr, CdrKind, Event, Msisdn, RecordKey};
 use crate::detect::state::SubscriberState;
 use crate::detect::Engine;
-use crate::driver::{Driver, Reason, Record};
+use crate::driver::Driver;
 use crate::proto::{self, CareTicket};
 use crate::tools::workload::mix::CdrMix;
 use crate::tools::workload::numbers::subscriber;
@@ -117,6 +117,10 @@ pub fn encode_days(
             enc.push(&m)?;
         }
     }
+    // Capacity never written is not resident: held bytes must be the bytes written, or
+    // subtracting them from the RSS would hide state.
+    enc.bytes.shrink_to_fit();
+    enc.lens.shrink_to_fit();
     Ok(enc)
 }
 
@@ -162,77 +166,146 @@ impl EngineReport {
     }
 }
 
-/// Runs the engine benchmark.
-pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, BenchError> {
+/// An engine with its history and the encoded timed input: what the timed part starts from.
+pub struct Prepared {
+    pub driver: Driver,
+    pub input: Encoded,
+    pub events_per_day: u64,
+    pub history_secs: f64,
+    pub history_tickets: u64,
+    /// Resident bytes before the engine was made, and after its history.
+    pub rss_before: u64,
+    pub rss_history: u64,
+}
+
+/// Builds the engine's history and encodes the timed input (see the module doc).
+pub fn prepare_engine(opts: &EngineOptions, cfg: &Config) -> Result<Prepared, BenchError> {
     let n = opts.subscribers.max(1);
     let per_day = opts.events_per_day.unwrap_or(4 * n).max(1);
     let mut cfg = cfg.clone();
     // A deployment sizes the table for its share (config `engine.expected_subscribers`).
     cfg.detect.engine.expected_subscribers = n as usize;
+    cfg.detect.engine.expected_daily_records = per_day.div_ceil(n).clamp(1, 10_000) as u32;
     let start = chrono::NaiveDate::parse_from_str(ENGINE_START, "%Y-%m-%d")
         .map_err(|e| BenchError::Check(e.to_string()))?;
     let first_day = day_of_date(start);
 
-    let rss0 = resident_bytes();
+    let rss_before = resident_bytes();
     let mut driver = Driver::new(Engine::new(&cfg, &[])?, 0);
     let t0 = Instant::now();
     let history_tickets = build_history(&mut driver, n, first_day, opts.days);
     let history_secs = t0.elapsed().as_secs_f64();
-    let rss1 = resident_bytes();
-    let days_before = driver.engine().stats().days_closed;
+    let rss_history = resident_bytes();
 
     let mut w = CdrMix::new(n, opts.seed);
     let cal = driver.engine().calendar().clone();
-    let input = encode_days(
-        &mut w,
-        &cal,
-        first_day + opts.days as i32,
-        opts.timed_days,
-        per_day,
-    )?;
-
-    let mut msg = proto::CallDetailRecord::default();
-    let mut out: Vec<CareTicket> = Vec::new();
-    let (mut tickets, mut rejected) = (0u64, 0u64);
-    let accepted_before = driver.engine().stats().accepted;
-    eprintln!(
-        "history built in {history_secs:.1}s; timing {} records (pid {})",
-        input.len(),
-        std::process::id()
-    );
-    let t1 = Instant::now();
-    for bytes in input.iter() {
-        msg.clear();
-        if msg.merge(bytes).is_err() {
-            rejected += 1;
-            continue;
-        }
-        if let Err(Reason::Invalid(_)) = driver.feed(Record::Cdr(&msg), None, &mut out) {
-            rejected += 1;
-        }
-        tickets += out.len() as u64;
-        out.clear();
-    }
-    let timed_secs = t1.elapsed().as_secs_f64();
-    let rss2 = resident_bytes();
-    Ok(EngineReport {
-        opts: opts.clone(),
+    let timed_start = first_day + opts.days as i32;
+    let input = encode_days(&mut w, &cal, timed_start, opts.timed_days, per_day)?;
+    Ok(Prepared {
+        driver,
+        input,
         events_per_day: per_day,
         history_secs,
         history_tickets,
-        encoded_records: input.len() as u64,
-        encoded_bytes: input.bytes.len() as u64,
-        timed_secs,
-        accepted: driver.engine().stats().accepted - accepted_before,
-        rejected,
-        tickets,
-        days_closed: driver.engine().stats().days_closed - days_before,
+        rss_before,
+        rss_history,
+    })
+}
+
+/// Records decoded and applied together in the timed loop.
+pub const BATCH: usize = 32;
+
+/// What one pass of the timed loop counted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timed {
+    pub secs: f64,
+    pub tickets: u64,
+    pub rejected: u64,
+}
+
+/// The timed loop: every record decoded (`clear` + `merge` into a reused message, then
+/// `codec::cdr_from_proto`) and applied, [`BATCH`] at a time with
+/// [`Engine::apply_batch`], as the service would.
+pub fn time_engine(driver: &mut Driver, input: &Encoded) -> Timed {
+    let mut msgs = vec![proto::CallDetailRecord::default(); BATCH];
+    let mut out: Vec<CareTicket> = Vec::new();
+    let mut applied = Vec::with_capacity(BATCH);
+    let mut spare: Vec<Event<'static>> = Vec::with_capacity(BATCH);
+    let mut timed = Timed::default();
+    let mut records = input.iter();
+    let t = Instant::now();
+    loop {
+        let mut n = 0;
+        let mut taken = 0;
+        for bytes in records.by_ref().take(BATCH) {
+            taken += 1;
+            msgs[n].clear();
+            match msgs[n].merge(bytes) {
+                Ok(()) => n += 1,
+                Err(_) => timed.rejected += 1,
+            }
+        }
+        if taken == 0 {
+            break;
+        }
+        let mut events = reuse(spare);
+        for m in &msgs[..n] {
+            match crate::codec::cdr_from_proto(m) {
+                Ok(c) => events.push(Event::Cdr(c)),
+                Err(_) => timed.rejected += 1,
+            }
+        }
+        applied.clear();
+        driver
+            .engine_mut()
+            .apply_batch(&events, &mut out, &mut applied);
+        timed.tickets += out.len() as u64;
+        out.clear();
+        spare = reuse(events);
+    }
+    timed.secs = t.elapsed().as_secs_f64();
+    timed
+}
+
+/// An empty vector on the allocation of `v`, for events that borrow other messages (the
+/// collect is done in place: no allocation per batch).
+fn reuse<'b>(mut v: Vec<Event<'_>>) -> Vec<Event<'b>> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("empty")).collect()
+}
+
+/// Runs the engine benchmark.
+pub fn run_engine(opts: &EngineOptions, cfg: &Config) -> Result<EngineReport, BenchError> {
+    let mut p = prepare_engine(opts, cfg)?;
+    let days_before = p.driver.engine().stats().days_closed;
+    let accepted_before = p.driver.engine().stats().accepted;
+    eprintln!(
+        "history built in {:.1}s; timing {} records (pid {})",
+        p.history_secs,
+        p.input.len(),
+        std::process::id()
+    );
+    let timed = time_engine(&mut p.driver, &p.input);
+    let rss_after = resident_bytes();
+    let engine = p.driver.engine();
+    Ok(EngineReport {
+        opts: opts.clone(),
+        events_per_day: p.events_per_day,
+        history_secs: p.history_secs,
+        history_tickets: p.history_tickets,
+        encoded_records: p.input.len() as u64,
+        encoded_bytes: p.input.bytes.len() as u64,
+        timed_secs: timed.secs,
+        accepted: engine.stats().accepted - accepted_before,
+        rejected: timed.rejected,
+        tickets: timed.tickets,
+        days_closed: engine.stats().days_closed - days_before,
         state_struct_bytes: std::mem::size_of::<SubscriberState>(),
-        engine_state_bytes: driver.engine().state_bytes(),
-        rss_growth_population: rss1.saturating_sub(rss0),
-        rss_growth_after_timed: rss2
-            .saturating_sub(rss0)
-            .saturating_sub(input.held_bytes() as u64),
+        engine_state_bytes: engine.state_bytes(),
+        rss_growth_population: p.rss_history.saturating_sub(p.rss_before),
+        rss_growth_after_timed: rss_after
+            .saturating_sub(p.rss_before)
+            .saturating_sub(p.input.held_bytes() as u64),
     })
 }
 

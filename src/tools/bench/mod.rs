@@ -23,7 +23,8 @@ mod restore;
 
 pub use e2e::{histogram_quantile, run_e2e, E2eOptions, E2eReport, LatencyReport, POLL};
 pub use engine::{
-    build_history, encode_days, run_engine, Encoded, EngineOptions, EngineReport, ENGINE_START,
+    build_history, encode_days, prepare_engine, run_engine, time_engine, Encoded, EngineOptions,
+    EngineReport, Prepared, Timed, BATCH, ENGINE_START,
 };
 pub use restore::{run_restore, RestoreOptions, RestoreReport};
 

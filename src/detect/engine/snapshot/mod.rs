@@ -24,12 +24,16 @@
 
 use super::*;
 use crate::detect::snapshot::{
-    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_VERSION,
-    PARTITION_VERSION,
+    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_IMAGE_VERSION,
+    IDS_VERSION, PARTITION_VERSION,
 };
 
-/// Smallest id chunk: the version byte, one group header and one id.
-const MIN_ID_CHUNK: usize = 1 + 8 + 8;
+/// Header of an image chunk: version, the four tags' days, generation, buckets, first slot.
+const IMAGE_HEADER: usize = 1 + 4 * 4 + 1 + 4 + 4;
+/// Smallest id chunk: an image header and one entry (an id chunk needs less).
+const MIN_ID_CHUNK: usize = IMAGE_HEADER + 4;
+/// A tag's day in an image chunk when the tag is free.
+const NO_DAY: i32 = i32::MIN;
 
 /// Change tracking for checkpoints, and what a restore still has to put in place.
 #[derive(Debug, Default)]
@@ -88,21 +92,17 @@ impl Engine {
         self.evict_collected(false);
     }
 
-    /// De-duplication ids remembered since the last call (every id still kept when `all`,
-    /// and on the first call), encoded in chunks of at most `max_chunk` bytes (at least
-    /// 17): a version byte, then groups of (day `i32`, count `u32`, ids `u64`), all LE.
+    /// De-duplication ids remembered since the last call, encoded in chunks of at most
+    /// `max_chunk` bytes (at least 30): a version byte, then groups of (day `i32`, count
+    /// `u32`, ids `u64`), all LE. When `all` (and on the first call) the whole table is
+    /// written instead, as image chunks (version 2: the four tags' days `i32`, generation
+    /// `u8`, buckets `u32`, first slot `u32`, entries `u32`).
     pub fn drain_ids(&mut self, all: bool, max_chunk: usize, mut f: impl FnMut(&[u8])) {
         let closed = self.clock.closed_through().unwrap_or(Day::MIN);
-        let mut w = IdChunks::new(max_chunk.max(MIN_ID_CHUNK));
+        let max_chunk = max_chunk.max(MIN_ID_CHUNK);
+        let mut w = IdChunks::new(max_chunk);
         if all || !self.snap.track_ids {
-            for (d, ids) in self
-                .seen_ids
-                .days()
-                .into_iter()
-                .filter(|&(d, _)| d > closed)
-            {
-                w.group(d, ids.len(), &mut ids.iter().copied(), &mut f);
-            }
+            self.drain_image(max_chunk, &mut f);
         } else {
             let new = &mut self.snap.new_ids;
             new.sort_unstable();
@@ -207,17 +207,63 @@ impl Engine {
         Ok(())
     }
 
-    /// Adds the ids of one [`Engine::drain_ids`] chunk to those remembered.
+    /// The whole de-duplication table as image chunks of at most `max_chunk` bytes.
+    fn drain_image(&self, max_chunk: usize, f: &mut impl FnMut(&[u8])) {
+        let (days, gens) = self.seen_ids.generations();
+        let per_chunk = (max_chunk - IMAGE_HEADER) / 4;
+        let mut buf = Vec::with_capacity(max_chunk.min(1 << 20));
+        for (gen, (buckets, entries)) in gens.into_iter().enumerate() {
+            for (k, piece) in entries.chunks(per_chunk).enumerate() {
+                buf.clear();
+                buf.push(IDS_IMAGE_VERSION);
+                for d in days {
+                    buf.put_i32(d.unwrap_or(NO_DAY));
+                }
+                buf.put_u8(gen as u8);
+                buf.put_u32(buckets);
+                buf.put_u32((k * per_chunk) as u32);
+                for &e in piece {
+                    buf.put_u32(e);
+                }
+                f(&buf);
+            }
+        }
+    }
+
+    /// Adds the ids of one [`Engine::drain_ids`] chunk to those remembered (an image
+    /// chunk's entries are put back where they were).
     pub fn restore_ids(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        if bytes.first() == Some(&IDS_IMAGE_VERSION) {
+            return self.restore_image(bytes);
+        }
         let mut r = Reader::versioned(bytes, "de-duplication ids", IDS_VERSION)?;
         while !r.is_empty() {
             let day = r.i32()?;
             let n = r.count(8)?;
-            self.seen_ids.reserve(day, n);
+            self.seen_ids.reserve(n);
             for _ in 0..n {
                 self.seen_ids.insert(day, r.u64()?);
             }
         }
+        Ok(())
+    }
+
+    fn restore_image(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let mut r = Reader::versioned(bytes, "de-duplication image", IDS_IMAGE_VERSION)?;
+        let mut days = [None; 4];
+        for d in &mut days {
+            *d = Some(r.i32()?).filter(|&d| d != NO_DAY);
+        }
+        let (gen, buckets, first) = (r.u8()?, r.u32()?, r.u32()? as usize);
+        let entries = r.take(bytes.len() - IMAGE_HEADER)?;
+        if entries.len() % 4 != 0 || buckets == 0 || buckets > 1 << 28 {
+            return Err(r.malformed(format!("{buckets} buckets, {} bytes", entries.len())));
+        }
+        let entries = entries
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+        self.seen_ids
+            .load(days, usize::from(gen), buckets, first, entries);
         Ok(())
     }
 
