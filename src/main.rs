@@ -123,6 +123,10 @@ enum BenchCommand {
         /// Seconds of the half-rate latency run (0 skips it).
         #[arg(long, default_value_t = 20)]
         latency_secs: u64,
+        /// Input rate of the latency run, events/s (0: half the measured throughput; the
+        /// producer shares the machine and may not reach it).
+        #[arg(long, default_value_t = 0)]
+        latency_rate: u64,
         /// Encoding of the records produced (and of the service's input).
         #[arg(long, value_enum, default_value_t = FormatArg::Proto)]
         input_format: FormatArg,
@@ -514,6 +518,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             events,
             partitions,
             latency_secs,
+            latency_rate,
             input_format,
             seed,
             config,
@@ -528,6 +533,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 events,
                 partitions,
                 latency_secs,
+                latency_rate,
                 seed,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()

@@ -50,6 +50,8 @@ pub struct E2eOptions {
     pub partitions: i32,
     /// Seconds of the half-rate latency run (0 skips it).
     pub latency_secs: u64,
+    /// The latency run's input rate, events/s; 0 for half the measured throughput.
+    pub latency_rate: u64,
     pub seed: u64,
 }
 
@@ -299,7 +301,12 @@ pub async fn run_e2e(opts: &E2eOptions, cfg: &Config) -> Result<E2eReport, Bench
         latency: None,
     };
     if opts.latency_secs > 0 {
-        let rate = (report.events_per_sec() / 2.0).max(1.0) as u64;
+        let half = (report.events_per_sec() / 2.0).max(1.0) as u64;
+        let rate = if opts.latency_rate > 0 {
+            opts.latency_rate
+        } else {
+            half
+        };
         report.latency = Some(latency_run(opts, cfg, rate).await?);
     }
     Ok(report)
