@@ -54,11 +54,10 @@ fn find_value(bytes: &[u8], key: &[u8]) -> Option<i64> {
         return None;
     }
     let after = skip_ws(&rest[digits..]);
-    let end_ok = match (quoted, after.first()) {
-        (true, Some(b'"')) => true,
-        (false, Some(b',' | b'}')) => true,
-        _ => false,
-    };
+    let end_ok = matches!(
+        (quoted, after.first()),
+        (true, Some(b'"')) | (false, Some(b',' | b'}'))
+    );
     if !end_ok {
         return None;
     }
@@ -123,7 +122,9 @@ impl<'de> Visitor<'de> for CdrVisitor<'_> {
                 5 => m.duration_s = map.next_value_seed(Int::<u32>::new())?,
                 6 => m.data_bytes = map.next_value_seed(Int::<u64>::new())?,
                 7 => m.charge = map.next_value_seed(Int::<i64>::new())?,
-                8 => m.call_reference.push_str(map.next_value::<Borrowed<'de>>()?.0),
+                8 => m
+                    .call_reference
+                    .push_str(map.next_value::<Borrowed<'de>>()?.0),
                 _ => m.partial = map.next_value::<bool>()?,
             }
         }
@@ -247,7 +248,10 @@ mod tests {
     #[test]
     fn the_event_time_is_found_by_its_key_only() {
         let t = |s: &str| event_time(s.as_bytes());
-        assert_eq!(t(r#"{"a":"x","eventTimeMs":1775000000000,"b":1}"#), Some(1775000000000));
+        assert_eq!(
+            t(r#"{"a":"x","eventTimeMs":1775000000000,"b":1}"#),
+            Some(1775000000000)
+        );
         assert_eq!(t(r#"{"eventTimeMs" : "17" }"#), Some(17));
         assert_eq!(t(r#"{"event_time_ms":-5}"#), Some(-5));
         assert_eq!(t(r#"{"note":"eventTimeMs","x":1}"#), None);

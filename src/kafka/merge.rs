@@ -257,12 +257,7 @@ impl InputMerge {
             .into_iter()
             .filter(|s| *s != source && self.head(*s).is_none())
             .filter(|other| !self.waited_out.contains(other))
-            .map(|other| {
-                (
-                    other,
-                    caught_up(other, self.next_offset[other.index()]),
-                )
-            })
+            .map(|other| (other, caught_up(other, self.next_offset[other.index()])))
             .filter(|(_, lag)| *lag != Lag::CaughtUp)
             .collect();
         if lagging.is_empty() {

@@ -81,7 +81,11 @@ impl PartitionTask {
     /// Buffers a record read from the partition's own queues (or notes the error read in
     /// its place), then whatever else its queues hold already, without waiting: the
     /// records arrive in batches, stamped with one reading of the clock.
-    pub(super) fn received(&mut self, source: Source, read: Result<BorrowedMessage<'_>, KafkaError>) {
+    pub(super) fn received(
+        &mut self,
+        source: Source,
+        read: Result<BorrowedMessage<'_>, KafkaError>,
+    ) {
         let arrived = Instant::now();
         self.buffer(source, read, arrived);
         let mut taken = 1;
@@ -99,7 +103,12 @@ impl PartitionTask {
         }
     }
 
-    fn buffer(&mut self, source: Source, read: Result<BorrowedMessage<'_>, KafkaError>, at: Instant) {
+    fn buffer(
+        &mut self,
+        source: Source,
+        read: Result<BorrowedMessage<'_>, KafkaError>,
+        at: Instant,
+    ) {
         match read {
             Ok(m) => {
                 self.inspect.record_from(&self.shared, source, &m);

@@ -252,7 +252,8 @@ impl PartitionTask {
             let recheck = waiting.map(|end| end.min(Instant::now() + RECHECK));
             let idle_at = self.idle.deadline(self.merge.len() > 0);
             let room = self.pending_room();
-            let checkpoint = (self.changed && self.writing.is_none()).then_some(self.checkpoint_due);
+            let checkpoint =
+                (self.changed && self.writing.is_none()).then_some(self.checkpoint_due);
             let readable = inputs::readable(&self.inputs, &self.merge, self.merge_full());
             let reading = readable.iter().any(Option::is_some);
             tokio::select! {
