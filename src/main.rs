@@ -123,8 +123,7 @@ enum BenchCommand {
         /// Seconds of the half-rate latency run (0 skips it).
         #[arg(long, default_value_t = 20)]
         latency_secs: u64,
-        /// Input rate of the latency run, events/s (0: half the measured throughput; the
-        /// producer shares the machine and may not reach it).
+        /// Input rate of the latency run, events/s (0: half the measured throughput).
         #[arg(long, default_value_t = 0)]
         latency_rate: u64,
         /// Encoding of the records produced (and of the service's input).

@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::Timestamp;
 
 use super::worker::Source;
@@ -66,6 +66,30 @@ pub(super) struct Parts<'a> {
     pub key: Option<&'a [u8]>,
     pub payload: Option<&'a [u8]>,
     pub headers: Option<Box<OwnedHeaders>>,
+}
+
+impl<'a> Parts<'a> {
+    /// The parts of `m` (owned or borrowed from librdkafka), headers copied.
+    pub fn of<M: Message>(m: &'a M) -> Parts<'a> {
+        let headers = m.headers().map(|h| {
+            let copy = h
+                .iter()
+                .fold(OwnedHeaders::new_with_capacity(h.count()), |c, h| {
+                    c.insert(Header {
+                        key: h.key,
+                        value: h.value,
+                    })
+                });
+            Box::new(copy)
+        });
+        Parts {
+            offset: m.offset(),
+            timestamp: m.timestamp(),
+            key: m.key(),
+            payload: m.payload(),
+            headers,
+        }
+    }
 }
 
 /// One input's buffered records: their bytes back to back in one buffer that is reused,
@@ -147,14 +171,7 @@ impl InputMerge {
 
     /// Buffers a record read from `source` with its event time.
     pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
-        let parts = Parts {
-            offset: m.offset(),
-            timestamp: m.timestamp(),
-            key: m.key(),
-            payload: m.payload(),
-            headers: m.headers().map(|h| Box::new(h.clone())),
-        };
-        self.push_parts(parts, source, time, arrived);
+        self.push_parts(Parts::of(&m), source, time, arrived);
     }
 
     /// [`InputMerge::push`] from the parts of a record, copied into the input's buffer.
@@ -452,5 +469,43 @@ mod tests {
         }
         assert_eq!(m.bytes(), 50 * 8000);
         assert!(m.inputs[0].bytes.len() < 4 << 20, "compacted, not grown");
+    }
+
+    #[test]
+    fn a_record_keeps_its_headers_for_its_dead_letter() {
+        let now = Instant::now();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "trace",
+                value: Some("t-1"),
+            })
+            .insert(Header {
+                key: "empty",
+                value: None::<&[u8]>,
+            });
+        let m = OwnedMessage::new(
+            Some(b"v".to_vec()),
+            None,
+            "t".into(),
+            Timestamp::NotAvailable,
+            0,
+            3,
+            Some(headers),
+        );
+        let mut merge = InputMerge::default();
+        merge.push(m, Source::Cdr, 1, now);
+        let (h, _, _) = merge.pop(now, |_, _| Lag::CaughtUp).unwrap();
+        let kept = h.headers.expect("headers kept");
+        let all: Vec<(String, Option<Vec<u8>>)> = kept
+            .iter()
+            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                ("trace".into(), Some(b"t-1".to_vec())),
+                ("empty".into(), None)
+            ]
+        );
     }
 }

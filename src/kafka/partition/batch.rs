@@ -60,11 +60,20 @@ pub(super) struct Batch {
     /// Arrival of the oldest record in the batch.
     pub oldest: Option<Instant>,
     pub publications: Vec<Publication>,
+    /// Payload bytes of `publications`.
+    bytes: usize,
     /// Per input: records, and the event time of the last one that decoded.
     consumed: [u64; 3],
     last_event: [Option<i64>; 3],
     /// Per input: the offset after the last record processed.
     next_offset: [Option<i64>; 3],
+}
+
+impl Batch {
+    fn push(&mut self, p: Publication) {
+        self.bytes += p.payload.len();
+        self.publications.push(p);
+    }
 }
 
 impl PartitionTask {
@@ -103,9 +112,8 @@ impl PartitionTask {
     /// Whether the batch may take one more record: the unacknowledged records and bytes,
     /// this batch's included, stay under `max_in_flight` and `max_in_flight_bytes`.
     fn batch_room(&self, batch: &Batch) -> bool {
-        let bytes: usize = batch.publications.iter().map(|p| p.payload.len()).sum();
         self.pending_records + batch.records < self.max_in_flight
-            && self.pending_bytes + bytes < self.max_in_flight_bytes
+            && self.pending_bytes + batch.bytes < self.max_in_flight_bytes
     }
 
     /// Runs one record through the engine; its tickets or dead letter join the batch.
@@ -157,13 +165,12 @@ impl PartitionTask {
                 h.headers.map(|b| *b),
             );
             let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
-            batch
-                .publications
-                .push(dead_letter::publication(dl, &m, topic, max));
+            batch.push(dead_letter::publication(dl, &m, topic, max));
         }
         if !out.tickets.is_empty() {
-            let publications = self.ticket_publications(&out.tickets);
-            batch.publications.extend(publications);
+            for p in self.ticket_publications(&out.tickets) {
+                batch.push(p);
+            }
         }
         if source == Source::Outcomes {
             self.count_outcomes();

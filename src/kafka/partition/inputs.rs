@@ -113,14 +113,7 @@ impl PartitionTask {
             Ok(m) => {
                 self.inspect.record_from(&self.shared, source, &m);
                 let t = codec::peek_event_time(self.input_format, m.payload());
-                let parts = Parts {
-                    offset: m.offset(),
-                    timestamp: m.timestamp(),
-                    key: m.key(),
-                    payload: m.payload(),
-                    headers: m.headers().map(|h| Box::new(h.detach())),
-                };
-                self.merge.push_parts(parts, source, t, at);
+                self.merge.push_parts(Parts::of(&m), source, t, at);
             }
             Err(e) => self.inspect.error(&self.shared, &e),
         }
