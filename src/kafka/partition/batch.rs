@@ -106,7 +106,7 @@ impl PartitionTask {
             };
             self.process(m, source, arrived, wall, &mut batch).await;
         }
-        self.finish(batch, now).await
+        self.finish(batch, now, wall).await
     }
 
     /// Whether the batch may take one more record: the unacknowledged records and bytes,
@@ -178,11 +178,10 @@ impl PartitionTask {
     }
 
     /// Counts the batch, notes its offsets and publishes its tickets and dead letters.
-    async fn finish(&mut self, batch: Batch, now: Instant) -> Result<(), Refused> {
+    async fn finish(&mut self, batch: Batch, now: Instant, wall: i64) -> Result<(), Refused> {
         if batch.records == 0 {
             return Ok(());
         }
-        let wall = wall_clock_ms();
         for source in [Source::Cdr, Source::Account, Source::Outcomes] {
             let i = source.index();
             let Some(next) = batch.next_offset[i] else {
