@@ -41,15 +41,20 @@ pub const LEAD_BUCKETS: [u32; 11] = [1, 2, 3, 5, 7, 14, 21, 30, 45, 60, 90];
 
 const RULES: usize = RuleId::ALL.len();
 
-/// The last ticket of one subscriber, as the quality figures need it.
+/// The last ticket of one subscriber, as the quality figures need it: 5 bytes beside every
+/// state (packed: at national scale a byte a subscriber is megabytes a partition).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C, packed)]
 pub struct LastTicket {
     /// Rules on the ticket (`1 << rule as u32`); 0 = no ticket.
-    pub mask: u32,
+    mask: u16,
     /// Day it was created.
-    pub day: u16,
+    day: u16,
     flags: u8,
 }
+
+// Every rule has a bit in the 16-bit mask.
+const _: () = assert!(RULES <= 16);
 
 const CONTROL: u8 = 1;
 const SETTLED: u8 = 2;
@@ -60,6 +65,16 @@ impl LastTicket {
 
     pub fn is_some(&self) -> bool {
         self.mask != 0
+    }
+
+    /// Rules on the ticket (`1 << rule as u32`); 0 = no ticket.
+    pub fn mask(&self) -> u32 {
+        u32::from(self.mask)
+    }
+
+    /// Day it was created.
+    pub fn day(&self) -> Day {
+        Day::from(self.day)
     }
 
     pub fn control(&self) -> bool {
@@ -77,20 +92,20 @@ impl LastTicket {
     fn rules(&self) -> impl Iterator<Item = RuleId> + '_ {
         RuleId::ALL
             .into_iter()
-            .filter(|&r| self.mask & (1 << r as u32) != 0)
+            .filter(|&r| self.mask() & (1 << r as u32) != 0)
     }
 
     pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
         let mut b = [0u8; Self::ENCODED_LEN];
-        b[..4].copy_from_slice(&self.mask.to_le_bytes());
-        b[4..6].copy_from_slice(&self.day.to_le_bytes());
+        b[..4].copy_from_slice(&self.mask().to_le_bytes());
+        b[4..6].copy_from_slice(&{ self.day }.to_le_bytes());
         b[6] = self.flags;
         b
     }
 
     pub fn decode(b: [u8; Self::ENCODED_LEN]) -> LastTicket {
         LastTicket {
-            mask: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            mask: u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as u16,
             day: u16::from_le_bytes([b[4], b[5]]),
             flags: b[6] & (CONTROL | SETTLED),
         }
@@ -99,7 +114,10 @@ impl LastTicket {
     /// The same ticket with its mask translated (a restore from a build with other rule
     /// codes).
     pub(crate) fn with_mask(self, mask: u32) -> LastTicket {
-        LastTicket { mask, ..self }
+        LastTicket {
+            mask: mask as u16,
+            ..self
+        }
     }
 }
 
@@ -186,7 +204,7 @@ impl Quality {
         if mask == 0 {
             return;
         }
-        let beyond = last.is_some() && day - Day::from(last.day) > self.horizon;
+        let beyond = last.is_some() && day - last.day() > self.horizon;
         if beyond && !last.settled() {
             false_alarm(last, c);
         }
@@ -195,7 +213,7 @@ impl Quality {
             c.changes += 1;
         }
         *last = LastTicket {
-            mask,
+            mask: mask as u16,
             day: day.clamp(0, Day::from(u16::MAX)) as u16,
             flags: if control { CONTROL } else { 0 },
         };
@@ -212,14 +230,14 @@ impl Quality {
     ) {
         if churned_day != 0 && Day::from(churned_day) == day {
             self.churn(last, day, c);
-        } else if last.is_some() && !last.settled() && day - Day::from(last.day) >= self.horizon {
+        } else if last.is_some() && !last.settled() && day - last.day() >= self.horizon {
             false_alarm(last, c);
         }
     }
 
     fn churn(&mut self, last: &mut LastTicket, day: Day, c: &mut QualityCounts) {
         c.changes += 1;
-        let lead = day - Day::from(last.day);
+        let lead = day - last.day();
         if !last.is_some() || last.settled() || !(0..=self.horizon).contains(&lead) {
             c.misses += 1;
             return;
@@ -462,7 +480,7 @@ mod tests {
     #[test]
     fn the_encoding_round_trips_in_seven_bytes() {
         let (_, last, _) = ticketed(20_123, A | B, true);
-        assert_eq!(std::mem::size_of::<LastTicket>(), 8);
+        assert_eq!(std::mem::size_of::<LastTicket>(), 5);
         let b = last.encode();
         assert_eq!(b.len(), LastTicket::ENCODED_LEN);
         assert_eq!(LastTicket::decode(b), last);

@@ -511,7 +511,7 @@ mod tests {
     }
 
     fn last_ticket() -> LastTicket {
-        LastTicket::decode([0x11, 0x22, 0x33, 0x04, 0x55, 0x66, 0x03])
+        LastTicket::decode([0x11, 0x22, 0, 0, 0x55, 0x66, 0x03])
     }
 
     #[test]
@@ -528,7 +528,7 @@ mod tests {
         );
         assert_eq!(
             &out[STATE_LEN..],
-            &[4, 3, 2, 1, 0x11, 0x22, 0x33, 0x04, 0x55, 0x66, 0x03]
+            &[4, 3, 2, 1, 0x11, 0x22, 0, 0, 0x55, 0x66, 0x03]
         );
         assert_eq!(
             decode_record(&out).unwrap(),

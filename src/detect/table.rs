@@ -366,7 +366,7 @@ mod tests {
         }
         t.get_mut(1).churned_day = 9;
         t.touch(1, 20_000);
-        t.last_ticket_mut(1).mask = 4;
+        *t.last_ticket_mut(1) = LastTicket::default().with_mask(4);
         assert_eq!(t.evict(2), A + 2);
         assert_eq!(t.evict(1), A + 1);
         assert_eq!((t.len(), t.slots()), (2, 4));

@@ -385,8 +385,8 @@ impl Engine {
         };
         for slot in 0..self.subs.slots() {
             let last = self.subs.last_ticket(slot);
-            let mask = rules.mask(last.mask);
-            if self.subs.is_live(slot) && mask != last.mask {
+            let mask = rules.mask(last.mask());
+            if self.subs.is_live(slot) && mask != last.mask() {
                 *self.subs.last_ticket_mut(slot) = last.with_mask(mask);
             }
         }
