@@ -38,6 +38,7 @@ pub mod engine;
 pub mod event;
 pub mod eviction;
 pub mod facts;
+pub mod index;
 pub mod numbering;
 pub mod policy;
 pub mod prefetch;

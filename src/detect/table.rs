@@ -1,9 +1,9 @@
 //! All subscribers of one engine: number -> dense slot, and slots freed by eviction.
 //!
 //! The table maps the subscriber number (`u64`) to a slot in a dense `Vec` of
-//! [`SubscriberState`]s. The index holds only the 4-byte slots, hashed through the slot's
-//! number in `numbers` (which the table keeps anyway): 5 bytes a bucket with the control
-//! byte, against 13 for a map that copies the number as its key.
+//! [`SubscriberState`]s. The index ([`super::index`]) holds only the 4-byte slots, hashed
+//! through the slot's number in `numbers` (which the table keeps anyway): under 5 bytes a
+//! subscriber, against 13 or more for a map that copies the number as its key.
 //!
 //! **Why slots are reused.** A live base sees new numbers every day (new lines, recycled
 //! numbers, roaming partners) and loses others (ports-out, silent SIMs). The engine evicts
@@ -27,9 +27,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use hashbrown::HashTable;
-
 use super::calendar::Day;
+use super::index::SlotIndex;
 use super::quality::LastTicket;
 use super::state::SubscriberState;
 
@@ -51,7 +50,7 @@ fn hash(msisdn: u64) -> u64 {
 #[derive(Debug, Default)]
 pub struct SubscriberTable {
     /// Slots, hashed by their number.
-    index: HashTable<u32>,
+    index: SlotIndex,
     states: Vec<SubscriberState>,
     numbers: Vec<u64>,
     /// Day of the newest record per slot (0 = none).
@@ -74,7 +73,7 @@ pub(crate) struct Relayout {
 impl SubscriberTable {
     pub fn with_capacity(n: usize) -> SubscriberTable {
         SubscriberTable {
-            index: HashTable::with_capacity(n),
+            index: SlotIndex::with_capacity(n),
             states: Vec::with_capacity(n),
             numbers: Vec::with_capacity(n),
             last_seen: Vec::with_capacity(n),
@@ -90,7 +89,7 @@ impl SubscriberTable {
         debug_assert_ne!(msisdn, FREE);
         let h = hash(msisdn);
         let numbers = &self.numbers;
-        if let Some(&slot) = self.index.find(h, |&s| numbers[s as usize] == msisdn) {
+        if let Some(slot) = self.index.find(h, |s| numbers[s as usize] == msisdn) {
             return slot;
         }
         let slot = match self.free.pop() {
@@ -99,8 +98,7 @@ impl SubscriberTable {
         };
         self.numbers[slot as usize] = msisdn;
         let numbers = &self.numbers;
-        self.index
-            .insert_unique(h, slot, |&s| hash(numbers[s as usize]));
+        (self.index).insert(h, slot, |s| hash(numbers[s as usize]));
         self.mark_changed(slot);
         slot
     }
@@ -123,9 +121,8 @@ impl SubscriberTable {
         let s = slot as usize;
         let number = self.numbers[s];
         debug_assert_ne!(number, FREE, "slot {slot} is already free");
-        if let Ok(entry) = self.index.find_entry(hash(number), |&x| x == slot) {
-            entry.remove();
-        }
+        let numbers = &self.numbers;
+        (self.index).remove(hash(number), slot, |s| hash(numbers[s as usize]));
         self.numbers[s] = FREE;
         self.states[s] = SubscriberState::default();
         self.last_seen[s] = 0;
@@ -166,6 +163,11 @@ impl SubscriberTable {
         self.changed[slot as usize / 64] |= 1 << (slot % 64);
     }
 
+    /// Prefetches where the look-up of `msisdn` starts (the first pass of a batch).
+    pub(crate) fn prefetch_index(&self, msisdn: u64) {
+        self.index.prefetch(hash(msisdn));
+    }
+
     /// Looks `msisdn` up and, if held, prefetches the lines a record of it touches: the
     /// state's (four: a record reads and writes fields all over it) and its last-seen day.
     pub(crate) fn prefetch(&self, msisdn: u64) {
@@ -177,9 +179,7 @@ impl SubscriberTable {
 
     pub fn find(&self, msisdn: u64) -> Option<u32> {
         let numbers = &self.numbers;
-        (self.index)
-            .find(hash(msisdn), |&s| numbers[s as usize] == msisdn)
-            .copied()
+        (self.index).find(hash(msisdn), |s| numbers[s as usize] == msisdn)
     }
 
     /// Whether `slot` holds a subscriber (not free).
@@ -222,7 +222,7 @@ impl SubscriberTable {
             + self.numbers.capacity() * 8
             + self.last_seen.capacity() * 2
             + self.last_ticket.capacity() * std::mem::size_of::<LastTicket>()
-            + self.index.allocation_size()
+            + self.index.bytes()
             + self.changed.capacity() * 8
             + self.free.capacity() * 4
     }
@@ -292,10 +292,14 @@ impl SubscriberTable {
             last_seen[new] = self.last_seen[old];
             last_ticket[new] = self.last_ticket[old];
         }
-        for slot in self.index.iter_mut() {
-            *slot = new_of[*slot as usize];
-        }
         (self.states, self.numbers, self.last_seen) = (states, numbers, last_seen);
+        self.index.clear();
+        for &old in &live {
+            let slot = new_of[old as usize];
+            let numbers = &self.numbers;
+            let h = hash(numbers[slot as usize]);
+            (self.index).insert(h, slot, |s| hash(numbers[s as usize]));
+        }
         self.last_ticket = last_ticket;
         self.changed = vec![0; len.div_ceil(64)];
         self.rebuild_free();

@@ -3,11 +3,11 @@
 //! At a million subscribers and more every record misses the cache three times (the
 //! index, the state, the de-duplication buckets), each miss ~100 ns of DRAM latency, and
 //! one record's misses depend on each other. A batch first prefetches every record's
-//! de-duplication buckets (their addresses need only the hash), then looks every
-//! subscriber up and prefetches its state, so the misses of different records overlap;
-//! then it applies the records in order with [`Engine::apply`]. The
-//! prefetch pass changes nothing (a lookup, no insert), so the results, tickets and state
-//! are exactly those of applying the records one by one.
+//! de-duplication buckets and index entries (their addresses need only the hash), then
+//! looks every subscriber up and prefetches its state, so the misses of different records
+//! overlap; then it applies the records in order with [`Engine::apply`]. The prefetch
+//! passes change nothing (a lookup, no insert), so the results, tickets and state are
+//! exactly those of applying the records one by one.
 
 use super::*;
 
@@ -23,6 +23,7 @@ impl Engine {
         for ev in events {
             if let Event::Cdr(c) = ev {
                 self.seen_ids.prefetch(self.cal.day_of(c.time_ms), c.id.0);
+                self.subs.prefetch_index(c.subscriber.0);
             }
         }
         for ev in events {
