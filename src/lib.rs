@@ -37,6 +37,7 @@ pub mod driver;
 pub mod http;
 pub mod kafka;
 pub mod live;
+pub mod memory;
 pub mod metrics;
 pub mod replay;
 pub mod tools;

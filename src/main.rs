@@ -255,6 +255,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    churnwatch::memory::no_transparent_huge_pages();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -262,8 +263,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
-    match run(cli.command) {
+    match run(Cli::parse().command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
