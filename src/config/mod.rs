@@ -378,6 +378,17 @@ mod tests {
             let err = err.map(|_| ()).unwrap_err().to_string();
             assert!(err.contains("engine.max_dedup_ids"), "{bad}: {err}");
         }
+        // A cap below what the table is sized for would shed ids of the open days.
+        let sized = "[engine]\nexpected_subscribers = 10000000\nexpected_daily_records = 4\n";
+        let err = Config::from_toml(sized)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("engine.max_dedup_ids") && err.contains("120000000"),
+            "{err}"
+        );
+        assert!(Config::from_toml(&format!("{sized}max_dedup_ids = 120000000\n")).is_ok());
     }
 
     #[test]

@@ -81,6 +81,16 @@ impl DetectConfig {
                 "must be 1 to 10000",
             ));
         }
+        if e.sized_dedup_ids() > e.max_dedup_ids {
+            return Err(invalid(
+                "engine.max_dedup_ids",
+                format!(
+                    "{} is below the {} ids of the open days that engine.expected_subscribers × engine.expected_daily_records size for: raise it, or duplicates of older records would go unrecognised",
+                    e.max_dedup_ids,
+                    e.sized_dedup_ids()
+                ),
+            ));
+        }
         validate_eviction(e)?;
         let n = &self.numbering;
         if n.operators.is_empty() {
@@ -166,6 +176,14 @@ fn validate_eviction(e: &EngineConfig) -> Result<(), ConfigError> {
 }
 
 impl EngineConfig {
+    /// The de-duplication ids a partition is sized for: the expected subscribers' records
+    /// of every open day (0 when unsized).
+    pub fn sized_dedup_ids(&self) -> usize {
+        (self.expected_subscribers)
+            .saturating_mul(self.expected_daily_records as usize)
+            .saturating_mul(crate::detect::state::OPEN_DAYS)
+    }
+
     /// The eviction horizons (see [`super::eviction`]).
     pub fn eviction(&self) -> super::eviction::Horizons {
         super::eviction::Horizons {
@@ -186,10 +204,11 @@ pub struct EngineConfig {
     /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
     pub expected_subscribers: usize,
     /// Records a subscriber has in a day, on average: with `expected_subscribers` it sizes
-    /// the de-duplication table once (ids of the open days, 4 bytes each at 90% full).
+    /// the de-duplication table once (ids of the open days, 2 bytes each at 90% full).
     pub expected_daily_records: u32,
-    /// The most de-duplication ids a partition holds (about 4.4 bytes each). Past it the
-    /// oldest day's ids are dropped, and a later duplicate of a dropped id is not recognised.
+    /// The most de-duplication ids a partition holds (about 2.2 bytes each), at least what
+    /// the two above size for. Past it the oldest day's ids are dropped, and a later
+    /// duplicate of a dropped id is not recognised.
     pub max_dedup_ids: usize,
     /// Evict a subscriber with no record for this many closed days (0 = never; else at
     /// least 63, see [`super::eviction`]).

@@ -196,12 +196,7 @@ impl Engine {
             cal,
             subs: SubscriberTable::with_capacity(cfg.engine.expected_subscribers),
             clock: Watermark::new(i64::from(cfg.engine.allowed_lateness_hours) * 3_600_000),
-            seen_ids: SeenIds::new(
-                cfg.engine.max_dedup_ids,
-                cfg.engine.expected_subscribers
-                    * cfg.engine.expected_daily_records as usize
-                    * OPEN_DAYS,
-            ),
+            seen_ids: SeenIds::new(cfg.engine.max_dedup_ids, cfg.engine.sized_dedup_ids()),
             marks: FxHashMap::default(),
             partials: FxHashMap::default(),
             partials_min_end: i64::MAX,

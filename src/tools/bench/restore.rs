@@ -47,7 +47,9 @@ impl RestoreReport {
 /// Runs the restore benchmark.
 pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreReport, BenchError> {
     let mut cfg = cfg.clone();
-    cfg.detect.engine.expected_subscribers = opts.subscribers as usize;
+    let e = &mut cfg.detect.engine;
+    e.expected_subscribers = opts.subscribers as usize;
+    e.max_dedup_ids = e.max_dedup_ids.max(e.sized_dedup_ids());
     let broker = crate::live::start_broker(&cfg, 1)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     let topic = cfg.kafka.topics.changelog.clone();
