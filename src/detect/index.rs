@@ -7,7 +7,7 @@
 //! and an entry is the slot plus, in the bits the slots do not need, the top of the
 //! number's hash: a probe reads the number (another cache miss) only when those match.
 //! Linear probing keeps a look-up within a cache line or two, whose address is known from
-//! the hash alone, so a batch can prefetch it ([`SlotIndex::prefetch`]).
+//! the hash alone.
 //!
 //! Removal shifts the entries after the hole back (no tombstones), so a table that sees
 //! numbers come and go for years never needs rebuilding.
@@ -143,13 +143,6 @@ impl SlotIndex {
             self.place(self.entry(h, slot), self.home(h));
         }
         self.len = old.len;
-    }
-
-    /// Prefetches where the look-up of hash `h` starts.
-    pub fn prefetch(&self, h: u64) {
-        if !self.entries.is_empty() {
-            super::prefetch::prefetch(&self.entries[self.home(h)]);
-        }
     }
 
     /// Forgets every slot, keeping the memory.

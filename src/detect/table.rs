@@ -163,11 +163,6 @@ impl SubscriberTable {
         self.changed[slot as usize / 64] |= 1 << (slot % 64);
     }
 
-    /// Prefetches where the look-up of `msisdn` starts (the first pass of a batch).
-    pub(crate) fn prefetch_index(&self, msisdn: u64) {
-        self.index.prefetch(hash(msisdn));
-    }
-
     /// Looks `msisdn` up and, if held, prefetches the lines a record of it touches: the
     /// state's (four: a record reads and writes fields all over it) and its last-seen day.
     pub(crate) fn prefetch(&self, msisdn: u64) {
