@@ -32,14 +32,8 @@ pub const PARTITION_VERSION: u8 = 1;
 /// Version of a de-duplication id chunk (`Engine::drain_ids`): ids as they came, by day.
 pub const IDS_VERSION: u8 = 1;
 /// Version of a de-duplication image chunk (a full checkpoint's `Engine::drain_ids`): the
-/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`), in
-/// 16-bit entries.
-pub const IDS_IMAGE_VERSION: u8 = 3;
-/// The image of earlier builds, in 32-bit entries. A fingerprint cannot be moved to another
-/// table (its bucket's bits are not stored), so these are skipped on restore and their ids
-/// count as dropped: duplicates of records up to the image's checkpoint are not recognised
-/// once, after an upgrade (ids since then come back from their id chunks).
-pub const IDS_IMAGE_V2: u8 = 2;
+/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`).
+pub const IDS_IMAGE_VERSION: u8 = 2;
 
 /// Bytes of an encoded [`SubscriberState`], version byte included.
 pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;

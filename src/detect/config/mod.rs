@@ -204,9 +204,9 @@ pub struct EngineConfig {
     /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
     pub expected_subscribers: usize,
     /// Records a subscriber has in a day, on average: with `expected_subscribers` it sizes
-    /// the de-duplication table once (ids of the open days, 2 bytes each at 90% full).
+    /// the de-duplication table once (ids of the open days, 4 bytes each at 90% full).
     pub expected_daily_records: u32,
-    /// The most de-duplication ids a partition holds (about 2.2 bytes each), at least what
+    /// The most de-duplication ids a partition holds (about 4.4 bytes each), at least what
     /// the two above size for. Past it the oldest day's ids are dropped, and a later
     /// duplicate of a dropped id is not recognised.
     pub max_dedup_ids: usize,

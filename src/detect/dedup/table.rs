@@ -1,27 +1,21 @@
-//! One generation of the de-duplication table: a cuckoo table of 16-bit entries, fixed in
+//! One generation of the de-duplication table: a cuckoo table of 32-bit entries, fixed in
 //! size once made (see [`super`] for why and for what an entry holds).
 //!
-//! Buckets are 4 entries (8 bytes, aligned, so a bucket never straddles a cache line): with
-//! two buckets a look-up compares 8 entries, and a false duplicate is as rare as 8 chances
-//! allow. Two choices of 4 fill to 95% before inserts must move entries far. An entry
+//! Buckets are 8 entries (32 bytes, aligned, so one cache line holds a bucket). An entry
 //! lives in one of two buckets: its home, from the id's hash, or the alternate, from the
 //! home and the entry itself (`alt(alt(b)) == b`), so an entry can be moved and removed
 //! knowing only where it is: no rehash, no repair after removal.
 
-/// An entry: fingerprint and day tag (0 = empty).
-pub(crate) type Entry = u16;
 /// Entries per bucket.
-pub(super) const BUCKET: usize = 4;
-/// Bytes a bucket is aligned to (its size).
-const ALIGN: usize = BUCKET * size_of::<Entry>();
+pub(super) const BUCKET: usize = 8;
 /// Bits of an entry that hold the fingerprint; the two above hold the day tag.
-pub(super) const TAG_SHIFT: u32 = 14;
-pub(super) const FP_MASK: Entry = (1 << TAG_SHIFT) - 1;
+pub(super) const TAG_SHIFT: u32 = 30;
+pub(super) const FP_MASK: u32 = (1 << TAG_SHIFT) - 1;
 /// Moves tried before an insert gives up (the table is then about full).
 const MAX_KICKS: u32 = 256;
 
 /// The tag (day mod 4) of an entry.
-pub(super) fn tag(e: Entry) -> usize {
+pub(super) fn tag(e: u32) -> usize {
     (e >> TAG_SHIFT) as usize
 }
 
@@ -33,9 +27,9 @@ fn reduce(x: u32, n: u32) -> u32 {
 /// One fixed-size cuckoo table.
 #[derive(Debug, Clone)]
 pub(super) struct Table {
-    /// Zeroed memory (0 = empty); bucket `b` is `slots[off + 4b..][..4]`.
-    slots: Vec<Entry>,
-    /// Entries to skip so that buckets start on an [`ALIGN`]-byte boundary.
+    /// Zeroed memory (0 = empty); bucket `b` is `slots[off + 8b..][..8]`.
+    slots: Vec<u32>,
+    /// Entries to skip so that buckets start on a 32-byte boundary.
     off: usize,
     buckets: u32,
     /// Entries held per tag.
@@ -48,8 +42,8 @@ impl Table {
     /// A table of `buckets` buckets (at least 2).
     pub(super) fn new(buckets: u32) -> Table {
         let buckets = buckets.max(2);
-        let slots = vec![0; buckets as usize * BUCKET + BUCKET];
-        let misalign = (slots.as_ptr() as usize % ALIGN) / size_of::<Entry>();
+        let slots = vec![0u32; buckets as usize * BUCKET + BUCKET];
+        let misalign = (slots.as_ptr() as usize % 32) / 4;
         Table {
             off: (BUCKET - misalign) % BUCKET,
             slots,
@@ -78,7 +72,7 @@ impl Table {
     }
 
     pub(super) fn bytes(&self) -> usize {
-        self.slots.capacity() * size_of::<Entry>()
+        self.slots.capacity() * 4
     }
 
     /// The home bucket of a hash.
@@ -87,37 +81,34 @@ impl Table {
     }
 
     /// The other bucket `e` may live in, when it is in `b`.
-    fn alt(&self, b: u32, e: Entry) -> u32 {
-        let g = reduce(
-            u32::from(e & FP_MASK).wrapping_mul(0x9e37_79b1),
-            self.buckets,
-        );
+    fn alt(&self, b: u32, e: u32) -> u32 {
+        let g = reduce((e & FP_MASK).wrapping_mul(0x9e37_79b1), self.buckets);
         (g + self.buckets - b) % self.buckets
     }
 
-    fn bucket(&self, b: u32) -> &[Entry] {
+    fn bucket(&self, b: u32) -> &[u32] {
         let at = self.off + b as usize * BUCKET;
         &self.slots[at..at + BUCKET]
     }
 
-    fn bucket_mut(&mut self, b: u32) -> &mut [Entry] {
+    fn bucket_mut(&mut self, b: u32) -> &mut [u32] {
         let at = self.off + b as usize * BUCKET;
         &mut self.slots[at..at + BUCKET]
     }
 
     /// Whether `e` is held (its home is `b`).
-    pub(super) fn contains(&self, b: u32, e: Entry) -> bool {
+    pub(super) fn contains(&self, b: u32, e: u32) -> bool {
         self.bucket(b).contains(&e) || self.bucket(self.alt(b, e)).contains(&e)
     }
 
     /// Prefetches both buckets an entry of home `b` may live in.
-    pub(super) fn prefetch(&self, b: u32, e: Entry) {
+    pub(super) fn prefetch(&self, b: u32, e: u32) {
         crate::detect::prefetch::prefetch(&self.bucket(b)[0]);
         crate::detect::prefetch::prefetch(&self.bucket(self.alt(b, e))[0]);
     }
 
     /// Puts `e` in an empty slot of bucket `b`, if it has one.
-    fn place(&mut self, b: u32, e: Entry) -> bool {
+    fn place(&mut self, b: u32, e: u32) -> bool {
         match self.bucket_mut(b).iter_mut().find(|s| **s == 0) {
             Some(s) => {
                 *s = e;
@@ -130,7 +121,7 @@ impl Table {
     /// Inserts `e` (not held, home `b`), moving others to their alternate buckets if both
     /// of its are full. When the table is too full for that, one entry (maybe `e`) is left
     /// without a place and returned.
-    pub(super) fn insert(&mut self, b: u32, e: Entry) -> Option<Entry> {
+    pub(super) fn insert(&mut self, b: u32, e: u32) -> Option<u32> {
         let b2 = self.alt(b, e);
         self.count[tag(e)] += 1;
         if self.place(b, e) || self.place(b2, e) {
@@ -176,12 +167,12 @@ impl Table {
     }
 
     /// The entries, slot by slot (0 = empty), for a snapshot.
-    pub(super) fn entries(&self) -> &[Entry] {
+    pub(super) fn entries(&self) -> &[u32] {
         &self.slots[self.off..self.off + self.slots()]
     }
 
     /// Writes snapshot entries from slot `first` on (ones past the end are ignored).
-    pub(super) fn load(&mut self, first: usize, entries: impl Iterator<Item = Entry>) {
+    pub(super) fn load(&mut self, first: usize, entries: impl Iterator<Item = u32>) {
         let end = self.off + self.slots();
         let at = (self.off + first).min(end);
         for (s, e) in self.slots[at..end].iter_mut().zip(entries) {
@@ -206,7 +197,7 @@ mod tests {
         let mut held = Vec::new();
         for i in 0..(64 * BUCKET * 95 / 100) as u64 {
             let h = i.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i << 7);
-            let e = ((h as Entry) & FP_MASK | 1) | (((i % 3) as Entry) << TAG_SHIFT);
+            let e = ((h as u32) & FP_MASK | 1) | (((i % 3) as u32) << TAG_SHIFT);
             let b = t.home(h);
             if t.contains(b, e) {
                 continue;
@@ -221,8 +212,8 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_aligned_to_their_size() {
+    fn buckets_are_aligned_to_32_bytes() {
         let t = Table::new(10);
-        assert_eq!(t.bucket(3).as_ptr() as usize % ALIGN, 0);
+        assert_eq!(t.bucket(3).as_ptr() as usize % 32, 0);
     }
 }

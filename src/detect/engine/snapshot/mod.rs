@@ -23,10 +23,9 @@
 //! the restored slots.
 
 use super::*;
-use crate::detect::dedup::Entry;
 use crate::detect::snapshot::{
-    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_IMAGE_V2,
-    IDS_IMAGE_VERSION, IDS_VERSION, PARTITION_VERSION,
+    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_IMAGE_VERSION,
+    IDS_VERSION, PARTITION_VERSION,
 };
 
 /// Header of an image chunk: version, the four tags' days, generation, buckets, first slot.
@@ -211,7 +210,7 @@ impl Engine {
     /// The whole de-duplication table as image chunks of at most `max_chunk` bytes.
     fn drain_image(&self, max_chunk: usize, f: &mut impl FnMut(&[u8])) {
         let (days, gens) = self.seen_ids.generations();
-        let per_chunk = (max_chunk - IMAGE_HEADER) / size_of::<Entry>();
+        let per_chunk = (max_chunk - IMAGE_HEADER) / 4;
         let mut buf = Vec::with_capacity(max_chunk.min(1 << 20));
         for (gen, (buckets, entries)) in gens.into_iter().enumerate() {
             for (k, piece) in entries.chunks(per_chunk).enumerate() {
@@ -224,7 +223,7 @@ impl Engine {
                 buf.put_u32(buckets);
                 buf.put_u32((k * per_chunk) as u32);
                 for &e in piece {
-                    buf.extend_from_slice(&e.to_le_bytes());
+                    buf.put_u32(e);
                 }
                 f(&buf);
             }
@@ -234,14 +233,8 @@ impl Engine {
     /// Adds the ids of one [`Engine::drain_ids`] chunk to those remembered (an image
     /// chunk's entries are put back where they were).
     pub fn restore_ids(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        match bytes.first() {
-            Some(&IDS_IMAGE_VERSION) => return self.restore_image(bytes),
-            Some(&IDS_IMAGE_V2) => {
-                let n = bytes.len().saturating_sub(IMAGE_HEADER) / 4;
-                self.seen_ids.skip(n as u64);
-                return Ok(());
-            }
-            _ => {}
+        if bytes.first() == Some(&IDS_IMAGE_VERSION) {
+            return self.restore_image(bytes);
         }
         let mut r = Reader::versioned(bytes, "de-duplication ids", IDS_VERSION)?;
         while !r.is_empty() {
@@ -263,12 +256,12 @@ impl Engine {
         }
         let (gen, buckets, first) = (r.u8()?, r.u32()?, r.u32()? as usize);
         let entries = r.take(bytes.len() - IMAGE_HEADER)?;
-        if entries.len() % 2 != 0 || buckets == 0 || buckets > 1 << 29 {
+        if entries.len() % 4 != 0 || buckets == 0 || buckets > 1 << 28 {
             return Err(r.malformed(format!("{buckets} buckets, {} bytes", entries.len())));
         }
         let entries = entries
-            .chunks_exact(2)
-            .map(|b| Entry::from_le_bytes([b[0], b[1]]));
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
         self.seen_ids
             .load(days, usize::from(gen), buckets, first, entries);
         Ok(())
