@@ -280,8 +280,11 @@ proptest! {
         dup_pct in 0u64..30,
     ) {
         let evs = workload(workload_seed);
-        // The shipped defaults: tiers, the priority matrix and the contact cap included.
-        let cfg = churnwatch::config::Config::default();
+        // The shipped defaults: tiers, the priority matrix and the contact cap included;
+        // de-dup ids kept long enough that a copy delivered anywhere within the lateness is
+        // recognised (see `exact_dedup`).
+        let mut cfg = churnwatch::config::Config::default();
+        exact_dedup(&mut cfg);
         let reference = final_tickets(&run_with(&cfg, &in_order(evs.clone())).0);
         let (got, engine) = run_with(&cfg, &shuffled(&evs, order_seed, dup_pct));
         prop_assert_eq!(engine.stats().late, 0);
@@ -341,8 +344,19 @@ impl Wire {
     }
 }
 
+/// De-dup ids kept a day longer than the lateness, so every copy of a record that can
+/// still be admitted is recognised: an id is keyed by its event day, and the first record
+/// of that (day, id) may have arrived up to a day before a later one's event time. The
+/// default keeps ids for 24 h of arrival (see `detect::dedup`), which covers redelivery.
+fn exact_dedup(cfg: &mut Config) {
+    let e = &mut cfg.detect.engine;
+    e.dedup_horizon_hours = e.allowed_lateness_hours + 24;
+}
+
 fn driver() -> Driver {
-    let engine = Engine::new(&Config::default(), &[]).expect("default config is valid");
+    let mut cfg = Config::default();
+    exact_dedup(&mut cfg);
+    let engine = Engine::new(&cfg, &[]).expect("the config is valid");
     Driver::new(engine, 3_600_000)
 }
 

@@ -378,17 +378,22 @@ mod tests {
             let err = err.map(|_| ()).unwrap_err().to_string();
             assert!(err.contains("engine.max_dedup_ids"), "{bad}: {err}");
         }
-        // A cap below what the table is sized for would shed ids of the open days.
+        // A cap below what the table is sized for would shed ids within the horizon.
         let sized = "[engine]\nexpected_subscribers = 10000000\nexpected_daily_records = 4\n";
         let err = Config::from_toml(sized)
             .map(|_| ())
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("engine.max_dedup_ids") && err.contains("120000000"),
+            err.contains("engine.max_dedup_ids") && err.contains("53333334"),
             "{err}"
         );
-        assert!(Config::from_toml(&format!("{sized}max_dedup_ids = 120000000\n")).is_ok());
+        assert!(Config::from_toml(&format!("{sized}max_dedup_ids = 53333334\n")).is_ok());
+        for bad in [2, 73] {
+            let err = Config::from_toml(&format!("[engine]\ndedup_horizon_hours = {bad}\n"));
+            let err = err.map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains("engine.dedup_horizon_hours"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -81,11 +81,17 @@ impl DetectConfig {
                 "must be 1 to 10000",
             ));
         }
+        if !(3..=72).contains(&e.dedup_horizon_hours) {
+            return Err(invalid(
+                "engine.dedup_horizon_hours",
+                "must be 3 to 72 (how long after its arrival a record's id is remembered)",
+            ));
+        }
         if e.sized_dedup_ids() > e.max_dedup_ids {
             return Err(invalid(
                 "engine.max_dedup_ids",
                 format!(
-                    "{} is below the {} ids of the open days that engine.expected_subscribers × engine.expected_daily_records size for: raise it, or duplicates of older records would go unrecognised",
+                    "{} is below the {} ids that engine.expected_subscribers × engine.expected_daily_records size for over engine.dedup_horizon_hours: raise it, or duplicates of older records would go unrecognised",
                     e.max_dedup_ids,
                     e.sized_dedup_ids()
                 ),
@@ -177,11 +183,16 @@ fn validate_eviction(e: &EngineConfig) -> Result<(), ConfigError> {
 
 impl EngineConfig {
     /// The de-duplication ids a partition is sized for: the expected subscribers' records
-    /// of every open day (0 when unsized).
+    /// of four thirds of the horizon, the most it holds (0 when unsized).
     pub fn sized_dedup_ids(&self) -> usize {
-        (self.expected_subscribers)
-            .saturating_mul(self.expected_daily_records as usize)
-            .saturating_mul(crate::detect::state::OPEN_DAYS)
+        let daily =
+            (self.expected_subscribers).saturating_mul(self.expected_daily_records as usize);
+        (daily.saturating_mul(4 * self.dedup_horizon_hours as usize)).div_ceil(3 * 24)
+    }
+
+    /// Length of a de-duplication period (a third of the horizon), ms.
+    pub fn dedup_period_ms(&self) -> i64 {
+        i64::from(self.dedup_horizon_hours.max(1)) * 1_200_000
     }
 
     /// The eviction horizons (see [`super::eviction`]).
@@ -207,9 +218,13 @@ pub struct EngineConfig {
     /// the de-duplication table once (ids of the open days, 4 bytes each at 90% full).
     pub expected_daily_records: u32,
     /// The most de-duplication ids a partition holds (about 4.4 bytes each), at least what
-    /// the two above size for. Past it the oldest day's ids are dropped, and a later
-    /// duplicate of a dropped id is not recognised.
+    /// the two above size for. Past it the oldest ids are dropped, and a later duplicate of
+    /// a dropped id is not recognised.
     pub max_dedup_ids: usize,
+    /// How long after its arrival a record's id is remembered (hours of the partition's
+    /// event time, 3 to 72; read at start): a copy delivered later counts twice (see
+    /// [`crate::detect::dedup`]).
+    pub dedup_horizon_hours: u32,
     /// Evict a subscriber with no record for this many closed days (0 = never; else at
     /// least 63, see [`super::eviction`]).
     pub idle_eviction_days: u32,
@@ -225,6 +240,7 @@ impl Default for EngineConfig {
             expected_subscribers: 0,
             expected_daily_records: 5,
             max_dedup_ids: 20_000_000,
+            dedup_horizon_hours: 24,
             idle_eviction_days: 90,
             churned_eviction_days: 7,
         }

@@ -1,37 +1,49 @@
-//! The record ids a partition has seen, for dropping duplicates: those of the open event
-//! days, forgotten when their day closes (older records are rejected as late anyway), so
-//! about three days of ids are kept.
+//! The record ids a partition has seen, for dropping duplicates: those that *arrived* in
+//! about the last day (`engine.dedup_horizon_hours`, 24 by default), whatever their event
+//! time.
 //!
-//! **Why fingerprints in a table sized once.** At four records per subscriber and day a
-//! partition holds about twelve ids per subscriber, more than any other memory beside the
-//! subscriber's own state. So an id is kept as one 32-bit entry of a cuckoo table
-//! ([`table`]): 30 bits of the hash of (day, id) and a 2-bit day tag (day mod 4, the open
-//! days and the next). The bucket comes from the other 32 bits of the hash. The table is
-//! sized once, from `engine.expected_subscribers` × `engine.expected_daily_records` × the
-//! open days, at 90% full: no rehash and no page-fault storm as a day fills.
+//! **Why a day of arrival, not the open event days.** A duplicate is a record delivered
+//! again: a mediation file resent, a producer's retry, a replayed batch. It follows its
+//! original within hours of *arrival*, however late both are. Keeping the ids of the three
+//! event days still open to late records (48 h of lateness) held twelve ids a subscriber
+//! at four records a day, 53 bytes, a fifth of the 256-byte budget; a day of arrival holds
+//! about five (23.7 bytes). What it gives up: a copy delivered more than the horizon after
+//! its original is counted twice. A deployment whose sources resend later raises the
+//! horizon (up to 72 h; memory grows with it).
+//!
+//! **Periods.** Arrival time is the partition's newest event time, so replay and live
+//! agree and no clock is read. It is cut into periods of a third of the horizon; an id is
+//! tagged with the period it arrived in (2 bits: period mod 4), and the ids of the current
+//! period and the three before it are held, so an id is kept for between the horizon and
+//! four thirds of it. A look-up matches an id whatever its period.
+//!
+//! **Why fingerprints in a table sized once.** An id is kept as one 32-bit entry of a
+//! cuckoo table ([`table`]): 30 bits of the hash of (event day, id) and the 2-bit tag. The
+//! bucket comes from the other 32 bits of the hash. The table is sized once, from
+//! `engine.expected_subscribers` × `engine.expected_daily_records` × four thirds of the
+//! horizon, at 90% full: no rehash and no page-fault storm as a period fills.
 //!
 //! **What a fingerprint costs.** A new id is compared with the 16 entries of its two
-//! buckets; a false duplicate needs one of the same day (about a third) to match 30 bits:
-//! about 1 record in 2^28 (1 in 270 million) is wrongly dropped as a duplicate. It is
-//! counted nowhere because it cannot be observed; it is far below the 3% precision of a
-//! closed day.
+//! buckets; a false duplicate needs one of them to match 30 bits: about 1 record in 2^26
+//! (1 in 67 million) is wrongly dropped as a duplicate. It is counted nowhere because it
+//! cannot be observed. (16-bit entries, 14-bit fingerprints, were tried: 1 record in
+//! 13,000, and a planted case went missing; see BENCHMARKS.md.)
 //!
 //! **Growth without a rehash.** A fingerprint cannot be moved to a table of another size
 //! (its bucket's bits are not stored). An unsized or undersized engine therefore starts a
 //! new, larger *generation* when the newest is full; older generations are only read, and
-//! are freed once the days they hold have closed (within about three days).
+//! are freed once the periods they hold are forgotten.
 //!
 //! **The bound.** Time alone does not bound the ids: a flood of distinct ids within the
-//! lateness horizon would grow them without limit. So at most `engine.max_dedup_ids` are
-//! held; past that the ids of the oldest open day go first, a slice at a time (so the cost
-//! of dropping is spread over many inserts). **What a dropped id costs:** a later
-//! duplicate of that record is not recognised and is counted twice. [`SeenIds::dropped`]
-//! counts them.
+//! horizon would grow them without limit. So at most `engine.max_dedup_ids` are held; past
+//! that the ids of the oldest period go first, a slice at a time (so the cost of dropping
+//! is spread over many inserts). **What a dropped id costs:** a later duplicate of that
+//! record is not recognised and is counted twice. [`SeenIds::dropped`] counts them.
 //!
 //! **Snapshots.** Ids remembered since a checkpoint are written as they came (u64, by
-//! day) and inserted again on restore, hashed the same way; a full checkpoint writes the
-//! generations themselves ([`SeenIds::generations`], [`SeenIds::load`]), since the ids are
-//! not kept.
+//! period and event day) and inserted again on restore, hashed the same way; a full
+//! checkpoint writes the generations themselves ([`SeenIds::generations`],
+//! [`SeenIds::load`]), since the ids are not kept.
 
 mod table;
 
@@ -46,15 +58,24 @@ const FIRST_IDS: usize = 4_096;
 
 /// A snapshot's view of the table: the days of the four tags, and each generation's
 /// buckets and entries.
-pub type Generations<'a> = ([Option<Day>; 4], Vec<(u32, &'a [u32])>);
+pub type Generations<'a> = ([Option<Arrival>; 4], Vec<(u32, &'a [u32])>);
+
+/// An arrival period: the partition's newest event time divided by the period's length
+/// (`engine.dedup_horizon_hours` / 3).
+pub type Arrival = i32;
+
+/// Periods whose ids are held: the current one and the three before it.
+pub const PERIODS: usize = 4;
 
 /// The de-duplication ids of one partition, bounded by day and by count.
 #[derive(Debug)]
 pub struct SeenIds {
     /// Generations, oldest first; only the last takes new ids.
     gens: Vec<Table>,
-    /// The day each tag stands for.
-    tag_day: [Option<Day>; 4],
+    /// The arrival period each tag stands for.
+    tag_period: [Option<Arrival>; 4],
+    /// The newest period an id came in.
+    newest: Arrival,
     /// Ids held, over every day.
     len: usize,
     /// The most ids held at once (`engine.max_dedup_ids`).
@@ -71,10 +92,14 @@ fn hash(day: Day, id: u64) -> u64 {
     h ^ (h >> 31)
 }
 
-/// The entry of a hash: the fingerprint (never 0) and the tag.
+/// The fingerprint of a hash (never 0).
+fn fingerprint(h: u64) -> u32 {
+    (h as u32 & FP_MASK).max(1)
+}
+
+/// The entry of a hash: the fingerprint and the tag.
 fn entry(h: u64, tag: usize) -> u32 {
-    let fp = (h as u32 & FP_MASK).max(1);
-    fp | ((tag as u32) << TAG_SHIFT)
+    fingerprint(h) | ((tag as u32) << TAG_SHIFT)
 }
 
 impl PartialEq for SeenIds {
@@ -92,23 +117,25 @@ impl SeenIds {
         let first = if expected > 0 { expected } else { FIRST_IDS };
         SeenIds {
             gens: vec![Table::for_ids(first.min(max), SIZED_LOAD)],
-            tag_day: [None; 4],
+            tag_period: [None; 4],
+            newest: Arrival::MIN,
             len: 0,
             max,
             dropped: 0,
         }
     }
 
-    /// Remembers `id` under `day`; false if it was already there (a duplicate). Past the
-    /// cap, ids of the oldest day are dropped first.
-    pub fn insert(&mut self, day: Day, id: u64) -> bool {
-        let Some(t) = self.tag_of(day) else {
-            self.dropped += 1;
-            return true;
-        };
+    /// Remembers `id` of event day `day`, delivered in arrival period `period`; false if
+    /// it was already there (a duplicate), whichever period it came in. Ids of periods
+    /// [`PERIODS`] or more before `period` are forgotten first; past the cap, ids of the
+    /// oldest period are dropped first.
+    pub fn insert(&mut self, period: Arrival, day: Day, id: u64) -> bool {
+        if period > self.newest {
+            self.forget_through(period - PERIODS as Arrival);
+            self.newest = period;
+        }
         let h = hash(day, id);
-        let e = entry(h, t);
-        if self.contains(h, e) {
+        if self.contains(h, fingerprint(h)) {
             return false;
         }
         if self.len >= self.max {
@@ -117,8 +144,8 @@ impl SeenIds {
         if !self.room() {
             self.grow_or_shed();
         }
-        // Shedding may have freed this day's tag: take it again.
-        let Some(t) = self.tag_of(day) else {
+        // Shedding may have freed this period's tag: take it again.
+        let Some(t) = self.tag_of(period) else {
             self.dropped += 1;
             return true;
         };
@@ -138,31 +165,27 @@ impl SeenIds {
     pub fn prefetch(&self, day: Day, id: u64) {
         let h = hash(day, id);
         let g = self.gens.last().expect("a generation");
-        g.prefetch(g.home(h), entry(h, day.rem_euclid(4) as usize));
+        g.prefetch(g.home(h), fingerprint(h));
     }
 
-    fn contains(&self, h: u64, e: u32) -> bool {
-        let t = tag(e);
-        self.gens
-            .iter()
-            .rev()
-            .any(|g| g.count[t] > 0 && g.contains(g.home(h), e))
+    fn contains(&self, h: u64, fp: u32) -> bool {
+        (self.gens.iter().rev()).any(|g| g.len() > 0 && g.contains(g.home(h), fp))
     }
 
     /// The tag of `day`: its own, or it takes the tag of an older day (whose ids go, as
     /// dropped). `None` when a newer day holds it (a record far too late to remember).
-    fn tag_of(&mut self, day: Day) -> Option<usize> {
-        let t = day.rem_euclid(4) as usize;
-        match self.tag_day[t] {
-            Some(d) if d == day => Some(t),
-            Some(d) if d > day => None,
+    fn tag_of(&mut self, period: Arrival) -> Option<usize> {
+        let t = period.rem_euclid(4) as usize;
+        match self.tag_period[t] {
+            Some(p) if p == period => Some(t),
+            Some(p) if p > period => None,
             Some(_) => {
                 self.dropped += self.remove(t, usize::MAX) as u64;
-                self.tag_day[t] = Some(day);
+                self.tag_period[t] = Some(period);
                 Some(t)
             }
             None => {
-                self.tag_day[t] = Some(day);
+                self.tag_period[t] = Some(period);
                 Some(t)
             }
         }
@@ -204,7 +227,7 @@ impl SeenIds {
     fn oldest(&self) -> Option<usize> {
         (0..4)
             .filter(|&t| self.gens.iter().any(|g| g.count[t] > 0))
-            .min_by_key(|&t| self.tag_day[t])
+            .min_by_key(|&t| self.tag_period[t])
     }
 
     /// Removes up to `n` ids of tag `t`, oldest generation first; frees the tag once it has
@@ -218,7 +241,7 @@ impl SeenIds {
         }
         self.len -= removed;
         if self.gens.iter().all(|g| g.count[t] == 0) {
-            self.tag_day[t] = None;
+            self.tag_period[t] = None;
         }
         let last = self.gens.len() - 1;
         let mut i = 0;
@@ -229,12 +252,12 @@ impl SeenIds {
         removed
     }
 
-    /// Forgets every day up to `closed` (inclusive): no record of it can be admitted now.
-    pub fn forget_through(&mut self, closed: Day) {
+    /// Forgets the ids of every period up to `last` (inclusive).
+    pub fn forget_through(&mut self, last: Arrival) {
         for t in 0..4 {
-            if self.tag_day[t].is_some_and(|d| d <= closed) {
+            if self.tag_period[t].is_some_and(|p| p <= last) {
                 self.remove(t, usize::MAX);
-                self.tag_day[t] = None;
+                self.tag_period[t] = None;
             }
         }
     }
@@ -248,6 +271,11 @@ impl SeenIds {
             let ids = (self.len + n).max(2 * g.slots()).min(self.max);
             self.gens.push(Table::for_ids(ids, SIZED_LOAD));
         }
+    }
+
+    /// The newest arrival period an id came in.
+    pub fn newest(&self) -> Arrival {
+        self.newest
     }
 
     /// Ids held.
@@ -272,14 +300,14 @@ impl SeenIds {
     /// The days of the tags, and each generation's buckets and entries (for a snapshot).
     pub fn generations(&self) -> Generations<'_> {
         let gens = self.gens.iter().map(|g| (g.buckets(), g.entries()));
-        (self.tag_day, gens.collect())
+        (self.tag_period, gens.collect())
     }
 
     /// Restores snapshot entries of generation `gen` (of `buckets` buckets) from slot
     /// `first` on. The first piece of generation 0 starts afresh.
     pub fn load(
         &mut self,
-        tag_day: [Option<Day>; 4],
+        tag_period: [Option<Arrival>; 4],
         gen: usize,
         buckets: u32,
         first: usize,
@@ -298,18 +326,19 @@ impl SeenIds {
         self.len -= self.gens[gen].len();
         self.gens[gen].load(first, entries);
         self.len += self.gens[gen].len();
-        for (t, d) in tag_day.into_iter().enumerate() {
-            if d.is_some() {
-                self.tag_day[t] = d;
+        for (t, p) in tag_period.into_iter().enumerate() {
+            if let Some(p) = p {
+                self.tag_period[t] = Some(p);
+                self.newest = self.newest.max(p);
             }
         }
     }
 
     /// Every (day, entry) held, sorted.
-    fn sorted(&self) -> Vec<(Day, u32)> {
-        let mut all: Vec<(Day, u32)> = (self.gens.iter())
+    fn sorted(&self) -> Vec<(Arrival, u32)> {
+        let mut all: Vec<(Arrival, u32)> = (self.gens.iter())
             .flat_map(|g| g.entries().iter().copied().filter(|&e| e != 0))
-            .map(|e| (self.tag_day[tag(e)].unwrap_or(Day::MIN), e))
+            .map(|e| (self.tag_period[tag(e)].unwrap_or(Arrival::MIN), e))
             .collect();
         all.sort_unstable();
         all
@@ -321,14 +350,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_repeated_id_is_a_duplicate_until_its_day_is_forgotten() {
+    fn a_repeated_id_is_a_duplicate_for_four_periods_of_arrival() {
         let mut s = SeenIds::new(100, 0);
-        assert!(s.insert(1, 7));
-        assert!(!s.insert(1, 7));
-        assert!(s.insert(2, 7));
-        s.forget_through(1);
-        assert_eq!(s.len(), 1);
-        assert!(s.insert(1, 7));
+        assert!(s.insert(10, 1, 7));
+        assert!(!s.insert(10, 1, 7));
+        assert!(s.insert(10, 2, 7), "another event day: another record");
+        assert!(s.insert(12, 3, 7));
+        assert!(
+            !s.insert(13, 1, 7),
+            "three periods later it is still remembered"
+        );
+        assert!(s.insert(14, 5, 8));
+        assert_eq!(
+            s.len(),
+            2,
+            "period 10's ids are forgotten once period 14 begins"
+        );
+        assert!(
+            s.insert(14, 1, 7),
+            "a copy delivered that late counts again"
+        );
+        assert!(!s.insert(15, 3, 7), "period 12's are still there");
     }
 
     #[test]
@@ -336,11 +378,14 @@ mod tests {
         let mut s = SeenIds::new(1_000_000, 0);
         let empty = s.bytes();
         for id in 0..100_000 {
-            assert!(s.insert(5, id));
+            assert!(s.insert(0, 5, id));
         }
         assert_eq!((s.len(), s.dropped()), (100_000, 0));
         assert!(s.bytes() >= empty + 100_000 * 4, "{}", s.bytes());
-        assert!((0..100_000).all(|id| !s.insert(5, id)), "every id is found");
+        assert!(
+            (0..100_000).all(|id| !s.insert(0, 5, id)),
+            "every id is found"
+        );
     }
 
     #[test]
@@ -348,7 +393,7 @@ mod tests {
         let mut s = SeenIds::new(20_000_000, 30_000);
         let bytes = s.bytes();
         for id in 0..30_000u64 {
-            assert!(s.insert(10 + (id % 3) as Day, id));
+            assert!(s.insert(0, 10 + (id % 3) as Day, id));
         }
         assert_eq!((s.bytes(), s.gens.len(), s.dropped()), (bytes, 1, 0));
         assert!(bytes < 30_000 * 5, "{bytes}");
@@ -359,13 +404,16 @@ mod tests {
         let max = 1_000;
         let mut s = SeenIds::new(max, 0);
         for id in 0..400 {
-            s.insert(1, id);
+            s.insert(1, 1, id);
         }
         for id in 0..100_000u64 {
-            assert!(s.insert(2, 1_000_000 + id));
+            assert!(s.insert(2, 2, 1_000_000 + id));
             assert!(s.len() <= max, "{} ids held at {id}", s.len());
         }
-        assert!(s.sorted().iter().all(|(d, _)| *d == 2), "day 1 went first");
+        assert!(
+            s.sorted().iter().all(|(p, _)| *p == 2),
+            "period 1 went first"
+        );
         assert_eq!(s.dropped(), 400 + 100_000 - s.len() as u64);
         assert!(s.len() > max / 2);
         // A flood of one day cannot make the structure's memory grow past the cap either.
@@ -383,7 +431,7 @@ mod tests {
         let mut s = SeenIds::new(200_000, 600_000);
         let t = std::time::Instant::now();
         for id in 0..2_000_000u64 {
-            s.insert(9, id.wrapping_mul(0x2545_f491_4f6c_dd1d));
+            s.insert(0, 9, id.wrapping_mul(0x2545_f491_4f6c_dd1d));
         }
         assert!(s.len() <= 200_000 && s.len() > 180_000, "{}", s.len());
         assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
@@ -393,7 +441,7 @@ mod tests {
     fn a_snapshot_of_the_generations_loads_into_an_equal_set() {
         let mut s = SeenIds::new(1_000_000, 0);
         for id in 0..20_000u64 {
-            s.insert(7 + (id % 2) as Day, id * 31);
+            s.insert(0, 7 + (id % 2) as Day, id * 31);
         }
         assert!(s.gens.len() > 1);
         let mut r = SeenIds::new(1_000_000, 50);
@@ -404,6 +452,6 @@ mod tests {
             }
         }
         assert!(r == s && r.len() == s.len());
-        assert!(!r.insert(8, 31) && r.insert(8, 32 * 31 + 1));
+        assert!(!r.insert(0, 8, 31) && r.insert(0, 8, 32 * 31 + 1));
     }
 }

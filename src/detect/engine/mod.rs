@@ -31,10 +31,10 @@
 //! do-not-disturb request counts at once: one arriving late moves the tickets it covers
 //! (created from it to one lateness later) to the no-contact queue.
 //!
-//! **Duplicates.** Ids are remembered per event day until the day closes; anything older is
-//! rejected as late anyway, so de-duplication is exact over the whole lateness horizon, up
-//! to `engine.max_dedup_ids` ids per partition (past it the oldest go first, see
-//! [`super::dedup`]).
+//! **Duplicates.** Ids are remembered for `engine.dedup_horizon_hours` (24) of arrival, by
+//! the partition's newest event time: a record delivered again within that is dropped, a
+//! later copy counts twice; up to `engine.max_dedup_ids` ids per partition (past it the
+//! oldest go first, see [`super::dedup`]).
 //!
 //! **Partial calls** to a competitor's care line are joined by call reference and judged
 //! when the watermark passes the end of the last fragment: only then is the call whole.
@@ -56,7 +56,7 @@ use super::config::{ConfigError, DetectConfig};
 use crate::proto::CareTicket;
 
 use super::calendar::{month_of_day, Calendar, Day};
-use super::dedup::SeenIds;
+use super::dedup::{Arrival, SeenIds};
 use super::event::Period;
 use super::event::{AccountEvent, AccountKind, Cdr, CdrKind, Event, Msisdn, TicketOutcomeEvent};
 use super::facts::{Fact, PendingFact, PendingFacts};
@@ -338,13 +338,14 @@ impl Engine {
             Event::Cdr(c) => c.id.0,
             Event::Account(a) => a.id.0.rotate_left(17) ^ 0x5bd1_e995_a5a5_0f0f,
         };
-        if !self.seen_ids.insert(day, key) {
+        let period = self.dedup_period(self.clock.newest_ms().unwrap_or(t).max(t));
+        if !self.seen_ids.insert(period, day, key) {
             self.stats.duplicates += 1;
             return Applied::Duplicate;
         }
         self.stats.dedup_ids_dropped = self.seen_ids.dropped();
         if self.snap.track_ids {
-            self.snap.new_ids.push((day, key));
+            self.snap.new_ids.push((period, day, key));
         }
         self.stats.accepted += 1;
         if let Some(days) = self.clock.advance(t, &self.cal) {
@@ -407,8 +408,13 @@ impl Engine {
             self.close_day(day, out);
             self.stats.days_closed += 1;
         }
-        self.seen_ids.forget_through(closed);
         self.forget_before(closed);
+    }
+
+    /// The de-duplication period of an arrival at newest event time `t`.
+    pub(super) fn dedup_period(&self, t: i64) -> Arrival {
+        let p = t.div_euclid(self.cfg.engine.dedup_period_ms());
+        p.clamp(i64::from(Arrival::MIN), i64::from(Arrival::MAX)) as Arrival
     }
 
     /// Drops policy memory no late record can need any more.

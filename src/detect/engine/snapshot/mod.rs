@@ -23,16 +23,18 @@
 //! the restored slots.
 
 use super::*;
+use crate::detect::dedup::{Arrival, PERIODS};
 use crate::detect::snapshot::{
-    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_IMAGE_VERSION,
-    IDS_VERSION, PARTITION_VERSION,
+    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_BY_DAY,
+    IDS_IMAGE_BY_DAY, IDS_IMAGE_VERSION, IDS_VERSION, PARTITION_VERSION,
 };
 
-/// Header of an image chunk: version, the four tags' days, generation, buckets, first slot.
+/// Header of an image chunk: version, the four tags' periods, generation, buckets, first
+/// slot.
 const IMAGE_HEADER: usize = 1 + 4 * 4 + 1 + 4 + 4;
 /// Smallest id chunk: an image header and one entry (an id chunk needs less).
 const MIN_ID_CHUNK: usize = IMAGE_HEADER + 4;
-/// A tag's day in an image chunk when the tag is free.
+/// A tag's period in an image chunk when the tag is free.
 const NO_DAY: i32 = i32::MIN;
 
 /// Change tracking for checkpoints, and what a restore still has to put in place.
@@ -40,7 +42,7 @@ const NO_DAY: i32 = i32::MIN;
 pub(super) struct Tracking {
     /// De-duplication ids inserted since the last [`Engine::drain_ids`]; kept only once a
     /// drain has happened (an engine nobody checkpoints keeps nothing).
-    pub(super) new_ids: Vec<(Day, u64)>,
+    pub(super) new_ids: Vec<(Arrival, Day, u64)>,
     pub(super) track_ids: bool,
     /// One record's bytes, reused for every subscriber.
     buf: Vec<u8>,
@@ -93,12 +95,12 @@ impl Engine {
     }
 
     /// De-duplication ids remembered since the last call, encoded in chunks of at most
-    /// `max_chunk` bytes (at least 30): a version byte, then groups of (day `i32`, count
-    /// `u32`, ids `u64`), all LE. When `all` (and on the first call) the whole table is
-    /// written instead, as image chunks (version 2: the four tags' days `i32`, generation
-    /// `u8`, buckets `u32`, first slot `u32`, entries `u32`).
+    /// `max_chunk` bytes (at least 30): a version byte (3), then groups of (arrival period
+    /// `i32`, event day `i32`, count `u32`, ids `u64`), all LE. When `all` (and on the first
+    /// call) the whole table is written instead, as image chunks (version 4: the four tags'
+    /// periods `i32`, generation `u8`, buckets `u32`, first slot `u32`, entries `u32`).
     pub fn drain_ids(&mut self, all: bool, max_chunk: usize, mut f: impl FnMut(&[u8])) {
-        let closed = self.clock.closed_through().unwrap_or(Day::MIN);
+        let forgotten = self.seen_ids.newest().saturating_sub(PERIODS as Arrival);
         let max_chunk = max_chunk.max(MIN_ID_CHUNK);
         let mut w = IdChunks::new(max_chunk);
         if all || !self.snap.track_ids {
@@ -106,8 +108,10 @@ impl Engine {
         } else {
             let new = &mut self.snap.new_ids;
             new.sort_unstable();
-            for run in new.chunk_by(|a, b| a.0 == b.0).filter(|r| r[0].0 > closed) {
-                w.group(run[0].0, run.len(), &mut run.iter().map(|x| x.1), &mut f);
+            let runs = new.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1));
+            for run in runs.filter(|r| r[0].0 > forgotten) {
+                let ids = &mut run.iter().map(|x| x.2);
+                w.group((run[0].0, run[0].1), run.len(), ids, &mut f);
             }
         }
         w.flush(&mut f);
@@ -233,26 +237,41 @@ impl Engine {
     /// Adds the ids of one [`Engine::drain_ids`] chunk to those remembered (an image
     /// chunk's entries are put back where they were).
     pub fn restore_ids(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        if bytes.first() == Some(&IDS_IMAGE_VERSION) {
-            return self.restore_image(bytes);
-        }
-        let mut r = Reader::versioned(bytes, "de-duplication ids", IDS_VERSION)?;
+        let by_day = match bytes.first() {
+            Some(&IDS_IMAGE_VERSION) => return self.restore_image(bytes, IDS_IMAGE_VERSION),
+            Some(&IDS_IMAGE_BY_DAY) => return self.restore_image(bytes, IDS_IMAGE_BY_DAY),
+            Some(&IDS_BY_DAY) => true,
+            _ => false,
+        };
+        let version = if by_day { IDS_BY_DAY } else { IDS_VERSION };
+        let mut r = Reader::versioned(bytes, "de-duplication ids", version)?;
         while !r.is_empty() {
+            let period = if by_day { None } else { Some(r.i32()?) };
             let day = r.i32()?;
+            let period = period.unwrap_or_else(|| self.period_of_day(day));
             let n = r.count(8)?;
             self.seen_ids.reserve(n);
             for _ in 0..n {
-                self.seen_ids.insert(day, r.u64()?);
+                self.seen_ids.insert(period, day, r.u64()?);
             }
         }
         Ok(())
     }
 
-    fn restore_image(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let mut r = Reader::versioned(bytes, "de-duplication image", IDS_IMAGE_VERSION)?;
-        let mut days = [None; 4];
-        for d in &mut days {
-            *d = Some(r.i32()?).filter(|&d| d != NO_DAY);
+    /// The arrival period an id of an earlier build, remembered by event `day`, is given:
+    /// that of the day's end (its records arrived then or later).
+    fn period_of_day(&self, day: Day) -> Arrival {
+        self.dedup_period(self.cal.day_start_ms(day + 1) - 1)
+    }
+
+    fn restore_image(&mut self, bytes: &[u8], version: u8) -> Result<(), SnapshotError> {
+        let mut r = Reader::versioned(bytes, "de-duplication image", version)?;
+        let mut periods = [None; 4];
+        for p in &mut periods {
+            *p = Some(r.i32()?).filter(|&p| p != NO_DAY);
+            if version == IDS_IMAGE_BY_DAY {
+                *p = p.map(|day| self.period_of_day(day));
+            }
         }
         let (gen, buckets, first) = (r.u8()?, r.u32()?, r.u32()? as usize);
         let entries = r.take(bytes.len() - IMAGE_HEADER)?;
@@ -263,7 +282,7 @@ impl Engine {
             .chunks_exact(4)
             .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
         self.seen_ids
-            .load(days, usize::from(gen), buckets, first, entries);
+            .load(periods, usize::from(gen), buckets, first, entries);
         Ok(())
     }
 
@@ -358,9 +377,6 @@ impl Engine {
             renumbered = !layout.exact;
         }
         self.subs.mark_all(renumbered);
-        if let Some(closed) = self.clock.closed_through() {
-            self.seen_ids.forget_through(closed);
-        }
         self.partials_min_end = self
             .partials
             .values()
@@ -446,7 +462,7 @@ impl IdChunks {
     /// Writes the `n` ids of `day`, in as many groups (and chunks) as they need.
     fn group(
         &mut self,
-        day: Day,
+        (period, day): (Arrival, Day),
         mut n: usize,
         ids: &mut impl Iterator<Item = u64>,
         f: &mut impl FnMut(&[u8]),
@@ -455,12 +471,13 @@ impl IdChunks {
             if self.buf.is_empty() {
                 self.buf.push(IDS_VERSION);
             }
-            let room = self.max.saturating_sub(self.buf.len() + 8) / 8;
+            let room = self.max.saturating_sub(self.buf.len() + 12) / 8;
             if room == 0 {
                 self.flush(f);
                 continue;
             }
             let k = room.min(n);
+            self.buf.put_i32(period);
             self.buf.put_i32(day);
             self.buf.put_len(k);
             for id in ids.by_ref().take(k) {

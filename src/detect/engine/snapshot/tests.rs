@@ -167,7 +167,7 @@ fn only_changed_subscribers_and_new_ids_are_drained() {
     let mut chunks = Vec::new();
     e.drain_ids(false, 4096, |b| chunks.push(b.to_vec()));
     assert_eq!(chunks.len(), 1);
-    assert_eq!(chunks[0].len(), 1 + 8 + 2 * 8, "one group of two ids");
+    assert_eq!(chunks[0].len(), 1 + 12 + 2 * 8, "one group of two ids");
     e.drain_ids(false, 4096, |_| panic!("nothing new"));
 }
 
@@ -196,6 +196,21 @@ fn unknown_versions_and_truncations_are_errors() {
         .restore_ids(&[IDS_VERSION, 1, 0, 0, 0, 5, 0, 0, 0, 1])
         .is_err());
     assert!(r.restore_subscriber(SUB, &[1, 2, 3]).is_err());
+}
+
+#[test]
+fn ids_of_an_earlier_build_by_event_day_are_still_recognised() {
+    let mut e = Engine::new(&config(), &[]).unwrap();
+    let t = T0;
+    let day = e.calendar().day_of(t);
+    let mut v1 = vec![crate::detect::snapshot::IDS_BY_DAY];
+    v1.extend_from_slice(&day.to_le_bytes());
+    v1.extend_from_slice(&1u32.to_le_bytes());
+    v1.extend_from_slice(&4_242u64.to_le_bytes());
+    e.restore_ids(&v1).unwrap();
+    let mut out = Vec::new();
+    let again = cdr(4_242, SUB, t, CdrKind::SmsIn, "13012340001");
+    assert_eq!(e.apply(&again, &mut out), Applied::Duplicate);
 }
 
 #[test]
