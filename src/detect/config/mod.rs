@@ -215,7 +215,7 @@ pub struct EngineConfig {
     /// Capacity to reserve for the subscriber table (avoids rehashing at start-up).
     pub expected_subscribers: usize,
     /// Records a subscriber has in a day, on average: with `expected_subscribers` it sizes
-    /// the de-duplication table once (ids of the open days, 4 bytes each at 90% full).
+    /// the de-duplication table once (ids of the de-dup horizon, 4 bytes each at 90% full).
     pub expected_daily_records: u32,
     /// The most de-duplication ids a partition holds (about 4.4 bytes each), at least what
     /// the two above size for. Past it the oldest ids are dropped, and a later duplicate of

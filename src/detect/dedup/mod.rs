@@ -67,7 +67,7 @@ pub type Arrival = i32;
 /// Periods whose ids are held: the current one and the three before it.
 pub const PERIODS: usize = 4;
 
-/// The de-duplication ids of one partition, bounded by day and by count.
+/// The de-duplication ids of one partition, bounded by arrival period and by count.
 #[derive(Debug)]
 pub struct SeenIds {
     /// Generations, oldest first; only the last takes new ids.
@@ -197,7 +197,7 @@ impl SeenIds {
         g.len() < g.slots() * MAX_LOAD / 100
     }
 
-    /// Starts a larger generation if the cap allows, else drops the oldest day's ids until
+    /// Starts a larger generation if the cap allows, else drops the oldest period's ids until
     /// the newest generation has room.
     fn grow_or_shed(&mut self) {
         let newest = self.gens.last().expect("a generation").slots() * MAX_LOAD / 100;
@@ -211,7 +211,7 @@ impl SeenIds {
         }
     }
 
-    /// Drops ids of the oldest days until a sixteenth of the cap is free again.
+    /// Drops ids of the oldest periods until a sixteenth of the cap is free again.
     fn shed(&mut self) {
         let target = self.max - self.max / 16;
         while self.len > target {
@@ -223,7 +223,7 @@ impl SeenIds {
         }
     }
 
-    /// The tag of the oldest day held.
+    /// The tag of the oldest period held.
     fn oldest(&self) -> Option<usize> {
         (0..4)
             .filter(|&t| self.gens.iter().any(|g| g.count[t] > 0))

@@ -147,7 +147,7 @@ pub struct Engine {
     subs: SubscriberTable,
     /// Event time: what is late, which days are closed (see [`super::watermark`]).
     clock: Watermark,
-    /// De-duplication ids of the open days, bounded (see [`super::dedup`]).
+    /// De-duplication ids of about a day of arrival, bounded (see [`super::dedup`]).
     seen_ids: SeenIds,
     marks: FxHashMap<(u32, RuleId), Vec<Mark>>,
     partials: FxHashMap<(u32, u64), PartialCall>,
