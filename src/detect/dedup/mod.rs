@@ -131,7 +131,7 @@ impl SeenIds {
     /// oldest period are dropped first.
     pub fn insert(&mut self, period: Arrival, day: Day, id: u64) -> bool {
         if period > self.newest {
-            self.forget_through(period - PERIODS as Arrival);
+            self.forget_through(period.saturating_sub(PERIODS as Arrival));
             self.newest = period;
         }
         let h = hash(day, id);
@@ -371,6 +371,14 @@ mod tests {
             "a copy delivered that late counts again"
         );
         assert!(!s.insert(15, 3, 7), "period 12's are still there");
+    }
+
+    #[test]
+    fn the_extreme_periods_do_not_overflow() {
+        let mut s = SeenIds::new(100, 0);
+        assert!(s.insert(Arrival::MIN, 1, 7));
+        assert!(!s.insert(Arrival::MIN, 1, 7));
+        assert!(s.insert(Arrival::MAX, 1, 8));
     }
 
     #[test]
