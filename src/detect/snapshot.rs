@@ -29,18 +29,6 @@ pub const STATE_VERSION: u8 = 1;
 pub const RECORD_VERSION: u8 = 2;
 /// Version of the partition blob (`Engine::encode_partition`).
 pub const PARTITION_VERSION: u8 = 1;
-/// Version of a de-duplication id chunk (`Engine::drain_ids`): ids as they came, by
-/// arrival period and event day.
-pub const IDS_VERSION: u8 = 3;
-/// Version of a de-duplication image chunk (a full checkpoint's `Engine::drain_ids`): the
-/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`), its
-/// tags standing for arrival periods.
-pub const IDS_IMAGE_VERSION: u8 = 4;
-/// The id chunk of earlier builds, by event day only; still read, each day's ids taking
-/// the arrival period of the day's end.
-pub const IDS_BY_DAY: u8 = 1;
-/// The image of earlier builds, its tags standing for event days; still read the same way.
-pub const IDS_IMAGE_BY_DAY: u8 = 2;
 
 /// Bytes of an encoded [`SubscriberState`], version byte included.
 pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;

@@ -25,9 +25,21 @@
 use super::*;
 use crate::detect::dedup::{Arrival, PERIODS};
 use crate::detect::snapshot::{
-    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, IDS_BY_DAY,
-    IDS_IMAGE_BY_DAY, IDS_IMAGE_VERSION, IDS_VERSION, PARTITION_VERSION,
+    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, PARTITION_VERSION,
 };
+
+/// Version of a de-duplication id chunk ([`Engine::drain_ids`]): ids as they came, by
+/// arrival period and event day.
+pub const IDS_VERSION: u8 = 3;
+/// Version of a de-duplication image chunk (a full checkpoint's [`Engine::drain_ids`]): the
+/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`), its
+/// tags standing for arrival periods.
+pub const IDS_IMAGE_VERSION: u8 = 4;
+/// The id chunk of earlier builds, by event day only; still read, each day's ids taking
+/// the arrival period of the day's end.
+pub const IDS_BY_DAY: u8 = 1;
+/// The image of earlier builds, its tags standing for event days; still read the same way.
+pub const IDS_IMAGE_BY_DAY: u8 = 2;
 
 /// Header of an image chunk: version, the four tags' periods, generation, buckets, first
 /// slot.

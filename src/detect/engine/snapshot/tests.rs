@@ -203,7 +203,7 @@ fn ids_of_an_earlier_build_by_event_day_are_still_recognised() {
     let mut e = Engine::new(&config(), &[]).unwrap();
     let t = T0;
     let day = e.calendar().day_of(t);
-    let mut v1 = vec![crate::detect::snapshot::IDS_BY_DAY];
+    let mut v1 = vec![IDS_BY_DAY];
     v1.extend_from_slice(&day.to_le_bytes());
     v1.extend_from_slice(&1u32.to_le_bytes());
     v1.extend_from_slice(&4_242u64.to_le_bytes());
