@@ -39,6 +39,8 @@ pub struct Metrics {
     pub rebalances: IntCounterVec,
     pub partition_restarts: IntCounterVec,
     pub assigned_partitions: IntGauge,
+    pub input_partitions: IntGaugeVec,
+    pub partitioner_detected: IntGaugeVec,
     pub config_version: IntGauge,
     pub config_reloads: IntCounterVec,
     pub ready: IntGauge,
@@ -419,6 +421,8 @@ fn state_metrics(r: &Registry) -> StateMetrics {
 struct ServiceMetrics {
     rebalances: IntCounterVec,
     assigned_partitions: IntGauge,
+    input_partitions: IntGaugeVec,
+    partitioner_detected: IntGaugeVec,
     config_version: IntGauge,
     config_reloads: IntCounterVec,
     ready: IntGauge,
@@ -439,7 +443,7 @@ fn service_metrics(r: &Registry) -> ServiceMetrics {
     .expect("valid");
     let ready = IntGauge::new(
         "churnwatch_ready",
-        "1 when consuming and producing normally.",
+        "1 when no readiness condition holds (/readyz names those that do).",
     )
     .expect("valid");
     let build_info = Gauge::with_opts(
@@ -460,6 +464,18 @@ fn service_metrics(r: &Registry) -> ServiceMetrics {
             &["kind"],
         ),
         assigned_partitions: register(r, assigned_partitions),
+        input_partitions: gauge(
+            r,
+            "churnwatch_input_partitions",
+            "Partitions of each input topic, as found at start-up.",
+            &["topic"],
+        ),
+        partitioner_detected: gauge(
+            r,
+            "churnwatch_partitioner_detected",
+            "1 for the upstream partitioner the input records follow (kafka.partitioner = auto).",
+            &["partitioner"],
+        ),
         config_version: register(r, config_version),
         config_reloads: counter(
             r,
@@ -516,6 +532,8 @@ impl Metrics {
         let ServiceMetrics {
             rebalances,
             assigned_partitions,
+            input_partitions,
+            partitioner_detected,
             config_version,
             config_reloads,
             ready,
@@ -552,6 +570,8 @@ impl Metrics {
             rebalances,
             partition_restarts,
             assigned_partitions,
+            input_partitions,
+            partitioner_detected,
             config_version,
             config_reloads,
             ready,

@@ -26,7 +26,7 @@ use churnwatch::config::Config;
 use churnwatch::proto::{self, account_event::Kind as Acct, CareTicket, RecordType};
 use churnwatch::tools::workload::stories::START_MS;
 use churnwatch::tools::workload::{Rng, WireEvent};
-use cluster::{Broker, Kind, Service};
+use cluster::{Broker, Kind, Placement, Service};
 use reference::{counts, diff, finals, reference};
 
 const DAY: i64 = 86_400_000;
@@ -176,14 +176,15 @@ fn crash_loop(kind: Kind) {
     assert!(duplicates <= bound, "{duplicates} duplicates > {bound}");
 }
 
-/// Subscribers of our own, `per` in each partition, numbered from `prefix`.
-fn spread(prefix: &str, per: usize, partitions: i32) -> Vec<String> {
+/// Subscribers of our own, `per` in each partition as `placement` puts them, numbered
+/// from `prefix`.
+fn spread(prefix: &str, per: usize, partitions: i32, placement: Placement) -> Vec<String> {
     let mut out = Vec::new();
     for p in 0..partitions {
         let mut n = 0u64;
         while out.len() < (p as usize + 1) * per {
             let s = format!("{prefix}{n:05}");
-            if churnwatch::live::partition_of(&s, partitions) == p {
+            if placement.partition_of(&s, partitions) == p {
                 out.push(s);
             }
             n += 1;
@@ -235,11 +236,11 @@ struct Rebalance {
 /// have already been contacted twice (the contact cap) before the restart: a forwarding
 /// registration and a care call to 10086. One clock subscriber per partition calls daily so
 /// every partition's days close.
-fn rebalance_workload(partitions: i32) -> Rebalance {
-    let streak = spread("86130555", 5, partitions);
-    let dnd = spread("86130556", 1, partitions);
-    let capped = spread("86130557", 1, partitions);
-    let clock = spread("86130558", 1, partitions);
+fn rebalance_workload(partitions: i32, placement: Placement) -> Rebalance {
+    let streak = spread("86130555", 5, partitions, placement);
+    let dnd = spread("86130556", 1, partitions, placement);
+    let capped = spread("86130557", 1, partitions, placement);
+    let clock = spread("86130558", 1, partitions, placement);
     let to = "13812345678";
     let forward = |s: &String, d| {
         cdr(
@@ -346,10 +347,15 @@ fn streak_of<'a>(
 /// the survivor owns all four partitions the fifth day arrives. Every streak must raise
 /// its ticket, do-not-disturb subscribers' in the no-contact queue, capped subscribers'
 /// marked `contact_cap`: all of it equal to the reference engine on the same input.
-fn rebalance(kind: Kind) {
+/// Both members are ready before one leaves, and the survivor is ready after.
+///
+/// With `Placement::LibrdkafkaDefault` the producer is librdkafka's own default
+/// (`consistent_random`, CRC32, as confluent-kafka and rust-rdkafka producers are): the
+/// service learns it (`kafka.partitioner = "auto"`) and flags no record.
+fn rebalance(kind: Kind, placement: Placement) {
     let started = Instant::now();
     let partitions = 4;
-    let w = rebalance_workload(partitions);
+    let w = rebalance_workload(partitions, placement);
     let all: Vec<WireEvent> = w.before.iter().chain(&w.after).cloned().collect();
     let cfg = Config::default();
     let expected = reference(&cfg, &all, partitions).finals();
@@ -372,7 +378,8 @@ fn rebalance(kind: Kind) {
         }
     }
 
-    let b = Broker::start(kind, "rebalance", partitions);
+    let mut b = Broker::start(kind, "rebalance", partitions);
+    b.placement = placement;
     let mut one = b.service("one");
     let mut two = b.service("two");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -410,6 +417,17 @@ fn rebalance(kind: Kind) {
         one.consumed() > 0 && two.consumed() > 0,
         "both instances consumed"
     );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(one.ready() && two.ready()) {
+        let says = |s: &Service| s.get("/readyz").map(|(_, b)| b).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "not ready on both members: {} | {}",
+            says(&one),
+            says(&two)
+        );
+        std::thread::sleep(Duration::from_millis(100)); // readiness poll
+    }
     two.stop();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(one.ready() && one.metric("churnwatch_assigned_partitions") == partitions as f64) {
@@ -423,6 +441,11 @@ fn rebalance(kind: Kind) {
     b.produce(&w.after);
     b.offsets()
         .wait_caught_up(&mut [&mut one], Duration::from_secs(60));
+    let (status, body) = one.get("/readyz").unwrap_or_default();
+    assert_eq!(status, 200, "the survivor is not ready: {body}");
+    assert!(!body.contains("warning"), "{body}");
+    let mismatches = one.metric("churnwatch_partition_key_mismatches_total");
+    assert_eq!(mismatches, 0.0, "records flagged as on the wrong partition");
     one.stop();
 
     let got = finals(b.tickets().iter());
@@ -558,13 +581,25 @@ fn crash_loop_tansu() {
 #[test]
 fn rebalance_embedded() {
     let _one = serial();
-    rebalance(Kind::Embedded);
+    rebalance(Kind::Embedded, Placement::Murmur2);
 }
 
 #[test]
 fn rebalance_tansu() {
     let _one = serial();
-    rebalance(Kind::Tansu);
+    rebalance(Kind::Tansu, Placement::Murmur2);
+}
+
+#[test]
+fn rebalance_librdkafka_default_partitioner_embedded() {
+    let _one = serial();
+    rebalance(Kind::Embedded, Placement::LibrdkafkaDefault);
+}
+
+#[test]
+fn rebalance_librdkafka_default_partitioner_tansu() {
+    let _one = serial();
+    rebalance(Kind::Tansu, Placement::LibrdkafkaDefault);
 }
 
 #[test]

@@ -497,7 +497,7 @@ fn a_broker_outage_mid_stream_loses_nothing() {
         );
     }
     let deadline = Instant::now() + Duration::from_secs(30);
-    while shared.ready.load(std::sync::atomic::Ordering::SeqCst) {
+    while shared.readiness.is_ready() {
         assert!(
             Instant::now() < deadline,
             "/readyz never noticed the outage"
@@ -523,7 +523,7 @@ fn a_broker_outage_mid_stream_loses_nothing() {
         "every subscriber ticketed after the outage"
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !shared.ready.load(std::sync::atomic::Ordering::SeqCst) {
+    while !shared.readiness.is_ready() {
         assert!(Instant::now() < deadline, "/readyz never recovered");
         std::thread::yield_now();
         p.poll(Duration::from_millis(100));

@@ -10,7 +10,6 @@ mod live;
 #[path = "common/wire.rs"]
 mod wire;
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use live::{
@@ -81,11 +80,11 @@ fn a_failed_partition_task_restarts_from_its_checkpoint_and_sets_the_record_asid
         1
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !shared.ready.load(Ordering::SeqCst) {
+    while !shared.readiness.is_ready() {
         assert!(
             Instant::now() < deadline,
             "not ready after one restart: {}",
-            shared.not_ready_reason.lock().unwrap()
+            shared.readiness.failing().join(", ")
         );
         std::thread::park_timeout(Duration::from_millis(100)); // poll interval
     }

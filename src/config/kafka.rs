@@ -118,9 +118,11 @@ pub enum Guarantee {
 
 /// How upstream producers map a key to a partition (`kafka.partitioner`): each record read
 /// is checked against it (see `kafka::partitioner`), and `demo` and `generate` produce
-/// with it.
+/// with it (murmur2 under `auto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Partitioner {
+    /// Learnt from the first keyed records: murmur2 or CRC32, the same for every input.
+    Auto,
     /// Kafka's Java clients' default: murmur2 of the key (librdkafka's `murmur2_random`).
     Murmur2,
     /// librdkafka's default: CRC32 of the key.
@@ -134,6 +136,7 @@ impl<'de> Deserialize<'de> for Partitioner {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let name = String::deserialize(d)?;
         [
+            Partitioner::Auto,
             Partitioner::Murmur2,
             Partitioner::ConsistentRandom,
             Partitioner::None,
@@ -142,7 +145,7 @@ impl<'de> Deserialize<'de> for Partitioner {
         .find(|p| p.name() == name)
         .ok_or_else(|| {
             D::Error::custom(format!(
-                "kafka.partitioner: `{name}` is not `murmur2`, `consistent_random` or `none`"
+                "kafka.partitioner: `{name}` is not `auto`, `murmur2`, `consistent_random` or `none`"
             ))
         })
     }
@@ -152,6 +155,7 @@ impl Partitioner {
     /// The name in the config file.
     pub fn name(self) -> &'static str {
         match self {
+            Partitioner::Auto => "auto",
             Partitioner::Murmur2 => "murmur2",
             Partitioner::ConsistentRandom => "consistent_random",
             Partitioner::None => "none",
@@ -203,9 +207,10 @@ pub struct KafkaConfig {
     /// `exactly_once`: tickets, dead letters, changelog and offsets commit in one Kafka
     /// transaction per checkpoint; downstream reads with `isolation.level=read_committed`.
     pub processing_guarantee: Guarantee,
-    /// The partitioner of every producer of the inputs: `murmur2` (Kafka's Java clients),
-    /// `consistent_random` (librdkafka's default) or `none` (no check). A record on
-    /// another partition than its key's is counted, logged and reported by `/readyz`.
+    /// The partitioner of every producer of the inputs: `auto` (learnt from the records),
+    /// `murmur2` (Kafka's Java clients), `consistent_random` (librdkafka's default) or
+    /// `none` (no check). A record on another partition than its key's is counted,
+    /// logged, and shown by `/readyz` as a warning.
     pub partitioner: Partitioner,
     /// Any other librdkafka setting, handed over as is: security (`security.protocol`,
     /// `sasl.mechanism`, `sasl.username`, `ssl.ca.location`...), tuning, debugging.
@@ -230,7 +235,7 @@ impl Default for KafkaConfig {
             stall_timeout_ms: 120_000,
             checkpoint_interval_ms: 5_000,
             processing_guarantee: Guarantee::AtLeastOnce,
-            partitioner: Partitioner::Murmur2,
+            partitioner: Partitioner::Auto,
             options: Default::default(),
         }
     }

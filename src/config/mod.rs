@@ -258,6 +258,7 @@ mod tests {
         let err = Config::from_toml("[kafka]\npartitioner = \"fnv\"\n").unwrap_err();
         assert!(err.to_string().contains("kafka.partitioner"), "{err}");
         for (name, p) in [
+            ("auto", Partitioner::Auto),
             ("murmur2", Partitioner::Murmur2),
             ("consistent_random", Partitioner::ConsistentRandom),
             ("none", Partitioner::None),

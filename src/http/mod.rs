@@ -13,7 +13,6 @@ pub mod token;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -142,19 +141,23 @@ async fn metrics(State(s): State<Shared>) -> Response {
         .into_response()
 }
 
+/// 200 when no readiness condition holds, else 503; either way one line per condition
+/// that holds and per warning (see `kafka::readiness`).
 async fn readyz(State(s): State<Shared>) -> Response {
-    if s.ready.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        let reason = s
-            .not_ready_reason
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default();
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        )
-            .into_response()
+    let failing = s.readiness.failing();
+    let mut body = match failing.is_empty() {
+        true => "ready\n".to_string(),
+        false => failing
+            .iter()
+            .map(|c| format!("not ready: {c}\n"))
+            .collect(),
+    };
+    for w in s.readiness.warnings() {
+        body.push_str(&format!("warning: {w}\n"));
     }
+    let status = match failing.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, body).into_response()
 }

@@ -22,6 +22,7 @@ use crate::detect::Engine;
 use super::changelog::restore::{self, Restored};
 use super::changelog::writer::Checkpointer;
 use super::changelog::{ChangelogError, Marker};
+use super::readiness::Condition;
 use super::shared::{Resume, Shared};
 use super::worker::PartitionWorker;
 
@@ -148,19 +149,11 @@ impl Assigner {
             .filter(|(_, (d, t))| d < t)
             .map(|(p, v)| (*p, *v))
             .collect();
-        if pending.is_empty() {
-            // A key on the wrong partition stays reported (see `super::partitioner`).
-            match self.shared.key_mismatch.lock().ok().and_then(|m| m.clone()) {
-                Some(reason) => self.shared.set_ready(false, &reason),
-                None => self.shared.set_ready(true, ""),
-            }
-        } else {
-            let text: Vec<String> = pending
-                .iter()
-                .map(|(p, (d, t))| format!("restoring {p} ({d}/{t})"))
-                .collect();
-            self.shared.set_ready(false, &text.join(", "));
-        }
+        let now_restoring = pending
+            .iter()
+            .map(|(p, (d, t))| (Condition::Restoring(*p), format!("{d}/{t} records")));
+        let restoring = |c: &Condition| matches!(c, Condition::Restoring(_));
+        self.shared.readiness.replace(restoring, now_restoring);
     }
 
     fn restored(&self, p: i32, r: &Restored) {
@@ -193,7 +186,6 @@ impl Assigner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     #[test]
     fn readiness_names_the_partitions_still_restoring() {
@@ -205,11 +197,19 @@ mod tests {
             current: RwLock::new(cfg.clone()),
             ported: Arc::new(Vec::new()),
         };
-        let reason = || a.shared.not_ready_reason.lock().unwrap().clone();
+        let readiness = &a.shared.readiness;
+        readiness.clear(Condition::Starting);
+        readiness.raise(Condition::Stalled(5), "7 records behind");
         a.progress(3, 16_384, 50_000);
         a.progress(1, 0, 10);
-        assert!(!a.shared.ready.load(Ordering::SeqCst));
-        assert_eq!(reason(), "restoring 1 (0/10), restoring 3 (16384/50000)");
+        assert_eq!(
+            readiness.failing(),
+            [
+                "restoring partition 1: 0/10 records",
+                "restoring partition 3: 16384/50000 records",
+                "partition 5 stalled: 7 records behind"
+            ]
+        );
         let done = Restored {
             engine: Engine::new(cfg.as_ref(), &[]).unwrap(),
             marker: None,
@@ -220,9 +220,14 @@ mod tests {
         };
         a.restored(1, &done);
         a.show_progress();
-        assert_eq!(reason(), "restoring 3 (16384/50000)");
         a.progress(3, 50_000, 50_000);
-        assert!(a.shared.ready.load(Ordering::SeqCst), "{}", reason());
+        assert_eq!(
+            readiness.failing(),
+            ["partition 5 stalled: 7 records behind"],
+            "a finished restore leaves another partition's stall failing"
+        );
+        readiness.clear(Condition::Stalled(5));
+        assert!(readiness.is_ready(), "{:?}", readiness.failing());
         let m = &a.shared.metrics.durability;
         assert_eq!(m.restored_records.with_label_values(&["1"]).get(), 10);
         assert_eq!(m.restore_remaining.with_label_values(&["3"]).get(), 0);

@@ -47,6 +47,7 @@ pub mod merge;
 pub mod partition;
 pub mod partitioner;
 pub mod producer;
+pub mod readiness;
 pub mod service;
 pub mod shared;
 pub mod stall;

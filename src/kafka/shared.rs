@@ -11,7 +11,6 @@
 //! `http.recent_tickets_max_subscribers`, the subscribers whose newest ticket is oldest.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +26,9 @@ use crate::proto::CareTicket;
 
 use super::changelog::writer::Checkpointer;
 use super::changelog::ChangelogError;
+use super::partitioner::Detection;
 use super::producer::Refused;
+use super::readiness::Readiness;
 use super::worker::{PartitionWorker, Source};
 
 /// A partition's engine and checkpoint writer, waiting for its task to start: restored on
@@ -47,13 +48,11 @@ pub enum Stop {
 }
 
 /// State shared with the HTTP endpoint and the config reloader.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shared {
     pub metrics: Metrics,
-    /// True while the broker answers metadata requests and the service runs.
-    pub ready: Arc<AtomicBool>,
-    /// Why the service is not ready, for `/readyz`.
-    pub not_ready_reason: Arc<std::sync::Mutex<String>>,
+    /// What keeps the service from being ready, for `/readyz` (see [`super::readiness`]).
+    pub readiness: Readiness,
     /// Control channels of the partition tasks, by partition.
     pub partitions: Arc<DashMap<i32, mpsc::Sender<Control>>>,
     /// The last few tickets per subscriber, for agent screens; bounded by
@@ -63,12 +62,23 @@ pub struct Shared {
     pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
     /// Partitions being restored: (changelog records read, records to read).
     pub restoring: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, (u64, u64)>>>,
-    /// The partitions stalled at the last statistics sample, as `/readyz` says it
-    /// (see [`super::stall`]); `None` when none is.
-    pub stalled: Arc<std::sync::Mutex<Option<String>>>,
-    /// The first record read on a partition other than its key's, as `/readyz` says it
-    /// until restart (see [`super::partitioner`]); `None` while every record was placed.
-    pub key_mismatch: Arc<std::sync::Mutex<Option<String>>>,
+    /// The upstream partitioner learnt from the records (see [`super::partitioner`]).
+    pub partitioner: Arc<Detection>,
+}
+
+impl Default for Shared {
+    fn default() -> Self {
+        let metrics = Metrics::default();
+        Shared {
+            readiness: Readiness::new(metrics.ready.clone()),
+            metrics,
+            partitions: Arc::default(),
+            recent_tickets: Arc::default(),
+            parked: Arc::default(),
+            restoring: Arc::default(),
+            partitioner: Arc::default(),
+        }
+    }
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
@@ -76,23 +86,6 @@ const RECENT_TICKETS_KEPT: usize = 10;
 const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Shared {
-    pub fn set_ready(&self, ready: bool, reason: &str) {
-        self.ready.store(ready, Ordering::SeqCst);
-        self.metrics.ready.set(i64::from(ready));
-        if let Ok(mut r) = self.not_ready_reason.lock() {
-            *r = reason.to_string();
-        }
-    }
-
-    /// Reports a record on the wrong partition for its key: not ready, until restart (the
-    /// first reason kept). A split subscriber's state is not repaired by waiting.
-    pub fn set_key_mismatch(&self, reason: &str) {
-        let mut m = self.key_mismatch.lock().unwrap_or_else(|e| e.into_inner());
-        let reason = m.get_or_insert_with(|| reason.to_string()).clone();
-        drop(m);
-        self.set_ready(false, &reason);
-    }
-
     /// Asks every partition task for a subscriber; the one that holds it answers.
     pub async fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
         let senders: Vec<mpsc::Sender<Control>> =

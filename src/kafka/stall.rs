@@ -111,19 +111,22 @@ impl StallWatch {
     }
 }
 
-/// The `/readyz` reason for `stalls`, or `None` if there are none.
+/// What `/readyz` says of one stalled partition.
+pub fn detail(s: &Stall) -> String {
+    format!(
+        "{} records behind, no progress for {} s",
+        s.behind, s.for_secs
+    )
+}
+
+/// The log line's reason for `stalls`, or `None` if there are none.
 pub fn reason(stalls: &[Stall]) -> Option<String> {
     if stalls.is_empty() {
         return None;
     }
     let parts: Vec<String> = stalls
         .iter()
-        .map(|s| {
-            format!(
-                "partition {} stalled: {} records behind, no progress for {} s",
-                s.partition, s.behind, s.for_secs
-            )
-        })
+        .map(|s| format!("partition {} stalled: {}", s.partition, detail(s)))
         .collect();
     Some(parts.join("; "))
 }

@@ -170,11 +170,38 @@ impl Names {
     }
 }
 
+/// How the test's producer puts a subscriber's records on a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Kafka's Java default, murmur2 of the key, chosen by the test (`partition_of`).
+    Murmur2,
+    /// librdkafka's own default partitioner (CRC32, `consistent_random`): the producer is
+    /// given the key only, and picks the partition itself.
+    LibrdkafkaDefault,
+}
+
+impl Placement {
+    /// The partition the producer puts `sub` on.
+    pub fn partition_of(self, sub: &str, partitions: i32) -> i32 {
+        use churnwatch::config::Partitioner;
+        use churnwatch::kafka::partitioner::partition_for;
+        match self {
+            Placement::Murmur2 => churnwatch::live::partition_of(sub, partitions),
+            Placement::LibrdkafkaDefault => {
+                partition_for(Partitioner::ConsistentRandom, sub.as_bytes(), partitions)
+                    .unwrap_or(0)
+            }
+        }
+    }
+}
+
 /// A broker process with the test's topics created.
 pub struct Broker {
     pub kind: Kind,
     pub bootstrap: String,
     pub partitions: i32,
+    /// How [`Broker::produce`] partitions (murmur2 unless a test says otherwise).
+    pub placement: Placement,
     pub names: Names,
     pub logs: Logs,
     ends: Arc<Mutex<LogEnds>>,
@@ -218,6 +245,7 @@ impl Broker {
                     kind,
                     bootstrap,
                     partitions,
+                    placement: Placement::Murmur2,
                     names,
                     logs,
                     ends: Default::default(),
@@ -242,6 +270,7 @@ impl Broker {
                     kind,
                     bootstrap: format!("127.0.0.1:{port}"),
                     partitions,
+                    placement: Placement::Murmur2,
                     names,
                     logs,
                     ends: Default::default(),
@@ -340,6 +369,13 @@ impl Broker {
     /// Produces the events to the input topics, keyed and partitioned by subscriber, in
     /// order; returns when the broker has acknowledged all of them.
     pub fn produce(&self, events: &[WireEvent]) {
+        if self.placement == Placement::LibrdkafkaDefault {
+            let all: Vec<&WireEvent> = events.iter().collect();
+            self.produce_to(None, &all);
+            let failed = self.ends.lock().unwrap().failed;
+            assert_eq!(failed, 0, "records the broker did not take");
+            return;
+        }
         // One producer per partition, in parallel: each partition's records stay in order.
         let mut by_partition = vec![Vec::new(); self.partitions as usize];
         for e in events {
@@ -351,14 +387,16 @@ impl Broker {
         }
         std::thread::scope(|s| {
             for (p, events) in by_partition.iter().enumerate() {
-                s.spawn(move || self.produce_to(p as i32, events));
+                s.spawn(move || self.produce_to(Some(p as i32), events));
             }
         });
         let failed = self.ends.lock().unwrap().failed;
         assert_eq!(failed, 0, "records the broker did not take");
     }
 
-    fn produce_to(&self, partition: i32, events: &[&WireEvent]) {
+    /// Produces `events` in order, to `partition`, or (`None`) where librdkafka's default
+    /// partitioner puts each key.
+    fn produce_to(&self, partition: Option<i32>, events: &[&WireEvent]) {
         let mut cfg = self.client();
         cfg.set("linger.ms", "5");
         if self.kind == Kind::Tansu {
@@ -376,10 +414,10 @@ impl Broker {
                 WireEvent::Cdr(c) => (&n.cdr, &c.subscriber, c.encode_to_vec()),
                 WireEvent::Account(a) => (&n.account, &a.subscriber, a.encode_to_vec()),
             };
-            let mut rec = BaseRecord::to(topic)
-                .key(sub)
-                .payload(&bytes)
-                .partition(partition);
+            let mut rec = BaseRecord::to(topic).key(sub).payload(&bytes);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
             loop {
                 match prod.send(rec) {
                     Ok(()) => break,

@@ -38,6 +38,7 @@ use super::assign::Assigner;
 use super::client_config;
 use super::merge::Lag;
 use super::partitioner::KeyCheck;
+use super::readiness::Condition;
 use super::shared::{Control, Shared, Stop};
 use super::stall::InputSample;
 use super::worker::Source;
@@ -176,14 +177,14 @@ impl RebalanceContext {
         for s in &stalls {
             gauge.with_label_values(&[&s.partition.to_string()]).set(1);
         }
-        let reason = super::stall::reason(&stalls);
-        if let Some(r) = &reason {
+        if let Some(r) = super::stall::reason(&stalls) {
             warn!(reason = %r, "partition stalled");
-            self.shared.set_ready(false, r);
         }
-        if let Ok(mut s) = self.shared.stalled.lock() {
-            *s = reason;
-        }
+        let now_stalled = stalls
+            .iter()
+            .map(|s| (Condition::Stalled(s.partition), super::stall::detail(s)));
+        let stalled = |c: &Condition| matches!(c, Condition::Stalled(_));
+        self.shared.readiness.replace(stalled, now_stalled);
     }
 }
 
@@ -265,6 +266,7 @@ impl RebalanceContext {
             warn!(error = %e, "assign failed");
         } else {
             self.queues.assigned(&parts);
+            self.shared.readiness.clear(Condition::JoiningGroup);
             if !self.exactly_once {
                 // The checkpoints' offsets become the group's at once: a partition
                 // resumed at its log end processes nothing, and if a crash came between
@@ -421,7 +423,7 @@ impl Inspect {
     /// [`Inspect::record`] for a record whose input is known (read from its own queue).
     pub(super) fn record_from(&mut self, shared: &Shared, source: Source, m: &impl Message) {
         let p = m.partition();
-        self.keys.check(shared, m.topic(), p, m.key());
+        (self.keys).check(&shared.metrics, &shared.readiness, m.topic(), p, m.key());
         if let Some(skipped) = self.gaps.read(source, p, m.offset()) {
             warn!(
                 topic = m.topic(),
@@ -444,7 +446,9 @@ impl Inspect {
             self.gaps.reset();
         } else {
             warn!(error = %e, "consumer error");
-            shared.set_ready(false, &format!("consumer error: {e}"));
+            shared
+                .readiness
+                .raise(Condition::ConsumerError, e.to_string());
         }
     }
 }

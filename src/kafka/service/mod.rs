@@ -52,6 +52,7 @@ use super::changelog::{self, ChangelogError};
 use super::consumer::{self, InputConsumer, Inspect, OffsetGaps};
 use super::partitioner::KeyCheck;
 use super::producer;
+use super::readiness::Condition;
 pub use super::shared::Shared;
 use super::shared::{Control, Stop};
 
@@ -128,12 +129,14 @@ pub async fn run(
     consumer.context().queues.attach(&consumer);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
-    shared.set_ready(true, "");
+    let r = &shared.readiness;
+    r.raise(Condition::JoiningGroup, "");
+    r.clear(Condition::Starting);
     shared.metrics.config_version.set(1);
 
     let mut service = Service {
         inspect: Inspect {
-            keys: KeyCheck::new(cfg.kafka.partitioner, counts.0),
+            keys: KeyCheck::new(cfg.kafka.partitioner, counts.0, shared.partitioner.clone()),
             gaps: OffsetGaps::default(),
         },
         partition_count: counts.0,
@@ -191,13 +194,27 @@ async fn wait_for_inputs<S: Future<Output = ()>>(
             partition_count(producer, &topics.cdr),
             partition_count(producer, &topics.account),
         );
-        let reason = match probe {
-            (Ok(Some(a)), Ok(Some(b))) => return Some((a, b)),
-            (Err(e), _) | (_, Err(e)) => format!("broker unreachable: {e}"),
-            (Ok(None), _) => format!("topic `{}` does not exist yet", topics.cdr),
-            (_, Ok(None)) => format!("topic `{}` does not exist yet", topics.account),
+        let (condition, reason) = match probe {
+            (Ok(Some(a)), Ok(Some(b))) => {
+                shared.readiness.clear(Condition::BrokerUnreachable);
+                shared.readiness.clear(Condition::TopicMissing);
+                for (topic, n) in [(&topics.cdr, a), (&topics.account, b)] {
+                    let gauge = shared.metrics.input_partitions.with_label_values(&[topic]);
+                    gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
+                }
+                return Some((a, b));
+            }
+            (Err(e), _) | (_, Err(e)) => (Condition::BrokerUnreachable, e.to_string()),
+            (Ok(None), _) => (Condition::TopicMissing, format!("`{}`", topics.cdr)),
+            (_, Ok(None)) => (Condition::TopicMissing, format!("`{}`", topics.account)),
         };
-        shared.set_ready(false, &reason);
+        let other = match condition {
+            Condition::BrokerUnreachable => Condition::TopicMissing,
+            _ => Condition::BrokerUnreachable,
+        };
+        shared.readiness.clear(other);
+        shared.readiness.raise(condition, &*reason);
+        let reason = format!("{condition}: {reason}");
         warn!(%reason, retry_in_ms = backoff.as_millis() as u64, "waiting for kafka");
         tokio::select! {
             _ = shutdown.as_mut() => return None,
@@ -354,9 +371,8 @@ impl Service {
         }
     }
 
-    /// Readiness follows whether the broker answers a metadata request, and stays off
-    /// while a partition is stalled or restarting again and again, or once a record was
-    /// on the wrong partition for its key.
+    /// Readiness: whether the broker answers a metadata request (which also clears a
+    /// consumer error), and which partition tasks restart again and again.
     fn check_health(&self) {
         let http = &self.cfg.http;
         self.shared.prune_recent_tickets(
@@ -368,15 +384,16 @@ impl Service {
             .producer
             .client()
             .fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
-        let stalled = self.shared.stalled.lock().ok().and_then(|s| s.clone());
-        let mismatch = self.shared.key_mismatch.lock().ok().and_then(|s| s.clone());
-        match (probe, stalled.or(self.restarting()).or(mismatch)) {
-            (Ok(_), None) => self.shared.set_ready(true, ""),
-            (Ok(_), Some(stall)) => self.shared.set_ready(false, &stall),
-            (Err(e), _) => self
-                .shared
-                .set_ready(false, &format!("broker unreachable: {e}")),
+        let r = &self.shared.readiness;
+        match probe {
+            Ok(_) => {
+                r.clear(Condition::BrokerUnreachable);
+                r.clear(Condition::ConsumerError);
+            }
+            Err(e) => r.raise(Condition::BrokerUnreachable, e.to_string()),
         }
+        let restarting = |c: &Condition| matches!(c, Condition::Restarting(_));
+        r.replace(restarting, self.restarting());
     }
 
     /// Drains every partition task (until the drain deadline), commits the stored offsets
@@ -406,7 +423,7 @@ impl Service {
             .flush(Timeout::After(Duration::from_secs(5)))
             .ok();
         self.consumer.context().queues.clear();
-        self.shared.set_ready(false, "stopped");
+        self.shared.readiness.raise(Condition::Stopped, "");
     }
 }
 

@@ -31,6 +31,7 @@ use super::super::changelog::Marker;
 use super::super::consumer::{Inspect, OffsetGaps};
 use super::super::partition::{InFlight, PartitionTask, Wiring};
 use super::super::partitioner::KeyCheck;
+use super::super::readiness::Condition;
 use super::super::shared::Control;
 use super::{Service, ServiceError};
 
@@ -94,7 +95,11 @@ impl Service {
             failures: self.failures.clone(),
             inputs: (self.consumer.context().queues).inputs(&self.cfg.kafka.topics, p),
             inspect: Inspect {
-                keys: KeyCheck::new(self.cfg.kafka.partitioner, self.partition_count),
+                keys: KeyCheck::new(
+                    self.cfg.kafka.partitioner,
+                    self.partition_count,
+                    self.shared.partitioner.clone(),
+                ),
                 gaps: OffsetGaps::default(),
             },
             in_flight: in_flight.clone(),
@@ -219,27 +224,23 @@ impl Service {
     }
 
     /// Partitions restarted [`RESTARTS_NOT_READY`] times or more within the window, as
-    /// `/readyz` says it; `None` if none.
-    pub(super) fn restarting(&self) -> Option<String> {
+    /// readiness conditions.
+    pub(super) fn restarting(&self) -> Vec<(Condition, String)> {
         let now = Instant::now();
-        let flapping: Vec<String> = self
-            .restarts
+        self.restarts
             .iter()
             .filter_map(|(p, ts)| {
                 let n = ts
                     .iter()
                     .filter(|t| now.duration_since(**t) < RESTART_WINDOW)
                     .count();
-                (n >= RESTARTS_NOT_READY).then(|| format!("partition {p} restarted {n} times"))
+                (n >= RESTARTS_NOT_READY).then(|| {
+                    let minutes = RESTART_WINDOW.as_secs() / 60;
+                    let detail = format!("restarted {n} times in the last {minutes} minutes");
+                    (Condition::Restarting(*p), detail)
+                })
             })
-            .collect();
-        (!flapping.is_empty()).then(|| {
-            format!(
-                "{} in the last {} minutes",
-                flapping.join(", "),
-                RESTART_WINDOW.as_secs() / 60
-            )
-        })
+            .collect()
     }
 }
 
