@@ -9,6 +9,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod logging;
+
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ use churnwatch::replay::{self, Format, ReplayOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand)]
@@ -256,14 +260,9 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     churnwatch::memory::no_transparent_huge_pages();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
-    match run(Cli::parse().command) {
+    let cli = Cli::parse();
+    let logs = logging::init(&cli.log).map_err(anyhow::Error::from);
+    match logs.and_then(|()| run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -535,9 +534,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 latency_rate,
                 seed,
             };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let report = rt
                 .block_on(bench::run_e2e(&opts, &cfg))
                 .context("end-to-end benchmark failed")?;
@@ -551,9 +548,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
         } => {
             let cfg = load_config(config.as_deref())?;
             let opts = bench::RestoreOptions { subscribers, runs };
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let report = rt
                 .block_on(bench::run_restore(&opts, &cfg))
                 .context("restore benchmark failed")?;
