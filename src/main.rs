@@ -84,7 +84,11 @@ enum Command {
     /// Check a configuration file: prints "ok", or the error naming the key (exit code 2).
     CheckConfig {
         /// The TOML file to check.
-        file: PathBuf,
+        #[arg(required_unless_present = "config", conflicts_with = "config")]
+        file: Option<PathBuf>,
+        /// The same file, as `run` takes it: a `run` command line checks as it is.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -292,7 +296,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             run_bench(which)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { file } => Ok(check_config(&file)),
+        Command::CheckConfig { file, config } => Ok(check_config(file.or(config))),
     }
 }
 
@@ -470,11 +474,12 @@ fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `check-config`: "ok" on stdout (exit 0), or the error on stderr (exit 2).
-fn check_config(file: &Path) -> ExitCode {
+/// `check-config`: "ok" on stdout (exit 0), or the error on stderr (exit 2). `file` is
+/// always given (clap requires the argument or `--config`).
+fn check_config(file: Option<PathBuf>) -> ExitCode {
     // Load the ported-numbers file and build an engine too: a config is only "ok"
     // if the service would start with it.
-    match Config::load(Some(file))
+    match Config::load(file.as_deref())
         .map_err(replay::ReplayError::from)
         .and_then(|cfg| replay::build_engine(&cfg))
     {

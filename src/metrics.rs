@@ -48,6 +48,8 @@ pub struct Metrics {
     pub build_info: Gauge,
     pub durability: DurabilityMetrics,
     pub quality: QualityMetrics,
+    /// Resident memory and the container's limit, refreshed at each scrape.
+    pub memory: crate::memory::MemoryMetrics,
 }
 
 /// Live detection quality (definitions in `crate::detect::quality`), labelled by rule id or
@@ -542,6 +544,7 @@ impl Metrics {
         } = service_metrics(&r);
         let durability = durability_metrics(&r);
         let quality = quality_metrics(&r);
+        let memory = crate::memory::MemoryMetrics::register(&r);
         Metrics {
             registry: r,
             records_consumed,
@@ -579,6 +582,7 @@ impl Metrics {
             build_info,
             durability,
             quality,
+            memory,
         }
     }
 

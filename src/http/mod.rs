@@ -131,6 +131,8 @@ fn spawn_serve(
 }
 
 async fn metrics(State(s): State<Shared>) -> Response {
+    // Read at the scrape, so the figures are as fresh as the scrape (src/memory.rs).
+    s.metrics.memory.refresh();
     (
         [(
             header::CONTENT_TYPE,
