@@ -9,7 +9,7 @@ use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_churnwatch");
 
-/// The bar is set at 20,000 subscribers (README publishes 110 days; 150 plant every
+/// The bar is set at 20,000 subscribers (docs/quality.md publishes 110 days; 150 plant every
 /// journey, two of which need four months of history). Smaller samples
 /// make a 0.95 recall a coin toss (119 churners at 3,000 subscribers: six misses fail it).
 /// About two minutes in a debug build.

@@ -23,7 +23,7 @@
 //!   per judged day.
 //!
 //! The aim is a false-alarm rate under 1 in 1,000 loyal subscribers over 110 days per rule,
-//! measured on `generate`'s heavy-tailed workload (README). The price is paid in speed:
+//! measured on `generate`'s heavy-tailed workload (docs/quality.md). The price is paid in speed:
 //! usage that stops is caught about ten days later; usage falling steadily to a tenth over
 //! three weeks is caught, for a daily heavy user, around the end of the fall. Closed days
 //! only, so the verdict cannot change with late records. A fortnight containing a public
