@@ -342,8 +342,8 @@ fn ticket_metrics(r: &Registry) -> TicketMetrics {
         tickets: counter(
             r,
             "churnwatch_tickets_total",
-            "New tickets, by tier, priority and queue.",
-            &["tier", "priority", "queue"],
+            "New tickets, by tier, priority, queue and lead rule (the heaviest signal's).",
+            &["tier", "priority", "queue", "rule"],
         ),
         ticket_signals: counter(r, "churnwatch_ticket_signals_total", "Signals on new tickets, by rule.", &["rule"]),
         ticket_updates: register(r, ticket_updates),
@@ -606,7 +606,7 @@ mod tests {
         let m = Metrics::new();
         m.records_consumed.with_label_values(&["cdr"]).inc();
         m.tickets
-            .with_label_values(&["vip", "P1", "vip_retention_desk"])
+            .with_label_values(&["vip", "P1", "vip_retention_desk", "competitor_care_call"])
             .inc();
         let text = m.render();
         assert!(

@@ -121,8 +121,10 @@ impl PartitionTask {
             } else {
                 t.queue.as_str()
             };
+            // The lead rule: signals are sorted heaviest first (detect::ticket::build).
+            let rule = t.signals.first().map_or("none", |s| s.rule.as_str());
             m.tickets
-                .with_label_values(&[t.tier.as_str(), prio, queue])
+                .with_label_values(&[t.tier.as_str(), prio, queue, rule])
                 .inc();
             for s in &t.signals {
                 m.ticket_signals.with_label_values(&[&s.rule]).inc();
