@@ -435,6 +435,12 @@ fn every_alert_rule_has_a_severity_a_runbook_and_a_firing_and_a_silent_unit_test
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
     assert!(names.len() >= 7, "{names:?}");
+    let runbook = runbook_sections();
+    let headings: Vec<&str> = runbook.iter().map(|(h, _)| h.as_str()).collect();
+    assert_eq!(
+        headings, names,
+        "docs/runbook.md: one `## ` section per alert, in the rules' order"
+    );
     for name in &names {
         let rule = block(&rules, &format!("      - alert: {name}"));
         for key in ["severity: ", "summary: ", "description: "] {
@@ -445,6 +451,22 @@ fn every_alert_rule_has_a_severity_a_runbook_and_a_firing_and_a_silent_unit_test
         }
         let rule_text = rule.join("\n");
         assert!(rule_text.contains("Runbook:"), "{name}: no runbook");
+        // Its runbook_url is its own section of docs/runbook.md (GitHub's anchor of a heading
+        // that is one word is the word in lower case), which says what it means, what to
+        // check and what to do.
+        let url = rule
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("runbook_url: "))
+            .unwrap_or_else(|| panic!("{name}: no runbook_url"));
+        assert_eq!(url, format!("docs/runbook.md#{}", name.to_lowercase()));
+        for part in ["**Means:**", "**Check:**", "**Do:**"] {
+            assert!(
+                runbook
+                    .iter()
+                    .any(|(h, body)| h == name && body.contains(part)),
+                "docs/runbook.md, {name}: no {part}"
+            );
+        }
         // What comes after each `alertname: NAME` in the tests: `exp_alerts: []` (silent) or
         // `exp_alerts:` followed by alerts (firing).
         let cases: Vec<&str> = tests
@@ -456,4 +478,18 @@ fn every_alert_rule_has_a_severity_a_runbook_and_a_firing_and_a_silent_unit_test
         assert!(cases.contains(&"exp_alerts: []"), "{name}: no silent case");
         assert!(cases.contains(&"exp_alerts:"), "{name}: no firing case");
     }
+}
+
+/// The `## ` sections of docs/runbook.md in order: (heading, text under it).
+fn runbook_sections() -> Vec<(String, String)> {
+    let mut sections: Vec<(String, String)> = Vec::new();
+    for line in read("docs/runbook.md").lines() {
+        if let Some(h) = line.strip_prefix("## ") {
+            sections.push((h.trim().to_string(), String::new()));
+        } else if let Some((_, body)) = sections.last_mut() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    sections
 }
