@@ -104,14 +104,31 @@ fn records_of_librdkafkas_default_partitioner_are_learnt_and_flag_nothing() {
     let subs: Vec<String> = (0..120).map(|i| format!("86130301{i:05}")).collect();
     let cdr = cfg.kafka.topics.cdr.clone();
     produce_keyed(&producer, &cdr, &subs, now_ms() - 600_000);
-    let consumed = || shared.metrics.records_consumed.with_label_values(&[&cdr]).get();
+    let consumed = || {
+        shared
+            .metrics
+            .records_consumed
+            .with_label_values(&[&cdr])
+            .get()
+    };
     wait_until("the records are read", || consumed() == 120);
     let detected = &shared.metrics.partitioner_detected;
     assert_eq!(detected.with_label_values(&["consistent_random"]).get(), 1);
     assert_eq!(detected.with_label_values(&["murmur2"]).get(), 0);
-    let mismatches = shared.metrics.partition_key_mismatches.with_label_values(&[&cdr]);
-    assert_eq!(mismatches.get(), 0, "records of librdkafka's default flagged");
-    assert!(shared.readiness.is_ready(), "{:?}", shared.readiness.failing());
+    let mismatches = shared
+        .metrics
+        .partition_key_mismatches
+        .with_label_values(&[&cdr]);
+    assert_eq!(
+        mismatches.get(),
+        0,
+        "records of librdkafka's default flagged"
+    );
+    assert!(
+        shared.readiness.is_ready(),
+        "{:?}",
+        shared.readiness.failing()
+    );
     assert!(shared.readiness.warnings().is_empty());
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
@@ -125,7 +142,13 @@ fn a_record_on_a_partition_no_partitioner_gives_its_key_is_counted_and_warned_bu
         shared.metrics.assigned_partitions.get() == i64::from(PARTITIONS)
     });
     let cdr = cfg.kafka.topics.cdr.clone();
-    let consumed = || shared.metrics.records_consumed.with_label_values(&[&cdr]).get();
+    let consumed = || {
+        shared
+            .metrics
+            .records_consumed
+            .with_label_values(&[&cdr])
+            .get()
+    };
     let mismatches = || {
         shared
             .metrics
@@ -172,7 +195,10 @@ fn a_record_on_a_partition_no_partitioner_gives_its_key_is_counted_and_warned_bu
     wait_until("the misplaced record is processed", || consumed() == 121);
 
     let warnings = shared.readiness.warnings().join("\n");
-    assert!(warnings.contains(&format!("partition {wrong} of `{cdr}`")), "{warnings}");
+    assert!(
+        warnings.contains(&format!("partition {wrong} of `{cdr}`")),
+        "{warnings}"
+    );
     assert!(warnings.contains("neither murmur2 nor CRC32"), "{warnings}");
     assert!(!warnings.contains(sub.as_str()), "a subscriber in /readyz");
     assert!(
