@@ -561,6 +561,8 @@ fn the_docker_context_keeps_what_the_build_needs() {
         "src",
         "proto",
         "csrc",
+        // STATIC_LIB_libcurl: without it the image's librdkafka has no OIDC.
+        ".cargo/config.toml",
     ]
     .map(String::from)
     .to_vec();
