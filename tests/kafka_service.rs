@@ -456,13 +456,22 @@ fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
         expected.len()
     );
     produce(&s.cfg, 3, &events, &outcomes);
-    let (rt, stop, _shared) = start(&s.cfg);
+    let (rt, stop, shared) = start(&s.cfg);
     let got = read_until_equal(&s.cfg, &expected);
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
     );
     assert_eq!(got, expected);
+    // The dashboards' and alerts' count of new tickets: one per ticket id, whatever was
+    // re-sent (corrections, contact decisions).
+    let text = shared.metrics.render();
+    let counted: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("churnwatch_tickets_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(counted as usize, expected.len(), "{text}");
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }

@@ -193,3 +193,25 @@ fn a_subscriber_just_retained_is_not_ticketed_again_for_that_rule_within_the_coo
     assert_eq!(out.len(), 3);
     assert_eq!(engine.stats().outcomes.get("RETAINED"), Some(&1));
 }
+
+#[test]
+fn a_correction_is_counted_as_an_update_not_as_a_new_ticket() {
+    // The same care-line episode: the earlier call arrives an hour late and corrects the
+    // ticket's evidence under the same id. `churnwatch_tickets_total` is exported from
+    // `tickets_by_route`, so it must count the ticket once.
+    let t0 = at("2026-03-09 10:00");
+    let evs = vec![
+        voice("c1", SUB, t0, "10086", 300),
+        voice("c0", SUB, t0 - 3_600_000, "10086", 300),
+    ];
+    let (tickets, engine) = run_with(&Config::default(), &evs);
+    assert_eq!(tickets.len(), 2, "the ticket, then its correction");
+    assert_eq!(tickets[0].ticket_id, tickets[1].ticket_id);
+    let s = engine.stats();
+    assert_eq!((s.tickets, s.ticket_updates), (1, 1));
+    assert_eq!(s.tickets_by_route.values().sum::<u64>(), 1);
+    let route = s.tickets_by_route.keys().next().unwrap();
+    assert_eq!(route.rule, "competitor_care_call");
+    assert_eq!(route.queue, tickets[0].queue);
+    assert_eq!(route.priority, tickets[0].priority);
+}

@@ -23,6 +23,8 @@ pub struct EngineStats {
     /// Re-emissions of an existing ticket id with corrected content (late earlier evidence).
     pub ticket_updates: u64,
     pub tickets_by_rule: BTreeMap<&'static str, u64>,
+    /// Distinct ticket ids raised, by how `churnwatch_tickets_total` labels them.
+    pub tickets_by_route: BTreeMap<TicketRoute, u64>,
     /// Signals that raised no ticket, by reason.
     pub suppressed: BTreeMap<&'static str, u64>,
     pub subscribers: usize,
@@ -44,10 +46,31 @@ pub struct EngineStats {
     pub quality: QualityCounts,
 }
 
+/// Where a new ticket went: its tier, priority, queue (empty: none) and lead rule (its
+/// heaviest signal's).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TicketRoute {
+    pub tier: String,
+    pub priority: i32,
+    pub queue: String,
+    pub rule: String,
+}
+
 impl EngineStats {
     /// Counts a new ticket by rule, tier, queue and no-contact reason.
     pub(crate) fn count_new(&mut self, t: &CareTicket, rules: &[RuleId]) {
         self.tickets += 1;
+        let route = TicketRoute {
+            tier: t.tier.clone(),
+            priority: t.priority,
+            queue: t.queue.clone(),
+            rule: t
+                .signals
+                .first()
+                .map(|s| s.rule.clone())
+                .unwrap_or_default(),
+        };
+        *self.tickets_by_route.entry(route).or_insert(0) += 1;
         for r in rules {
             bump(&mut self.tickets_by_rule, r.as_str());
         }

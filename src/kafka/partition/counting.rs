@@ -1,9 +1,12 @@
 //! What a partition task counts beside its batches ([`super::batch`]): duplicates, late
 //! records and dead letters as they happen, tickets, evictions, outcomes and quality.
 
+use std::collections::BTreeMap;
+
 use crate::detect::quality::{GROUPS, OUTCOMES};
 use crate::detect::rules::RuleId;
-use crate::proto::CareTicket;
+use crate::detect::stats::TicketRoute;
+use crate::detect::EngineStats;
 
 use super::super::worker::Processed;
 use super::PartitionTask;
@@ -102,33 +105,82 @@ impl PartitionTask {
         seen.changes = now.changes;
     }
 
-    pub(super) fn count_tickets(&mut self, tickets: &[CareTicket]) {
+    /// Exports the engine's ticket counts: new tickets by route, the signals on them by
+    /// rule, re-sent tickets and suppressed signals. From the engine's counters, not the
+    /// tickets published, which also carry re-sent ones (corrections, contact decisions).
+    pub(super) fn count_tickets(&mut self) {
         let m = &self.shared.metrics;
         let stats = self.worker.engine().stats();
+        let seen = &mut self.tickets_seen;
         for (reason, n) in &stats.suppressed {
-            let seen = self.suppressed_seen.entry(reason).or_insert(0);
-            if *n > *seen {
-                m.suppressed.with_label_values(&[reason]).inc_by(n - *seen);
-                *seen = *n;
+            add(
+                &m.suppressed,
+                &[reason],
+                *n,
+                seen.suppressed.entry(reason).or_insert(0),
+            );
+        }
+        if stats.ticket_updates > seen.updates {
+            m.ticket_updates.inc_by(stats.ticket_updates - seen.updates);
+            seen.updates = stats.ticket_updates;
+        }
+        if stats.tickets == seen.tickets {
+            return;
+        }
+        seen.tickets = stats.tickets;
+        for (route, n) in &stats.tickets_by_route {
+            let Some(was) = seen.routes.get_mut(route) else {
+                seen.routes.insert(route.clone(), *n);
+                m.tickets.with_label_values(&route_labels(route)).inc_by(*n);
+                continue;
+            };
+            if *n > *was {
+                m.tickets
+                    .with_label_values(&route_labels(route))
+                    .inc_by(n - *was);
+                *was = *n;
             }
         }
-        for t in tickets {
-            let prio = crate::proto::Priority::try_from(t.priority)
-                .map(|p| p.as_str_name())
-                .unwrap_or("UNSPECIFIED");
-            let queue = if t.queue.is_empty() {
-                "none"
-            } else {
-                t.queue.as_str()
-            };
-            // The lead rule: signals are sorted heaviest first (detect::ticket::build).
-            let rule = t.signals.first().map_or("none", |s| s.rule.as_str());
-            m.tickets
-                .with_label_values(&[t.tier.as_str(), prio, queue, rule])
-                .inc();
-            for s in &t.signals {
-                m.ticket_signals.with_label_values(&[&s.rule]).inc();
-            }
+        for (rule, n) in &stats.tickets_by_rule {
+            add(
+                &m.ticket_signals,
+                &[rule],
+                *n,
+                seen.by_rule.entry(rule).or_insert(0),
+            );
+        }
+    }
+}
+
+/// The labels of `churnwatch_tickets_total`: tier, priority, queue (`none`) and lead rule.
+fn route_labels(r: &TicketRoute) -> [&str; 4] {
+    let priority = crate::proto::Priority::try_from(r.priority)
+        .map(|p| p.as_str_name())
+        .unwrap_or("UNSPECIFIED");
+    let queue = if r.queue.is_empty() { "none" } else { &r.queue };
+    let rule = if r.rule.is_empty() { "none" } else { &r.rule };
+    [&r.tier, priority, queue, rule]
+}
+
+/// The engine's ticket counts already exported: an engine kept over a rebalance has
+/// counted before, and only what follows is new.
+#[derive(Debug, Default)]
+pub(super) struct TicketsSeen {
+    suppressed: BTreeMap<&'static str, u64>,
+    routes: BTreeMap<TicketRoute, u64>,
+    by_rule: BTreeMap<&'static str, u64>,
+    tickets: u64,
+    updates: u64,
+}
+
+impl TicketsSeen {
+    pub(super) fn of(stats: &EngineStats) -> TicketsSeen {
+        TicketsSeen {
+            suppressed: stats.suppressed.clone(),
+            routes: stats.tickets_by_route.clone(),
+            by_rule: stats.tickets_by_rule.clone(),
+            tickets: stats.tickets,
+            updates: stats.ticket_updates,
         }
     }
 }

@@ -124,7 +124,7 @@ pub(super) struct PartitionTask {
     handles: PartitionHandles,
     /// Records in `pending`, all batches together.
     pending_records: usize,
-    suppressed_seen: BTreeMap<&'static str, u64>,
+    tickets_seen: counting::TicketsSeen,
     /// The engine's eviction counts already exported, by reason.
     evicted_seen: BTreeMap<&'static str, u64>,
     /// The engine's outcome counts already exported, by outcome.
@@ -161,6 +161,7 @@ impl PartitionTask {
         // An engine kept over a rebalance has counted before: only what follows is new.
         let stats = worker.engine().stats();
         let (outcomes_seen, quality_seen) = (stats.outcomes.clone(), stats.quality.clone());
+        let tickets_seen = counting::TicketsSeen::of(stats);
         let handles = PartitionHandles::new(&wiring.shared.metrics, partition);
         PartitionTask {
             handles,
@@ -204,7 +205,7 @@ impl PartitionTask {
             pending: VecDeque::new(),
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
             pending_records: 0,
-            suppressed_seen: BTreeMap::new(),
+            tickets_seen,
             evicted_seen: BTreeMap::new(),
             outcomes_seen,
             quality_seen,
@@ -360,7 +361,7 @@ impl PartitionTask {
                 ],
             });
         }
-        self.count_tickets(tickets);
+        self.count_tickets();
         publications
     }
 
