@@ -15,10 +15,11 @@
 //!   input queues ([`consumer::queues`]); a failed one is restarted from its checkpoint
 //!   ([`tasks`]). Each record read is checked: offsets skipped by a reset to the log start
 //!   are logged at warn and counted; a record on a partition other than its key's under
-//!   `kafka.partitioner` is counted, logged and reported by `/readyz`
+//!   `kafka.partitioner` is counted, logged and shown by `/readyz` as a warning
 //!   ([`super::partitioner`]), and processed all the same. This loop only serves
 //!   rebalances, errors not tied to a partition, health checks and reloads, so no
-//!   partition can hold it up.
+//!   partition can hold it up; the broker probe, a blocking librdkafka call, runs in a
+//!   task of its own ([`probe_broker`]).
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
@@ -154,6 +155,7 @@ pub async fn run(
         tasks: JoinSet::new(),
     };
     let mut result = Ok(());
+    let probe = tokio::spawn(probe_broker(service.producer.clone(), service.shared.clone()));
     let mut health = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -176,8 +178,36 @@ pub async fn run(
             }
         }
     }
+    probe.abort();
     service.shutdown().await;
     result
+}
+
+/// Every 5 s, whether the broker answers a metadata request: `broker unreachable` while it
+/// does not, and a consumer error cleared once it does. librdkafka's call blocks (up to
+/// 3 s), so it runs on the blocking pool, away from the control loop.
+async fn probe_broker(producer: FutureProducer, shared: Shared) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        let client = producer.clone();
+        let probe = tokio::task::spawn_blocking(move || {
+            client
+                .client()
+                .fetch_metadata(None, Timeout::After(Duration::from_secs(3)))
+                .map(|_| ())
+        })
+        .await;
+        let r = &shared.readiness;
+        match probe {
+            Ok(Ok(())) => {
+                r.clear(Condition::BrokerUnreachable);
+                r.clear(Condition::ConsumerError);
+            }
+            Ok(Err(e)) => r.raise(Condition::BrokerUnreachable, e.to_string()),
+            Err(e) => r.raise(Condition::BrokerUnreachable, format!("probe failed: {e}")),
+        }
+    }
 }
 
 /// Waits for the broker and the CDR and account topics, with backoff; `/readyz` says why
@@ -371,8 +401,8 @@ impl Service {
         }
     }
 
-    /// Readiness: whether the broker answers a metadata request (which also clears a
-    /// consumer error), and which partition tasks restart again and again.
+    /// Readiness of the partition tasks that restart again and again, and the bound on
+    /// recent tickets. The broker probe runs in a task of its own ([`probe_broker`]).
     fn check_health(&self) {
         let http = &self.cfg.http;
         self.shared.prune_recent_tickets(
@@ -380,20 +410,8 @@ impl Service {
             i64::from(http.recent_tickets_days) * 86_400_000,
             http.recent_tickets_max_subscribers,
         );
-        let probe = self
-            .producer
-            .client()
-            .fetch_metadata(None, Timeout::After(Duration::from_secs(3)));
-        let r = &self.shared.readiness;
-        match probe {
-            Ok(_) => {
-                r.clear(Condition::BrokerUnreachable);
-                r.clear(Condition::ConsumerError);
-            }
-            Err(e) => r.raise(Condition::BrokerUnreachable, e.to_string()),
-        }
         let restarting = |c: &Condition| matches!(c, Condition::Restarting(_));
-        r.replace(restarting, self.restarting());
+        self.shared.readiness.replace(restarting, self.restarting());
     }
 
     /// Drains every partition task (until the drain deadline), commits the stored offsets
