@@ -18,7 +18,7 @@ use dashmap::DashMap;
 use rdkafka::message::OwnedMessage;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::Config;
+use crate::config::{Config, Partitioner};
 use crate::detect::engine::SubscriberSummary;
 use crate::detect::Msisdn;
 use crate::metrics::Metrics;
@@ -26,7 +26,7 @@ use crate::proto::CareTicket;
 
 use super::changelog::writer::Checkpointer;
 use super::changelog::ChangelogError;
-use super::partitioner::Detection;
+use super::partitioner::{partition_for, Detection};
 use super::producer::Refused;
 use super::readiness::Readiness;
 use super::worker::{PartitionWorker, Source};
@@ -64,6 +64,9 @@ pub struct Shared {
     pub restoring: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, (u64, u64)>>>,
     /// The upstream partitioner learnt from the records (see [`super::partitioner`]).
     pub partitioner: Arc<Detection>,
+    /// `kafka.partitioner` and the input topics' partition count, once the service knows
+    /// them: which partition a look-up asks first.
+    pub keying: Arc<std::sync::OnceLock<(Partitioner, i32)>>,
 }
 
 impl Default for Shared {
@@ -77,6 +80,7 @@ impl Default for Shared {
             parked: Arc::default(),
             restoring: Arc::default(),
             partitioner: Arc::default(),
+            keying: Arc::default(),
         }
     }
 }
@@ -86,11 +90,18 @@ const RECENT_TICKETS_KEPT: usize = 10;
 const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Shared {
-    /// Asks every partition task for a subscriber; the one that holds it answers.
+    /// Asks the partition tasks for a subscriber; the one that holds it answers. The
+    /// partition its number maps to is asked first (under the configured or learnt
+    /// partitioner), then the others, in case a producer keyed it in another form.
     pub async fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
-        let senders: Vec<mpsc::Sender<Control>> =
-            self.partitions.iter().map(|e| e.value().clone()).collect();
-        for tx in senders {
+        let owner = self.owner_of(m);
+        let mut senders: Vec<(i32, mpsc::Sender<Control>)> = self
+            .partitions
+            .iter()
+            .map(|e| (*e.key(), e.value().clone()))
+            .collect();
+        senders.sort_by_key(|(p, _)| (Some(*p) != owner, *p));
+        for (_, tx) in senders {
             let (reply, rx) = oneshot::channel();
             let asked = async {
                 tx.send(Control::Describe(m, reply)).await.ok()?;
@@ -102,6 +113,16 @@ impl Shared {
             }
         }
         None
+    }
+
+    /// The partition `m`'s records are keyed to, if the partitioner is known.
+    fn owner_of(&self, m: Msisdn) -> Option<i32> {
+        let (configured, partitions) = *self.keying.get()?;
+        let partitioner = match configured {
+            Partitioner::Auto => self.partitioner.settled()?,
+            p => p,
+        };
+        partition_for(partitioner, m.to_string().as_bytes(), partitions)
     }
 
     /// Puts a partition's engine aside for its next task.
@@ -204,6 +225,61 @@ mod tests {
     }
 
     const DAY_MS: i64 = 86_400_000;
+
+    fn summary(sub: &str) -> SubscriberSummary {
+        SubscriberSummary {
+            subscriber: sub.into(),
+            tier: "vip".into(),
+            first_seen_day: None,
+            last_7_days_voice_minutes: 0,
+            last_7_days_data_mib: 0,
+            last_7_days_spend_yuan: 0.0,
+            do_not_disturb: false,
+            key_person: false,
+            suspended: false,
+            churned: false,
+            active_signals: vec![],
+        }
+    }
+
+    /// Four stand-in partition tasks; `holder` knows the subscriber. Returns the
+    /// partitions in the order they were asked.
+    async fn ask(shared: &Shared, holder: i32, m: Msisdn) -> (bool, Vec<i32>) {
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        for p in 0..4 {
+            let (tx, mut rx) = mpsc::channel(8);
+            shared.partitions.insert(p, tx);
+            let asked = asked.clone();
+            tokio::spawn(async move {
+                while let Some(Control::Describe(m, reply)) = rx.recv().await {
+                    asked.lock().unwrap().push(p);
+                    let _ = reply.send((p == holder).then(|| summary(&m.to_string())));
+                }
+            });
+        }
+        let found = shared.describe(m).await.is_some();
+        let order = asked.lock().unwrap().clone();
+        (found, order)
+    }
+
+    #[tokio::test]
+    async fn a_look_up_asks_the_partition_the_number_is_keyed_to_first() {
+        let m = Msisdn::parse("8613012345678").unwrap();
+        let owner = partition_for(Partitioner::ConsistentRandom, b"8613012345678", 4).unwrap();
+        let shared = Shared::default();
+        let _ = shared.keying.set((Partitioner::ConsistentRandom, 4));
+        assert_eq!(ask(&shared, owner, m).await, (true, vec![owner]));
+        // Keyed in another form upstream: found all the same, the owner asked first.
+        let other = (owner + 1) % 4;
+        let (found, order) = ask(&shared, other, m).await;
+        assert!(found);
+        assert_eq!(order.first(), Some(&owner));
+        assert!(order.contains(&other));
+        // `auto` before it has learnt anything: every partition in turn.
+        let learning = Shared::default();
+        let _ = learning.keying.set((Partitioner::Auto, 4));
+        assert_eq!(ask(&learning, 3, m).await, (true, vec![0, 1, 2, 3]));
+    }
 
     #[test]
     fn tickets_older_than_the_horizon_are_pruned_and_counted() {

@@ -130,6 +130,8 @@ pub async fn run(
     consumer.context().queues.attach(&consumer);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
+    let keyed = i32::try_from(counts.0).unwrap_or(i32::MAX);
+    let _ = shared.keying.set((cfg.kafka.partitioner, keyed));
     let r = &shared.readiness;
     r.raise(Condition::JoiningGroup, "");
     r.clear(Condition::Starting);
@@ -155,7 +157,10 @@ pub async fn run(
         tasks: JoinSet::new(),
     };
     let mut result = Ok(());
-    let probe = tokio::spawn(probe_broker(service.producer.clone(), service.shared.clone()));
+    let probe = tokio::spawn(probe_broker(
+        service.producer.clone(),
+        service.shared.clone(),
+    ));
     let mut health = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
