@@ -201,7 +201,7 @@ impl Shared {
 pub enum Control {
     Record(Box<OwnedMessage>, Source, Instant),
     Describe(Msisdn, oneshot::Sender<Option<SubscriberSummary>>),
-    Reconfigure(Arc<Config>, std::sync::mpsc::Sender<Result<(), String>>),
+    Reconfigure(Arc<Config>, oneshot::Sender<Result<(), String>>),
     /// Finish pending acknowledgements and write a checkpoint (until the deadline), park
     /// the engine in [`Shared::parked`] if the checkpoint completed, stop.
     Drain(Instant, std::sync::mpsc::Sender<()>),

@@ -363,33 +363,30 @@ impl Service {
     /// Swaps a new config into every partition's engine; if one refuses it, the running
     /// rules stay.
     async fn reload(&mut self, next: Arc<Config>) {
-        let senders: Vec<_> = self
-            .shared
-            .partitions
-            .iter()
-            .map(|e| e.value().clone())
-            .collect();
+        // Every partition at once, under one deadline: a busy one delays the reload by at
+        // most CONTROL_TIMEOUT, not by CONTROL_TIMEOUT per partition.
+        let deadline = tokio::time::Instant::now() + CONTROL_TIMEOUT;
+        let mut asked = JoinSet::new();
+        for e in self.shared.partitions.iter() {
+            let (tx, cfg) = (e.value().clone(), next.clone());
+            asked.spawn(tokio::time::timeout_at(deadline, async move {
+                let (done, answer) = tokio::sync::oneshot::channel();
+                tx.send(Control::Reconfigure(cfg, done)).await.ok()?;
+                answer.await.ok()
+            }));
+        }
         let mut ok = true;
-        for tx in senders {
-            let (done, wait) = std::sync::mpsc::channel();
-            let send = tx.send(Control::Reconfigure(next.clone(), done));
-            if let Ok(Ok(())) = tokio::time::timeout(CONTROL_TIMEOUT, send).await {
-                let answer =
-                    tokio::task::spawn_blocking(move || wait.recv_timeout(CONTROL_TIMEOUT));
-                match answer.await {
-                    Ok(Ok(Ok(()))) => {}
-                    Ok(Ok(Err(e))) => {
-                        warn!(error = %e, "a partition refused the new config");
-                        ok = false;
-                    }
-                    _ => {
-                        warn!("a partition did not answer the new config in time");
-                        ok = false;
-                    }
+        while let Some(answer) = asked.join_next().await {
+            match answer {
+                Ok(Ok(Some(Ok(())))) => {}
+                Ok(Ok(Some(Err(e)))) => {
+                    warn!(error = %e, "a partition refused the new config");
+                    ok = false;
                 }
-            } else {
-                warn!("a partition did not take the new config in time");
-                ok = false;
+                _ => {
+                    warn!("a partition did not take the new config in time");
+                    ok = false;
+                }
             }
         }
         if ok {
