@@ -447,5 +447,5 @@ impl Service {
     }
 }
 
-/// How long a reload waits for a partition task to take the new config, and then to answer.
+/// How long a reload waits for every partition task to take the new config and answer.
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(10);
