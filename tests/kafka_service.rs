@@ -962,3 +962,37 @@ fn exactly_once_publishes_tickets_and_checkpoints_in_transactions() {
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }
+
+/// A consumer the broker refuses for good (here the group's ACL: JoinGroup answers
+/// GROUP_AUTHORIZATION_FAILED) stops the service with an error that says so and what to
+/// check, instead of retrying forever with the partitions unread.
+#[test]
+fn an_authorization_failure_stops_the_service_saying_what_to_check() {
+    let s = setup(1);
+    s.cluster.request_errors(
+        rdkafka::types::RDKafkaApiKey::JoinGroup,
+        &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(s.cfg.clone()));
+    let run = service::run(
+        s.cfg.clone(),
+        vec![],
+        Shared::default(),
+        rx,
+        std::future::pending(),
+    );
+    let err = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
+        .expect("the service stops")
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cannot go on") && msg.contains("Group authorization") && msg.contains("ACL"),
+        "{msg}"
+    );
+}

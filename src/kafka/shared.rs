@@ -45,6 +45,15 @@ pub enum Stop {
     Publish(#[from] Refused),
     #[error("restoring from the changelog: {0}")]
     Restore(#[from] ChangelogError),
+    /// An error no retry mends: bad credentials, a missing ACL, a fatal client error.
+    #[error(
+        "the consumer cannot go on ({code}): {reason}; check the credentials (sasl.*) and the \
+         ACLs on the group and the input topics, then restart"
+    )]
+    Consumer {
+        code: rdkafka::types::RDKafkaErrorCode,
+        reason: String,
+    },
 }
 
 /// State shared with the HTTP endpoint and the config reloader.

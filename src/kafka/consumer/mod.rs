@@ -42,7 +42,9 @@ use super::readiness::Condition;
 use super::shared::{Control, Shared, Stop};
 use super::stall::InputSample;
 use super::worker::Source;
+use errors::fatal_code;
 
+mod errors;
 pub mod queues;
 
 /// Prefetched records librdkafka keeps per input partition, in KiB, unless
@@ -133,6 +135,19 @@ pub struct RebalanceContext {
 }
 
 impl ClientContext for RebalanceContext {
+    /// librdkafka's errors outside any record (a broker down, a refused login): one no
+    /// retry mends stops the service; the others librdkafka retries by itself, and the
+    /// broker probe tells readiness whether the broker answers.
+    fn error(&self, e: KafkaError, reason: &str) {
+        if let Some(code) = fatal_code(&e) {
+            error!(error = %e, reason, "kafka client error no retry mends: stopping");
+            let reason = format!("{e}: {reason}");
+            let _ = self.failures.send(Stop::Consumer { code, reason });
+        } else {
+            warn!(error = %e, reason, "kafka client error");
+        }
+    }
+
     fn stats(&self, stats: Statistics) {
         let mut sample: std::collections::BTreeMap<i32, Vec<InputSample>> = Default::default();
         for (topic, t) in &stats.topics {
@@ -439,17 +454,24 @@ impl Inspect {
         }
     }
 
-    /// Notes an error the consumer reported in place of a record.
-    pub(super) fn error(&mut self, shared: &Shared, e: &KafkaError) {
+    /// Notes an error the consumer reported in place of a record; the reason to stop the
+    /// service if no retry can mend it ([`fatal_code`]).
+    pub(super) fn error(&mut self, shared: &Shared, e: &KafkaError) -> Option<Stop> {
         if let KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset) = e {
             warn!("consumer offset out of range: resetting to the log start (data deleted before it was read)");
             self.gaps.reset();
-        } else {
-            warn!(error = %e, "consumer error");
-            shared
-                .readiness
-                .raise(Condition::ConsumerError, e.to_string());
+            return None;
         }
+        if let Some(code) = fatal_code(e) {
+            error!(error = %e, "consumer error no retry mends: stopping");
+            let reason = e.to_string();
+            return Some(Stop::Consumer { code, reason });
+        }
+        warn!(error = %e, "consumer error");
+        shared
+            .readiness
+            .raise(Condition::ConsumerError, e.to_string());
+        None
     }
 }
 

@@ -115,7 +115,11 @@ impl PartitionTask {
                 let t = codec::peek_event_time(self.input_format, m.payload());
                 self.merge.push_parts(Parts::of(&m), source, t, at);
             }
-            Err(e) => self.inspect.error(&self.shared, &e),
+            Err(e) => {
+                if let Some(stop) = self.inspect.error(&self.shared, &e) {
+                    let _ = self.failures.send(stop);
+                }
+            }
         }
     }
 }

@@ -333,8 +333,10 @@ impl Service {
         let m = match msg {
             Ok(m) => m,
             Err(e) => {
-                self.inspect.error(&self.shared, &e);
-                return Ok(());
+                return match self.inspect.error(&self.shared, &e) {
+                    Some(stop) => Err(stop.into()),
+                    None => Ok(()),
+                };
             }
         };
         let source = self

@@ -1,0 +1,64 @@
+//! Which consumer errors stop the service. librdkafka retries a broker that is down or a
+//! connection that broke by itself, so those only make the service not ready for a while;
+//! a refused login or a missing ACL stays refused however often it retries, and the
+//! partitions would go unread with no sign but the lag. Those stop the service with a
+//! message that says what to check, and the process exits non-zero.
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+/// The code of a consumer error that retrying cannot mend (authentication, authorization,
+/// a fatal client error), or `None` for one librdkafka retries by itself.
+pub(crate) fn fatal_code(e: &KafkaError) -> Option<RDKafkaErrorCode> {
+    use RDKafkaErrorCode as C;
+    let (code, fatal) = match e {
+        KafkaError::MessageConsumptionFatal(c) => (*c, true),
+        KafkaError::Global(c) | KafkaError::MessageConsumption(c) => (*c, false),
+        _ => return None,
+    };
+    let hopeless = matches!(
+        code,
+        C::Fatal
+            | C::Authentication
+            | C::SaslAuthenticationFailed
+            | C::TopicAuthorizationFailed
+            | C::GroupAuthorizationFailed
+            | C::ClusterAuthorizationFailed
+    );
+    (fatal || hopeless).then_some(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use RDKafkaErrorCode as C;
+
+    #[test]
+    fn refused_credentials_and_acls_stop_and_outages_do_not() {
+        for code in [
+            C::SaslAuthenticationFailed,
+            C::Authentication,
+            C::TopicAuthorizationFailed,
+            C::GroupAuthorizationFailed,
+            C::Fatal,
+        ] {
+            assert_eq!(fatal_code(&KafkaError::Global(code)), Some(code));
+            assert_eq!(
+                fatal_code(&KafkaError::MessageConsumption(code)),
+                Some(code)
+            );
+        }
+        for code in [
+            C::BrokerTransportFailure,
+            C::AllBrokersDown,
+            C::AutoOffsetReset,
+            C::RequestTimedOut,
+            C::UnknownTopicOrPartition,
+        ] {
+            assert_eq!(fatal_code(&KafkaError::Global(code)), None, "{code:?}");
+            assert_eq!(fatal_code(&KafkaError::MessageConsumption(code)), None);
+        }
+        let any = KafkaError::MessageConsumptionFatal(C::Unknown);
+        assert_eq!(fatal_code(&any), Some(C::Unknown));
+    }
+}
