@@ -79,9 +79,9 @@ fn rules_of(t: &CareTicket) -> Vec<&str> {
     t.signals.iter().map(|s| s.rule.as_str()).collect()
 }
 
-/// **Crash loop.** A population of 1,000 subscribers over 60 days (habits, planted
-/// journeys with drops, silences and bill cycles that need weeks of state, late and
-/// duplicate delivery; ~284k records) is produced first. `churnwatch run` is then SIGKILLed
+/// **Crash loop.** A population of `subscribers` over 60 days (habits, planted journeys
+/// with drops, silences and bill cycles that need weeks of state, late and duplicate
+/// delivery; ~284k records for 1,000) is produced first. `churnwatch run` is then SIGKILLed
 /// `KILLS` times, each once the group has committed past a random point of the next sixth
 /// of the input and the run has consumed a random number of records more (seeded), and
 /// restarted; a final run goes on until the group has committed every input offset and is
@@ -97,15 +97,15 @@ fn rules_of(t: &CareTicket) -> Vec<&str> {
 /// process dies). Re-reading those repeats at most the tickets the reference emits within
 /// W consecutive records of that partition; summed over partitions and multiplied by the
 /// kills, that bounds the duplicates.
-fn crash_loop(kind: Kind) {
+fn crash_loop(kind: Kind, subscribers: usize) {
     const KILLS: usize = 6;
     let started = Instant::now();
     let partitions = 4;
     let b = Broker::start(kind, "crash", partitions);
-    let events = reference::population(1_000, 60, 5, partitions);
+    let events = reference::population(subscribers, 60, 5, partitions);
     let want = reference(&Config::default(), &events, partitions);
     let expected = want.finals();
-    assert!(expected.len() >= 20, "{} tickets", expected.len());
+    assert!(expected.len() >= subscribers / 50, "{} tickets", expected.len());
     b.produce(&events);
     println!("produced at {:.1}s", started.elapsed().as_secs_f64());
     let n = events.len() as i64;
@@ -572,13 +572,18 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 fn crash_loop_embedded() {
     let _one = serial();
-    crash_loop(Kind::Embedded);
+    crash_loop(Kind::Embedded, 1_000);
 }
 
 #[test]
 fn crash_loop_tansu() {
     let _one = serial();
-    crash_loop(Kind::Tansu);
+    // Tansu's in-memory store lists every batch of a partition on each fetch, and the
+    // producer writes one record a batch there (see `Broker::produce_to`), so its fetch
+    // rate falls as the log grows: with 284k records it served a few hundred a second and
+    // left whole partitions unfetched for minutes. A smaller population keeps every
+    // journey kind and the six kills; the embedded broker runs the full one.
+    crash_loop(Kind::Tansu, 400);
 }
 
 #[test]
