@@ -105,7 +105,11 @@ fn crash_loop(kind: Kind, subscribers: usize) {
     let events = reference::population(subscribers, 60, 5, partitions);
     let want = reference(&Config::default(), &events, partitions);
     let expected = want.finals();
-    assert!(expected.len() >= subscribers / 50, "{} tickets", expected.len());
+    assert!(
+        expected.len() >= subscribers / 50,
+        "{} tickets",
+        expected.len()
+    );
     b.produce(&events);
     println!("produced at {:.1}s", started.elapsed().as_secs_f64());
     let n = events.len() as i64;

@@ -2,8 +2,9 @@
 //!
 //! Before, every record went through one loop that handed it to its partition's bounded
 //! channel: once a stuck partition's channel was full, that loop waited, and every
-//! partition, health check and reload with it. The debug build's `CHURNWATCH_TEST_HOLD_ON`
-//! switch makes a task stop for good on a record, as if its publications never came back.
+//! partition, health check and reload with it. An injected fault (feature
+//! `fault-injection`) makes a task stop for good on a record, as if its publications never
+//! came back.
 
 #[path = "common/live.rs"]
 mod live;
@@ -12,9 +13,13 @@ mod wire;
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use churnwatch::detect::Msisdn;
+use churnwatch::kafka::fault::Faults;
+use churnwatch::kafka::service::Shared;
 use churnwatch::live::partition_of;
-use live::{producer, read_until, send, setup_with, start, subscriber_of, WITHIN};
+use live::{producer, read_until, send, setup_with, start_with, subscriber_of, WITHIN};
 use wire::{care_call, now_ms};
 
 const HOLD: &str = "hold-record-c41d";
@@ -33,12 +38,20 @@ fn subscribers_on(partition: i32, n: usize) -> Vec<String> {
 /// of one of its subscribers still answers.
 #[test]
 fn a_stuck_partition_holds_up_no_other() {
-    // The only test in this binary, so no other thread reads the environment meanwhile.
-    std::env::set_var("CHURNWATCH_TEST_HOLD_ON", HOLD);
     let (broker, mut cfg) = setup_with("isolated", 2);
     cfg.kafka.max_in_flight = 8;
     let topics = cfg.kafka.topics.clone();
-    let (rt, stop, shared) = start(&cfg);
+    let faults = Faults {
+        hold_on: Some(HOLD.into()),
+        ..Faults::default()
+    };
+    let (rt, stop, shared) = start_with(
+        &cfg,
+        Shared {
+            faults: Arc::new(faults),
+            ..Shared::default()
+        },
+    );
     let p = producer(&cfg);
     let t = now_ms() - 60_000;
     let stuck = subscribers_on(0, 150);

@@ -1,9 +1,9 @@
 //! A partition task that fails is restarted from its last checkpoint, and the record it
 //! failed on is set aside (issue 12), over the embedded broker.
 //!
-//! Input never makes a task fail (the decode paths are property-tested); a bug might. The
-//! debug build's `CHURNWATCH_TEST_FAIL_ON` switch stands in for one: the task panics on a
-//! record whose value holds those bytes.
+//! Input never makes a task fail (the decode paths are property-tested); a bug might. An
+//! injected fault stands in for one (feature `fault-injection`): the task panics on a
+//! record whose value holds given bytes.
 
 #[path = "common/live.rs"]
 mod live;
@@ -12,9 +12,13 @@ mod wire;
 
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use churnwatch::kafka::fault::Faults;
+use churnwatch::kafka::service::Shared;
 use live::{
-    header, producer, read_until, send, setup, start, subscriber_of, wait_committed_to_log_end,
-    wait_consumed,
+    header, producer, read_until, send, setup, start_with, subscriber_of,
+    wait_committed_to_log_end, wait_consumed,
 };
 use wire::{care_call, now_ms};
 
@@ -25,11 +29,19 @@ const POISON: &str = "poison-record-7f3a";
 /// raises its ticket, the group's offsets reach the log end and the service stays ready.
 #[test]
 fn a_failed_partition_task_restarts_from_its_checkpoint_and_sets_the_record_aside() {
-    // The only test in this binary, so no other thread reads the environment meanwhile.
-    std::env::set_var("CHURNWATCH_TEST_FAIL_ON", POISON);
     let (broker, cfg) = setup("supervised");
     let topics = cfg.kafka.topics.clone();
-    let (rt, stop, shared) = start(&cfg);
+    let faults = Faults {
+        fail_on: Some(POISON.into()),
+        ..Faults::default()
+    };
+    let (rt, stop, shared) = start_with(
+        &cfg,
+        Shared {
+            faults: Arc::new(faults),
+            ..Shared::default()
+        },
+    );
     let p = producer(&cfg);
     let t = now_ms() - 60_000;
     let subs: Vec<String> = (0..6).map(|i| format!("861301234570{i}")).collect();

@@ -1,15 +1,21 @@
-//! What happens when partitions are assigned: each gets its engine before its first
-//! record, and the consumer starts each input where that engine's checkpoint left off.
+//! What happens when partitions are assigned: each input starts where its partition's
+//! last checkpoint left off, and each partition's engine is made ready for its task.
 //!
+//! The rebalance callback does only what must happen before `assign`
+//! ([`Assigner::prepare`]): for each partition, the changelog's latest checkpoint marker
+//! (a read of the partition's tail), whose input offsets the consumer starts at.
 //! - A partition this member just gave up in the same rebalance (eager protocol: every
 //!   partition is revoked, then assigned again) and whose last checkpoint is still the
 //!   changelog's latest keeps its engine in memory.
-//! - Any other is restored from its changelog partition, all of them in parallel, while
-//!   `/readyz` answers 503 with `restoring p (n/m)`.
+//! - Any other is restored from its changelog partition by its own task, before it reads
+//!   its inputs ([`Assigner::restore`], on a blocking thread): the callback, the other
+//!   partitions, `/metrics`, reloads and SIGTERM do not wait for it, and `/readyz`
+//!   answers 503 with `restoring p` (and how far) meanwhile.
 //!
-//! The engines wait in [`Shared::parked`] until the partition's task starts.
+//! What the callback decided waits in [`Shared::parked`] until the partition's task starts.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 
 use rdkafka::config::ClientConfig;
@@ -21,12 +27,12 @@ use crate::detect::Engine;
 
 use super::changelog::restore::{self, Restored};
 use super::changelog::writer::Checkpointer;
-use super::changelog::{ChangelogError, Marker};
+use super::changelog::{ChangelogError, Marker, Tag};
 use super::readiness::Condition;
-use super::shared::{Resume, Shared};
+use super::shared::{Resume, Shared, Start};
 use super::worker::PartitionWorker;
 
-/// Everything a restore needs; shared by the rebalance hook and the service.
+/// Everything a restore needs; shared by the rebalance hook and the partition tasks.
 pub struct Assigner {
     pub shared: Shared,
     /// Client settings for the restore consumers.
@@ -37,29 +43,32 @@ pub struct Assigner {
     pub ported: Arc<Vec<PortedNumber>>,
 }
 
+/// A partition's engine, restored: what its task runs on.
+pub struct Ready {
+    pub worker: PartitionWorker,
+    pub checkpointer: Checkpointer,
+}
+
 impl Assigner {
-    /// Readies every partition in `parts`; the input offsets to start from, as
-    /// `(topic, partition, offset)`.
+    /// Readies every partition in `parts` (in parallel: each reads its changelog tail);
+    /// the input offsets to start from, as `(topic, partition, offset)`.
     pub fn prepare(&self, parts: &[i32]) -> Result<Vec<(String, i32, i64)>, ChangelogError> {
-        let cfg = self
-            .current
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|e| e.into_inner().clone());
         let results: Vec<Result<Option<Marker>, ChangelogError>> = std::thread::scope(|s| {
             let running: Vec<_> = parts
                 .iter()
-                .map(|&p| {
-                    let cfg = &cfg;
-                    s.spawn(move || self.ready(cfg, p))
-                })
+                .map(|&p| s.spawn(move || self.ready(p)))
                 .collect();
             running
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(self.panicked())))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(ChangelogError::Panicked {
+                            topic: self.changelog.clone(),
+                        })
+                    })
+                })
                 .collect()
         });
-        self.show_progress();
         let mut offsets = Vec::new();
         for (&p, r) in parts.iter().zip(results) {
             for (topic, offset) in r?.map(|m| m.inputs).unwrap_or_default() {
@@ -69,66 +78,110 @@ impl Assigner {
         Ok(offsets)
     }
 
-    fn panicked(&self) -> ChangelogError {
-        ChangelogError::Corrupt {
-            topic: self.changelog.clone(),
-            partition: -1,
-            reason: "a restore thread panicked".into(),
-        }
-    }
-
-    /// One partition: its parked engine if still current, or a restore. The marker its
-    /// engine reflects.
-    pub fn ready(&self, cfg: &Arc<Config>, p: i32) -> Result<Option<Marker>, ChangelogError> {
-        if let Some(parked) = self.shared.unpark(p) {
+    /// One partition: its parked engine if still current, or a restore for its task to
+    /// do. The checkpoint its inputs start at.
+    pub fn ready(&self, p: i32) -> Result<Option<Marker>, ChangelogError> {
+        if let Some(Resume::Kept(kept)) = self.shared.unpark(p) {
             if self.changelog.is_empty() {
-                self.shared.park(p, parked);
+                self.shared.park(p, Resume::Kept(kept));
                 return Ok(None);
             }
             let latest = restore::latest_marker(&self.client, &self.changelog, p)?;
-            let kept = parked.checkpointer.last().cloned();
-            if latest.as_ref().map(|m| m.tag) == kept.as_ref().map(|m| m.tag) {
+            let mine = kept.checkpointer.last().cloned();
+            if latest.as_ref().map(|m| m.tag) == mine.as_ref().map(|m| m.tag) {
                 info!(
                     partition = p,
                     "partition kept in memory: its checkpoint is the latest"
                 );
-                self.shared.park(p, parked);
-                return Ok(kept);
+                self.shared.park(p, Resume::Kept(kept));
+                return Ok(mine);
             }
+            self.queue(p, latest.as_ref().map(|m| m.tag));
+            return Ok(latest);
         }
-        let engine = Engine::new(cfg.as_ref(), &self.ported)?;
+        let latest = match self.changelog.is_empty() {
+            true => None,
+            false => restore::latest_marker(&self.client, &self.changelog, p)?,
+        };
+        self.queue(p, latest.as_ref().map(|m| m.tag));
+        Ok(latest)
+    }
+
+    /// Partition `p`'s task is to restore its engine; its inputs start at checkpoint `tag`.
+    fn queue(&self, p: i32, tag: Option<Tag>) {
+        self.shared.park(p, Resume::Restore(Start::Assigned(tag)));
+        if !self.changelog.is_empty() {
+            if let Ok(mut r) = self.shared.restoring.lock() {
+                r.insert(p, None);
+            }
+            self.show_progress();
+        }
+    }
+
+    /// Restores partition `p`'s engine from the changelog (a fresh one without a
+    /// changelog), on the calling thread: a partition task runs it on a blocking thread.
+    /// `cancel` gives it up. The checkpoint restored is the checkpointer's last.
+    pub fn restore(
+        &self,
+        cfg: &Config,
+        p: i32,
+        cancel: &AtomicBool,
+    ) -> Result<Ready, ChangelogError> {
+        let engine = Engine::new(cfg, &self.ported)?;
         if self.changelog.is_empty() {
-            let checkpointer = Checkpointer::new("", p, None, false);
-            let worker = PartitionWorker::with_engine(cfg, engine);
-            self.shared.park(
-                p,
-                Resume {
-                    worker,
-                    checkpointer,
-                },
-            );
-            return Ok(None);
+            self.given_up(p);
+            return Ok(Ready {
+                worker: PartitionWorker::with_engine(cfg, engine),
+                checkpointer: Checkpointer::new("", p, None, false),
+            });
         }
-        let r = restore::restore(&self.client, &self.changelog, p, engine, |done, total| {
-            self.progress(p, done, total)
-        })?;
-        self.restored(p, &r);
-        let marker = r.marker.clone();
-        let checkpointer = Checkpointer::new(&self.changelog, p, r.marker, r.full_due);
-        let worker = PartitionWorker::with_engine(cfg, r.engine);
-        self.shared.park(
+        if let Ok(mut r) = self.shared.restoring.lock() {
+            r.entry(p).or_insert(None);
+        }
+        self.show_progress();
+        let restored = restore::restore(
+            &self.client,
+            &self.changelog,
             p,
-            Resume {
-                worker,
-                checkpointer,
-            },
+            engine,
+            cancel,
+            |done, total| self.progress(p, done, total),
         );
-        Ok(marker)
+        let r = match restored {
+            Ok(r) => r,
+            Err(e) => {
+                // A task that gave the restore up has said so already (and the partition
+                // may be queued again since).
+                if !matches!(e, ChangelogError::Cancelled { .. }) {
+                    self.given_up(p);
+                }
+                return Err(e);
+            }
+        };
+        self.restored(p, &r);
+        Ok(Ready {
+            checkpointer: Checkpointer::new(&self.changelog, p, r.marker, r.full_due),
+            worker: PartitionWorker::with_engine(cfg, r.engine),
+        })
+    }
+
+    /// Partition `p` is no longer restoring here (revoked, stopping, or failed).
+    pub fn given_up(&self, p: i32) {
+        if let Ok(mut g) = self.shared.restoring.lock() {
+            g.remove(&p);
+        }
+        self.shared
+            .metrics
+            .durability
+            .restore_remaining
+            .with_label_values(&[&p.to_string()])
+            .set(0);
+        self.show_progress();
     }
 
     fn progress(&self, p: i32, done: u64, total: u64) {
         if let Ok(mut r) = self.shared.restoring.lock() {
-            r.insert(p, (done, total));
+            r.insert(p, Some((done, total)));
         }
         self.shared
             .metrics
@@ -144,14 +197,18 @@ impl Assigner {
         let Ok(r) = self.shared.restoring.lock() else {
             return;
         };
-        let pending: BTreeMap<i32, (u64, u64)> = r
+        let pending: BTreeMap<i32, Option<(u64, u64)>> = r
             .iter()
-            .filter(|(_, (d, t))| d < t)
+            .filter(|(_, v)| v.is_none_or(|(d, t)| d < t))
             .map(|(p, v)| (*p, *v))
             .collect();
-        let now_restoring = pending
-            .iter()
-            .map(|(p, (d, t))| (Condition::Restoring(*p), format!("{d}/{t} records")));
+        let now_restoring = pending.iter().map(|(p, v)| {
+            let detail = match v {
+                Some((d, t)) => format!("{d}/{t} records"),
+                None => "waiting to start".to_string(),
+            };
+            (Condition::Restoring(*p), detail)
+        });
         let restoring = |c: &Condition| matches!(c, Condition::Restoring(_));
         self.shared.readiness.replace(restoring, now_restoring);
     }
@@ -168,10 +225,7 @@ impl Assigner {
         m.restore_seconds
             .with_label_values(&[&label])
             .set(r.elapsed.as_secs_f64());
-        m.restore_remaining.with_label_values(&[&label]).set(0);
-        if let Ok(mut g) = self.shared.restoring.lock() {
-            g.remove(&p);
-        }
+        self.given_up(p);
         info!(
             partition = p,
             subscribers = r.subscribers,

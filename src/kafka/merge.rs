@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::Timestamp;
 
 use super::worker::Source;
@@ -170,11 +170,19 @@ impl InputMerge {
     }
 
     /// Buffers a record read from `source` with its event time.
-    pub(super) fn push(&mut self, m: OwnedMessage, source: Source, time: i64, arrived: Instant) {
+    #[cfg(test)]
+    pub(super) fn push(
+        &mut self,
+        m: rdkafka::message::OwnedMessage,
+        source: Source,
+        time: i64,
+        arrived: Instant,
+    ) {
         self.push_parts(Parts::of(&m), source, time, arrived);
     }
 
-    /// [`InputMerge::push`] from the parts of a record, copied into the input's buffer.
+    /// Buffers a record read from `source` with its event time: its parts, copied into
+    /// the input's buffer.
     pub(super) fn push_parts(&mut self, r: Parts<'_>, source: Source, time: i64, arrived: Instant) {
         self.next_offset[source.index()] = Some(r.offset + 1);
         self.bytes += r.payload.map_or(0, <[u8]>::len);
@@ -292,6 +300,7 @@ impl InputMerge {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::message::OwnedMessage;
     use rdkafka::Timestamp;
 
     fn record(offset: i64) -> OwnedMessage {

@@ -42,6 +42,7 @@ pub mod changelog;
 pub mod consumer;
 pub mod dead_letter;
 pub mod embedded;
+pub mod fault;
 pub mod idle;
 pub mod merge;
 pub mod partition;

@@ -2,9 +2,8 @@
 //!
 //! [`Shared`] is cheap to clone: metrics, readiness for `/readyz`, one control channel per
 //! partition task (the rebalance hooks drain through it, `/subscribers/{msisdn}` asks
-//! through it) and the last few tickets per subscriber for agent screens. Of the adapter
-//! it uses only [`Source`], so the consumer, the partition task and the service all import
-//! it, and none of them imports another to reach it.
+//! through it) and the last few tickets per subscriber for agent screens, and what a
+//! partition's next task starts from ([`Resume`]).
 //!
 //! The recent tickets are bounded: [`Shared::prune_recent_tickets`], run from the service's
 //! health tick, drops tickets older than `http.recent_tickets_days` and, past
@@ -15,7 +14,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use dashmap::DashMap;
-use rdkafka::message::OwnedMessage;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Config, Partitioner};
@@ -24,18 +22,34 @@ use crate::detect::Msisdn;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
-use super::changelog::writer::Checkpointer;
-use super::changelog::ChangelogError;
+use super::assign::Ready;
+use super::changelog::{ChangelogError, Tag};
+use super::fault::Faults;
 use super::partitioner::{partition_for, Detection};
 use super::producer::Refused;
 use super::readiness::Readiness;
-use super::worker::{PartitionWorker, Source};
 
-/// A partition's engine and checkpoint writer, waiting for its task to start: restored on
-/// assignment, or kept from a revoke.
-pub struct Resume {
-    pub worker: PartitionWorker,
-    pub checkpointer: Checkpointer,
+/// What a partition's next task starts from (see [`super::assign`]).
+pub enum Resume {
+    /// The engine and checkpoint writer kept in memory from a revoke (or a drain).
+    Kept(Box<Ready>),
+    /// An engine the task restores from the changelog before it reads its inputs.
+    Restore(Start),
+}
+
+/// Partitions being restored: (changelog records read, records to read), `None` until
+/// their task starts the restore.
+pub type Restoring = std::collections::BTreeMap<i32, Option<(u64, u64)>>;
+
+/// Where a partition's inputs stand when its task is to restore its engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Assignment started them at this checkpoint's offsets (`None`: no checkpoint yet,
+    /// the group's offsets): if the restore finds a later one, the task moves them there.
+    Assigned(Option<Tag>),
+    /// A failed task's successor: they are wherever the failed one left them, and are
+    /// moved back to the checkpoint restored.
+    Restarted,
 }
 
 /// Why the service stops (a partition task or the rebalance hook reports it).
@@ -54,6 +68,20 @@ pub enum Stop {
         code: rdkafka::types::RDKafkaErrorCode,
         reason: String,
     },
+    /// librdkafka would not give an input partition a queue of its own, so its records
+    /// would reach the consumer's shared queue, which no partition task reads.
+    #[error(
+        "input `{topic}` partition {partition} has no queue of its own (librdkafka refused to \
+         split it off); stopping rather than reading it a second way"
+    )]
+    Unsplit { topic: String, partition: i32 },
+    /// The inputs could not be moved to the checkpoint a partition's engine was restored
+    /// from: reading them would skip or repeat records.
+    #[error("moving partition {partition}'s inputs to its restored checkpoint failed: {source}")]
+    Rewind {
+        partition: i32,
+        source: rdkafka::error::KafkaError,
+    },
 }
 
 /// State shared with the HTTP endpoint and the config reloader.
@@ -69,13 +97,16 @@ pub struct Shared {
     pub recent_tickets: Arc<DashMap<u64, VecDeque<CareTicket>>>,
     /// Engines ready for their partition's task (see [`super::assign`]).
     pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
-    /// Partitions being restored: (changelog records read, records to read).
-    pub restoring: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, (u64, u64)>>>,
+    /// Partitions being restored (see [`Restoring`]).
+    pub restoring: Arc<std::sync::Mutex<Restoring>>,
     /// The upstream partitioner learnt from the records (see [`super::partitioner`]).
     pub partitioner: Arc<Detection>,
     /// `kafka.partitioner` and the input topics' partition count, once the service knows
-    /// them: which partition a look-up asks first.
+    /// them: which partition a look-up asks.
     pub keying: Arc<std::sync::OnceLock<(Partitioner, i32)>>,
+    /// Faults the tests inject into the partition tasks (empty unless built with the
+    /// `fault-injection` feature).
+    pub faults: Arc<Faults>,
 }
 
 impl Default for Shared {
@@ -90,33 +121,35 @@ impl Default for Shared {
             restoring: Arc::default(),
             partitioner: Arc::default(),
             keying: Arc::default(),
+            faults: Arc::default(),
         }
     }
 }
 
 const RECENT_TICKETS_KEPT: usize = 10;
-/// How long a look-up waits for each partition task.
+/// How long a look-up waits for a partition task.
 const DESCRIBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Shared {
-    /// Asks the partition tasks for a subscriber; the one that holds it answers. The
-    /// partition its number maps to is asked first (under the configured or learnt
-    /// partitioner), then the others, in case a producer keyed it in another form.
+    /// Asks the partition task that holds a subscriber: the one its number is keyed to
+    /// under the configured (or learnt) partitioner. Until `auto` has settled, the murmur2
+    /// and CRC32 candidates are asked; with `kafka.partitioner = "none"` (records placed by
+    /// no known rule) every partition is.
     pub async fn describe(&self, m: Msisdn) -> Option<SubscriberSummary> {
-        let owner = self.owner_of(m);
-        let mut senders: Vec<(i32, mpsc::Sender<Control>)> = self
+        let owners = self.owners_of(m);
+        let senders: Vec<mpsc::Sender<Control>> = self
             .partitions
             .iter()
-            .map(|e| (*e.key(), e.value().clone()))
+            .filter(|e| owners.as_ref().is_none_or(|o| o.contains(e.key())))
+            .map(|e| e.value().clone())
             .collect();
-        senders.sort_by_key(|(p, _)| (Some(*p) != owner, *p));
-        for (_, tx) in senders {
+        for tx in senders {
             let (reply, rx) = oneshot::channel();
             let asked = async {
                 tx.send(Control::Describe(m, reply)).await.ok()?;
                 rx.await.ok().flatten()
             };
-            // A partition busy restoring or stuck does not hold the look-up up.
+            // A partition busy or stuck does not hold the look-up up.
             if let Ok(Some(s)) = tokio::time::timeout(DESCRIBE_TIMEOUT, asked).await {
                 return Some(s);
             }
@@ -124,14 +157,24 @@ impl Shared {
         None
     }
 
-    /// The partition `m`'s records are keyed to, if the partitioner is known.
-    fn owner_of(&self, m: Msisdn) -> Option<i32> {
+    /// The partitions `m`'s records may be keyed to, or `None` if any may hold it.
+    fn owners_of(&self, m: Msisdn) -> Option<Vec<i32>> {
         let (configured, partitions) = *self.keying.get()?;
-        let partitioner = match configured {
-            Partitioner::Auto => self.partitioner.settled()?,
-            p => p,
+        let rules = match configured {
+            Partitioner::None => return None,
+            Partitioner::Auto => match self.partitioner.settled() {
+                Some(p) => vec![p],
+                None => vec![Partitioner::Murmur2, Partitioner::ConsistentRandom],
+            },
+            p => vec![p],
         };
-        partition_for(partitioner, m.to_string().as_bytes(), partitions)
+        let key = m.to_string();
+        let mut owners: Vec<i32> = rules
+            .into_iter()
+            .filter_map(|r| partition_for(r, key.as_bytes(), partitions))
+            .collect();
+        owners.dedup();
+        Some(owners)
     }
 
     /// Puts a partition's engine aside for its next task.
@@ -206,9 +249,9 @@ impl Shared {
     }
 }
 
-/// What a partition task receives besides records.
+/// What a partition task is asked besides reading its records (which it reads from its
+/// own queues, never through here).
 pub enum Control {
-    Record(Box<OwnedMessage>, Source, Instant),
     Describe(Msisdn, oneshot::Sender<Option<SubscriberSummary>>),
     Reconfigure(Arc<Config>, oneshot::Sender<Result<(), String>>),
     /// Finish pending acknowledgements and write a checkpoint (until the deadline), park
@@ -272,22 +315,33 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_look_up_asks_the_partition_the_number_is_keyed_to_first() {
+    async fn a_look_up_asks_only_the_partition_the_number_is_keyed_to() {
         let m = Msisdn::parse("8613012345678").unwrap();
-        let owner = partition_for(Partitioner::ConsistentRandom, b"8613012345678", 4).unwrap();
+        let key = b"8613012345678";
+        let owner = partition_for(Partitioner::ConsistentRandom, key, 4).unwrap();
         let shared = Shared::default();
         let _ = shared.keying.set((Partitioner::ConsistentRandom, 4));
         assert_eq!(ask(&shared, owner, m).await, (true, vec![owner]));
-        // Keyed in another form upstream: found all the same, the owner asked first.
+        // Held by another partition (keyed in another form upstream): not found, and no
+        // other partition was asked.
         let other = (owner + 1) % 4;
-        let (found, order) = ask(&shared, other, m).await;
-        assert!(found);
-        assert_eq!(order.first(), Some(&owner));
-        assert!(order.contains(&other));
-        // `auto` before it has learnt anything: every partition in turn.
+        assert_eq!(ask(&shared, other, m).await, (false, vec![owner]));
+        // `auto` before it has learnt anything: the murmur2 and the CRC32 candidates.
         let learning = Shared::default();
         let _ = learning.keying.set((Partitioner::Auto, 4));
-        assert_eq!(ask(&learning, 3, m).await, (true, vec![0, 1, 2, 3]));
+        let murmur = partition_for(Partitioner::Murmur2, key, 4).unwrap();
+        let (found, mut asked) = ask(&learning, murmur, m).await;
+        asked.sort_unstable();
+        let mut candidates = vec![murmur, owner];
+        candidates.sort_unstable();
+        candidates.dedup();
+        assert!(found);
+        assert!(asked.iter().all(|p| candidates.contains(p)), "{asked:?}");
+        // No partitioner (records placed by no known rule): every partition.
+        let unplaced = Shared::default();
+        let _ = unplaced.keying.set((Partitioner::None, 4));
+        let (found, asked) = ask(&unplaced, 3, m).await;
+        assert!(found, "{asked:?}");
     }
 
     #[test]

@@ -61,13 +61,25 @@ pub fn start(
     tokio::sync::oneshot::Sender<()>,
     Shared,
 ) {
+    start_with(cfg, Shared::default())
+}
+
+/// [`start`] with the service sharing `shared` (with faults injected, say).
+#[allow(dead_code)]
+pub fn start_with(
+    cfg: &Config,
+    shared: Shared,
+) -> (
+    tokio::runtime::Runtime,
+    tokio::sync::oneshot::Sender<()>,
+    Shared,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let shared = Shared::default();
     let (tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
     let (cfg, s) = (cfg.clone(), shared.clone());
     rt.spawn(async move {

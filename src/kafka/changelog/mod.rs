@@ -155,6 +155,12 @@ pub enum ChangelogError {
         found: usize,
         want: usize,
     },
+    /// A thread reading the changelog panicked (a bug).
+    #[error("changelog topic `{topic}`: a thread reading it panicked")]
+    Panicked { topic: String },
+    /// The restore was given up: the partition was revoked or the service is stopping.
+    #[error("restoring partition {partition} was given up: the partition moved or the service is stopping")]
+    Cancelled { partition: i32 },
     #[error(transparent)]
     State(#[from] crate::detect::snapshot::SnapshotError),
     #[error(transparent)]

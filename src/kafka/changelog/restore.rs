@@ -7,9 +7,11 @@
 //! 3. Hand the engine and the marker's input offsets back: the consumer starts there.
 //!
 //! This runs on a blocking thread with a plain consumer assigned to the one partition (no
-//! group, nothing committed).
+//! group, nothing committed), started by the partition's own task; `cancel` ends it early
+//! when the partition is revoked or the service stops meanwhile.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
@@ -38,12 +40,14 @@ pub struct Restored {
 const STALL: Duration = Duration::from_secs(30);
 
 /// Restores `engine` (fresh from the current config) from partition `partition` of the
-/// changelog `topic`. `progress(done, total)` is called as records are applied.
+/// changelog `topic`. `progress(done, total)` is called as records are applied; setting
+/// `cancel` makes it return [`ChangelogError::Cancelled`] soon after.
 pub fn restore(
     client: &ClientConfig,
     topic: &str,
     partition: i32,
     mut engine: Engine,
+    cancel: &AtomicBool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored, ChangelogError> {
     let started = Instant::now();
@@ -52,6 +56,7 @@ pub fn restore(
         consumer: &consumer,
         topic,
         partition,
+        cancel,
     };
     let Some((at, marker)) = reader.last_marker(low, high)? else {
         return Ok(Restored {
@@ -190,6 +195,7 @@ struct Reader<'a> {
     consumer: &'a BaseConsumer,
     topic: &'a str,
     partition: i32,
+    cancel: &'a AtomicBool,
 }
 
 impl Reader<'_> {
@@ -252,6 +258,11 @@ impl Reader<'_> {
         let mut last_seen = Instant::now();
         let mut done = false;
         while !done {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(ChangelogError::Cancelled {
+                    partition: self.partition,
+                });
+            }
             let read = batches.next(Duration::from_millis(2), |m| {
                 if m.offset >= to {
                     done = true;
@@ -293,6 +304,7 @@ pub fn latest_marker(
         consumer: &consumer,
         topic,
         partition,
+        cancel: &AtomicBool::new(false),
     };
     Ok(reader.last_marker(low, high)?.map(|(_, m)| m))
 }

@@ -7,9 +7,9 @@
 //!   subscribers.
 //! - **Rebalances**: [`RebalanceContext`] drains a revoked partition's task (within
 //!   `drain_timeout_ms`, shorter than the session timeout): it writes a checkpoint before
-//!   ownership moves. On assignment it readies every partition's engine first
-//!   ([`super::assign`]: kept in memory, or restored from the changelog) and starts each
-//!   input at the offsets of that engine's checkpoint, whatever the group committed.
+//!   ownership moves. On assignment it reads each partition's latest checkpoint marker
+//!   ([`super::assign`]) and starts each input at its offsets, whatever the group
+//!   committed; the engine is kept in memory or restored later, by the partition's task.
 //!   Offsets are stored only at checkpoints, so the group's committed offsets are the
 //!   restore points too (and consumer lag counts what a crash would re-read).
 //! - **Assignment bookkeeping**: `OffsetGaps` notices offsets that retention deleted
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -46,6 +46,10 @@ use errors::fatal_code;
 
 mod errors;
 pub mod queues;
+mod seek;
+
+pub use seek::rewind;
+use seek::start_at;
 
 /// Prefetched records librdkafka keeps per input partition, in KiB, unless
 /// `kafka.options` sets `queued.max.messages.kbytes`.
@@ -276,7 +280,11 @@ impl RebalanceContext {
             }
         };
         start_at(tpl, offsets.clone());
-        self.queues.split(tpl);
+        if let Err(stop) = self.queues.split(tpl) {
+            error!(error = %stop, "stopping");
+            let _ = self.failures.send(stop);
+            return;
+        }
         if let Err(e) = base.assign(tpl) {
             warn!(error = %e, "assign failed");
         } else {
@@ -342,17 +350,6 @@ fn blocking<T>(work: impl FnOnce() -> T) -> T {
             tokio::task::block_in_place(work)
         }
         _ => work(),
-    }
-}
-
-/// Sets each assigned input partition's start offset from its engine's checkpoint.
-fn start_at(tpl: &mut TopicPartitionList, offsets: Vec<(String, i32, i64)>) {
-    for (topic, p, offset) in offsets {
-        if tpl.find_partition(&topic, p).is_some() {
-            if let Err(e) = tpl.set_partition_offset(&topic, p, Offset::Offset(offset)) {
-                warn!(topic, partition = p, error = %e, "start offset not set");
-            }
-        }
     }
 }
 
@@ -423,20 +420,8 @@ pub(super) struct Inspect {
 }
 
 impl Inspect {
-    /// Checks a record read; its input.
-    pub(super) fn record(
-        &mut self,
-        shared: &Shared,
-        topics: &TopicsConfig,
-        m: &OwnedMessage,
-    ) -> Source {
-        let source = source_of(topics, m.topic());
-        self.record_from(shared, source, m);
-        source
-    }
-
-    /// [`Inspect::record`] for a record whose input is known (read from its own queue).
-    pub(super) fn record_from(&mut self, shared: &Shared, source: Source, m: &impl Message) {
+    /// Checks a record read from input `source`'s own queue.
+    pub(super) fn record(&mut self, shared: &Shared, source: Source, m: &impl Message) {
         let p = m.partition();
         (self.keys).check(&shared.metrics, &shared.readiness, m.topic(), p, m.key());
         if let Some(skipped) = self.gaps.read(source, p, m.offset()) {

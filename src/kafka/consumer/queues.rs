@@ -25,10 +25,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::TopicPartitionList;
 use tokio::sync::Notify;
-use tracing::warn;
 
 use crate::config::TopicsConfig;
 
+use super::super::shared::Stop;
 use super::{source_of, InputConsumer, RebalanceContext};
 use crate::driver::Source;
 
@@ -62,31 +62,32 @@ impl Queues {
     }
 
     /// Splits off the queue of every input partition in `tpl` not split yet (before it is
-    /// assigned).
-    pub(super) fn split(&self, tpl: &TopicPartitionList) {
-        let Some(consumer) = self.consumer.get().and_then(Weak::upgrade) else {
-            warn!(
-                "no consumer to split partition queues from; records go through the shared queue"
-            );
-            return;
-        };
+    /// assigned). An input partition librdkafka will not split is a [`Stop`]: its records
+    /// would go to the shared queue, which only errors are read from.
+    pub(super) fn split(&self, tpl: &TopicPartitionList) -> Result<(), Stop> {
+        let consumer = self.consumer.get().and_then(Weak::upgrade);
         let mut by_input = lock(&self.by_input);
         for e in tpl.elements() {
             let key = (e.topic().to_string(), e.partition());
             if by_input.contains_key(&key) {
                 continue;
             }
-            match consumer.split_partition_queue(e.topic(), e.partition()) {
+            let split = consumer
+                .as_ref()
+                .and_then(|c| c.split_partition_queue(e.topic(), e.partition()));
+            match split {
                 Some(q) => {
                     by_input.insert(key, Arc::new(q));
                 }
-                None => warn!(
-                    topic = e.topic(),
-                    partition = e.partition(),
-                    "partition queue not split; its records go through the shared queue"
-                ),
+                None => {
+                    return Err(Stop::Unsplit {
+                        topic: key.0,
+                        partition: key.1,
+                    })
+                }
             }
         }
+        Ok(())
     }
 
     /// `parts` were assigned: their tasks are to start.

@@ -22,10 +22,11 @@ use tracing::warn;
 use crate::metrics::Metrics;
 
 use super::super::dead_letter;
+use super::super::fault::Injected;
 use super::super::merge::{Held, Lag};
 use super::super::producer::{Publication, Refused};
 use super::super::worker::{Processed, Source};
-use super::{consumer, inputs, wall_clock_ms, PartitionTask};
+use super::{consumer, wall_clock_ms, PartitionTask};
 
 /// The most records in one batch: bounds the latency a batch adds to its first record.
 pub(super) const MAX_BATCH: usize = 2048;
@@ -104,7 +105,9 @@ impl PartitionTask {
             let Some((m, source, arrived)) = self.merge.pop(now, caught_up) else {
                 break;
             };
-            self.process(m, source, arrived, wall, &mut batch).await;
+            if self.process(m, source, arrived, wall, &mut batch) == Injected::Hold {
+                return std::future::pending().await;
+            }
         }
         self.finish(batch, now, wall).await
     }
@@ -117,14 +120,16 @@ impl PartitionTask {
     }
 
     /// Runs one record through the engine; its tickets or dead letter join the batch.
-    async fn process(
+    /// [`Injected::Hold`] if a test's fault stops the task on it
+    /// ([`super::super::fault`]).
+    fn process(
         &mut self,
         h: Held,
         source: Source,
         arrived: Instant,
         wall: i64,
         batch: &mut Batch,
-    ) {
+    ) -> Injected {
         let (key, payload) = self.merge.bytes_of(source, &h);
         let out = if self.skip == Some((source, h.offset)) {
             self.skip = None;
@@ -137,8 +142,9 @@ impl PartitionTask {
             Processed::set_aside(dead_letter::Reason::Failed)
         } else {
             self.in_flight.set(source, h.offset);
-            inputs::test_failure(payload);
-            inputs::test_hold(payload).await;
+            if self.shared.faults.check(payload) == Injected::Hold {
+                return Injected::Hold;
+            }
             let out = self.worker.process(source, payload, wall);
             self.in_flight.clear();
             out
@@ -175,6 +181,7 @@ impl PartitionTask {
         if source == Source::Outcomes {
             self.count_outcomes();
         }
+        Injected::None
     }
 
     /// Counts the batch, notes its offsets and publishes its tickets and dead letters.

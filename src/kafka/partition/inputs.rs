@@ -111,7 +111,7 @@ impl PartitionTask {
     ) {
         match read {
             Ok(m) => {
-                self.inspect.record_from(&self.shared, source, &m);
+                self.inspect.record(&self.shared, source, &m);
                 let t = codec::peek_event_time(self.input_format, m.payload());
                 self.merge.push_parts(Parts::of(&m), source, t, at);
             }
@@ -123,51 +123,3 @@ impl PartitionTask {
         }
     }
 }
-
-/// Test hooks, in debug builds only (release builds have no such switches): a task fails
-/// on a record whose value holds the bytes of `CHURNWATCH_TEST_FAIL_ON` (the supervision
-/// test), and stops for good, as if its publications never came back, on one holding
-/// those of `CHURNWATCH_TEST_HOLD_ON` (the partition-isolation test).
-#[cfg(debug_assertions)]
-mod test_hooks {
-    use std::sync::OnceLock;
-
-    fn matches(
-        cell: &'static OnceLock<Option<Vec<u8>>>,
-        var: &str,
-        payload: Option<&[u8]>,
-    ) -> bool {
-        let needle = cell.get_or_init(|| {
-            std::env::var(var)
-                .ok()
-                .filter(|s| !s.is_empty())
-                .map(String::into_bytes)
-        });
-        match (needle, payload) {
-            (Some(n), Some(p)) => p.windows(n.len()).any(|w| w == n.as_slice()),
-            _ => false,
-        }
-    }
-
-    pub fn fail(payload: Option<&[u8]>) {
-        static NEEDLE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-        if matches(&NEEDLE, "CHURNWATCH_TEST_FAIL_ON", payload) {
-            panic!("CHURNWATCH_TEST_FAIL_ON matched a record");
-        }
-    }
-
-    pub async fn hold(payload: Option<&[u8]>) {
-        static NEEDLE: OnceLock<Option<Vec<u8>>> = OnceLock::new();
-        if matches(&NEEDLE, "CHURNWATCH_TEST_HOLD_ON", payload) {
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-#[cfg(not(debug_assertions))]
-mod test_hooks {
-    pub fn fail(_: Option<&[u8]>) {}
-    pub async fn hold(_: Option<&[u8]>) {}
-}
-
-pub(super) use test_hooks::{fail as test_failure, hold as test_hold};

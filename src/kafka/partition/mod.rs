@@ -1,5 +1,7 @@
 //! The partition task: one tokio task, one engine, per assigned partition.
 //!
+//! - **Start**: the engine first, kept from a revoke or restored from the changelog on a
+//!   blocking thread ([`start`]), while the task answers drains, look-ups and reloads.
 //! - **Order**: the partition's co-partitioned inputs are merged by event time
 //!   ([`super::merge`]) before the engine sees them, as `replay` merges its files.
 //! - **Checkpoints**: every `checkpoint_interval_ms` (and before the partition is given
@@ -26,7 +28,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
@@ -35,6 +36,7 @@ use crate::codec;
 use crate::config::{Config, Format, Guarantee, TicketFormat, TopicsConfig};
 use crate::proto::CareTicket;
 
+use super::assign::Ready;
 use super::changelog::writer::Checkpointer;
 use super::consumer::queues::{self, PartitionInputs};
 use super::consumer::{self, InputConsumer, Inspect};
@@ -49,8 +51,10 @@ mod checkpoint;
 mod counting;
 mod inputs;
 mod publish;
+mod start;
 
 use publish::Pending;
+pub(super) use start::Restorer;
 
 pub use inputs::InFlight;
 
@@ -82,6 +86,23 @@ pub(super) struct Wiring {
     pub in_flight: Arc<InFlight>,
     /// A record a task failed on before: set aside as a dead letter when it comes again.
     pub skip: Option<(Source, i64)>,
+    /// How the task gets its engine.
+    pub restorer: Restorer,
+}
+
+/// Partition `p`'s task: its engine first ([`start`]), then its records, until drained or
+/// stopped.
+pub(super) async fn run(
+    p: i32,
+    resume: Resume,
+    wiring: Wiring,
+    cfg: Arc<Config>,
+    mut rx: mpsc::Receiver<Control>,
+) {
+    let Some(ready) = wiring.restorer.engine(p, resume, &cfg, &mut rx).await else {
+        return;
+    };
+    PartitionTask::new(p, ready, wiring, &cfg).run(rx).await
 }
 
 pub(super) struct PartitionTask {
@@ -141,16 +162,11 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
 }
 
 impl PartitionTask {
-    pub(super) fn new(
-        partition: i32,
-        resume: Resume,
-        wiring: Wiring,
-        cfg: &Config,
-    ) -> PartitionTask {
-        let Resume {
+    fn new(partition: i32, ready: Ready, wiring: Wiring, cfg: &Config) -> PartitionTask {
+        let Ready {
             worker,
             checkpointer,
-        } = resume;
+        } = ready;
         let next_offsets: BTreeMap<String, i64> = checkpointer
             .last()
             .map(|m| m.inputs.iter().cloned().collect())
@@ -215,7 +231,7 @@ impl PartitionTask {
 
     /// Runs until the channel closes, a drain is asked for, or a publication fails for
     /// good (reported on `failures`).
-    pub(super) async fn run(mut self, rx: mpsc::Receiver<Control>) {
+    async fn run(mut self, rx: mpsc::Receiver<Control>) {
         let served = match self.start_transactions() {
             Ok(()) => self.serve(rx).await,
             Err(refused) => Err(refused),
@@ -226,11 +242,12 @@ impl PartitionTask {
                 // A checkpoint still in flight (the drain deadline passed) holds the
                 // checkpointer: the partition then restores from the changelog instead.
                 if !self.changed && self.writing.is_none() {
-                    let resume = Resume {
+                    let kept = Ready {
                         worker: self.worker,
                         checkpointer: self.checkpointer,
                     };
-                    self.shared.park(self.partition, resume);
+                    self.shared
+                        .park(self.partition, Resume::Kept(Box::new(kept)));
                 }
                 if let Some(done) = done {
                     let _ = done.send(());
@@ -315,10 +332,6 @@ impl PartitionTask {
     /// drained (the task stops: its partition has moved or the service is stopping).
     async fn control(&mut self, control: Control) -> Result<bool, Refused> {
         match control {
-            Control::Record(m, source, arrived) => {
-                let t = codec::peek_event_time(self.input_format, m.payload());
-                self.merge.push(*m, source, t, arrived);
-            }
             Control::Describe(who, reply) => {
                 let _ = reply.send(self.worker.engine().describe(who));
             }

@@ -23,8 +23,9 @@
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
-//!   partitions are restored on assignment ([`super::assign`]) and checkpointed by their
-//!   tasks ([`super::changelog`]).
+//!   each partition's task restores its engine before its first record
+//!   ([`super::assign`]), while the others go on, and checkpoints it
+//!   ([`super::changelog`]).
 //! - **Shutdown** drains every partition task within `drain_timeout_ms` (each writes a
 //!   final checkpoint), commits the stored offsets and flushes the producer. A partition
 //!   task that cannot publish a ticket (or whose producer failed fatally) stops the
@@ -38,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 use tokio::sync::{mpsc, watch};
@@ -172,11 +173,11 @@ pub async fn run(
                 }
             }
             _ = health.tick() => service.check_health(),
-            _ = consumer.context().queues.assigned.notified() => service.start_assigned()?,
+            _ = consumer.context().queues.assigned.notified() => service.start_assigned(),
             Some(ended) = service.tasks.join_next_with_id(), if !service.tasks.is_empty() => {
                 service.task_ended(ended)?;
             }
-            msg = consumer.recv() => service.route(msg.map(|m| m.detach())).await?,
+            msg = consumer.recv() => service.route(msg)?,
             Some(stop) = failed.recv() => {
                 result = Err(stop.into());
                 break;
@@ -326,40 +327,21 @@ struct Service {
 }
 
 impl Service {
-    /// Hands a record that came through the shared queue to its partition's task, or notes
-    /// what the consumer reported. Records come here only for a partition whose queue could
-    /// not be split off ([`consumer::queues`]); errors not tied to a partition always do.
-    async fn route(&mut self, msg: Result<OwnedMessage, KafkaError>) -> Result<(), ServiceError> {
-        let m = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                return match self.inspect.error(&self.shared, &e) {
-                    Some(stop) => Err(stop.into()),
-                    None => Ok(()),
-                };
+    /// Notes what the consumer reported outside any partition. Records never come here:
+    /// each input partition's queue is split off before it is assigned
+    /// ([`consumer::queues`]), so one that does is a [`Stop::Unsplit`].
+    fn route(&mut self, msg: Result<BorrowedMessage<'_>, KafkaError>) -> Result<(), ServiceError> {
+        match msg {
+            Ok(m) => Err(Stop::Unsplit {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
             }
-        };
-        let source = self
-            .inspect
-            .record(&self.shared, &self.cfg.kafka.topics, &m);
-        let p = m.partition();
-        debug!(
-            partition = p,
-            topic = m.topic(),
-            "record through the shared queue"
-        );
-        let tx = match self.shared.partitions.get(&p).map(|e| e.value().clone()) {
-            Some(tx) => tx,
-            None => self.start_partition(p, None)?,
-        };
-        let record = Control::Record(Box::new(m), source, Instant::now());
-        if tx.send(record).await.is_err() {
-            debug!(
-                partition = p,
-                "partition task gone; record will be redelivered"
-            );
+            .into()),
+            Err(e) => match self.inspect.error(&self.shared, &e) {
+                Some(stop) => Err(stop.into()),
+                None => Ok(()),
+            },
         }
-        Ok(())
     }
 
     /// Swaps a new config into every partition's engine; if one refuses it, the running

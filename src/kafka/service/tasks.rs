@@ -1,11 +1,12 @@
 //! Starting partition tasks, and restarting one that failed.
 //!
-//! - **Start**: a partition's task starts as soon as the partition is assigned, with its
-//!   engine (readied by [`super::super::assign`]) and its input queues
-//!   ([`super::super::consumer::queues`]).
+//! - **Start**: a partition's task starts as soon as the partition is assigned, with what
+//!   assignment readied ([`super::super::assign`]: an engine kept in memory, or one to
+//!   restore) and its input queues ([`super::super::consumer::queues`]).
 //! - **Supervision**: a task that panics (a bug: input never panics, it is dead-lettered)
-//!   is restarted from its partition's last checkpoint. Its inputs are rewound to the
-//!   offsets that checkpoint reflects, so nothing is lost and nothing is counted twice.
+//!   is restarted from its partition's last checkpoint: the new task restores it and
+//!   rewinds the inputs to the offsets it reflects, so nothing is lost and nothing is
+//!   counted twice.
 //!   The record it was processing when it failed is set aside as a dead letter (reason
 //!   `failed`) on the second pass, so one poison record cannot fail the task forever. Each
 //!   restart is counted (`churnwatch_partition_restarts_total{partition}`) and logged;
@@ -14,25 +15,22 @@
 //!   [`MAX_RESTARTS`] in that window the service stops with an error, for the orchestrator
 //!   to restart it with backoff.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
-use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::{Id, JoinError};
 use tracing::{error, info, warn};
 
 use crate::driver::Source;
 
-use super::super::changelog::Marker;
 use super::super::consumer::{Inspect, OffsetGaps};
-use super::super::partition::{InFlight, PartitionTask, Wiring};
+use super::super::partition::{self, InFlight, Restorer, Wiring};
 use super::super::partitioner::KeyCheck;
 use super::super::readiness::Condition;
-use super::super::shared::Control;
+use super::super::shared::{Control, Resume, Start};
 use super::{Service, ServiceError};
 
 /// How far back restarts are counted.
@@ -50,41 +48,23 @@ pub(super) struct Running {
 }
 
 impl Service {
-    /// Starts the tasks of the partitions assigned since the last call.
-    pub(super) fn start_assigned(&mut self) -> Result<(), ServiceError> {
+    /// Starts the tasks of the partitions assigned since the last call, each from what
+    /// assignment readied ([`super::super::assign`]).
+    pub(super) fn start_assigned(&mut self) {
         for p in self.consumer.context().queues.take_assigned() {
             if !self.shared.partitions.contains_key(&p) {
-                self.start_partition(p, None)?;
+                let resume = self
+                    .shared
+                    .unpark(p)
+                    .unwrap_or(Resume::Restore(Start::Restarted));
+                self.start_partition(p, resume, None);
             }
         }
-        Ok(())
     }
 
-    /// Starts partition `p`'s task with the engine the assignment readied (restoring it
-    /// here if none was); `skip` is a record to set aside, on which a task failed.
-    pub(super) fn start_partition(
-        &mut self,
-        p: i32,
-        skip: Option<(Source, i64)>,
-    ) -> Result<mpsc::Sender<Control>, ServiceError> {
-        let resume = match self.shared.unpark(p) {
-            Some(r) => r,
-            None => {
-                warn!(
-                    partition = p,
-                    "no engine readied on assignment; restoring now"
-                );
-                let current = self.current.clone();
-                tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
-                self.shared.unpark(p).ok_or_else(|| {
-                    ServiceError::Changelog(super::ChangelogError::Corrupt {
-                        topic: self.cfg.kafka.topics.changelog.clone(),
-                        partition: p,
-                        reason: "no engine after restore".into(),
-                    })
-                })?
-            }
-        };
+    /// Starts partition `p`'s task from `resume`; `skip` is a record to set aside, on
+    /// which a task failed.
+    fn start_partition(&mut self, p: i32, resume: Resume, skip: Option<(Source, i64)>) {
         let (tx, rx) = mpsc::channel(CONTROL_CAPACITY);
         let in_flight = Arc::new(InFlight::default());
         let wiring = Wiring {
@@ -104,9 +84,15 @@ impl Service {
             },
             in_flight: in_flight.clone(),
             skip,
+            restorer: Restorer {
+                assigner: self.assigner.clone(),
+                consumer: self.consumer.clone(),
+                topics: self.subscribed.clone(),
+                failures: self.failures.clone(),
+            },
         };
-        let task = PartitionTask::new(p, resume, wiring, &self.current);
-        let handle = self.tasks.spawn(task.run(rx));
+        let task = partition::run(p, resume, wiring, self.current.clone(), rx);
+        let handle = self.tasks.spawn(task);
         self.running.insert(
             handle.id(),
             Running {
@@ -115,8 +101,7 @@ impl Service {
                 in_flight,
             },
         );
-        self.shared.partitions.insert(p, tx.clone());
-        Ok(tx)
+        self.shared.partitions.insert(p, tx);
     }
 
     /// A partition task ended: drained (nothing to do), or failed (restarted, see the
@@ -178,48 +163,8 @@ impl Service {
                 restarts: count,
             });
         }
-        let current = self.current.clone();
-        let marker = tokio::task::block_in_place(|| self.assigner.ready(&current, p))?;
-        tokio::task::block_in_place(|| self.rewind(p, marker.as_ref()))?;
-        self.start_partition(p, skip)?;
+        self.start_partition(p, Resume::Restore(Start::Restarted), skip);
         info!(partition = p, "partition task restarted");
-        Ok(())
-    }
-
-    /// Moves partition `p`'s inputs back to the offsets `marker` reflects (the group's
-    /// committed offsets for an input it does not name, or the log start).
-    fn rewind(&self, p: i32, marker: Option<&Marker>) -> Result<(), ServiceError> {
-        let from_marker: BTreeMap<&str, i64> = marker
-            .map(|m| m.inputs.iter().map(|(t, o)| (t.as_str(), *o)).collect())
-            .unwrap_or_default();
-        let mut tpl = TopicPartitionList::new();
-        for topic in self.subscribed.iter() {
-            tpl.add_partition(topic, p);
-        }
-        let committed = self
-            .consumer
-            .committed_offsets(tpl.clone(), Timeout::After(Duration::from_secs(10)))?;
-        let mut seek = TopicPartitionList::new();
-        for topic in self.subscribed.iter() {
-            let offset = match from_marker.get(topic.as_str()) {
-                Some(o) => Offset::Offset(*o),
-                None => committed
-                    .find_partition(topic, p)
-                    .map(|e| e.offset())
-                    .filter(|o| matches!(o, Offset::Offset(_)))
-                    .unwrap_or(Offset::Beginning),
-            };
-            seek.add_partition_offset(topic, p, offset)?;
-        }
-        let sought = self
-            .consumer
-            .seek_partitions(seek, Timeout::After(Duration::from_secs(10)))?;
-        for e in sought.elements() {
-            if let Err(err) = e.error() {
-                warn!(topic = e.topic(), partition = p, error = %err, "rewinding an input failed");
-                return Err(err.into());
-            }
-        }
         Ok(())
     }
 
@@ -244,8 +189,7 @@ impl Service {
     }
 }
 
-/// Control messages (drains, look-ups, reloads, and any record that came through the
-/// shared queue) waiting for one partition task.
+/// Control messages (drains, look-ups, reloads) waiting for one partition task.
 const CONTROL_CAPACITY: usize = 64;
 
 /// Restarts per partition, for [`Service::restarting`].

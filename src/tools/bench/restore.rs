@@ -69,8 +69,10 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
     for _ in 0..opts.runs.max(1) {
         let engine = Engine::new(&cfg, &[])?;
         let started = Instant::now();
-        let r = tokio::task::block_in_place(|| restore(&client, &topic, 0, engine, |_, _| {}))
-            .map_err(|e| BenchError::Check(e.to_string()))?;
+        let r = tokio::task::block_in_place(|| {
+            restore(&client, &topic, 0, engine, &Default::default(), |_, _| {})
+        })
+        .map_err(|e| BenchError::Check(e.to_string()))?;
         restore_secs.push(started.elapsed().as_secs_f64());
         if r.subscribers as u64 != opts.subscribers {
             return Err(BenchError::Check(format!(
