@@ -204,14 +204,41 @@ impl Driver {
         tickets: &mut Vec<CareTicket>,
     ) -> Result<Fed, Reason> {
         let event_time_ms = event.time_ms();
-        if now_ms.is_some_and(|now| event_time_ms > now.saturating_add(self.max_future_skew_ms)) {
-            return Err(Reason::Future { event_time_ms });
-        }
+        self.admits(event_time_ms, now_ms)?;
         match self.engine.apply(event, tickets) {
             Applied::Accepted => Ok(Fed::Accepted { event_time_ms }),
             Applied::Duplicate => Ok(Fed::Duplicate { event_time_ms }),
             Applied::Late => Err(Reason::Late { event_time_ms }),
         }
+    }
+
+    /// Whether an event time may be applied: not more than `max_future_skew_ms` ahead of
+    /// the wall clock `now_ms`, when one is given.
+    pub fn admits(&self, event_time_ms: i64, now_ms: Option<i64>) -> Result<(), Reason> {
+        match now_ms {
+            Some(now) if event_time_ms > now.saturating_add(self.max_future_skew_ms) => {
+                Err(Reason::Future { event_time_ms })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies events already admitted ([`Driver::admits`]) in order, with the engine's
+    /// prefetch pass ([`Engine::apply_batch`]): what became of each, with the length of
+    /// `tickets` after it; `starting(i)` before event `i`.
+    pub fn feed_batch(
+        &mut self,
+        events: &[Event<'_>],
+        tickets: &mut Vec<CareTicket>,
+        applied: &mut Vec<(Applied, usize)>,
+        starting: impl FnMut(usize),
+    ) {
+        self.engine.apply_batch(events, tickets, applied, starting);
+    }
+
+    /// Applies call-center feedback (an outcome decoded and validated).
+    pub fn feed_outcome(&mut self, o: &crate::detect::TicketOutcomeEvent<'_>) {
+        self.engine.apply_outcome(o);
     }
 
     /// Moves event time on without a record (an idle live source; see the engine).

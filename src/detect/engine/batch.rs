@@ -15,12 +15,16 @@ use super::*;
 
 impl Engine {
     /// Applies `events` in order, as [`Engine::apply`] on each would: tickets are appended
-    /// to `out`, what became of each event to `applied`.
+    /// to `out`, and what became of each event to `applied`, with the length of `out` after
+    /// it (so event `i`'s tickets are those between the previous length and its own).
+    /// `starting(i)` is called before event `i` is applied: a supervisor that learns which
+    /// record a panic came from needs nothing else.
     pub fn apply_batch(
         &mut self,
         events: &[Event<'_>],
         out: &mut Vec<CareTicket>,
-        applied: &mut Vec<Applied>,
+        applied: &mut Vec<(Applied, usize)>,
+        mut starting: impl FnMut(usize),
     ) {
         for ev in events {
             if let Event::Cdr(c) = ev {
@@ -32,8 +36,10 @@ impl Engine {
                 self.subs.prefetch(c.subscriber.0);
             }
         }
-        for ev in events {
-            applied.push(self.apply(ev, out));
+        for (i, ev) in events.iter().enumerate() {
+            starting(i);
+            let a = self.apply(ev, out);
+            applied.push((a, out.len()));
         }
     }
 }
@@ -79,13 +85,25 @@ mod tests {
             .filter_map(|m| crate::codec::cdr_from_proto(m).ok().map(Event::Cdr))
             .collect();
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        let (mut ra, mut rb) = (Vec::new(), Vec::new());
+        let (mut ra, mut rb, mut ends) = (Vec::new(), Vec::new(), Vec::new());
         for ev in &events {
             ra.push(one.apply(ev, &mut a));
+            ends.push(a.len());
         }
         for chunk in events.chunks(batch) {
-            many.apply_batch(chunk, &mut b, &mut rb);
+            let mut order = Vec::new();
+            many.apply_batch(chunk, &mut b, &mut rb, |i| order.push(i));
+            assert_eq!(
+                order,
+                (0..chunk.len()).collect::<Vec<_>>(),
+                "each event, in order"
+            );
         }
+        let (rb, ends_b): (Vec<Applied>, Vec<usize>) = rb.into_iter().unzip();
+        assert_eq!(
+            ends, ends_b,
+            "each event's tickets end where one by one they do"
+        );
         one.finish(&mut a);
         many.finish(&mut b);
         assert_eq!(ra, rb);

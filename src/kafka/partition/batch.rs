@@ -20,12 +20,13 @@ use rdkafka::message::OwnedMessage;
 use tracing::warn;
 
 use crate::metrics::Metrics;
+use crate::proto::CareTicket;
 
 use super::super::dead_letter;
 use super::super::fault::Injected;
 use super::super::merge::{Held, Lag};
 use super::super::producer::{Publication, Refused};
-use super::super::worker::{Processed, Source};
+use super::super::worker::{Outcome, Raw, Source};
 use super::{consumer, wall_clock_ms, PartitionTask};
 
 /// The most records in one batch: bounds the latency a batch adds to its first record.
@@ -77,18 +78,47 @@ impl Batch {
     }
 }
 
+/// Buffers a batch reuses: the records taken from the merge, and what the worker made of
+/// them.
+#[derive(Default)]
+pub(super) struct Scratch {
+    held: Vec<(Held, Source, Instant)>,
+    tickets: Vec<CareTicket>,
+    outcomes: Vec<Outcome>,
+}
+
 impl PartitionTask {
     /// Processes buffered records in event-time order while the merge allows and there is
-    /// room for more unacknowledged work, as one batch.
+    /// room for more unacknowledged work, as one batch through the worker.
     pub(super) async fn process_ready(&mut self) -> Result<(), Refused> {
         if self.merge.len() == 0 || !self.pending_room() {
             return Ok(());
         }
         let now = Instant::now();
         let wall = wall_clock_ms();
-        let mut lags: [Option<Lag>; 3] = [None; 3];
+        let mut scratch = std::mem::take(&mut self.scratch);
+        if self.take_batch(now, &mut scratch.held) == Injected::Hold {
+            return std::future::pending().await;
+        }
         let mut batch = Batch::default();
-        while batch.records < MAX_BATCH && self.batch_room(&batch) {
+        self.run_batch(&mut scratch, wall, &mut batch);
+        scratch.held.clear();
+        self.scratch = scratch;
+        self.finish(batch, now, wall).await
+    }
+
+    /// Takes the next records from the merge, up to [`MAX_BATCH`], while the records and
+    /// bytes waiting for acknowledgement, this batch's included, stay under
+    /// `max_in_flight` and `max_in_flight_bytes` (a batch counts its records' own bytes, as
+    /// a dead letter would carry them). [`Injected::Hold`] if a test's fault stops the task
+    /// ([`super::super::fault`]).
+    fn take_batch(&mut self, now: Instant, held: &mut Vec<(Held, Source, Instant)>) -> Injected {
+        let mut lags: [Option<Lag>; 3] = [None; 3];
+        let mut bytes = 0;
+        while held.len() < MAX_BATCH
+            && self.pending_records + held.len() < self.max_in_flight
+            && self.pending_bytes + bytes < self.max_in_flight_bytes
+        {
             let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
             let outcomes = self.outcomes_subscribed;
             let caught_up = |source: Source, next: Option<i64>| {
@@ -102,65 +132,96 @@ impl PartitionTask {
                     consumer::caught_up(consumer, topic, partition, next)
                 })
             };
-            let Some((m, source, arrived)) = self.merge.pop(now, caught_up) else {
+            let Some((h, source, arrived)) = self.merge.pop(now, caught_up) else {
                 break;
             };
-            if self.process(m, source, arrived, wall, &mut batch) == Injected::Hold {
-                return std::future::pending().await;
-            }
-        }
-        self.finish(batch, now, wall).await
-    }
-
-    /// Whether the batch may take one more record: the unacknowledged records and bytes,
-    /// this batch's included, stay under `max_in_flight` and `max_in_flight_bytes`.
-    fn batch_room(&self, batch: &Batch) -> bool {
-        self.pending_records + batch.records < self.max_in_flight
-            && self.pending_bytes + batch.bytes < self.max_in_flight_bytes
-    }
-
-    /// Runs one record through the engine; its tickets or dead letter join the batch.
-    /// [`Injected::Hold`] if a test's fault stops the task on it
-    /// ([`super::super::fault`]).
-    fn process(
-        &mut self,
-        h: Held,
-        source: Source,
-        arrived: Instant,
-        wall: i64,
-        batch: &mut Batch,
-    ) -> Injected {
-        let (key, payload) = self.merge.bytes_of(source, &h);
-        let out = if self.skip == Some((source, h.offset)) {
-            self.skip = None;
-            warn!(
-                partition = self.partition,
-                topic = self.topic_of(source),
-                offset = h.offset,
-                "record set aside: the partition task failed on it before"
-            );
-            Processed::set_aside(dead_letter::Reason::Failed)
-        } else {
+            let (_, payload) = self.merge.bytes_of(source, &h);
+            bytes += payload.map_or(0, <[u8]>::len);
             self.in_flight.set(source, h.offset);
-            if self.shared.faults.check(payload) == Injected::Hold {
+            let set_aside = self.skip == Some((source, h.offset));
+            if !set_aside && self.shared.faults.check(payload) == Injected::Hold {
                 return Injected::Hold;
             }
-            let out = self.worker.process(source, payload, wall);
             self.in_flight.clear();
-            out
-        };
+            held.push((h, source, arrived));
+        }
+        Injected::None
+    }
+
+    /// Runs the records taken through the worker (all but one a failed task left to set
+    /// aside) and adds their tickets and dead letters to the batch, in record order.
+    fn run_batch(&mut self, scratch: &mut Scratch, wall: i64, batch: &mut Batch) {
+        let Scratch {
+            held,
+            tickets,
+            outcomes,
+        } = scratch;
+        let skip_at = self.skip.and_then(|(source, offset)| {
+            (held.iter()).position(|(h, s, _)| *s == source && h.offset == offset)
+        });
+        let raws: Vec<Raw<'_>> = (held.iter().enumerate())
+            .filter(|(k, _)| Some(*k) != skip_at)
+            .map(|(_, (h, source, _))| Raw {
+                source: *source,
+                payload: self.merge.bytes_of(*source, h).1,
+            })
+            .collect();
+        let held_of = |j: usize| j + usize::from(skip_at.is_some_and(|k| k <= j));
+        let in_flight = &self.in_flight;
+        self.worker
+            .process_batch(&raws, wall, tickets, outcomes, |j| {
+                let (h, source, _) = &held[held_of(j)];
+                in_flight.set(*source, h.offset);
+            });
+        in_flight.clear();
+        drop(raws);
+        let mut results = outcomes.iter();
+        for (k, (h, source, arrived)) in held.iter().enumerate() {
+            let failed;
+            let out = if Some(k) == skip_at {
+                self.skip = None;
+                warn!(
+                    partition = self.partition,
+                    topic = self.topic_of(*source),
+                    offset = h.offset,
+                    "record set aside: the partition task failed on it before"
+                );
+                failed = Outcome::Rejected(dead_letter::Reason::Failed);
+                &failed
+            } else {
+                match results.next() {
+                    Some(out) => out,
+                    None => break,
+                }
+            };
+            self.record_done(h, *source, *arrived, out, tickets, batch);
+        }
+        tickets.clear();
+    }
+
+    /// Adds one record's outcome to the batch: its counts, its dead letter, its tickets.
+    fn record_done(
+        &mut self,
+        h: &Held,
+        source: Source,
+        arrived: Instant,
+        out: &Outcome,
+        tickets: &[CareTicket],
+        batch: &mut Batch,
+    ) {
         let i = source.index();
         batch.records += 1;
         batch.oldest = Some(batch.oldest.map_or(arrived, |o| o.min(arrived)));
         batch.consumed[i] += 1;
         batch.next_offset[i] = Some(h.offset + 1);
-        if out.event_time_ms.is_some() {
-            batch.last_event[i] = out.event_time_ms;
+        if let Some(t) = out.event_time_ms() {
+            batch.last_event[i] = Some(t);
         }
-        if out.duplicate || out.late || out.dead_letter.is_some() {
-            self.count_exception(self.topic_of(source), &out);
+        if !matches!(out, Outcome::Applied { .. }) {
+            self.count_exception(self.topic_of(source), out);
         }
-        if let Some(dl) = &out.dead_letter {
+        if let Some(dl) = out.dead_letter() {
+            let (key, payload) = self.merge.bytes_of(source, h);
             let m = OwnedMessage::new(
                 payload.map(<[u8]>::to_vec),
                 key.map(<[u8]>::to_vec),
@@ -168,20 +229,20 @@ impl PartitionTask {
                 h.timestamp,
                 self.partition,
                 h.offset,
-                h.headers.map(|b| *b),
+                h.headers.clone().map(|b| *b),
             );
             let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
-            batch.push(dead_letter::publication(dl, &m, topic, max));
+            batch.push(dead_letter::publication(&dl, &m, topic, max));
         }
-        if !out.tickets.is_empty() {
-            for p in self.ticket_publications(&out.tickets) {
+        let raised = &tickets[out.tickets()];
+        if !raised.is_empty() {
+            for p in self.ticket_publications(raised) {
                 batch.push(p);
             }
         }
         if source == Source::Outcomes {
             self.count_outcomes();
         }
-        Injected::None
     }
 
     /// Counts the batch, notes its offsets and publishes its tickets and dead letters.

@@ -8,20 +8,21 @@ use crate::detect::rules::RuleId;
 use crate::detect::stats::TicketRoute;
 use crate::detect::EngineStats;
 
-use super::super::worker::Processed;
+use super::super::worker::Outcome;
 use super::PartitionTask;
 
 impl PartitionTask {
     /// Counts a record that was a duplicate, late or set aside (rare: looked up per record).
-    pub(super) fn count_exception(&self, topic: &str, out: &Processed) {
+    pub(super) fn count_exception(&self, topic: &str, out: &Outcome) {
         let metrics = &self.shared.metrics;
-        if out.duplicate {
-            metrics.duplicate_records.with_label_values(&[topic]).inc();
+        match out {
+            Outcome::Duplicate { .. } => {
+                metrics.duplicate_records.with_label_values(&[topic]).inc()
+            }
+            Outcome::Late { .. } => metrics.late_records.with_label_values(&[topic]).inc(),
+            _ => {}
         }
-        if out.late {
-            metrics.late_records.with_label_values(&[topic]).inc();
-        }
-        if let Some(dl) = &out.dead_letter {
+        if let Some(dl) = &out.dead_letter() {
             if dl.is_malformed() {
                 metrics.decode_errors.with_label_values(&[topic]).inc();
             }

@@ -152,6 +152,7 @@ pub(super) struct PartitionTask {
     outcomes_seen: BTreeMap<&'static str, u64>,
     /// The engine's quality figures already exported.
     quality_seen: crate::detect::quality::QualityCounts,
+    scratch: batch::Scratch,
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -226,6 +227,7 @@ impl PartitionTask {
             outcomes_seen,
             quality_seen,
             next_offsets,
+            scratch: batch::Scratch::default(),
         }
     }
 

@@ -267,7 +267,7 @@ pub fn time_engine(driver: &mut Driver, input: &Encoded) -> Timed {
         applied.clear();
         driver
             .engine_mut()
-            .apply_batch(&events, &mut out, &mut applied);
+            .apply_batch(&events, &mut out, &mut applied, |_| {});
         timed.tickets += out.len() as u64;
         out.clear();
         spare = reuse(events);
