@@ -433,16 +433,16 @@ mod tests {
     }
 
     #[test]
-    fn a_day_flooding_past_the_cap_keeps_inserts_cheap() {
+    fn a_day_flooding_past_the_cap_sheds_its_own_ids() {
         // One day alone over the cap sheds its own ids: spread evenly, so the table does
-        // not fill up in one region (where inserts would move entries a long way).
+        // not fill up in one region (where inserts would move entries a long way). How
+        // cheap the inserts stay is `bench engine`'s to say, not a timed test's.
         let mut s = SeenIds::new(200_000, 600_000);
-        let t = std::time::Instant::now();
         for id in 0..2_000_000u64 {
             s.insert(0, 9, id.wrapping_mul(0x2545_f491_4f6c_dd1d));
         }
         assert!(s.len() <= 200_000 && s.len() > 180_000, "{}", s.len());
-        assert!(t.elapsed().as_secs_f64() < 2.0, "{:?}", t.elapsed());
+        assert_eq!(s.dropped(), 2_000_000 - s.len() as u64);
     }
 
     #[test]
