@@ -120,12 +120,31 @@ impl PartitionWorker {
         }
     }
 
+    /// The engine, to read: its stats, a subscriber's summary, its newest event time.
     pub fn engine(&self) -> &Engine {
         self.driver.engine()
     }
 
-    pub fn engine_mut(&mut self) -> &mut Engine {
+    /// The engine, for the checkpointer only: it drains what changed since the last
+    /// checkpoint into the changelog.
+    pub fn checkpoint_view(&mut self) -> &mut Engine {
         self.driver.engine_mut()
+    }
+
+    /// Takes a reloaded config's rules, tiers and routing (or refuses it, changing nothing).
+    pub fn reconfigure(&mut self, cfg: &Config) -> Result<(), ConfigError> {
+        self.driver.engine_mut().reconfigure(cfg)
+    }
+
+    /// Moves event time on without a record (a quiet partition); the tickets of the days
+    /// that closed go to `tickets`.
+    pub fn advance_to(&mut self, t: i64, tickets: &mut Vec<CareTicket>) {
+        self.driver.advance_to(t, tickets);
+    }
+
+    /// Hands each lead time recorded since the last call to `f` (rule, days).
+    pub fn drain_lead_times(&mut self, f: impl FnMut(crate::detect::rules::RuleId, u32)) {
+        self.driver.engine_mut().drain_lead_times(f);
     }
 
     /// Processes `records` in order; `now_ms` is the wall clock, used only to reject event

@@ -91,7 +91,7 @@ impl PartitionTask {
     /// Processes buffered records in event-time order while the merge allows and there is
     /// room for more unacknowledged work, as one batch through the worker.
     pub(super) async fn process_ready(&mut self) -> Result<(), Refused> {
-        if self.merge.len() == 0 || !self.pending_room() {
+        if self.intake.merge.len() == 0 || !self.publisher.room() {
             return Ok(());
         }
         let now = Instant::now();
@@ -116,11 +116,11 @@ impl PartitionTask {
         let mut lags: [Option<Lag>; 3] = [None; 3];
         let mut bytes = 0;
         while held.len() < MAX_BATCH
-            && self.pending_records + held.len() < self.max_in_flight
-            && self.pending_bytes + bytes < self.max_in_flight_bytes
+            && self.publisher.records + held.len() < self.publisher.max_records
+            && self.publisher.bytes + bytes < self.publisher.max_bytes
         {
             let (consumer, topics, partition) = (&self.consumer, &self.topics, self.partition);
-            let outcomes = self.outcomes_subscribed;
+            let outcomes = self.intake.outcomes_subscribed;
             let caught_up = |source: Source, next: Option<i64>| {
                 *lags[source.index()].get_or_insert_with(|| {
                     let topic = match source {
@@ -132,17 +132,17 @@ impl PartitionTask {
                     consumer::caught_up(consumer, topic, partition, next)
                 })
             };
-            let Some((h, source, arrived)) = self.merge.pop(now, caught_up) else {
+            let Some((h, source, arrived)) = self.intake.merge.pop(now, caught_up) else {
                 break;
             };
-            let (_, payload) = self.merge.bytes_of(source, &h);
+            let (_, payload) = self.intake.merge.bytes_of(source, &h);
             bytes += payload.map_or(0, <[u8]>::len);
-            self.in_flight.set(source, h.offset);
-            let set_aside = self.skip == Some((source, h.offset));
+            self.supervised.in_flight.set(source, h.offset);
+            let set_aside = self.supervised.skip == Some((source, h.offset));
             if !set_aside && self.shared.faults.check(payload) == Injected::Hold {
                 return Injected::Hold;
             }
-            self.in_flight.clear();
+            self.supervised.in_flight.clear();
             held.push((h, source, arrived));
         }
         Injected::None
@@ -156,18 +156,18 @@ impl PartitionTask {
             tickets,
             outcomes,
         } = scratch;
-        let skip_at = self.skip.and_then(|(source, offset)| {
+        let skip_at = self.supervised.skip.and_then(|(source, offset)| {
             (held.iter()).position(|(h, s, _)| *s == source && h.offset == offset)
         });
         let raws: Vec<Raw<'_>> = (held.iter().enumerate())
             .filter(|(k, _)| Some(*k) != skip_at)
             .map(|(_, (h, source, _))| Raw {
                 source: *source,
-                payload: self.merge.bytes_of(*source, h).1,
+                payload: self.intake.merge.bytes_of(*source, h).1,
             })
             .collect();
         let held_of = |j: usize| j + usize::from(skip_at.is_some_and(|k| k <= j));
-        let in_flight = &self.in_flight;
+        let in_flight = &self.supervised.in_flight;
         self.worker
             .process_batch(&raws, wall, tickets, outcomes, |j| {
                 let (h, source, _) = &held[held_of(j)];
@@ -179,7 +179,7 @@ impl PartitionTask {
         for (k, (h, source, arrived)) in held.iter().enumerate() {
             let failed;
             let out = if Some(k) == skip_at {
-                self.skip = None;
+                self.supervised.skip = None;
                 warn!(
                     partition = self.partition,
                     topic = self.topic_of(*source),
@@ -221,7 +221,7 @@ impl PartitionTask {
             self.count_exception(self.topic_of(source), out);
         }
         if let Some(dl) = out.dead_letter() {
-            let (key, payload) = self.merge.bytes_of(source, h);
+            let (key, payload) = self.intake.merge.bytes_of(source, h);
             let m = OwnedMessage::new(
                 payload.map(<[u8]>::to_vec),
                 key.map(<[u8]>::to_vec),
@@ -231,7 +231,10 @@ impl PartitionTask {
                 h.offset,
                 h.headers.clone().map(|b| *b),
             );
-            let (topic, max) = (&self.topics.dead_letter, self.dead_letter_max_bytes);
+            let (topic, max) = (
+                &self.topics.dead_letter,
+                self.publisher.dead_letter_max_bytes,
+            );
             batch.push(dead_letter::publication(&dl, &m, topic, max));
         }
         let raised = &tickets[out.tickets()];
@@ -261,21 +264,22 @@ impl PartitionTask {
             if let Some(t) = batch.last_event[i] {
                 lag.set((wall - t) as f64 / 1000.0);
             }
-            match self.next_offsets.get_mut(&topic) {
+            match self.checkpoints.next_offsets.get_mut(&topic) {
                 Some(n) => *n = next,
                 None => {
-                    self.next_offsets.insert(topic, next);
+                    self.checkpoints.next_offsets.insert(topic, next);
                 }
             }
         }
-        self.changed = true;
+        self.checkpoints.changed = true;
         let arrived = batch.oldest.unwrap_or(now);
-        self.enqueue(batch.records as u32, arrived, batch.publications)
+        self.publisher
+            .enqueue(batch.records as u32, arrived, batch.publications)
             .await?;
         self.count_quality();
         let newest = self.worker.engine().newest_event_ms();
         if self.idle.record(newest, now) {
-            self.handles.idle.set(0);
+            self.exporter.handles.idle.set(0);
         }
         self.count_engine();
         // librdkafka's queues do not take part in tokio's cooperative budget: a task that
@@ -293,7 +297,7 @@ impl PartitionTask {
     ) -> (prometheus::IntCounter, prometheus::Gauge) {
         let m = &self.shared.metrics;
         let p = self.partition;
-        self.handles.inputs[source.index()]
+        self.exporter.handles.inputs[source.index()]
             .get_or_insert_with(|| {
                 (
                     m.records_consumed.with_label_values(&[topic]),
@@ -306,7 +310,7 @@ impl PartitionTask {
     /// Exports the engine's gauges and running totals (once per batch).
     fn count_engine(&mut self) {
         let engine = self.worker.engine();
-        let h = &self.handles;
+        let h = &self.exporter.handles;
         h.subscribers.set(engine.stats().subscribers as i64);
         h.state_bytes.set(engine.state_bytes() as i64);
         // The counter keeps the engine's running total (never counted twice).

@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
 
@@ -24,13 +24,50 @@ use super::super::changelog::writer::{Checkpointer, Written};
 use rdkafka::consumer::Consumer;
 use tracing::{info, warn};
 
+use crate::config::{Config, Guarantee};
+
 use super::super::producer::{PublishError, Refused};
 use super::PartitionTask;
+
+/// A partition's checkpointing: the changelog writer, the checkpoint in flight, and the
+/// input offsets the next one reflects.
+pub(super) struct Checkpoints {
+    pub(super) writer: Checkpointer,
+    /// The checkpoint being written, if one is.
+    pub(super) writing: Option<Writing>,
+    /// With `exactly_once`, the config its transactional producer is made from.
+    pub(super) transactional: Option<Box<Config>>,
+    /// Per input topic, the offset after the last record processed.
+    pub(super) next_offsets: BTreeMap<String, i64>,
+    /// Something was processed since the last checkpoint.
+    pub(super) changed: bool,
+    pub(super) every: Duration,
+    pub(super) due: Instant,
+}
+
+impl Checkpoints {
+    pub(super) fn new(cfg: &Config, writer: Checkpointer) -> Checkpoints {
+        let next_offsets = (writer.last())
+            .map(|m| m.inputs.iter().cloned().collect())
+            .unwrap_or_default();
+        let every = Duration::from_millis(cfg.kafka.checkpoint_interval_ms);
+        Checkpoints {
+            writer,
+            writing: None,
+            transactional: (cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce)
+                .then(|| Box::new(cfg.clone())),
+            next_offsets,
+            changed: false,
+            every,
+            due: Instant::now() + every,
+        }
+    }
+}
 
 impl PartitionTask {
     /// With `exactly_once`: this partition's transactional producer, first transaction open.
     pub(super) fn start_transactions(&mut self) -> Result<(), Refused> {
-        let Some(cfg) = &self.transactional else {
+        let Some(cfg) = &self.checkpoints.transactional else {
             return Ok(());
         };
         let p = self.partition;
@@ -39,7 +76,7 @@ impl PartitionTask {
                 topic: self.topics.tickets.clone(),
                 source: PublishError::Fatal(e),
             })?;
-        self.producer = producer;
+        self.publisher.producer = producer;
         Ok(())
     }
 
@@ -47,7 +84,7 @@ impl PartitionTask {
     /// reflects), without `exactly_once`, which commits them in the checkpoint's
     /// transaction.
     pub(super) fn store_offsets(&self, offsets: &BTreeMap<String, i64>) {
-        if self.transactional.is_some() {
+        if self.checkpoints.transactional.is_some() {
             return;
         }
         for (topic, next) in offsets {
@@ -59,8 +96,8 @@ impl PartitionTask {
 
     pub(super) async fn drain_and_checkpoint(&mut self) -> Result<(), Refused> {
         self.finish_writing().await?;
-        self.drain().await?;
-        if self.changed {
+        self.publisher.drain().await?;
+        if self.checkpoints.changed {
             self.checkpoint_now().await?;
         }
         Ok(())
@@ -69,28 +106,28 @@ impl PartitionTask {
     /// Starts a checkpoint once every publication so far is acknowledged; it is written
     /// while the partition goes on (see the module docs), in line with `exactly_once`.
     pub(super) async fn checkpoint(&mut self) -> Result<(), Refused> {
-        if self.transactional.is_some() {
+        if self.checkpoints.transactional.is_some() {
             return self.checkpoint_now().await;
         }
         self.finish_writing().await?;
-        self.drain().await?;
-        let offsets = self.next_offsets.clone();
+        self.publisher.drain().await?;
+        let offsets = self.checkpoints.next_offsets.clone();
         let inputs: Vec<(String, i64)> = offsets.iter().map(|(t, o)| (t.clone(), *o)).collect();
-        let begun = self.checkpointer.begin(self.worker.engine_mut());
+        let begun = self.checkpoints.writer.begin(self.worker.checkpoint_view());
         let idle = Checkpointer::new("", self.partition, None, false);
-        let mut checkpointer = std::mem::replace(&mut self.checkpointer, idle);
-        let producer = self.producer.clone();
+        let mut checkpointer = std::mem::replace(&mut self.checkpoints.writer, idle);
+        let producer = self.publisher.producer.clone();
         let future = async move {
             let written = checkpointer.send(&producer, begun, inputs).await;
             (checkpointer, written)
         };
-        self.writing = Some(Writing {
+        self.checkpoints.writing = Some(Writing {
             future: Box::pin(future),
             offsets,
             started: Instant::now(),
         });
-        self.changed = false;
-        self.checkpoint_due = Instant::now() + self.checkpoint_every;
+        self.checkpoints.changed = false;
+        self.checkpoints.due = Instant::now() + self.checkpoints.every;
         Ok(())
     }
 
@@ -105,10 +142,10 @@ impl PartitionTask {
 
     /// After [`Self::writing_done`]: the checkpointer back, the offsets stored, counted.
     pub(super) fn written(&mut self, (checkpointer, written): Finished) -> Result<(), Refused> {
-        let Some(w) = self.writing.take() else {
+        let Some(w) = self.checkpoints.writing.take() else {
             return Ok(());
         };
-        self.checkpointer = checkpointer;
+        self.checkpoints.writer = checkpointer;
         let written = written.map_err(|e| Refused {
             topic: self.topics.changelog.clone(),
             source: PublishError::from(e),
@@ -120,10 +157,10 @@ impl PartitionTask {
 
     /// Waits for the checkpoint in flight, if any.
     pub(super) async fn finish_writing(&mut self) -> Result<(), Refused> {
-        if self.writing.is_none() {
+        if self.checkpoints.writing.is_none() {
             return Ok(());
         }
-        let finished = Self::writing_done(&mut self.writing).await;
+        let finished = Self::writing_done(&mut self.checkpoints.writing).await;
         self.written(finished)
     }
 
@@ -131,24 +168,27 @@ impl PartitionTask {
     /// stores (or commits) the input offsets it reflects.
     pub(super) async fn checkpoint_now(&mut self) -> Result<(), Refused> {
         self.finish_writing().await?;
-        self.drain().await?;
+        self.publisher.drain().await?;
         let started = Instant::now();
-        let inputs: Vec<(String, i64)> = self
-            .next_offsets
+        let inputs: Vec<(String, i64)> = (self.checkpoints.next_offsets)
             .iter()
             .map(|(t, o)| (t.clone(), *o))
             .collect();
-        let written = self
-            .checkpointer
-            .write(&self.producer, self.worker.engine_mut(), inputs)
+        let written = (self.checkpoints.writer)
+            .write(
+                &self.publisher.producer,
+                self.worker.checkpoint_view(),
+                inputs,
+            )
             .await
             .map_err(|e| Refused {
                 topic: self.topics.changelog.clone(),
                 source: PublishError::from(e),
             })?;
-        if self.transactional.is_some() {
-            let (producer, consumer, p) = (&self.producer, &self.consumer, self.partition);
-            let offsets = &self.next_offsets;
+        if self.checkpoints.transactional.is_some() {
+            let (producer, consumer, p) =
+                (&self.publisher.producer, &self.consumer, self.partition);
+            let offsets = &self.checkpoints.next_offsets;
             tokio::task::block_in_place(|| {
                 super::super::transaction::commit(producer, consumer, p, offsets)
             })
@@ -157,10 +197,10 @@ impl PartitionTask {
                 source: PublishError::Fatal(e),
             })?;
         } else {
-            self.store_offsets(&self.next_offsets);
+            self.store_offsets(&self.checkpoints.next_offsets);
         }
-        self.changed = false;
-        self.checkpoint_due = Instant::now() + self.checkpoint_every;
+        self.checkpoints.changed = false;
+        self.checkpoints.due = Instant::now() + self.checkpoints.every;
         self.count_checkpoint(written, started);
         Ok(())
     }

@@ -6,10 +6,40 @@ use std::collections::BTreeMap;
 use crate::detect::quality::{GROUPS, OUTCOMES};
 use crate::detect::rules::RuleId;
 use crate::detect::stats::TicketRoute;
-use crate::detect::EngineStats;
+use crate::detect::{Engine, EngineStats};
+use crate::metrics::Metrics;
 
 use super::super::worker::Outcome;
+use super::batch::PartitionHandles;
 use super::PartitionTask;
+
+/// What of the engine's running totals the metrics already have: each export adds the
+/// difference.
+pub(super) struct Exporter {
+    pub(super) handles: PartitionHandles,
+    pub(super) tickets_seen: TicketsSeen,
+    /// The engine's eviction counts already exported, by reason.
+    pub(super) evicted_seen: BTreeMap<&'static str, u64>,
+    /// The engine's outcome counts already exported, by outcome.
+    pub(super) outcomes_seen: BTreeMap<&'static str, u64>,
+    /// The engine's quality figures already exported.
+    pub(super) quality_seen: crate::detect::quality::QualityCounts,
+}
+
+impl Exporter {
+    /// Starting from what `engine` has counted so far (an engine kept over a rebalance has
+    /// counted before: only what follows is new).
+    pub(super) fn new(m: &Metrics, partition: i32, engine: &Engine) -> Exporter {
+        let stats = engine.stats();
+        Exporter {
+            handles: PartitionHandles::new(m, partition),
+            tickets_seen: TicketsSeen::of(stats),
+            evicted_seen: BTreeMap::new(),
+            outcomes_seen: stats.outcomes.clone(),
+            quality_seen: stats.quality.clone(),
+        }
+    }
+}
 
 impl PartitionTask {
     /// Counts a record that was a duplicate, late or set aside (rare: looked up per record).
@@ -37,7 +67,7 @@ impl PartitionTask {
     pub(super) fn count_evictions(&mut self) {
         let m = &self.shared.metrics;
         for (reason, n) in &self.worker.engine().stats().evicted {
-            let seen = self.evicted_seen.entry(reason).or_insert(0);
+            let seen = self.exporter.evicted_seen.entry(reason).or_insert(0);
             if *n > *seen {
                 m.subscribers_evicted
                     .with_label_values(&[reason])
@@ -52,7 +82,7 @@ impl PartitionTask {
     pub(super) fn count_outcomes(&mut self) {
         let m = &self.shared.metrics;
         for (outcome, n) in &self.worker.engine().stats().outcomes {
-            let seen = self.outcomes_seen.entry(outcome).or_insert(0);
+            let seen = self.exporter.outcomes_seen.entry(outcome).or_insert(0);
             add(&m.outcomes, &[outcome], *n, seen);
         }
     }
@@ -61,14 +91,14 @@ impl PartitionTask {
     /// call, lead times as drained (so none is kept past this record).
     pub(super) fn count_quality(&mut self) {
         let m = &self.shared.metrics.quality;
-        let engine = self.worker.engine_mut();
-        engine.drain_lead_times(|rule, days| {
+        self.worker.drain_lead_times(|rule, days| {
             m.lead_time
                 .with_label_values(&[rule.as_str()])
                 .observe(f64::from(days) * crate::metrics::DAY_SECONDS);
         });
+        let engine = self.worker.engine();
         let now = &engine.stats().quality;
-        let seen = &mut self.quality_seen;
+        let seen = &mut self.exporter.quality_seen;
         if now.changes == seen.changes {
             return;
         }
@@ -112,7 +142,7 @@ impl PartitionTask {
     pub(super) fn count_tickets(&mut self) {
         let m = &self.shared.metrics;
         let stats = self.worker.engine().stats();
-        let seen = &mut self.tickets_seen;
+        let seen = &mut self.exporter.tickets_seen;
         for (reason, n) in &stats.suppressed {
             add(
                 &m.suppressed,

@@ -19,9 +19,11 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::codec;
+use crate::config::Format;
 use crate::driver::Source;
 
 use super::super::consumer::queues::{InputQueue, PartitionInputs};
+use super::super::consumer::Inspect;
 use super::super::merge::{InputMerge, Parts};
 use super::batch::MAX_BATCH;
 use super::PartitionTask;
@@ -30,6 +32,24 @@ use super::PartitionTask;
 /// (written twice per record, read only when the task has failed).
 #[derive(Debug)]
 pub struct InFlight(AtomicI64);
+
+/// A partition's reading: its input queues, the checks on each record read, and the
+/// event-time merge the records wait in.
+pub(super) struct Intake {
+    pub(super) inputs: PartitionInputs,
+    pub(super) inspect: Inspect,
+    pub(super) merge: InputMerge,
+    pub(super) format: Format,
+    /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
+    pub(super) outcomes_subscribed: bool,
+}
+
+/// What the task's supervisor needs: the record in the engine now, and one a failed task
+/// left to set aside.
+pub(super) struct Supervised {
+    pub(super) in_flight: Arc<InFlight>,
+    pub(super) skip: Option<(Source, i64)>,
+}
 
 impl Default for InFlight {
     fn default() -> InFlight {
@@ -75,7 +95,8 @@ pub(super) fn readable(
 impl PartitionTask {
     /// Whether the merge buffer is full, in records or bytes.
     pub(super) fn merge_full(&self) -> bool {
-        self.merge.len() >= self.max_in_flight || self.merge.bytes() >= self.max_in_flight_bytes
+        self.intake.merge.len() >= self.publisher.max_records
+            || self.intake.merge.bytes() >= self.publisher.max_bytes
     }
 
     /// Buffers a record read from the partition's own queues (or notes the error read in
@@ -90,10 +111,10 @@ impl PartitionTask {
         self.buffer(source, read, arrived);
         let mut taken = 1;
         let mut cx = Context::from_waker(Waker::noop());
-        for k in 0..self.inputs.len() {
-            let (source, q) = (self.inputs[k].0, self.inputs[k].1.clone());
+        for k in 0..self.intake.inputs.len() {
+            let (source, q) = (self.intake.inputs[k].0, self.intake.inputs[k].1.clone());
             let mut stream = q.stream();
-            while taken < MAX_BATCH && !(self.merge_full() && self.merge.holds(source)) {
+            while taken < MAX_BATCH && !(self.merge_full() && self.intake.merge.holds(source)) {
                 let Poll::Ready(Some(read)) = Pin::new(&mut stream).poll_next(&mut cx) else {
                     break;
                 };
@@ -111,12 +132,12 @@ impl PartitionTask {
     ) {
         match read {
             Ok(m) => {
-                self.inspect.record(&self.shared, source, &m);
-                let t = codec::peek_event_time(self.input_format, m.payload());
-                self.merge.push_parts(Parts::of(&m), source, t, at);
+                self.intake.inspect.record(&self.shared, source, &m);
+                let t = codec::peek_event_time(self.intake.format, m.payload());
+                self.intake.merge.push_parts(Parts::of(&m), source, t, at);
             }
             Err(e) => {
-                if let Some(stop) = self.inspect.error(&self.shared, &e) {
+                if let Some(stop) = self.intake.inspect.error(&self.shared, &e) {
                     let _ = self.failures.send(stop);
                 }
             }

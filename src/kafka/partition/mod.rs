@@ -1,5 +1,12 @@
 //! The partition task: one tokio task, one engine, per assigned partition.
 //!
+//! The task routes between parts that each have one job: the intake reads the input
+//! queues into the event-time merge ([`inputs`]); a batch goes through the worker to the
+//! engine ([`batch`], [`super::worker`]); the publisher sends what it yields and settles
+//! acknowledgements in order ([`publish`]); the checkpointer writes the changelog and
+//! stores the offsets it reflects ([`checkpoint`]); the exporter turns the engine's
+//! running totals into metrics ([`counting`]).
+//!
 //! - **Start**: the engine first, kept from a revoke or restored from the changelog on a
 //!   blocking thread ([`start`]), while the task answers drains, look-ups and reloads.
 //! - **Order**: the partition's co-partitioned inputs are merged by event time
@@ -24,20 +31,18 @@
 //! - **Idleness**: a partition whose inputs go quiet moves its event-time clock on with the
 //!   wall clock ([`super::idle`]), so its days still close.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
 use tracing::{debug, error, warn};
 
 use crate::codec;
-use crate::config::{Config, Format, Guarantee, TicketFormat, TopicsConfig};
+use crate::config::{Config, TopicsConfig};
 use crate::proto::CareTicket;
 
 use super::assign::Ready;
-use super::changelog::writer::Checkpointer;
 use super::consumer::queues::{self, PartitionInputs};
 use super::consumer::{self, InputConsumer, Inspect};
 use super::idle::IdleClock;
@@ -53,12 +58,10 @@ mod inputs;
 mod publish;
 mod start;
 
-use publish::Pending;
+use publish::Publisher;
 pub(super) use start::Restorer;
 
 pub use inputs::InFlight;
-
-use batch::PartitionHandles;
 
 /// The wall clock, for the future-skew check and lag metrics: the adapter's one reading
 /// of it (the core never reads it).
@@ -105,53 +108,27 @@ pub(super) async fn run(
     PartitionTask::new(p, ready, wiring, &cfg).run(rx).await
 }
 
+/// A partition's task: its engine behind the worker, and one part for each other job.
 pub(super) struct PartitionTask {
     partition: i32,
     worker: PartitionWorker,
-    producer: FutureProducer,
     consumer: Arc<InputConsumer>,
     shared: Shared,
     topics: TopicsConfig,
-    /// The producer's `message.max.bytes`: dead letters are cut to fit it.
-    dead_letter_max_bytes: usize,
-    ticket_format: TicketFormat,
-    input_format: Format,
-    max_in_flight: usize,
-    max_in_flight_bytes: usize,
-    /// Payload bytes of the publications not yet acknowledged.
-    pending_bytes: usize,
-    inputs: PartitionInputs,
-    inspect: Inspect,
-    in_flight: Arc<InFlight>,
-    skip: Option<(Source, i64)>,
-    outcomes_subscribed: bool,
     failures: mpsc::UnboundedSender<Stop>,
-    checkpointer: Checkpointer,
-    /// The checkpoint being written, if one is (see [`checkpoint`]).
-    writing: Option<checkpoint::Writing>,
-    /// With `exactly_once`, the config its transactional producer is made from.
-    transactional: Option<Box<Config>>,
-    /// Per input topic, the offset after the last record processed.
-    next_offsets: BTreeMap<String, i64>,
-    /// Something was processed since the last checkpoint.
-    changed: bool,
-    checkpoint_every: Duration,
-    checkpoint_due: Instant,
+    /// Reading: the input queues, the checks on each record, the event-time merge.
+    intake: inputs::Intake,
+    /// Which record is in the engine, and one a failed task left to set aside.
+    supervised: inputs::Supervised,
+    /// In-order acknowledgement, retries, what may be committed.
+    publisher: Publisher,
+    /// Changelog writes, transactions, the offsets a checkpoint reflects.
+    checkpoints: checkpoint::Checkpoints,
+    /// The engine's stats, as one diff into the metrics.
+    exporter: counting::Exporter,
+    idle: IdleClock,
     /// Whom to tell once drained and parked.
     drained: Option<std::sync::mpsc::Sender<()>>,
-    merge: InputMerge,
-    pending: VecDeque<Pending>,
-    idle: IdleClock,
-    handles: PartitionHandles,
-    /// Records in `pending`, all batches together.
-    pending_records: usize,
-    tickets_seen: counting::TicketsSeen,
-    /// The engine's eviction counts already exported, by reason.
-    evicted_seen: BTreeMap<&'static str, u64>,
-    /// The engine's outcome counts already exported, by outcome.
-    outcomes_seen: BTreeMap<&'static str, u64>,
-    /// The engine's quality figures already exported.
-    quality_seen: crate::detect::quality::QualityCounts,
     scratch: batch::Scratch,
 }
 
@@ -168,46 +145,9 @@ impl PartitionTask {
             worker,
             checkpointer,
         } = ready;
-        let next_offsets: BTreeMap<String, i64> = checkpointer
-            .last()
-            .map(|m| m.inputs.iter().cloned().collect())
-            .unwrap_or_default();
-        let checkpoint_every = Duration::from_millis(cfg.kafka.checkpoint_interval_ms);
-        let transactional = (cfg.kafka.processing_guarantee == Guarantee::ExactlyOnce)
-            .then(|| Box::new(cfg.clone()));
-        // An engine kept over a rebalance has counted before: only what follows is new.
-        let stats = worker.engine().stats();
-        let (outcomes_seen, quality_seen) = (stats.outcomes.clone(), stats.quality.clone());
-        let tickets_seen = counting::TicketsSeen::of(stats);
-        let handles = PartitionHandles::new(&wiring.shared.metrics, partition);
-        PartitionTask {
-            handles,
-            writing: None,
-            checkpointer,
-            transactional,
-            changed: false,
-            checkpoint_every,
-            checkpoint_due: Instant::now() + checkpoint_every,
-            drained: None,
-            partition,
-            worker,
-            producer: wiring.producer,
-            consumer: wiring.consumer,
-            shared: wiring.shared,
-            topics: cfg.kafka.topics.clone(),
-            dead_letter_max_bytes: super::producer::max_message_bytes(cfg),
-            ticket_format: cfg.kafka.ticket_format,
-            input_format: cfg.kafka.input_format,
-            max_in_flight: cfg.kafka.max_in_flight,
-            max_in_flight_bytes: cfg.kafka.max_in_flight_bytes,
-            pending_bytes: 0,
-            inputs: wiring.inputs,
-            inspect: wiring.inspect,
-            in_flight: wiring.in_flight,
-            skip: wiring.skip,
-            outcomes_subscribed: wiring.outcomes_subscribed,
-            failures: wiring.failures,
-            merge: InputMerge::resuming_at(next_offsets.iter().filter_map(|(topic, next)| {
+        let checkpoints = checkpoint::Checkpoints::new(cfg, checkpointer);
+        let merge =
+            InputMerge::resuming_at(checkpoints.next_offsets.iter().filter_map(|(topic, next)| {
                 let t = &cfg.kafka.topics;
                 let source = [
                     (Source::Cdr, &t.cdr),
@@ -218,15 +158,32 @@ impl PartitionTask {
                 .find(|(_, name)| *name == topic)?
                 .0;
                 Some((source, *next))
-            })),
-            pending: VecDeque::new(),
+            }));
+        // An engine kept over a rebalance has counted before: only what follows is new.
+        let exporter = counting::Exporter::new(&wiring.shared.metrics, partition, worker.engine());
+        PartitionTask {
+            partition,
+            worker,
+            consumer: wiring.consumer,
+            topics: cfg.kafka.topics.clone(),
+            failures: wiring.failures,
+            intake: inputs::Intake {
+                inputs: wiring.inputs,
+                inspect: wiring.inspect,
+                merge,
+                format: cfg.kafka.input_format,
+                outcomes_subscribed: wiring.outcomes_subscribed,
+            },
+            supervised: inputs::Supervised {
+                in_flight: wiring.in_flight,
+                skip: wiring.skip,
+            },
+            publisher: Publisher::new(cfg, wiring.producer, wiring.shared.metrics.clone()),
+            shared: wiring.shared,
+            checkpoints,
+            exporter,
             idle: IdleClock::new(cfg.kafka.idle_timeout_ms),
-            pending_records: 0,
-            tickets_seen,
-            evicted_seen: BTreeMap::new(),
-            outcomes_seen,
-            quality_seen,
-            next_offsets,
+            drained: None,
             scratch: batch::Scratch::default(),
         }
     }
@@ -243,10 +200,10 @@ impl PartitionTask {
                 let done = self.drained.take();
                 // A checkpoint still in flight (the drain deadline passed) holds the
                 // checkpointer: the partition then restores from the changelog instead.
-                if !self.changed && self.writing.is_none() {
+                if !self.checkpoints.changed && self.checkpoints.writing.is_none() {
                     let kept = Ready {
                         worker: self.worker,
-                        checkpointer: self.checkpointer,
+                        checkpointer: self.checkpoints.writer,
                     };
                     self.shared
                         .park(self.partition, Resume::Kept(Box::new(kept)));
@@ -257,7 +214,7 @@ impl PartitionTask {
             }
             Err(refused) => {
                 error!(partition = self.partition, error = %refused, "stopping: a publication failed for good");
-                if let Some((code, reason)) = self.producer.client().fatal_error() {
+                if let Some((code, reason)) = self.publisher.producer.client().fatal_error() {
                     error!(?code, %reason, "librdkafka fatal error");
                 }
                 let _ = self.failures.send(Stop::Publish(refused));
@@ -268,13 +225,14 @@ impl PartitionTask {
     async fn serve(&mut self, mut rx: mpsc::Receiver<Control>) -> Result<(), Refused> {
         loop {
             self.process_ready().await?;
-            let waiting = self.merge.wait_deadline();
+            let waiting = self.intake.merge.wait_deadline();
             let recheck = waiting.map(|end| end.min(Instant::now() + RECHECK));
-            let idle_at = self.idle.deadline(self.merge.len() > 0);
-            let room = self.pending_room();
-            let checkpoint =
-                (self.changed && self.writing.is_none()).then_some(self.checkpoint_due);
-            let readable = inputs::readable(&self.inputs, &self.merge, self.merge_full());
+            let idle_at = self.idle.deadline(self.intake.merge.len() > 0);
+            let room = self.publisher.room();
+            let checkpoint = (self.checkpoints.changed && self.checkpoints.writing.is_none())
+                .then_some(self.checkpoints.due);
+            let readable =
+                inputs::readable(&self.intake.inputs, &self.intake.merge, self.merge_full());
             let reading = readable.iter().any(Option::is_some);
             tokio::select! {
                 biased;
@@ -282,27 +240,27 @@ impl PartitionTask {
                 // checkpoint behind it would wait for the input to run dry.
                 // The checkpoint in flight first: it only moves on when polled, and under a
                 // steady flow the branches below are always ready.
-                finished = Self::writing_done(&mut self.writing), if self.writing.is_some() => {
+                finished = Self::writing_done(&mut self.checkpoints.writing), if self.checkpoints.writing.is_some() => {
                     self.written(finished)?;
                 }
                 _ = sleep_until_opt(checkpoint), if checkpoint.is_some() => self.checkpoint().await?,
-                _ = Self::front_acked(&mut self.pending), if !self.pending.is_empty() => {
-                    self.settle_front().await?;
+                _ = self.publisher.front_acked(), if self.publisher.busy() => {
+                    self.publisher.settle_front().await?;
                 }
                 _ = sleep_until_opt(recheck), if recheck.is_some() => {
                     if waiting.is_some_and(|end| Instant::now() < end) {
                         continue;
                     }
-                    let lagging = self.merge.wait_over();
+                    let lagging = self.intake.merge.wait_over();
                     let ends: Vec<_> = lagging.iter().map(|s| {
                         let topic = self.topic_of(*s);
                         let high = consumer::cached_high_watermark(&self.consumer, topic, self.partition);
-                        (*s, self.merge.next_offset(*s), high)
+                        (*s, self.intake.merge.next_offset(*s), high)
                     }).collect();
                     warn!(
                         partition = self.partition,
                         inputs = ?ends,
-                        buffered = self.merge.len(),
+                        buffered = self.intake.merge.len(),
                         "inputs lagging past the alignment wait (input, next offset, log end); the others go ahead"
                     );
                 }
@@ -319,7 +277,7 @@ impl PartitionTask {
             }
         }
         self.finish_writing().await?;
-        self.drain().await
+        self.publisher.drain().await
     }
 
     fn topic_of(&self, source: Source) -> &str {
@@ -338,11 +296,7 @@ impl PartitionTask {
                 let _ = reply.send(self.worker.engine().describe(who));
             }
             Control::Reconfigure(cfg, done) => {
-                let r = self
-                    .worker
-                    .engine_mut()
-                    .reconfigure(&*cfg)
-                    .map_err(|e| e.to_string());
+                let r = self.worker.reconfigure(&cfg).map_err(|e| e.to_string());
                 let _ = done.send(r);
             }
             Control::Drain(deadline, done) => {
@@ -364,7 +318,7 @@ impl PartitionTask {
         let mut publications = Vec::with_capacity(tickets.len());
         for t in tickets {
             self.shared.remember(t);
-            let payload = codec::encode_ticket(self.ticket_format, t);
+            let payload = codec::encode_ticket(self.publisher.ticket_format, t);
             publications.push(Publication {
                 kind: Kind::Ticket,
                 topic: self.topics.tickets.clone(),
@@ -387,12 +341,12 @@ impl PartitionTask {
         let Some(t) = self.idle.due(now) else {
             return Ok(());
         };
-        self.handles.idle.set(1);
+        self.exporter.handles.idle.set(1);
         let mut tickets = Vec::new();
-        self.worker.engine_mut().advance_to(t, &mut tickets);
+        self.worker.advance_to(t, &mut tickets);
         self.count_evictions();
         self.count_quality();
-        self.changed = true;
+        self.checkpoints.changed = true;
         if tickets.is_empty() {
             return Ok(());
         }
@@ -402,6 +356,6 @@ impl PartitionTask {
             "idle partition closed days"
         );
         let publications = self.ticket_publications(&tickets);
-        self.enqueue(0, now, publications).await
+        self.publisher.enqueue(0, now, publications).await
     }
 }

@@ -6,11 +6,30 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use rdkafka::producer::DeliveryFuture;
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use tracing::{error, warn};
 
+use crate::config::{Config, TicketFormat};
+use crate::metrics::Metrics;
+
 use super::super::producer::{delivery_failure, publish, Kind, Publication, PublishError, Refused};
-use super::PartitionTask;
+
+/// A partition's publishing: what waits for acknowledgement, in order, and the bounds on
+/// it.
+pub(super) struct Publisher {
+    pub(super) producer: FutureProducer,
+    metrics: Metrics,
+    pending: VecDeque<Pending>,
+    /// Records in `pending`, all batches together, and their publications' payload bytes.
+    pub(super) records: usize,
+    pub(super) bytes: usize,
+    /// `kafka.max_in_flight` and `kafka.max_in_flight_bytes`.
+    pub(super) max_records: usize,
+    pub(super) max_bytes: usize,
+    pub(super) ticket_format: TicketFormat,
+    /// The producer's `message.max.bytes`: dead letters are cut to fit it.
+    pub(super) dead_letter_max_bytes: usize,
+}
 
 /// A record read (or an idle clock advance) whose publications are not all acknowledged.
 pub(super) struct Pending {
@@ -31,17 +50,37 @@ pub(super) enum Sending {
     /// Delivery failed (after the producer's own retries).
     Failed(Publication, PublishError),
 }
-impl PartitionTask {
+
+impl Publisher {
+    pub(super) fn new(cfg: &Config, producer: FutureProducer, metrics: Metrics) -> Publisher {
+        Publisher {
+            producer,
+            metrics,
+            pending: VecDeque::new(),
+            records: 0,
+            bytes: 0,
+            max_records: cfg.kafka.max_in_flight,
+            max_bytes: cfg.kafka.max_in_flight_bytes,
+            ticket_format: cfg.kafka.ticket_format,
+            dead_letter_max_bytes: super::super::producer::max_message_bytes(cfg),
+        }
+    }
+
     /// Whether publications may be added: fewer unacknowledged than `kafka.max_in_flight`,
     /// in records and in bytes.
-    pub(super) fn pending_room(&self) -> bool {
-        self.pending_records < self.max_in_flight && self.pending_bytes < self.max_in_flight_bytes
+    pub(super) fn room(&self) -> bool {
+        self.records < self.max_records && self.bytes < self.max_bytes
+    }
+
+    /// Whether anything waits for acknowledgement.
+    pub(super) fn busy(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// Resolves when every publication of the oldest pending record is acknowledged (or
     /// failed); cancel-safe: finished sends are taken out as they complete.
-    pub(super) async fn front_acked(pending: &mut VecDeque<Pending>) {
-        let Some(front) = pending.front_mut() else {
+    pub(super) async fn front_acked(&mut self) {
+        let Some(front) = self.pending.front_mut() else {
             return;
         };
         for slot in front.sends.iter_mut() {
@@ -77,7 +116,7 @@ impl PartitionTask {
             })
             .collect();
         for (p, e) in failed {
-            e.count(&self.shared.metrics, &p.topic);
+            e.count(&self.metrics, &p.topic);
             let again = match e {
                 PublishError::Retriable(_) => {
                     warn!(topic = %p.topic, error = %e, "delivery failed; sending again");
@@ -95,11 +134,11 @@ impl PartitionTask {
             .is_some_and(|f| f.sends.iter().all(Option::is_none));
         if done {
             if let Some(done) = self.pending.pop_front() {
-                self.pending_bytes -= done.bytes;
-                self.pending_records -= done.records as usize;
+                self.bytes -= done.bytes;
+                self.records -= done.records as usize;
                 if done.records > 0 {
                     let latency = done.arrived.elapsed().as_secs_f64();
-                    let h = &self.shared.metrics.processing_latency;
+                    let h = &self.metrics.processing_latency;
                     (0..done.records).for_each(|_| h.observe(latency));
                 }
             }
@@ -109,7 +148,7 @@ impl PartitionTask {
 
     pub(super) async fn drain(&mut self) -> Result<(), Refused> {
         while !self.pending.is_empty() {
-            Self::front_acked(&mut self.pending).await;
+            self.front_acked().await;
             self.settle_front().await?;
         }
         Ok(())
@@ -117,7 +156,7 @@ impl PartitionTask {
 
     /// Enqueues a publication; `None` if it was given up.
     pub(super) async fn send(&mut self, p: Publication) -> Result<Option<Sending>, Refused> {
-        match publish(&self.producer, &p, &self.shared.metrics).await {
+        match publish(&self.producer, &p, &self.metrics).await {
             Ok(fut) => Ok(Some(Sending::Waiting(p, fut))),
             Err(e) => self.refused(p, e),
         }
@@ -155,8 +194,8 @@ impl PartitionTask {
         for p in publications {
             sends.push(self.send(p).await?);
         }
-        self.pending_bytes += bytes;
-        self.pending_records += records as usize;
+        self.bytes += bytes;
+        self.records += records as usize;
         self.pending.push_back(Pending {
             records,
             bytes,

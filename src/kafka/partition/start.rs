@@ -93,7 +93,7 @@ impl Restorer {
             }
         };
         if let Some(next) = reload {
-            if let Err(e) = ready.worker.engine_mut().reconfigure(&*next) {
+            if let Err(e) = ready.worker.reconfigure(&next) {
                 warn!(partition = p, error = %e, "a reload taken while restoring does not apply");
             }
         }
