@@ -11,8 +11,8 @@
 //!   [`replay`], the demo and the benchmarks all feed it; nothing else calls the engine.
 //! - Adapters are thin and sit around it: [`codec`] holds all wire handling (protobuf or
 //!   proto3 JSON to messages, event-time peeks, tickets back into bytes); [`replay`] reads
-//!   files (streamed, validated, merged) and writes tickets and the quality report; [`live`]
-//!   and [`app`] wire the demo and `run`; [`http`] and [`metrics`] serve the endpoints (look-ups
+//!   files (streamed, validated, merged) and writes tickets and the quality report; [`app`]
+//!   wires `run`; [`http`] and [`metrics`] serve the endpoints (look-ups
 //!   on a listener of their own, behind a bearer token).
 //! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
 //!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
@@ -36,7 +36,6 @@ pub mod detect;
 pub mod driver;
 pub mod http;
 pub mod kafka;
-pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod replay;

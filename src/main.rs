@@ -362,7 +362,7 @@ fn stream_generated(
     );
     let rt = runtime()?;
     let started = std::time::Instant::now();
-    let sent = rt.block_on(churnwatch::live::publish_files(
+    let sent = rt.block_on(churnwatch::tools::live::publish_files(
         cfg,
         &cdr,
         &account,
@@ -391,7 +391,7 @@ fn run_demo_live(
         .collect();
     let rt = runtime()?;
     let mut out = std::io::stdout();
-    let summary = rt.block_on(churnwatch::live::run_demo(
+    let summary = rt.block_on(churnwatch::tools::live::run_demo(
         cfg,
         events,
         planted,
@@ -406,7 +406,7 @@ fn run_demo_live(
 }
 
 /// The end of `churnwatch demo`: what was streamed, and which planted journeys were found.
-fn print_demo_summary(summary: &churnwatch::live::LiveSummary) {
+fn print_demo_summary(summary: &churnwatch::tools::live::LiveSummary) {
     println!();
     println!(
         "streamed {} events in {:.1}s; {} distinct tickets",
@@ -448,7 +448,7 @@ fn run_demo_in_process(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
     let rt = runtime()?;
-    rt.block_on(churnwatch::live::run_broker(
+    rt.block_on(churnwatch::tools::live::run_broker(
         &cfg,
         partitions,
         shutdown_signal(&rt),
