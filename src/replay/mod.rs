@@ -15,6 +15,7 @@
 //! the run with a [`ReplayError`] naming the file.
 
 mod files;
+pub mod quality;
 mod report;
 mod summary;
 #[cfg(test)]
@@ -33,9 +34,9 @@ use crate::detect::engine::PortedNumber;
 use crate::detect::Engine;
 use crate::driver::{Driver, Fed, Record};
 use crate::proto::{self, account_event};
-use crate::tools::quality;
 
 use files::{Head, Inputs, Next};
+use quality::measure;
 use report::{progress_bar, write_report, Reporter, TicketSink};
 pub use summary::ReplaySummary;
 
@@ -270,7 +271,7 @@ impl Collected {
             let mut finals: Vec<proto::CareTicket> = self.finals.into_values().collect();
             finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
             let given = opts.outcomes.is_some().then_some(self.outcomes.as_slice());
-            let mut q = quality::measure(&finals, &self.churns, given);
+            let mut q = measure(&finals, &self.churns, given);
             q.live_quality = Some(live_quality(engine));
             if let Some(path) = &opts.report {
                 write_report(path, &q)?;
