@@ -459,10 +459,7 @@ fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCo
 
 fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
-    let ported = match &cfg.detect.numbering.ported_numbers_file {
-        Some(p) => replay::load_ported_numbers(Path::new(p))?,
-        None => Vec::new(),
-    };
+    let ported = churnwatch::config::ported::configured(&cfg)?;
     let rt = runtime()?;
     rt.block_on(churnwatch::app::run(
         cfg,
@@ -479,10 +476,13 @@ fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn check_config(file: Option<PathBuf>) -> ExitCode {
     // Load the ported-numbers file and build an engine too: a config is only "ok"
     // if the service would start with it.
-    match Config::load(file.as_deref())
-        .map_err(replay::ReplayError::from)
-        .and_then(|cfg| replay::build_engine(&cfg))
-    {
+    let checked = || -> anyhow::Result<()> {
+        let cfg = Config::load(file.as_deref())?;
+        let ported = churnwatch::config::ported::configured(&cfg)?;
+        churnwatch::detect::Engine::new(&cfg, &ported)?;
+        Ok(())
+    };
+    match checked() {
         Ok(_) => {
             println!("ok");
             ExitCode::SUCCESS
