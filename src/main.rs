@@ -378,6 +378,7 @@ fn stream_generated(
     Ok(())
 }
 
+#[cfg(feature = "embedded-broker")]
 fn run_demo_live(
     config: Option<PathBuf>,
     duration: Option<u64>,
@@ -405,7 +406,22 @@ fn run_demo_live(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command that needs the embedded broker, in a build without it.
+#[cfg(not(feature = "embedded-broker"))]
+fn without_embedded_broker(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`churnwatch {command}` needs the embedded broker, which this build leaves out (built \
+         without the `embedded-broker` feature); `churnwatch demo --in-process` needs none"
+    )
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn run_demo_live(_: Option<PathBuf>, _: Option<u64>, _: u64) -> anyhow::Result<ExitCode> {
+    Err(without_embedded_broker("demo"))
+}
+
 /// The end of `churnwatch demo`: what was streamed, and which planted journeys were found.
+#[cfg(feature = "embedded-broker")]
 fn print_demo_summary(summary: &churnwatch::tools::live::LiveSummary) {
     println!();
     println!(
@@ -445,6 +461,7 @@ fn run_demo_in_process(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[cfg(feature = "embedded-broker")]
 fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
     let rt = runtime()?;
@@ -455,6 +472,11 @@ fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCo
         &mut std::io::stdout(),
     ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn run_broker(_: Option<PathBuf>, _: i32) -> anyhow::Result<ExitCode> {
+    Err(without_embedded_broker("broker"))
 }
 
 fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
@@ -516,6 +538,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             let report = bench::run_engine(&opts, &cfg).context("engine benchmark failed")?;
             print!("{report}");
         }
+        #[cfg(feature = "embedded-broker")]
         BenchCommand::E2e {
             subscribers,
             events,
@@ -546,6 +569,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             print!("{report}");
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+        #[cfg(feature = "embedded-broker")]
         BenchCommand::Restore {
             subscribers,
             runs,
@@ -560,6 +584,10 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             print!("{report}");
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+        #[cfg(not(feature = "embedded-broker"))]
+        BenchCommand::E2e { .. } => return Err(without_embedded_broker("bench e2e")),
+        #[cfg(not(feature = "embedded-broker"))]
+        BenchCommand::Restore { .. } => return Err(without_embedded_broker("bench restore")),
     }
     Ok(())
 }

@@ -11,13 +11,20 @@
 //! - [`demo`]: the live demo and its screen.
 //! - [`produce`]: records keyed and partitioned as `run` expects them, at a steady rate.
 //! - [`files`]: generated files streamed into Kafka, merged by event time.
+//!
+//! The broker and the demo need the `embedded-broker` feature (in `default`); publishing
+//! works against any broker without it.
 
+#[cfg(feature = "embedded-broker")]
 pub mod broker;
+#[cfg(feature = "embedded-broker")]
 pub mod demo;
 pub mod files;
 pub mod produce;
 
+#[cfg(feature = "embedded-broker")]
 pub use broker::{run_broker, start_broker};
+#[cfg(feature = "embedded-broker")]
 pub use demo::{run_demo, LiveSummary};
 pub use files::publish_files;
 pub use produce::{partition_of, stream};
@@ -25,6 +32,7 @@ pub use produce::{partition_of, stream};
 /// Why the live demo, the broker or publishing could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
+    #[cfg(feature = "embedded-broker")]
     #[error(transparent)]
     Broker(#[from] crate::kafka::embedded::EmbeddedError),
     #[error("kafka client: {0}")]
