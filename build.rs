@@ -1,14 +1,18 @@
 //! Compiles the wire contract in `proto/` with the pure-Rust `protox` (no system protoc),
 //! then generates prost types and pbjson (proto3 JSON) serde impls from the same descriptors.
 //!
-//! Also compiles `csrc/mock_limits.c`, which raises the per-partition retention of librdkafka's
-//! mock cluster (the embedded broker), against the internal headers of the librdkafka tree that
-//! rdkafka-sys built (its `cargo:root`, seen here as `DEP_RDKAFKA_ROOT`).
+//! With the `embedded-broker` feature (in `default`), also compiles `csrc/mock_limits.c`, which
+//! raises the per-partition retention of librdkafka's mock cluster (the embedded broker),
+//! against the internal headers of the librdkafka tree that rdkafka-sys built (its
+//! `cargo:root`, seen here as `DEP_RDKAFKA_ROOT`). Without it nothing needs librdkafka's
+//! internals, so rdkafka's `dynamic-linking` works.
 
 use std::{env, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    compile_mock_limits_shim()?;
+    if env::var_os("CARGO_FEATURE_EMBEDDED_BROKER").is_some() {
+        compile_mock_limits_shim()?;
+    }
     let files = [
         "proto/churnwatch/v1/cdr.proto",
         "proto/churnwatch/v1/account.proto",
@@ -45,8 +49,9 @@ fn compile_mock_limits_shim() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=csrc/mock_limits.c");
     println!("cargo:rerun-if-env-changed=DEP_RDKAFKA_ROOT");
     let root = PathBuf::from(env::var("DEP_RDKAFKA_ROOT").map_err(|_| {
-        "DEP_RDKAFKA_ROOT is not set: rdkafka-sys must build the bundled librdkafka \
-         (no `dynamic-linking`) and be a direct dependency"
+        "DEP_RDKAFKA_ROOT is not set: the `embedded-broker` feature needs rdkafka-sys to \
+         build the bundled librdkafka (no `dynamic-linking`) as a direct dependency; build \
+         with `--no-default-features` to leave the embedded broker out"
     })?);
     let src = root.join("src");
     // rdkafka-sys's default (non-cmake) build runs mklove's ./configure in a copy of the
@@ -55,8 +60,9 @@ fn compile_mock_limits_shim() -> Result<(), Box<dyn std::error::Error>> {
     for needed in [root.join("config.h"), src.join("rdkafka_mock_int.h")] {
         if !needed.exists() {
             return Err(format!(
-                "{} not found: the mock-limits shim needs rdkafka-sys's bundled \
-                 configure/make build (not `cmake-build` or `dynamic-linking`)",
+                "{} not found: the mock-limits shim (the `embedded-broker` feature) needs \
+                 rdkafka-sys's bundled configure/make build (not `cmake-build` or \
+                 `dynamic-linking`); build with `--no-default-features` to leave it out",
                 needed.display()
             )
             .into());

@@ -11,17 +11,18 @@
 //!   [`replay`], the demo and the benchmarks all feed it; nothing else calls the engine.
 //! - Adapters are thin and sit around it: [`codec`] holds all wire handling (protobuf or
 //!   proto3 JSON to messages, event-time peeks, tickets back into bytes); [`replay`] reads
-//!   files (streamed, validated, merged) and writes tickets and the quality report; [`live`]
-//!   and [`app`] wire the demo and `run`; [`http`] and [`metrics`] serve the endpoints (look-ups
-//!   on a listener of their own, behind a bearer token).
+//!   files (streamed, validated, merged) and writes tickets and the quality report
+//!   ([`replay::quality`]); [`app`] wires `run`; [`http`] and [`metrics`] serve the
+//!   endpoints (look-ups on a listener of their own, behind a bearer token).
 //! - [`kafka`] is the production adapter, split by role as Vector splits its Kafka sink:
 //!   `service` (the wiring of `churnwatch run`), `consumer` (the group and assignment),
 //!   `partition` (one task and one engine per partition, inputs merged by event time,
 //!   offsets stored after acknowledgement), `producer` (failures sorted into retriable,
 //!   permanent and fatal) and `dead_letter` (an enum of reasons), plus the embedded broker.
 //! - [`tools`] is apart from the product, to show, measure and test it: the synthetic
-//!   workloads ([`tools::workload`]: one RNG, one numbering plan, a preset per use), the
-//!   `generate`, `demo` and `bench` commands, and quality scoring ([`tools::quality`]).
+//!   workloads (one RNG, one numbering plan, a preset per use), the `generate`, `demo`,
+//!   `broker` and `bench` commands, and publishing files into Kafka. Tools depend on the
+//!   product, never the reverse: nothing in the product imports them.
 //! - [`detect::config`] holds the core's settings (each rule's section is defined in the
 //!   rule's file and gathered by the registry in [`detect::rules`]); [`config`] wraps them
 //!   with the service's Kafka and HTTP settings and is the one loader (file, then
@@ -36,7 +37,6 @@ pub mod detect;
 pub mod driver;
 pub mod http;
 pub mod kafka;
-pub mod live;
 pub mod memory;
 pub mod metrics;
 pub mod replay;

@@ -362,7 +362,7 @@ fn stream_generated(
     );
     let rt = runtime()?;
     let started = std::time::Instant::now();
-    let sent = rt.block_on(churnwatch::live::publish_files(
+    let sent = rt.block_on(churnwatch::tools::live::publish_files(
         cfg,
         &cdr,
         &account,
@@ -378,6 +378,7 @@ fn stream_generated(
     Ok(())
 }
 
+#[cfg(feature = "embedded-broker")]
 fn run_demo_live(
     config: Option<PathBuf>,
     duration: Option<u64>,
@@ -391,7 +392,7 @@ fn run_demo_live(
         .collect();
     let rt = runtime()?;
     let mut out = std::io::stdout();
-    let summary = rt.block_on(churnwatch::live::run_demo(
+    let summary = rt.block_on(churnwatch::tools::live::run_demo(
         cfg,
         events,
         planted,
@@ -405,8 +406,23 @@ fn run_demo_live(
     Ok(ExitCode::SUCCESS)
 }
 
+/// A command that needs the embedded broker, in a build without it.
+#[cfg(not(feature = "embedded-broker"))]
+fn without_embedded_broker(command: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "`churnwatch {command}` needs the embedded broker, which this build leaves out (built \
+         without the `embedded-broker` feature); `churnwatch demo --in-process` needs none"
+    )
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn run_demo_live(_: Option<PathBuf>, _: Option<u64>, _: u64) -> anyhow::Result<ExitCode> {
+    Err(without_embedded_broker("demo"))
+}
+
 /// The end of `churnwatch demo`: what was streamed, and which planted journeys were found.
-fn print_demo_summary(summary: &churnwatch::live::LiveSummary) {
+#[cfg(feature = "embedded-broker")]
+fn print_demo_summary(summary: &churnwatch::tools::live::LiveSummary) {
     println!();
     println!(
         "streamed {} events in {:.1}s; {} distinct tickets",
@@ -445,10 +461,11 @@ fn run_demo_in_process(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
 }
 
+#[cfg(feature = "embedded-broker")]
 fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
     let rt = runtime()?;
-    rt.block_on(churnwatch::live::run_broker(
+    rt.block_on(churnwatch::tools::live::run_broker(
         &cfg,
         partitions,
         shutdown_signal(&rt),
@@ -457,12 +474,14 @@ fn run_broker(config: Option<PathBuf>, partitions: i32) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
+#[cfg(not(feature = "embedded-broker"))]
+fn run_broker(_: Option<PathBuf>, _: i32) -> anyhow::Result<ExitCode> {
+    Err(without_embedded_broker("broker"))
+}
+
 fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = load_config(config.as_deref())?;
-    let ported = match &cfg.detect.numbering.ported_numbers_file {
-        Some(p) => replay::load_ported_numbers(Path::new(p))?,
-        None => Vec::new(),
-    };
+    let ported = churnwatch::config::ported::configured(&cfg)?;
     let rt = runtime()?;
     rt.block_on(churnwatch::app::run(
         cfg,
@@ -479,10 +498,13 @@ fn run_service(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn check_config(file: Option<PathBuf>) -> ExitCode {
     // Load the ported-numbers file and build an engine too: a config is only "ok"
     // if the service would start with it.
-    match Config::load(file.as_deref())
-        .map_err(replay::ReplayError::from)
-        .and_then(|cfg| replay::build_engine(&cfg))
-    {
+    let checked = || -> anyhow::Result<()> {
+        let cfg = Config::load(file.as_deref())?;
+        let ported = churnwatch::config::ported::configured(&cfg)?;
+        churnwatch::detect::Engine::new(&cfg, &ported)?;
+        Ok(())
+    };
+    match checked() {
         Ok(_) => {
             println!("ok");
             ExitCode::SUCCESS
@@ -516,6 +538,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             let report = bench::run_engine(&opts, &cfg).context("engine benchmark failed")?;
             print!("{report}");
         }
+        #[cfg(feature = "embedded-broker")]
         BenchCommand::E2e {
             subscribers,
             events,
@@ -546,6 +569,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             print!("{report}");
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+        #[cfg(feature = "embedded-broker")]
         BenchCommand::Restore {
             subscribers,
             runs,
@@ -560,6 +584,10 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             print!("{report}");
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+        #[cfg(not(feature = "embedded-broker"))]
+        BenchCommand::E2e { .. } => return Err(without_embedded_broker("bench e2e")),
+        #[cfg(not(feature = "embedded-broker"))]
+        BenchCommand::Restore { .. } => return Err(without_embedded_broker("bench restore")),
     }
     Ok(())
 }

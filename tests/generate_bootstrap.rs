@@ -19,7 +19,7 @@ fn lines(path: &std::path::Path) -> i64 {
 #[test]
 fn generate_streams_the_whole_workload_into_kafka() {
     let cfg = Config::default();
-    let broker = churnwatch::live::start_broker(&cfg, 3).unwrap();
+    let broker = churnwatch::tools::live::start_broker(&cfg, 3).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_churnwatch"))
         .args([

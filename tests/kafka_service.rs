@@ -254,7 +254,7 @@ fn workload(partitions: i32) -> Vec<churnwatch::tools::workload::WireEvent> {
         let mut n = 0u64;
         let sub = loop {
             let s = format!("86139000{:05}", n);
-            if churnwatch::live::partition_of(&s, partitions) == p {
+            if churnwatch::tools::live::partition_of(&s, partitions) == p {
                 break s;
             }
             n += 1;
@@ -295,7 +295,7 @@ fn produce(
         let mut rec = BaseRecord::to(topic)
             .key(&sub)
             .payload(&bytes)
-            .partition(churnwatch::live::partition_of(&sub, partitions));
+            .partition(churnwatch::tools::live::partition_of(&sub, partitions));
         loop {
             match prod.send(rec) {
                 Ok(()) => break,
@@ -578,7 +578,7 @@ fn two_instances_in_one_group_split_the_partitions() {
         let rec = BaseRecord::to(&topics.cdr)
             .key(sub)
             .payload(&payload)
-            .partition(churnwatch::live::partition_of(sub, 4));
+            .partition(churnwatch::tools::live::partition_of(sub, 4));
         p.send(rec).map_err(|(e, _)| e).unwrap();
     }
     p.flush(Timeout::After(Duration::from_secs(10))).unwrap();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use churnwatch::detect::Msisdn;
 use churnwatch::kafka::fault::Faults;
 use churnwatch::kafka::service::Shared;
-use churnwatch::live::partition_of;
+use churnwatch::tools::live::partition_of;
 use live::{producer, read_until, send, setup_with, start_with, subscriber_of, WITHIN};
 use wire::{care_call, now_ms};
 

@@ -173,13 +173,13 @@ fn a_record_on_a_partition_no_partitioner_gives_its_key_is_counted_and_warned_bu
         .iter()
         .find(|s| {
             let (m, c) = (
-                churnwatch::live::partition_of(s, PARTITIONS),
+                churnwatch::tools::live::partition_of(s, PARTITIONS),
                 partition_for(Partitioner::ConsistentRandom, s.as_bytes(), PARTITIONS).unwrap(),
             );
             (0..PARTITIONS).any(|p| p != m && p != c)
         })
         .unwrap();
-    let right = churnwatch::live::partition_of(sub, PARTITIONS);
+    let right = churnwatch::tools::live::partition_of(sub, PARTITIONS);
     let crc = partition_for(Partitioner::ConsistentRandom, sub.as_bytes(), PARTITIONS).unwrap();
     let wrong = (0..PARTITIONS).find(|p| *p != right && *p != crc).unwrap();
     let payload = call("misplaced", sub, at + 200);

@@ -3,7 +3,8 @@
 //! with the service's `[kafka]` and `[http]`. This module depends on the core, never the
 //! reverse. One loader, [`Config::load`], serves every command: the file (or the defaults),
 //! then `CHURNWATCH__SECTION__KEY` environment variables over it, then validation naming the
-//! offending key.
+//! offending key. The ported-numbers file a config names is read by [`ported`], the same
+//! way for every command that builds an engine.
 //!
 //! The annotated example `config/churnwatch.example.toml` lists every key with its default;
 //! a test keeps it parseable and equal to the built-in defaults.
@@ -15,6 +16,7 @@ pub use crate::detect::config::*;
 use crate::detect::validate::invalid;
 
 mod kafka;
+pub mod ported;
 pub use kafka::*;
 
 /// The whole configuration file.

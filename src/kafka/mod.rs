@@ -27,7 +27,8 @@
 //! - [`shared`]: what the service shares with the HTTP endpoint (metrics, readiness, the
 //!   partition tasks' control channels, recent tickets).
 //! - [`embedded`]: the embedded Kafka-protocol broker (librdkafka's mock cluster with its
-//!   per-partition retention limit raised) for `demo`, `broker`, tests and benchmarks.
+//!   per-partition retention limit raised) for `demo`, `broker`, tests and benchmarks;
+//!   only with the `embedded-broker` feature (in `default`).
 //!
 //! Imports run one way, from the wiring down: `service` uses the roles; `partition` uses
 //! `consumer`, `merge`, `changelog`, `transaction`, `producer`, `dead_letter`, `idle`,
@@ -41,6 +42,7 @@ pub mod assign;
 pub mod changelog;
 pub mod consumer;
 pub mod dead_letter;
+#[cfg(feature = "embedded-broker")]
 pub mod embedded;
 pub mod fault;
 pub mod idle;

@@ -15,6 +15,7 @@
 //! the run with a [`ReplayError`] naming the file.
 
 mod files;
+pub mod quality;
 mod report;
 mod summary;
 #[cfg(test)]
@@ -22,20 +23,19 @@ mod tests;
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::config::ported::{self, PortedError};
 use crate::config::{Config, ConfigError, TicketFormat};
-use crate::detect::engine::PortedNumber;
 use crate::detect::Engine;
 use crate::driver::{Driver, Fed, Record};
 use crate::proto::{self, account_event};
-use crate::tools::quality;
 
 use files::{Head, Inputs, Next};
+use quality::measure;
 use report::{progress_bar, write_report, Reporter, TicketSink};
 pub use summary::ReplaySummary;
 
@@ -96,63 +96,15 @@ pub enum ReplayError {
     Read { path: String, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
-    #[error("ported numbers file {path}:{line}: {reason}")]
-    Ported {
-        path: String,
-        line: u64,
-        reason: String,
-    },
+    #[error(transparent)]
+    Ported(#[from] PortedError),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
 
-/// Reads a ported-numbers CSV (`number,operator` per line; a header line, blank lines and
-/// `#` comments are skipped).
-pub fn load_ported_numbers(path: &Path) -> Result<Vec<PortedNumber>, ReplayError> {
-    let name = path.display().to_string();
-    let file = File::open(path).map_err(|source| ReplayError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    let mut out = Vec::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|source| ReplayError::Read {
-            path: name.clone(),
-            source,
-        })?;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("number")) {
-            continue;
-        }
-        let bad = |reason: &str| ReplayError::Ported {
-            path: name.clone(),
-            line: i as u64 + 1,
-            reason: reason.into(),
-        };
-        let (number, operator) = line
-            .split_once(',')
-            .ok_or_else(|| bad("expected `number,operator`"))?;
-        let (number, operator) = (number.trim(), operator.trim());
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad("number must be digits"));
-        }
-        if operator.is_empty() {
-            return Err(bad("operator is empty"));
-        }
-        out.push(PortedNumber {
-            number: number.to_string(),
-            operator: operator.to_string(),
-        });
-    }
-    Ok(out)
-}
-
 /// Builds an engine from the config, loading its ported-numbers file if one is set.
 pub fn build_engine(cfg: &Config) -> Result<Engine, ReplayError> {
-    let ported = match &cfg.detect.numbering.ported_numbers_file {
-        Some(p) => load_ported_numbers(Path::new(p))?,
-        None => Vec::new(),
-    };
+    let ported = ported::configured(cfg)?;
     Ok(Engine::new(cfg, &ported)?)
 }
 
@@ -270,7 +222,7 @@ impl Collected {
             let mut finals: Vec<proto::CareTicket> = self.finals.into_values().collect();
             finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
             let given = opts.outcomes.is_some().then_some(self.outcomes.as_slice());
-            let mut q = quality::measure(&finals, &self.churns, given);
+            let mut q = measure(&finals, &self.churns, given);
             q.live_quality = Some(live_quality(engine));
             if let Some(path) = &opts.report {
                 write_report(path, &q)?;

@@ -7,10 +7,10 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
+use super::quality::QualityReport;
 use crate::codec;
 use crate::driver::{Fed, Reason};
 use crate::proto;
-use crate::tools::quality::QualityReport;
 
 use super::{ReplayError, MAX_REPORTED, SUMMARY_EXAMPLES};
 use crate::config::TicketFormat;

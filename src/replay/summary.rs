@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use super::quality::QualityReport;
 use crate::detect::quality::{LiveQualityReport, RuleQuality};
 use crate::detect::EngineStats;
-use crate::tools::quality::QualityReport;
 
 /// What a replay did, printed at the end.
 #[derive(Debug, Clone, Default)]

@@ -238,28 +238,3 @@ fn records_late_within_a_file_are_rejected_by_the_engine() {
         "{s}"
     );
 }
-
-#[test]
-fn ported_numbers_csv_is_read_and_bad_lines_name_their_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = write(
-        dir.path(),
-        "ported.csv",
-        "number,operator\n# moved\n13800138000,china_unicom\n\n",
-    );
-    let list = load_ported_numbers(&p).unwrap();
-    assert_eq!(
-        list,
-        vec![PortedNumber {
-            number: "13800138000".into(),
-            operator: "china_unicom".into()
-        }]
-    );
-    let p = write(
-        dir.path(),
-        "bad.csv",
-        "13800138000,china_unicom\n138x,china_mobile\n",
-    );
-    let err = load_ported_numbers(&p).unwrap_err().to_string();
-    assert!(err.contains("bad.csv:2"), "{err}");
-}

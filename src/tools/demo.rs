@@ -5,7 +5,7 @@
 //! have a realistic, deterministic run to check. The workload's wire messages go through
 //! the one [`Driver`] exactly as replay's files do, so the demo exercises the product's path
 //! too. (`churnwatch demo` without `--in-process` streams the same workload through the
-//! embedded broker: [`crate::live`].)
+//! embedded broker: [`super::live`].)
 
 use std::collections::HashMap;
 use std::fmt;

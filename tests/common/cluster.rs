@@ -186,7 +186,7 @@ impl Placement {
         use churnwatch::config::Partitioner;
         use churnwatch::kafka::partitioner::partition_for;
         match self {
-            Placement::Murmur2 => churnwatch::live::partition_of(sub, partitions),
+            Placement::Murmur2 => churnwatch::tools::live::partition_of(sub, partitions),
             Placement::LibrdkafkaDefault => {
                 partition_for(Partitioner::ConsistentRandom, sub.as_bytes(), partitions)
                     .unwrap_or(0)
@@ -383,7 +383,8 @@ impl Broker {
                 WireEvent::Cdr(c) => &c.subscriber,
                 WireEvent::Account(a) => &a.subscriber,
             };
-            by_partition[churnwatch::live::partition_of(sub, self.partitions) as usize].push(e);
+            by_partition[churnwatch::tools::live::partition_of(sub, self.partitions) as usize]
+                .push(e);
         }
         std::thread::scope(|s| {
             for (p, events) in by_partition.iter().enumerate() {

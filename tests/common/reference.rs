@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use churnwatch::config::Config;
 use churnwatch::kafka::worker::Source;
-use churnwatch::live::partition_of;
 use churnwatch::proto::{self, CareTicket};
+use churnwatch::tools::live::partition_of;
 use churnwatch::tools::workload::WireEvent;
 use prost::Message as _;
 

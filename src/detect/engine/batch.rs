@@ -48,7 +48,74 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::tools::workload::mix::CdrMix;
+    use crate::proto::{CallDetailRecord, RecordType};
+
+    /// A small mixed workload, made here so the core's tests need no tool: voice out and
+    /// in, SMS and data, with charges, for `subscribers` China Unicom numbers drawn by a
+    /// SplitMix64 stream.
+    struct Mix {
+        state: u64,
+        subscribers: u64,
+        seq: u64,
+    }
+
+    impl Mix {
+        fn new(subscribers: u64, seed: u64) -> Mix {
+            Mix {
+                state: seed,
+                subscribers,
+                seq: 0,
+            }
+        }
+
+        fn draw(&mut self, n: u64) -> u64 {
+            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % n
+        }
+
+        /// The next record, for a random subscriber, at about `time_ms`.
+        fn next_cdr(&mut self, time_ms: i64) -> CallDetailRecord {
+            self.seq += 1;
+            let who = self.draw(self.subscribers);
+            let party = format!(
+                "1{}{:08}",
+                [38, 39, 30, 86][self.draw(4) as usize],
+                self.draw(100_000_000)
+            );
+            let mut m = CallDetailRecord {
+                record_id: format!("sw1-{:010}", self.seq),
+                subscriber: format!("86130{:08}", 10_000_019 + who * 7919),
+                event_time_ms: time_ms + self.draw(60_000) as i64 - 30_000,
+                ..Default::default()
+            };
+            match self.draw(10) {
+                0..=2 => {
+                    m.r#type = RecordType::VoiceOut as i32;
+                    m.other_party = party;
+                    m.duration_s = 5 + self.draw(600) as u32;
+                    m.charge = self.draw(60) as i64;
+                }
+                3..=4 => {
+                    m.r#type = RecordType::VoiceIn as i32;
+                    m.other_party = party;
+                    m.duration_s = 5 + self.draw(600) as u32;
+                }
+                5 => {
+                    m.r#type = RecordType::SmsOut as i32;
+                    m.other_party = party;
+                    m.charge = 10;
+                }
+                _ => {
+                    m.r#type = RecordType::Data as i32;
+                    m.data_bytes = 10_000 + self.draw(50_000_000);
+                }
+            }
+            m
+        }
+    }
 
     /// A workload of mixed CDRs over 300 subscribers and three days, with duplicates and
     /// late records, applied one by one and in batches of `batch`.
@@ -59,20 +126,19 @@ mod tests {
         let mut many = Engine::new(&cfg, &[]).unwrap();
         let cal = one.calendar().clone();
         let start = cal.day_start_ms(20_500);
-        let mut w = CdrMix::new(300, 11);
+        let mut w = Mix::new(300, 11);
         let mut msgs = Vec::new();
         for i in 0..6_000i64 {
-            let mut m = crate::proto::CallDetailRecord::default();
             let back = if i % 101 == 0 {
                 302_400_000
             } else {
                 (i % 7) * 3_000_000
             };
-            w.next_cdr(start + i * 40_000 - back, &mut m);
+            let mut m = w.next_cdr(start + i * 40_000 - back);
             if i % 50 == 0 {
                 // Long calls to competitors' care lines: record-rule tickets.
                 m.other_party = ["10010", "10000"][(i / 50 % 2) as usize].into();
-                m.r#type = crate::proto::RecordType::VoiceOut as i32;
+                m.r#type = RecordType::VoiceOut as i32;
                 m.duration_s = 900;
             }
             msgs.push(m);

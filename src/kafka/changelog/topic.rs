@@ -3,7 +3,8 @@
 //! Created at start-up when missing, through the admin API (`cleanup.policy=compact`,
 //! and `min.compaction.lag.ms` of an hour so a restart finds an interrupted checkpoint's
 //! records still beside the state they would shadow). The embedded broker has no
-//! CreateTopics: it creates the topic itself with the others (`live::start_broker`).
+//! CreateTopics: whoever starts it creates the topic with the others (the `broker` and `demo`
+//! commands do).
 
 use std::time::Duration;
 

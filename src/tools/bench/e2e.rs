@@ -109,7 +109,7 @@ fn fresh_broker(
     partitions: i32,
 ) -> Result<(crate::kafka::embedded::EmbeddedBroker, Config), BenchError> {
     let mut cfg = cfg.clone();
-    let broker = crate::live::start_broker(&cfg, partitions)?;
+    let broker = crate::tools::live::start_broker(&cfg, partitions)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     cfg.kafka.ticket_format = crate::config::TicketFormat::Protobuf;
     cfg.kafka.group_id = format!("churnwatch-bench-{}", std::process::id());
@@ -253,7 +253,8 @@ pub async fn run_e2e(opts: &E2eOptions, cfg: &Config) -> Result<E2eReport, Bench
     );
     let p = producer(&cfg1)?;
     let t0 = Instant::now();
-    let produced = crate::live::stream(&p, &cfg1, &events, opts.partitions, 0, &stop_rx).await;
+    let produced =
+        crate::tools::live::stream(&p, &cfg1, &events, opts.partitions, 0, &stop_rx).await;
     let produce_secs = t0.elapsed().as_secs_f64();
     drop(events);
     drop(p);
@@ -331,7 +332,8 @@ async fn latency_run(
         let partitions = opts.partitions;
         tokio::spawn(async move {
             let t = Instant::now();
-            let n = crate::live::stream(&p, &cfg2, &events, partitions, rate, &stop_rx).await;
+            let n =
+                crate::tools::live::stream(&p, &cfg2, &events, partitions, rate, &stop_rx).await;
             (n, t.elapsed().as_secs_f64())
         })
     };

@@ -14,18 +14,24 @@
 //! - `restore`: a population checkpointed in full to the embedded broker's changelog, then
 //!   restored into fresh engines as a new owner does on assignment: subscribers per second.
 //!
+//! `e2e` and `restore` need the embedded broker (the `embedded-broker` feature).
+//!
 //! Nothing here is a test: figures vary with the machine and its load, so they are reported
 //! (BENCHMARKS.md), never asserted.
 
+#[cfg(feature = "embedded-broker")]
 mod e2e;
 mod engine;
+#[cfg(feature = "embedded-broker")]
 mod restore;
 
+#[cfg(feature = "embedded-broker")]
 pub use e2e::{histogram_quantile, run_e2e, E2eOptions, E2eReport, LatencyReport, POLL};
 pub use engine::{
     build_history, encode_days, prepare_engine, run_engine, time_engine, Encoded, EngineOptions,
     EngineReport, Prepared, Timed, BATCH, ENGINE_START,
 };
+#[cfg(feature = "embedded-broker")]
 pub use restore::{run_restore, RestoreOptions, RestoreReport};
 
 use crate::config::ConfigError;
@@ -35,6 +41,7 @@ use crate::config::ConfigError;
 pub enum BenchError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[cfg(feature = "embedded-broker")]
     #[error(transparent)]
     Broker(#[from] crate::kafka::embedded::EmbeddedError),
     #[error("kafka client: {0}")]

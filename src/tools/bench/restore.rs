@@ -50,7 +50,7 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
     let e = &mut cfg.detect.engine;
     e.expected_subscribers = opts.subscribers as usize;
     e.max_dedup_ids = e.max_dedup_ids.max(e.sized_dedup_ids());
-    let broker = crate::live::start_broker(&cfg, 1)?;
+    let broker = crate::tools::live::start_broker(&cfg, 1)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     let topic = cfg.kafka.topics.changelog.clone();
     let mut driver = Driver::new(Engine::new(&cfg, &[])?, i64::MAX);

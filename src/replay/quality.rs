@@ -1,6 +1,9 @@
-//! Detection quality: how many tickets were right and how early they came.
+//! Detection quality offline: how many tickets were right and how early they came.
 //!
-//! Pure (no I/O): the final tickets (last version per `ticket_id`), the ground truth
+//! The backtest's figures, beside the engine's live ones ([`crate::detect::quality`]),
+//! which judge each subscriber's last ticket within a horizon as the stream goes; these
+//! judge every ticket of a finished run against the whole ground truth, so the two differ by
+//! design (docs/quality.md). Pure (no I/O): the final tickets (last version per `ticket_id`), the ground truth
 //! (subscriber -> churn time, from `Churned` account events) and optionally the call
 //! center's `TicketOutcome` feedback go in; a [`QualityReport`] comes out, printed by
 //! `replay` and written as JSON by `replay --report`.
