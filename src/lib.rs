@@ -29,6 +29,26 @@
 //!   environment) every command uses. The dependency runs one way: the core never imports
 //!   the service's config.
 //! - [`proto`] is generated from `proto/churnwatch/v1/*.proto` (prost + pbjson).
+//!
+//! # A record's path, from fetch to ticket
+//!
+//! 1. librdkafka fetches it into its input partition's own queue
+//!    (`kafka::consumer::queues`; the rebalance callback started the input at the
+//!    partition's checkpoint, `kafka::assign`).
+//! 2. The partition task's intake reads it and checks it (offset gaps, key placement:
+//!    `kafka::partition::inputs`, `kafka::consumer::Inspect`).
+//! 3. It waits in the event-time merge with its input's other records (`kafka::merge`).
+//! 4. A batch is taken from the merge within the in-flight bounds
+//!    (`kafka::partition::batch`).
+//! 5. The worker decodes and validates it (`kafka::worker`, [`codec`]).
+//! 6. The driver admits its event time and feeds the batch ([`driver::Driver::feed_batch`]).
+//! 7. The engine applies it, prefetch pass first, and its rules raise tickets
+//!    ([`detect::Engine::apply_batch`], [`detect::rules`]).
+//! 8. The publisher sends its tickets (or its dead letter) and settles acknowledgements in
+//!    order (`kafka::partition::publish`, `kafka::producer`).
+//! 9. The checkpointer writes the partition's changes to the changelog and stores the
+//!    offsets they reflect (`kafka::partition::checkpoint`, `kafka::changelog`).
+//! 10. librdkafka commits the stored offsets for the group.
 
 pub mod app;
 pub mod codec;
