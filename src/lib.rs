@@ -34,13 +34,13 @@
 //!
 //! 1. librdkafka fetches it into its input partition's own queue
 //!    (`kafka::consumer::queues`; the rebalance callback started the input at the
-//!    partition's checkpoint, `kafka::assign`).
+//!    partition's checkpoint, `kafka::consumer::assign`).
 //! 2. The partition task's intake reads it and checks it (offset gaps, key placement:
 //!    `kafka::partition::inputs`, `kafka::consumer::Inspect`).
-//! 3. It waits in the event-time merge with its input's other records (`kafka::merge`).
+//! 3. It waits in the event-time merge with its input's other records (`kafka::partition::merge`).
 //! 4. A batch is taken from the merge within the in-flight bounds
 //!    (`kafka::partition::batch`).
-//! 5. The worker decodes and validates it (`kafka::worker`, [`codec`]).
+//! 5. The worker decodes and validates it (`kafka::partition::worker`, [`codec`]).
 //! 6. The driver admits its event time and feeds the batch ([`driver::Driver::feed_batch`]).
 //! 7. The engine applies it, prefetch pass first, and its rules raise tickets
 //!    ([`detect::Engine::apply_batch`], [`detect::rules`]).

@@ -319,7 +319,7 @@ fn reference(
     events: &[churnwatch::tools::workload::WireEvent],
     outcomes: &[proto::TicketOutcome],
 ) -> std::collections::BTreeMap<String, proto::CareTicket> {
-    use churnwatch::kafka::worker::Source;
+    use churnwatch::driver::Source;
     use churnwatch::tools::workload::WireEvent;
     use std::collections::VecDeque;
     let mut cdrs: VecDeque<_> = events

@@ -21,9 +21,9 @@
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use sha2::{Digest, Sha256};
 
-use super::producer::{Kind, Publication};
+use crate::driver::Reason;
 
-pub use crate::driver::Reason;
+use super::producer::{Kind, Publication};
 
 /// Bytes kept free beside the key, value and headers for the record batch and record
 /// framing (librdkafka counts 61 bytes of batch header and at most 30 of record varints).

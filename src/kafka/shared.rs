@@ -22,14 +22,14 @@ use crate::detect::Msisdn;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
-use super::assign::Ready;
 use super::changelog::{ChangelogError, Tag};
 use super::fault::Faults;
 use super::partitioner::{partition_for, Detection};
 use super::producer::Refused;
 use super::readiness::Readiness;
+use crate::kafka::consumer::assign::Ready;
 
-/// What a partition's next task starts from (see [`super::assign`]).
+/// What a partition's next task starts from (see [`crate::kafka::consumer::assign`]).
 pub enum Resume {
     /// The engine and checkpoint writer kept in memory from a revoke (or a drain).
     Kept(Box<Ready>),
@@ -95,7 +95,7 @@ pub struct Shared {
     /// The last few tickets per subscriber, for agent screens; bounded by
     /// [`Shared::prune_recent_tickets`].
     pub recent_tickets: Arc<DashMap<u64, VecDeque<CareTicket>>>,
-    /// Engines ready for their partition's task (see [`super::assign`]).
+    /// Engines ready for their partition's task (see [`crate::kafka::consumer::assign`]).
     pub parked: Arc<std::sync::Mutex<std::collections::BTreeMap<i32, Resume>>>,
     /// Partitions being restored (see [`Restoring`]).
     pub restoring: Arc<std::sync::Mutex<Restoring>>,

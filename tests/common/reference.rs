@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use churnwatch::config::Config;
-use churnwatch::kafka::worker::Source;
+use churnwatch::driver::Source;
 use churnwatch::proto::{self, CareTicket};
 use churnwatch::tools::live::partition_of;
 use churnwatch::tools::workload::WireEvent;

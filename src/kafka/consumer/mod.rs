@@ -8,7 +8,7 @@
 //! - **Rebalances**: [`RebalanceContext`] drains a revoked partition's task (within
 //!   `drain_timeout_ms`, shorter than the session timeout): it writes a checkpoint before
 //!   ownership moves. On assignment it reads each partition's latest checkpoint marker
-//!   ([`super::assign`]) and starts each input at its offsets, whatever the group
+//!   ([`crate::kafka::consumer::assign`]) and starts each input at its offsets, whatever the group
 //!   committed; the engine is kept in memory or restored later, by the partition's task.
 //!   Offsets are stored only at checkpoints, so the group's committed offsets are the
 //!   restore points too (and consumer lag counts what a crash would re-read).
@@ -34,19 +34,21 @@ use tracing::{error, info, warn};
 
 use crate::config::{Config, TopicsConfig};
 
-use super::assign::Assigner;
 use super::client_config;
-use super::merge::Lag;
 use super::partitioner::KeyCheck;
 use super::readiness::Condition;
 use super::shared::{Control, Shared, Stop};
-use super::stall::InputSample;
-use super::worker::Source;
+use crate::driver::Source;
+use crate::kafka::consumer::assign::Assigner;
+use crate::kafka::consumer::stall::InputSample;
+use crate::kafka::partition::merge::Lag;
 use errors::fatal_code;
 
+pub mod assign;
 mod errors;
 pub mod queues;
 mod seek;
+pub mod stall;
 
 pub use seek::rewind;
 use seek::start_at;
@@ -71,9 +73,9 @@ pub(super) fn create(
     let ctx = RebalanceContext {
         shared: assigner.shared.clone(),
         exactly_once: cfg.kafka.processing_guarantee == crate::config::Guarantee::ExactlyOnce,
-        stalls: std::sync::Mutex::new(super::stall::StallWatch::new(Duration::from_millis(
-            cfg.kafka.stall_timeout_ms,
-        ))),
+        stalls: std::sync::Mutex::new(crate::kafka::consumer::stall::StallWatch::new(
+            Duration::from_millis(cfg.kafka.stall_timeout_ms),
+        )),
         drain_timeout: Duration::from_millis(cfg.kafka.drain_timeout_ms),
         assigner,
         failures,
@@ -130,7 +132,7 @@ pub struct RebalanceContext {
     shared: Shared,
     /// With `exactly_once` offsets commit only inside a checkpoint's transaction.
     exactly_once: bool,
-    stalls: std::sync::Mutex<super::stall::StallWatch>,
+    stalls: std::sync::Mutex<crate::kafka::consumer::stall::StallWatch>,
     drain_timeout: Duration,
     assigner: Arc<Assigner>,
     failures: mpsc::UnboundedSender<Stop>,
@@ -196,12 +198,15 @@ impl RebalanceContext {
         for s in &stalls {
             gauge.with_label_values(&[&s.partition.to_string()]).set(1);
         }
-        if let Some(r) = super::stall::reason(&stalls) {
+        if let Some(r) = crate::kafka::consumer::stall::reason(&stalls) {
             warn!(reason = %r, "partition stalled");
         }
-        let now_stalled = stalls
-            .iter()
-            .map(|s| (Condition::Stalled(s.partition), super::stall::detail(s)));
+        let now_stalled = stalls.iter().map(|s| {
+            (
+                Condition::Stalled(s.partition),
+                crate::kafka::consumer::stall::detail(s),
+            )
+        });
         let stalled = |c: &Condition| matches!(c, Condition::Stalled(_));
         self.shared.readiness.replace(stalled, now_stalled);
     }

@@ -7,7 +7,7 @@
 //!   full task just stops reading its own queues, and librdkafka stops fetching those
 //!   partitions once `queued.max.messages.kbytes` of them wait (the limit applies to each
 //!   split queue alone). No pause or resume is called: pausing left resumed partitions
-//!   unfetched for good (see [`super::super::merge`], and confluentinc/librdkafka#5591).
+//!   unfetched for good (see [`crate::kafka::partition::merge`], and confluentinc/librdkafka#5591).
 //! - **When**: a partition's queues are split off on its first assignment, *before*
 //!   `assign`, so none of its records ever reach the shared queue (librdkafka leaves a queue
 //!   the application forwarded alone when fetching starts). They are kept for the

@@ -24,10 +24,11 @@ use crate::proto::CareTicket;
 
 use super::super::dead_letter;
 use super::super::fault::Injected;
-use super::super::merge::{Held, Lag};
 use super::super::producer::{Publication, Refused};
-use super::super::worker::{Outcome, Raw, Source};
 use super::{consumer, wall_clock_ms, PartitionTask};
+use crate::driver::{Reason, Source};
+use crate::kafka::partition::merge::{Held, Lag};
+use crate::kafka::partition::worker::{Outcome, Raw};
 
 /// The most records in one batch: bounds the latency a batch adds to its first record.
 pub(super) const MAX_BATCH: usize = 2048;
@@ -186,7 +187,7 @@ impl PartitionTask {
                     offset = h.offset,
                     "record set aside: the partition task failed on it before"
                 );
-                failed = Outcome::Rejected(dead_letter::Reason::Failed);
+                failed = Outcome::Rejected(Reason::Failed);
                 &failed
             } else {
                 match results.next() {

@@ -71,11 +71,12 @@ impl PartitionTask {
             return Ok(());
         };
         let p = self.partition;
-        let producer = tokio::task::block_in_place(|| super::super::transaction::begin(cfg, p))
-            .map_err(|e| Refused {
-                topic: self.topics.tickets.clone(),
-                source: PublishError::Fatal(e),
-            })?;
+        let producer =
+            tokio::task::block_in_place(|| crate::kafka::partition::transaction::begin(cfg, p))
+                .map_err(|e| Refused {
+                    topic: self.topics.tickets.clone(),
+                    source: PublishError::Fatal(e),
+                })?;
         self.publisher.producer = producer;
         Ok(())
     }
@@ -190,7 +191,7 @@ impl PartitionTask {
                 (&self.publisher.producer, &self.consumer, self.partition);
             let offsets = &self.checkpoints.next_offsets;
             tokio::task::block_in_place(|| {
-                super::super::transaction::commit(producer, consumer, p, offsets)
+                crate::kafka::partition::transaction::commit(producer, consumer, p, offsets)
             })
             .map_err(|e| Refused {
                 topic: self.topics.tickets.clone(),

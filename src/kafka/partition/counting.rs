@@ -9,9 +9,9 @@ use crate::detect::stats::TicketRoute;
 use crate::detect::{Engine, EngineStats};
 use crate::metrics::Metrics;
 
-use super::super::worker::Outcome;
 use super::batch::PartitionHandles;
 use super::PartitionTask;
+use crate::kafka::partition::worker::Outcome;
 
 /// What of the engine's running totals the metrics already have: each export adds the
 /// difference.

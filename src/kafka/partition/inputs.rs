@@ -24,9 +24,9 @@ use crate::driver::Source;
 
 use super::super::consumer::queues::{InputQueue, PartitionInputs};
 use super::super::consumer::Inspect;
-use super::super::merge::{InputMerge, Parts};
 use super::batch::MAX_BATCH;
 use super::PartitionTask;
+use crate::kafka::partition::merge::{InputMerge, Parts};
 
 /// The record a partition task is processing: its input and offset, packed in one word
 /// (written twice per record, read only when the task has failed).

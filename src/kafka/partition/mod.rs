@@ -2,7 +2,7 @@
 //!
 //! The task routes between parts that each have one job: the intake reads the input
 //! queues into the event-time merge ([`inputs`]); a batch goes through the worker to the
-//! engine ([`batch`], [`super::worker`]); the publisher sends what it yields and settles
+//! engine ([`batch`], [`crate::kafka::partition::worker`]); the publisher sends what it yields and settles
 //! acknowledgements in order ([`publish`]); the checkpointer writes the changelog and
 //! stores the offsets it reflects ([`checkpoint`]); the exporter turns the engine's
 //! running totals into metrics ([`counting`]).
@@ -10,7 +10,7 @@
 //! - **Start**: the engine first, kept from a revoke or restored from the changelog on a
 //!   blocking thread ([`start`]), while the task answers drains, look-ups and reloads.
 //! - **Order**: the partition's co-partitioned inputs are merged by event time
-//!   ([`super::merge`]) before the engine sees them, as `replay` merges its files.
+//!   ([`crate::kafka::partition::merge`]) before the engine sees them, as `replay` merges its files.
 //! - **Checkpoints**: every `checkpoint_interval_ms` (and before the partition is given
 //!   up), once every ticket and dead letter published so far is acknowledged, the task
 //!   writes a checkpoint ([`super::changelog`]) reflecting the records processed, then
@@ -29,7 +29,7 @@
 //!   fails its supervisor ([`super::service`]) restarts it from the last checkpoint and the
 //!   record is set aside when it comes again.
 //! - **Idleness**: a partition whose inputs go quiet moves its event-time clock on with the
-//!   wall clock ([`super::idle`]), so its days still close.
+//!   wall clock ([`crate::kafka::partition::idle`]), so its days still close.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,21 +42,26 @@ use crate::codec;
 use crate::config::{Config, TopicsConfig};
 use crate::proto::CareTicket;
 
-use super::assign::Ready;
 use super::consumer::queues::{self, PartitionInputs};
 use super::consumer::{self, InputConsumer, Inspect};
-use super::idle::IdleClock;
-use super::merge::{InputMerge, RECHECK};
 use super::producer::{Kind, Publication, Refused};
 use super::shared::{Control, Resume, Shared, Stop};
-use super::worker::{PartitionWorker, Source};
+use crate::driver::Source;
+use crate::kafka::consumer::assign::Ready;
+use crate::kafka::partition::idle::IdleClock;
+use crate::kafka::partition::merge::{InputMerge, RECHECK};
+use crate::kafka::partition::worker::PartitionWorker;
 
 mod batch;
 mod checkpoint;
 mod counting;
+pub mod idle;
 mod inputs;
+pub mod merge;
 mod publish;
 mod start;
+pub mod transaction;
+pub mod worker;
 
 use publish::Publisher;
 pub(super) use start::Restorer;
@@ -335,7 +340,7 @@ impl PartitionTask {
     }
 
     /// The partition's inputs have been idle: moves its event-time clock on with the wall
-    /// clock (see [`super::idle`]) and publishes the tickets of the days that closed.
+    /// clock (see [`crate::kafka::partition::idle`]) and publishes the tickets of the days that closed.
     async fn advance_idle(&mut self) -> Result<(), Refused> {
         let now = Instant::now();
         let Some(t) = self.idle.due(now) else {

@@ -17,10 +17,10 @@ use tracing::{error, warn};
 
 use crate::config::Config;
 
-use super::super::assign::{Assigner, Ready};
 use super::super::changelog::ChangelogError;
 use super::super::consumer::{self, InputConsumer};
 use super::super::shared::{Control, Resume, Start, Stop};
+use crate::kafka::consumer::assign::{Assigner, Ready};
 
 /// What a task needs to get its engine.
 pub(in crate::kafka) struct Restorer {

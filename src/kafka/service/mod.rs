@@ -24,7 +24,7 @@
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
 //!   each partition's task restores its engine before its first record
-//!   ([`super::assign`]), while the others go on, and checkpoints it
+//!   ([`crate::kafka::consumer::assign`]), while the others go on, and checkpoints it
 //!   ([`super::changelog`]).
 //! - **Shutdown** drains every partition task within `drain_timeout_ms` (each writes a
 //!   final checkpoint), commits the stored offsets and flushes the producer. A partition
@@ -49,7 +49,6 @@ use tracing::{debug, info, warn};
 use crate::config::{Config, ConfigError, TopicsConfig};
 use crate::detect::engine::PortedNumber;
 
-use super::assign::Assigner;
 use super::changelog::{self, ChangelogError};
 use super::consumer::{self, InputConsumer, Inspect, OffsetGaps};
 use super::partitioner::KeyCheck;
@@ -57,6 +56,7 @@ use super::producer;
 use super::readiness::Condition;
 pub use super::shared::Shared;
 use super::shared::{Control, Stop};
+use crate::kafka::consumer::assign::Assigner;
 
 mod tasks;
 

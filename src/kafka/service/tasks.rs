@@ -1,7 +1,7 @@
 //! Starting partition tasks, and restarting one that failed.
 //!
 //! - **Start**: a partition's task starts as soon as the partition is assigned, with what
-//!   assignment readied ([`super::super::assign`]: an engine kept in memory, or one to
+//!   assignment readied ([`crate::kafka::consumer::assign`]: an engine kept in memory, or one to
 //!   restore) and its input queues ([`super::super::consumer::queues`]).
 //! - **Supervision**: a task that panics (a bug: input never panics, it is dead-lettered)
 //!   is restarted from its partition's last checkpoint: the new task restores it and
@@ -49,7 +49,7 @@ pub(super) struct Running {
 
 impl Service {
     /// Starts the tasks of the partitions assigned since the last call, each from what
-    /// assignment readied ([`super::super::assign`]).
+    /// assignment readied ([`crate::kafka::consumer::assign`]).
     pub(super) fn start_assigned(&mut self) {
         for p in self.consumer.context().queues.take_assigned() {
             if !self.shared.partitions.contains_key(&p) {

@@ -7,7 +7,7 @@
 //! others back unless it has caught up with its log end, or has kept them waiting for
 //! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
 //! silent one must not stall the partition. Each input has its own queue, and a full
-//! buffer still reads the inputs it holds nothing of ([`super::partition`]), so a broker
+//! buffer still reads the inputs it holds nothing of ([`crate::kafka::partition`]), so a broker
 //! that serves one topic's whole backlog before another's does not make the lagging
 //! input's records queue behind the others. Once the wait is over the others go ahead at
 //! full speed until the lagging input delivers or catches up. (Pausing the inputs ahead in
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::Timestamp;
 
-use super::worker::Source;
+use crate::driver::Source;
 
 /// How long a partition waits for a lagging input whose log end it does not know yet
 /// before processing the others anyway.

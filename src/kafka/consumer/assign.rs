@@ -25,12 +25,12 @@ use crate::config::Config;
 use crate::detect::engine::PortedNumber;
 use crate::detect::Engine;
 
-use super::changelog::restore::{self, Restored};
-use super::changelog::writer::Checkpointer;
-use super::changelog::{ChangelogError, Marker, Tag};
-use super::readiness::Condition;
-use super::shared::{Resume, Shared, Start};
-use super::worker::PartitionWorker;
+use crate::kafka::changelog::restore::{self, Restored};
+use crate::kafka::changelog::writer::Checkpointer;
+use crate::kafka::changelog::{ChangelogError, Marker, Tag};
+use crate::kafka::partition::worker::PartitionWorker;
+use crate::kafka::readiness::Condition;
+use crate::kafka::shared::{Resume, Shared, Start};
 
 /// Everything a restore needs; shared by the rebalance hook and the partition tasks.
 pub struct Assigner {

@@ -11,7 +11,7 @@
 //! topic must use `isolation.level=read_committed`.
 //!
 //! The restore does not rely on the broker's transactions: the checkpoint's own marker
-//! names its records and input offsets (see [`super::changelog`]), which is what keeps
+//! names its records and input offsets (see [`crate::kafka::changelog`]), which is what keeps
 //! recovery consistent on brokers that store no transactional offsets (the embedded one)
 //! or deliver aborted records to committed readers (the embedded one and Tansu).
 
@@ -25,7 +25,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Config;
 
-use super::consumer::InputConsumer;
+use crate::kafka::consumer::InputConsumer;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -40,7 +40,7 @@ pub fn begin(cfg: &Config, partition: i32) -> Result<FutureProducer, KafkaError>
         // At least the producer's message timeout, which librdkafka requires.
         ("transaction.timeout.ms", "600000"),
     ];
-    let producer = super::producer::create_with(cfg, &extra)?;
+    let producer = crate::kafka::producer::create_with(cfg, &extra)?;
     producer.init_transactions(TIMEOUT)?;
     producer.begin_transaction()?;
     Ok(producer)

@@ -17,10 +17,8 @@ use crate::codec;
 use crate::config::{Config, ConfigError, Format};
 use crate::detect::engine::PortedNumber;
 use crate::detect::{Applied, Engine, Event};
-use crate::driver::{Driver, Reason};
+use crate::driver::{Driver, Reason, Source};
 use crate::proto::{self, CareTicket};
-
-pub use crate::driver::Source;
 
 /// A record as read: its input and value.
 #[derive(Debug, Clone, Copy)]
