@@ -46,9 +46,12 @@ use errors::fatal_code;
 
 pub mod assign;
 mod errors;
+mod poller;
 pub mod queues;
 mod seek;
 pub mod stall;
+
+pub use poller::{Polled, Poller};
 
 pub use seek::rewind;
 use seek::start_at;
@@ -276,7 +279,7 @@ impl RebalanceContext {
     /// checkpoint, splits off their queues and assigns them.
     fn assign(&self, base: &BaseConsumer<Self>, tpl: &mut TopicPartitionList) {
         let parts = partitions(tpl);
-        let offsets = match blocking(|| self.assigner.prepare(&parts)) {
+        let offsets = match self.assigner.prepare(&parts) {
             Ok(offsets) => offsets,
             Err(e) => {
                 error!(error = %e, "restoring assigned partitions failed; stopping");
@@ -312,49 +315,25 @@ impl RebalanceContext {
 
     /// Tells the tasks of `revoked` partitions to drain and waits for them, until the
     /// drain deadline.
+    /// Runs on the polling thread ([`Poller`]), which it may block.
     fn drain(&self, revoked: Vec<i32>) {
         let deadline = Instant::now() + self.drain_timeout;
-        blocking(|| {
-            let mut waits = Vec::new();
-            for p in revoked {
-                if let Some((_, tx)) = self.shared.partitions.remove(&p) {
-                    let (done, wait) = std::sync::mpsc::channel();
-                    if send_by(&tx, Control::Drain(deadline, done), deadline) {
-                        waits.push(wait);
-                    }
+        let mut waits = Vec::new();
+        for p in revoked {
+            if let Some((_, tx)) = self.shared.partitions.remove(&p) {
+                let (done, wait) = std::sync::mpsc::channel();
+                // The control channel carries only drains, look-ups and reloads: a full
+                // one is a task stuck for good, and its partition restores from its last
+                // checkpoint wherever it goes next.
+                if tx.try_send(Control::Drain(deadline, done)).is_ok() {
+                    waits.push(wait);
                 }
             }
-            for w in waits {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let _ = w.recv_timeout(left);
-            }
-        });
-    }
-}
-
-/// Sends a control message to a partition task (whose channel may be full of records)
-/// by the deadline; from a blocking context.
-fn send_by(tx: &mpsc::Sender<Control>, msg: Control, deadline: Instant) -> bool {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+        }
+        for w in waits {
             let left = deadline.saturating_duration_since(Instant::now());
-            matches!(
-                h.block_on(tokio::time::timeout(left, tx.send(msg))),
-                Ok(Ok(()))
-            )
+            let _ = w.recv_timeout(left);
         }
-        _ => tx.try_send(msg).is_ok(),
-    }
-}
-
-/// Runs blocking work from a rebalance callback, which runs on the thread polling the
-/// consumer: tokio moves its other tasks (HTTP, partition tasks) off that thread meanwhile.
-fn blocking<T>(work: impl FnOnce() -> T) -> T {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(work)
-        }
-        _ => work(),
     }
 }
 

@@ -17,9 +17,10 @@
 //!   are logged at warn and counted; a record on a partition other than its key's under
 //!   `kafka.partitioner` is counted, logged and shown by `/readyz` as a warning
 //!   ([`super::partitioner`]), and processed all the same. This loop only serves
-//!   rebalances, errors not tied to a partition, health checks and reloads, so no
-//!   partition can hold it up; the broker probe, a blocking librdkafka call, runs in a
-//!   task of its own ([`probe_broker`]).
+//!   partition starts, errors not tied to a partition, health checks and reloads, so no
+//!   partition can hold it up. The rebalance callbacks run on the thread that polls the
+//!   consumer ([`consumer::Poller`]) and the broker probe, a blocking librdkafka call, in
+//!   a task of its own ([`probe_broker`]): neither holds the loop up either.
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
@@ -39,7 +40,6 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::util::Timeout;
 use tokio::sync::{mpsc, watch};
@@ -92,6 +92,9 @@ pub enum ServiceError {
         tasks::RESTART_WINDOW.as_secs() / 60
     )]
     CrashLoop { partition: i32, restarts: usize },
+    /// The thread that polls the consumer could not be started.
+    #[error("starting the consumer's polling thread: {0}")]
+    Poller(std::io::Error),
 }
 
 /// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
@@ -108,13 +111,13 @@ pub async fn run(
     let Some(counts) = wait_for_inputs(&producer, topics, &shared, &mut shutdown).await else {
         return Ok(());
     };
-    let subscribe = subscriptions(&producer, topics, counts)?;
+    let subscribe = subscriptions(topics, counts)?;
     let client = super::client_config(&cfg);
     if topics.changelog.is_empty() {
         warn!("no changelog (kafka.topics.changelog is empty): a restart forgets every subscriber");
     } else {
-        changelog::topic::ensure(&client, &topics.changelog, counts.0, |t| {
-            partition_count(&producer, t)
+        changelog::topic::ensure(&client, &topics.changelog, counts.cdr, |t| {
+            partition_counts(&producer, [t]).map(|[n]| n)
         })
         .await?;
     }
@@ -131,7 +134,7 @@ pub async fn run(
     consumer.context().queues.attach(&consumer);
     let names: Vec<&str> = subscribe.iter().map(String::as_str).collect();
     consumer.subscribe(&names)?;
-    let keyed = i32::try_from(counts.0).unwrap_or(i32::MAX);
+    let keyed = i32::try_from(counts.cdr).unwrap_or(i32::MAX);
     let _ = shared.keying.set((cfg.kafka.partitioner, keyed));
     let r = &shared.readiness;
     r.raise(Condition::JoiningGroup, "");
@@ -140,10 +143,14 @@ pub async fn run(
 
     let mut service = Service {
         inspect: Inspect {
-            keys: KeyCheck::new(cfg.kafka.partitioner, counts.0, shared.partitioner.clone()),
+            keys: KeyCheck::new(
+                cfg.kafka.partitioner,
+                counts.cdr,
+                shared.partitioner.clone(),
+            ),
             gaps: OffsetGaps::default(),
         },
-        partition_count: counts.0,
+        partition_count: counts.cdr,
         subscribed: subscribe.clone(),
         running: HashMap::new(),
         restarts: tasks::Restarts::new(),
@@ -158,6 +165,8 @@ pub async fn run(
         tasks: JoinSet::new(),
     };
     let mut result = Ok(());
+    let (poller, mut polled) =
+        consumer::Poller::start(consumer.clone()).map_err(ServiceError::Poller)?;
     let probe = tokio::spawn(probe_broker(
         service.producer.clone(),
         service.shared.clone(),
@@ -177,7 +186,7 @@ pub async fn run(
             Some(ended) = service.tasks.join_next_with_id(), if !service.tasks.is_empty() => {
                 service.task_ended(ended)?;
             }
-            msg = consumer.recv() => service.route(msg)?,
+            Some(p) = polled.recv() => service.route(p)?,
             Some(stop) = failed.recv() => {
                 result = Err(stop.into());
                 break;
@@ -185,6 +194,7 @@ pub async fn run(
         }
     }
     probe.abort();
+    poller.stop().await;
     service.shutdown().await;
     result
 }
@@ -216,33 +226,44 @@ async fn probe_broker(producer: FutureProducer, shared: Shared) {
     }
 }
 
+/// The input topics' partition counts, from one metadata request.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    cdr: usize,
+    account: usize,
+    /// `None` if the outcome topic does not exist.
+    outcomes: Option<usize>,
+}
+
 /// Waits for the broker and the CDR and account topics, with backoff; `/readyz` says why
-/// meanwhile. Their partition counts, or `None` if `shutdown` came first.
+/// meanwhile. Their partition counts (and the outcome topic's), or `None` if `shutdown`
+/// came first.
 async fn wait_for_inputs<S: Future<Output = ()>>(
     producer: &FutureProducer,
     topics: &TopicsConfig,
     shared: &Shared,
     shutdown: &mut Pin<&mut S>,
-) -> Option<(usize, usize)> {
+) -> Option<Counts> {
     let mut backoff = Duration::from_millis(200);
     loop {
-        let probe = (
-            partition_count(producer, &topics.cdr),
-            partition_count(producer, &topics.account),
-        );
-        let (condition, reason) = match probe {
-            (Ok(Some(a)), Ok(Some(b))) => {
+        let names = [&*topics.cdr, &*topics.account, &*topics.outcomes];
+        let (condition, reason) = match partition_counts(producer, names) {
+            Ok([Some(cdr), Some(account), outcomes]) => {
                 shared.readiness.clear(Condition::BrokerUnreachable);
                 shared.readiness.clear(Condition::TopicMissing);
-                for (topic, n) in [(&topics.cdr, a), (&topics.account, b)] {
+                for (topic, n) in [(&topics.cdr, cdr), (&topics.account, account)] {
                     let gauge = shared.metrics.input_partitions.with_label_values(&[topic]);
                     gauge.set(i64::try_from(n).unwrap_or(i64::MAX));
                 }
-                return Some((a, b));
+                return Some(Counts {
+                    cdr,
+                    account,
+                    outcomes,
+                });
             }
-            (Err(e), _) | (_, Err(e)) => (Condition::BrokerUnreachable, e.to_string()),
-            (Ok(None), _) => (Condition::TopicMissing, format!("`{}`", topics.cdr)),
-            (_, Ok(None)) => (Condition::TopicMissing, format!("`{}`", topics.account)),
+            Err(e) => (Condition::BrokerUnreachable, e.to_string()),
+            Ok([None, ..]) => (Condition::TopicMissing, format!("`{}`", topics.cdr)),
+            Ok(_) => (Condition::TopicMissing, format!("`{}`", topics.account)),
         };
         let other = match condition {
             Condition::BrokerUnreachable => Condition::TopicMissing,
@@ -262,43 +283,44 @@ async fn wait_for_inputs<S: Future<Output = ()>>(
 
 /// The topics to read: CDR and account, which must be co-partitioned (`counts`), and the
 /// outcome topic when it exists, which must be too.
-fn subscriptions(
-    producer: &FutureProducer,
-    topics: &TopicsConfig,
-    counts: (usize, usize),
-) -> Result<Vec<String>, ServiceError> {
+fn subscriptions(topics: &TopicsConfig, counts: Counts) -> Result<Vec<String>, ServiceError> {
     let not_co_partitioned = |b: &str, b_count| ServiceError::NotCoPartitioned {
         a: topics.cdr.clone(),
-        a_count: counts.0,
+        a_count: counts.cdr,
         b: b.to_string(),
         b_count,
     };
-    if counts.0 != counts.1 {
-        return Err(not_co_partitioned(&topics.account, counts.1));
+    if counts.cdr != counts.account {
+        return Err(not_co_partitioned(&topics.account, counts.account));
     }
     let mut subscribe = vec![topics.cdr.clone(), topics.account.clone()];
-    match partition_count(producer, &topics.outcomes) {
-        Ok(Some(n)) if n == counts.0 => subscribe.push(topics.outcomes.clone()),
-        Ok(Some(n)) => return Err(not_co_partitioned(&topics.outcomes, n)),
-        _ => {
+    match counts.outcomes {
+        Some(n) if n == counts.cdr => subscribe.push(topics.outcomes.clone()),
+        Some(n) => return Err(not_co_partitioned(&topics.outcomes, n)),
+        None => {
             warn!(topic = %topics.outcomes, "outcome topic not found; ticket outcomes are not read")
         }
     }
     Ok(subscribe)
 }
 
-/// Partition count of a topic, or `None` if it does not exist (yet). Asks for every
-/// topic's metadata: naming the topic would make brokers that auto-create topics create it.
-fn partition_count(client: &FutureProducer, topic: &str) -> Result<Option<usize>, KafkaError> {
+/// Partition counts of `names`, `None` for a topic that does not exist (yet), from one
+/// metadata request. Asks for every topic's metadata: naming the topics would make
+/// brokers that auto-create topics create them.
+fn partition_counts<const N: usize>(
+    client: &FutureProducer,
+    names: [&str; N],
+) -> Result<[Option<usize>; N], KafkaError> {
     let md = client
         .client()
         .fetch_metadata(None, Timeout::After(Duration::from_secs(5)))?;
-    Ok(md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .filter(|&n| n > 0))
+    Ok(names.map(|name| {
+        md.topics()
+            .iter()
+            .find(|t| t.name() == name && t.error().is_none())
+            .map(|t| t.partitions().len())
+            .filter(|&n| n > 0)
+    }))
 }
 
 /// The running service: the clients, the partition tasks and the assignment bookkeeping.
@@ -330,14 +352,12 @@ impl Service {
     /// Notes what the consumer reported outside any partition. Records never come here:
     /// each input partition's queue is split off before it is assigned
     /// ([`consumer::queues`]), so one that does is a [`Stop::Unsplit`].
-    fn route(&mut self, msg: Result<BorrowedMessage<'_>, KafkaError>) -> Result<(), ServiceError> {
-        match msg {
-            Ok(m) => Err(Stop::Unsplit {
-                topic: m.topic().to_string(),
-                partition: m.partition(),
+    fn route(&mut self, polled: consumer::Polled) -> Result<(), ServiceError> {
+        match polled {
+            consumer::Polled::Record { topic, partition } => {
+                Err(Stop::Unsplit { topic, partition }.into())
             }
-            .into()),
-            Err(e) => match self.inspect.error(&self.shared, &e) {
+            consumer::Polled::Error(e) => match self.inspect.error(&self.shared, &e) {
                 Some(stop) => Err(stop.into()),
                 None => Ok(()),
             },
