@@ -3,10 +3,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
-use churnwatch::config::TicketFormat;
-use churnwatch::replay::Format;
+use churnwatch::config::{Format, TicketFormat};
 
 #[derive(Parser)]
 #[command(
@@ -122,8 +121,8 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         latency_rate: u64,
         /// Encoding of the records produced (and of the service's input).
-        #[arg(long, value_enum, default_value_t = FormatArg::Proto)]
-        input_format: FormatArg,
+        #[arg(long, value_enum, default_value_t = Format::Protobuf)]
+        input_format: Format,
         /// Seed of the workload.
         #[arg(long, default_value_t = 1)]
         seed: u64,
@@ -161,11 +160,11 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) out: PathBuf,
     /// Ticket encoding.
-    #[arg(long, value_enum, default_value_t = TicketFormatArg::Json)]
-    pub(crate) format: TicketFormatArg,
+    #[arg(long, value_enum, default_value_t = TicketFormat::Json)]
+    pub(crate) format: TicketFormat,
     /// Input encoding; by default `.pb`, `.binpb` and `.bin` files are protobuf, others JSON.
     #[arg(long, value_enum)]
-    pub(crate) input_format: Option<FormatArg>,
+    pub(crate) input_format: Option<Format>,
     /// Write the detection-quality report (precision, recall, lead times) as JSON here.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
@@ -193,8 +192,8 @@ pub(crate) struct GenerateArgs {
     #[arg(long, default_value = churnwatch::tools::generate::DEFAULT_START)]
     pub(crate) start: chrono::NaiveDate,
     /// File encoding.
-    #[arg(long, value_enum, default_value_t = FormatArg::Json)]
-    pub(crate) format: FormatArg,
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub(crate) format: Format,
     /// Configuration file (TOML): time zone and holiday calendar; defaults when absent.
     #[arg(long, env = "CHURNWATCH_CONFIG")]
     pub(crate) config: Option<PathBuf>,
@@ -205,42 +204,4 @@ pub(crate) struct GenerateArgs {
     /// Records per second when streaming into Kafka (0 = as fast as possible).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum FormatArg {
-    /// Proto3 JSON, one message per line.
-    Json,
-    /// Length-delimited protobuf.
-    Proto,
-}
-
-/// `replay --format`: the ticket encodings (inputs are never TMF621).
-#[derive(Clone, Copy, ValueEnum)]
-pub(crate) enum TicketFormatArg {
-    /// Proto3 JSON `CareTicket`, one per line.
-    Json,
-    /// Length-delimited protobuf `CareTicket`.
-    Proto,
-    /// TM Forum TMF621 `TroubleTicket` JSON, one per line.
-    Tmf621,
-}
-
-impl From<TicketFormatArg> for TicketFormat {
-    fn from(f: TicketFormatArg) -> TicketFormat {
-        match f {
-            TicketFormatArg::Json => TicketFormat::Json,
-            TicketFormatArg::Proto => TicketFormat::Protobuf,
-            TicketFormatArg::Tmf621 => TicketFormat::Tmf621,
-        }
-    }
-}
-
-impl From<FormatArg> for Format {
-    fn from(f: FormatArg) -> Format {
-        match f {
-            FormatArg::Json => Format::Json,
-            FormatArg::Proto => Format::Protobuf,
-        }
-    }
 }

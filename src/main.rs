@@ -12,7 +12,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod logging;
 
-use cli::{BenchCommand, Cli, Command, FormatArg, GenerateArgs, ReplayArgs};
+use cli::{BenchCommand, Cli, Command, GenerateArgs, ReplayArgs};
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,8 @@ use anyhow::Context;
 use clap::Parser;
 
 use churnwatch::config::Config;
-use churnwatch::replay::{self, Format, ReplayOptions};
+use churnwatch::config::Format;
+use churnwatch::replay::{self, ReplayOptions};
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Ok(Config::load(path)?)
@@ -80,8 +81,8 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         account: args.account,
         outcomes: args.outcomes,
         out: args.out,
-        input_format: args.input_format.map(Format::from),
-        format: args.format.into(),
+        input_format: args.input_format,
+        format: args.format,
         progress: std::io::stderr().is_terminal(),
         report: args.report,
     };
@@ -98,7 +99,7 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         days: args.days,
         seed: args.seed,
         start: args.start,
-        format: args.format.into(),
+        format: args.format,
         progress: std::io::stderr().is_terminal(),
     };
     let summary = churnwatch::tools::generate::run(&opts, &cfg).context("generate failed")?;
@@ -113,11 +114,11 @@ fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
 fn stream_generated(
     cfg: &Config,
     dir: &Path,
-    format: FormatArg,
+    format: Format,
     bootstrap: &str,
     rate: u64,
 ) -> anyhow::Result<()> {
-    let ext = if matches!(format, FormatArg::Proto) {
+    let ext = if format == Format::Protobuf {
         "pb"
     } else {
         "jsonl"
@@ -316,10 +317,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             config,
         } => {
             let mut cfg = load_config(config.as_deref())?;
-            cfg.kafka.input_format = match input_format {
-                FormatArg::Json => churnwatch::config::Format::Json,
-                FormatArg::Proto => churnwatch::config::Format::Protobuf,
-            };
+            cfg.kafka.input_format = input_format;
             let opts = bench::E2eOptions {
                 subscribers,
                 events,

@@ -15,11 +15,11 @@ use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 use churnwatch::config::Config;
+use churnwatch::config::Format;
 use churnwatch::detect::calendar::Calendar;
 use churnwatch::detect::Engine;
 use churnwatch::driver::{Driver, Record};
 use churnwatch::proto::{self, CareTicket};
-use churnwatch::replay::Format;
 use churnwatch::tools::workload::population::Population;
 use proptest::prelude::*;
 use prost::Message;

@@ -23,11 +23,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use churnwatch::config::Config;
+use churnwatch::config::Format;
 use churnwatch::detect::quality::{LiveQualityReport, RuleQuality, GROUPS, LEAD_BUCKETS, OUTCOMES};
 use churnwatch::detect::rules::RuleId;
 use churnwatch::metrics::{Metrics, DAY_SECONDS};
 use churnwatch::proto;
-use churnwatch::replay::{self, Format, ReplayOptions};
+use churnwatch::replay::{self, ReplayOptions};
 use churnwatch::tools::workload::WireEvent;
 use prometheus::core::Metric as _;
 use prost::Message as _;

@@ -5,13 +5,16 @@ use serde::{de::Error as _, Deserialize, Deserializer};
 
 use crate::detect::validate::{invalid, ConfigError};
 
-/// Message encoding of the input topics (`kafka.input_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Message encoding of records: of the input topics (`kafka.input_format`), and of the
+/// files `replay` reads and `generate` writes (`--input-format`, `--format`). The one enum
+/// for the choice; on the command line it reads `proto` (or `protobuf`) and `json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Format {
-    /// Protobuf, one message per Kafka record.
+    /// Protobuf: one message per Kafka record; length-delimited in a file.
     #[default]
+    #[value(name = "proto", alias = "protobuf")]
     Protobuf,
-    /// Proto3 JSON, one message per Kafka record.
+    /// Proto3 JSON: one message per Kafka record; one per line in a file.
     Json,
 }
 
@@ -35,12 +38,13 @@ impl<'de> Deserialize<'de> for Format {
 }
 
 /// Encoding of published tickets (`kafka.ticket_format`, `replay --format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TicketFormat {
-    /// `CareTicket` as protobuf, one per Kafka record.
+    /// `CareTicket` as protobuf: one per Kafka record; length-delimited in a file.
     #[default]
+    #[value(name = "proto", alias = "protobuf")]
     Protobuf,
-    /// `CareTicket` as proto3 JSON, one per Kafka record.
+    /// `CareTicket` as proto3 JSON: one per Kafka record; one per line in a file.
     Json,
     /// A TM Forum TMF621 `TroubleTicket` JSON object, one per Kafka record (see
     /// `codec::tmf621`), for CRMs that ingest the Trouble Ticket API's shape.

@@ -16,7 +16,7 @@ use std::time::Instant;
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Config, Partitioner};
+use crate::config::{Config, ConfigError, Partitioner};
 use crate::detect::engine::SubscriberSummary;
 use crate::detect::Msisdn;
 use crate::metrics::Metrics;
@@ -253,7 +253,8 @@ impl Shared {
 /// own queues, never through here).
 pub enum Control {
     Describe(Msisdn, oneshot::Sender<Option<SubscriberSummary>>),
-    Reconfigure(Arc<Config>, oneshot::Sender<Result<(), String>>),
+    /// A reloaded config: taken, or refused with why (the running rules then stay).
+    Reconfigure(Arc<Config>, oneshot::Sender<Result<(), ConfigError>>),
     /// Finish pending acknowledgements and write a checkpoint (until the deadline), park
     /// the engine in [`Shared::parked`] if the checkpoint completed, stop.
     Drain(Instant, std::sync::mpsc::Sender<()>),

@@ -215,10 +215,7 @@ impl Inputs {
         opts: &ReplayOptions,
         consumed: &Rc<Cell<u64>>,
     ) -> Result<Inputs, ReplayError> {
-        let format_of = |p: &Path| {
-            opts.input_format
-                .unwrap_or_else(|| Format::from_extension(p))
-        };
+        let format_of = |p: &Path| opts.input_format.unwrap_or_else(|| super::format_of(p));
         Ok(Inputs {
             cdrs: opts
                 .cdr

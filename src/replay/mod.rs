@@ -29,7 +29,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::config::ported::{self, PortedError};
-use crate::config::{Config, ConfigError, TicketFormat};
+use crate::config::{Config, ConfigError, Format, TicketFormat};
 use crate::detect::Engine;
 use crate::driver::{Driver, Fed, Record};
 use crate::proto::{self, account_event};
@@ -47,22 +47,11 @@ pub const MAX_REPORTED: u64 = 1000;
 /// Records between progress-bar updates.
 const PROGRESS_EVERY: u64 = 4096;
 
-/// Encoding of an input or output file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Proto3 JSON, one message per line.
-    Json,
-    /// Length-delimited protobuf records (varint length, then the message).
-    Protobuf,
-}
-
-impl Format {
-    /// The input format a file name suggests: `.pb`, `.binpb`, `.bin` mean protobuf.
-    pub fn from_extension(path: &Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some("pb" | "binpb" | "bin") => Format::Protobuf,
-            _ => Format::Json,
-        }
+/// The input format a file name suggests: `.pb`, `.binpb`, `.bin` mean protobuf.
+pub fn format_of(path: &Path) -> Format {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("pb" | "binpb" | "bin") => Format::Protobuf,
+        _ => Format::Json,
     }
 }
 

@@ -194,7 +194,7 @@ pub fn population(subscribers: usize, days: u32, seed: u64, partitions: i32) -> 
     .unwrap();
     let start = chrono::NaiveDate::from_ymd_opt(2026, 6, 1).unwrap();
     assert_eq!(day_start(0), POPULATION_START_MS);
-    let format = churnwatch::replay::Format::Protobuf;
+    let format = churnwatch::config::Format::Protobuf;
     let (mut pop, _) = Population::new(&cal, start, days, subscribers, seed, format);
     let mut all: Vec<(Out, bool)> = Vec::new();
     for d in 0..i64::from(days) {

@@ -301,7 +301,7 @@ impl PartitionTask {
                 let _ = reply.send(self.worker.engine().describe(who));
             }
             Control::Reconfigure(cfg, done) => {
-                let r = self.worker.reconfigure(&cfg).map_err(|e| e.to_string());
+                let r = self.worker.reconfigure(&cfg);
                 let _ = done.send(r);
             }
             Control::Drain(deadline, done) => {

@@ -21,8 +21,8 @@ use std::time::Instant;
 use chrono::NaiveDate;
 
 use crate::config::Config;
+use crate::config::Format;
 use crate::detect::calendar::Calendar;
-use crate::replay::Format;
 use crate::tools::workload::population::{Out, Population};
 use writer::{write_journeys, Writer};
 

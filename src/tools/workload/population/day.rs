@@ -10,8 +10,8 @@ use prost::Message;
 use super::kinds::{JourneyKind, LookAlike};
 use super::usage::{usage, Usage};
 use super::{DayInfo, Habit, Role, Sub, World};
+use crate::config::Format;
 use crate::proto::{self, account_event::Kind, RecordType};
-use crate::replay::Format;
 use crate::tools::workload::numbers::{mobile, voice_charge, ANY_PREFIXES};
 use crate::tools::workload::{Rng, DAY_MS, HOUR_MS, MIN_MS};
 

@@ -41,8 +41,8 @@ use chrono::{Datelike, NaiveDate, Weekday};
 
 use super::numbers::subscriber_number;
 use super::{Rng, DAY_MS, HOUR_MS};
+use crate::config::Format;
 use crate::detect::calendar::{date_of_day, day_of_date, Calendar, Day};
-use crate::replay::Format;
 
 pub use day::{DayOut, Out};
 pub use kinds::{JourneyKind, LookAlike};

@@ -407,8 +407,8 @@ mod tests {
     use chrono::NaiveDate;
 
     use super::*;
+    use crate::config::Format;
     use crate::detect::calendar::Calendar;
-    use crate::replay::Format;
     use crate::tools::workload::population::base_sub;
 
     fn world(days: i64) -> World {
