@@ -37,6 +37,8 @@ pub mod restore;
 pub mod topic;
 pub mod writer;
 
+use crate::detect::snapshot::{Reader, SnapshotError};
+
 /// Identity of one checkpoint: the writing task (random per task start) and its sequence.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tag {
@@ -162,7 +164,7 @@ pub enum ChangelogError {
     #[error("restoring partition {partition} was given up: the partition moved or the service is stopping")]
     Cancelled { partition: i32 },
     #[error(transparent)]
-    State(#[from] crate::detect::snapshot::SnapshotError),
+    State(#[from] SnapshotError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
 }
@@ -187,29 +189,27 @@ impl Marker {
         out
     }
 
-    /// Decodes a marker; an unknown version is an error naming it.
-    pub fn decode(bytes: &[u8]) -> Result<Marker, String> {
-        let mut r = Reader(bytes);
-        let version = r.u8()?;
-        if version != MARKER_VERSION {
-            return Err(format!(
-                "unknown checkpoint marker version {version} (this build reads version {MARKER_VERSION})"
-            ));
-        }
-        let tag = r.tag()?;
-        let chain_start = r.u64()? as i64;
+    /// Decodes a marker with the core's bounds-checked reader: an unknown version is an
+    /// error naming it, a truncated or malformed marker one saying so.
+    pub fn decode(bytes: &[u8]) -> Result<Marker, SnapshotError> {
+        let mut r = Reader::versioned(bytes, "checkpoint marker", MARKER_VERSION)?;
+        let tag = read_tag(&mut r)?;
+        let chain_start = r.i64()?;
         let chain_written = r.u64()?;
         let partition_chunks = r.u32()?;
         let n = r.u32()? as usize;
         let chain = (0..n.min(MAX_CHAIN * 2))
-            .map(|_| r.tag())
+            .map(|_| read_tag(&mut r))
             .collect::<Result<Vec<_>, _>>()?;
         let n = r.u32()? as usize;
         let mut inputs = Vec::with_capacity(n.min(16));
         for _ in 0..n.min(16) {
             let len = r.u16()? as usize;
-            let topic = String::from_utf8(r.take(len)?.to_vec()).map_err(|e| e.to_string())?;
-            inputs.push((topic, r.u64()? as i64));
+            let name = r.take(len)?;
+            let topic = std::str::from_utf8(name)
+                .map_err(|e| r.malformed(format!("topic name: {e}")))?
+                .to_string();
+            inputs.push((topic, r.i64()?));
         }
         Ok(Marker {
             tag,
@@ -222,41 +222,11 @@ impl Marker {
     }
 }
 
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("checkpoint marker is truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(
-            self.take(2)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().unwrap_or_default(),
-        ))
-    }
-    fn tag(&mut self) -> Result<Tag, String> {
-        Ok(Tag {
-            writer: self.u64()?,
-            seq: self.u64()?,
-        })
-    }
+fn read_tag(r: &mut Reader<'_>) -> Result<Tag, SnapshotError> {
+    Ok(Tag {
+        writer: r.u64()?,
+        seq: r.u64()?,
+    })
 }
 
 #[cfg(test)]
@@ -278,7 +248,7 @@ mod tests {
     fn a_marker_round_trips_and_its_layout_is_pinned() {
         let m = marker();
         let bytes = m.encode();
-        assert_eq!(Marker::decode(&bytes), Ok(m));
+        assert_eq!(Marker::decode(&bytes).unwrap(), m);
         assert_eq!(bytes[0], MARKER_VERSION);
         assert_eq!(&bytes[1..9], &7u64.to_le_bytes());
         assert_eq!(&bytes[17..25], &42i64.to_le_bytes());
@@ -292,7 +262,7 @@ mod tests {
     fn an_unknown_marker_version_is_named_and_a_truncated_one_is_an_error() {
         let mut bytes = marker().encode();
         bytes[0] = 9;
-        let e = Marker::decode(&bytes).unwrap_err();
+        let e = Marker::decode(&bytes).unwrap_err().to_string();
         assert!(e.contains("version 9"), "{e}");
         let bytes = marker().encode();
         for cut in 0..bytes.len() {

@@ -221,7 +221,7 @@ impl Reader<'_> {
                 }
             })?;
             if let Some((at, bytes)) = found {
-                let marker = Marker::decode(&bytes).map_err(|e| self.corrupt(e))?;
+                let marker = Marker::decode(&bytes).map_err(|e| self.corrupt(e.to_string()))?;
                 return Ok(Some((at, marker)));
             }
             if start <= low {
