@@ -17,6 +17,8 @@
 
 #[path = "common/cluster.rs"]
 mod cluster;
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/reference.rs"]
 mod reference;
 
