@@ -12,6 +12,7 @@ mod wire;
 
 use std::time::{Duration, Instant};
 
+use churnwatch::config::Config;
 use churnwatch::kafka::service::{self, Shared};
 use churnwatch::proto;
 use live::start;
@@ -220,6 +221,27 @@ fn an_idle_partition_closes_its_days_with_the_wall_clock() {
 
 /// Makes the broker refuse the next produce request with `error` (librdkafka's mock
 /// cluster: a fault injected for one request).
+/// Runs the service until it stops by itself (within a minute); its error, as printed.
+fn run_until_it_stops(cfg: &Config) -> String {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(cfg.clone()));
+    let run = service::run(
+        cfg.clone(),
+        vec![],
+        Shared::default(),
+        rx,
+        std::future::pending(),
+    );
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
+        .expect("the service stops")
+        .unwrap_err()
+        .to_string()
+}
+
 fn refuse_next_produce(s: &Setup, error: rdkafka::types::RDKafkaRespErr) {
     s.cluster
         .request_errors(rdkafka::types::RDKafkaApiKey::Produce, &[error]);
@@ -289,30 +311,12 @@ fn a_ticket_refused_for_good_stops_the_service_and_a_restart_publishes_it() {
         &s,
         rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(s.cfg.clone()));
-    let run = service::run(
-        s.cfg.clone(),
-        vec![],
-        Shared::default(),
-        rx,
-        std::future::pending(),
-    );
-    let err = rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
-        .expect("the service stops")
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = run_until_it_stops(&s.cfg);
     assert!(
         msg.contains(&format!("publishing to `{}`", topics.tickets))
             && msg.contains("refused for good"),
         "{msg}"
     );
-    drop(rt);
 
     let (rt, stop, _shared) = start(&s.cfg);
     let tickets = read(&s.cfg, &topics.tickets, 1);
@@ -382,24 +386,7 @@ fn an_authorization_failure_stops_the_service_saying_what_to_check() {
         rdkafka::types::RDKafkaApiKey::JoinGroup,
         &[rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(s.cfg.clone()));
-    let run = service::run(
-        s.cfg.clone(),
-        vec![],
-        Shared::default(),
-        rx,
-        std::future::pending(),
-    );
-    let err = rt
-        .block_on(async { tokio::time::timeout(Duration::from_secs(60), run).await })
-        .expect("the service stops")
-        .unwrap_err();
-    let msg = err.to_string();
+    let msg = run_until_it_stops(&s.cfg);
     assert!(
         msg.contains("cannot go on") && msg.contains("Group authorization") && msg.contains("ACL"),
         "{msg}"

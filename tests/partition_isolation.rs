@@ -13,13 +13,10 @@ mod wire;
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use churnwatch::detect::Msisdn;
 use churnwatch::kafka::fault::Faults;
-use churnwatch::kafka::service::Shared;
 use churnwatch::tools::live::partition_of;
-use live::{producer, read_until, send, setup_with, start_with, subscriber_of, WITHIN};
+use live::{producer, read_until, send, setup_with, start_with_faults, subscriber_of, WITHIN};
 use wire::{care_call, now_ms};
 
 const HOLD: &str = "hold-record-c41d";
@@ -45,13 +42,7 @@ fn a_stuck_partition_holds_up_no_other() {
         hold_on: Some(HOLD.into()),
         ..Faults::default()
     };
-    let (rt, stop, shared) = start_with(
-        &cfg,
-        Shared {
-            faults: Arc::new(faults),
-            ..Shared::default()
-        },
-    );
+    let (rt, stop, shared) = start_with_faults(&cfg, faults);
     let p = producer(&cfg);
     let t = now_ms() - 60_000;
     let stuck = subscribers_on(0, 150);

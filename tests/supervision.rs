@@ -12,12 +12,9 @@ mod wire;
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use churnwatch::kafka::fault::Faults;
-use churnwatch::kafka::service::Shared;
 use live::{
-    header, producer, read_until, send, setup, start_with, subscriber_of,
+    header, producer, read_until, send, setup, start_with_faults, subscriber_of,
     wait_committed_to_log_end, wait_consumed,
 };
 use wire::{care_call, now_ms};
@@ -35,13 +32,7 @@ fn a_failed_partition_task_restarts_from_its_checkpoint_and_sets_the_record_asid
         fail_on: Some(POISON.into()),
         ..Faults::default()
     };
-    let (rt, stop, shared) = start_with(
-        &cfg,
-        Shared {
-            faults: Arc::new(faults),
-            ..Shared::default()
-        },
-    );
+    let (rt, stop, shared) = start_with_faults(&cfg, faults);
     let p = producer(&cfg);
     let t = now_ms() - 60_000;
     let subs: Vec<String> = (0..6).map(|i| format!("861301234570{i}")).collect();

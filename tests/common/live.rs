@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use churnwatch::config::Config;
 use churnwatch::kafka::embedded::EmbeddedBroker;
+use churnwatch::kafka::fault::Faults;
 use churnwatch::kafka::service::{self, Shared};
 use churnwatch::proto;
 use prost::Message as _;
@@ -64,9 +65,24 @@ pub fn start(
     start_with(cfg, Shared::default())
 }
 
-/// [`start`] with the service sharing `shared` (with faults injected, say).
+/// [`start`] with `faults` injected into the partition tasks (feature `fault-injection`).
 #[allow(dead_code)]
-pub fn start_with(
+pub fn start_with_faults(
+    cfg: &Config,
+    faults: Faults,
+) -> (
+    tokio::runtime::Runtime,
+    tokio::sync::oneshot::Sender<()>,
+    Shared,
+) {
+    let shared = Shared {
+        faults: std::sync::Arc::new(faults),
+        ..Shared::default()
+    };
+    start_with(cfg, shared)
+}
+
+fn start_with(
     cfg: &Config,
     shared: Shared,
 ) -> (

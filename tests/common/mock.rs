@@ -2,11 +2,8 @@
 //! config pointing at them, and a producer and a reader of its own.
 #![allow(dead_code)]
 
-use std::time::{Duration, Instant};
-
 use churnwatch::config::Config;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord};
 
@@ -68,24 +65,5 @@ pub fn send(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
 
 /// Reads `n` records from a topic (or fails after the deadline).
 pub fn read(cfg: &Config, topic: &str, n: usize) -> Vec<rdkafka::message::OwnedMessage> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &cfg.kafka.brokers)
-        .set("group.id", unique("reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    c.subscribe(&[topic]).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut out = Vec::new();
-    while out.len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} records arrived on {topic}",
-            out.len()
-        );
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            out.push(m.detach());
-        }
-    }
-    out
+    crate::live::read_until(cfg, topic, |out| out.len() >= n)
 }
