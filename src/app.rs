@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, ConfigError};
 use crate::detect::engine::PortedNumber;
-use crate::kafka::service::{self, ServiceError, Shared};
+use crate::kafka::service::{self, Shared};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -22,7 +22,7 @@ pub enum AppError {
     #[error(transparent)]
     Http(#[from] crate::http::HttpError),
     #[error(transparent)]
-    Service(#[from] ServiceError),
+    Service(#[from] crate::kafka::Error),
 }
 
 /// Runs HTTP and the Kafka service until `shutdown` resolves. On SIGHUP, and when the

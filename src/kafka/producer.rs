@@ -2,18 +2,19 @@
 //!
 //! Idempotent, with a ten-minute `message.timeout.ms`: librdkafka retries through a broker
 //! restart on its own. Every publication is kept until the broker acknowledges it, so a
-//! failed one can be sent again. A failure is sorted by its librdkafka error code, as
-//! Vector's Kafka sink sorts them ([`PublishError::from`]):
+//! failed one can be sent again. A failure is sorted by its librdkafka error code
+//! ([`super::error::action`], the table the consumer uses too), as Vector's Kafka sink
+//! sorts them:
 //!
-//! - **Retriable** (queue full, timeouts, transport, anything not listed below): back off
+//! - **Retry** (queue full, timeouts, transport, anything not listed there): back off
 //!   and send again. A full queue is backpressure: acknowledgements free room.
-//! - **Permanent** (message too large, unknown topic or partition, an invalid record):
+//! - **Reject** (message too large, unknown topic or partition, an invalid record):
 //!   sending again cannot succeed. A *ticket* is never dropped, so the service stops with
 //!   an error naming the topic and the cause; the record's offset is not stored, and after
 //!   a restart with the cause fixed the ticket goes out. A *dead letter* is logged and
 //!   counted and given up: its record could not be used anyway, and bad input must not
 //!   stop the line.
-//! - **Fatal** (authentication or authorization, a fenced producer, settings every record
+//! - **Stop** (authentication or authorization, a fenced producer, settings every record
 //!   would fail on, librdkafka's fatal error): the producer cannot go on, and the service
 //!   stops with an error (and `churnwatch run` exits non-zero).
 //!
@@ -35,6 +36,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 
 use super::client_config;
+use super::error::{action, Action};
 
 /// Creates the service's producer.
 pub fn create(cfg: &Config) -> Result<FutureProducer, KafkaError> {
@@ -87,54 +89,26 @@ pub(super) struct Publication {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
-/// A failed publication, by what it means for the record.
+/// A failed publication, sorted by [`action`].
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
     /// Sending again may succeed.
     #[error("{0} (retriable)")]
-    Retriable(KafkaError),
-    /// Sending again cannot succeed.
+    Retry(KafkaError),
+    /// Sending this record again cannot succeed.
     #[error("refused for good: {0}")]
-    Permanent(KafkaError),
+    Reject(KafkaError),
     /// The producer cannot go on.
     #[error("fatal: {0}")]
-    Fatal(KafkaError),
+    Stop(KafkaError),
 }
 
 impl From<KafkaError> for PublishError {
     fn from(e: KafkaError) -> PublishError {
-        use RDKafkaErrorCode as C;
-        let Some(code) = e.rdkafka_error_code() else {
-            // `Canceled`: the delivery report was lost with the producer; send again.
-            return PublishError::Retriable(e);
-        };
-        match code {
-            C::MessageSizeTooLarge
-            | C::InvalidMessageSize
-            | C::MessageBatchTooLarge
-            | C::UnknownTopicOrPartition
-            | C::UnknownTopic
-            | C::UnknownPartition
-            | C::InvalidTopic
-            | C::InvalidMessage
-            | C::InvalidRecord
-            | C::InvalidTimestamp
-            | C::UnsupportedForMessageFormat
-            | C::InvalidArgument => PublishError::Permanent(e),
-            C::Fatal
-            | C::Fenced
-            | C::ProducerFenced
-            | C::TopicAuthorizationFailed
-            | C::ClusterAuthorizationFailed
-            | C::GroupAuthorizationFailed
-            | C::TransactionalIdAuthorizationFailed
-            | C::DelegationTokenAuthorizationFailed
-            | C::Authentication
-            | C::SaslAuthenticationFailed
-            | C::UnsupportedSASLMechanism
-            | C::InvalidRequiredAcks
-            | C::UnsupportedCompressionType => PublishError::Fatal(e),
-            _ => PublishError::Retriable(e),
+        match action(&e) {
+            Action::Retry => PublishError::Retry(e),
+            Action::Reject => PublishError::Reject(e),
+            Action::Stop => PublishError::Stop(e),
         }
     }
 }
@@ -143,9 +117,9 @@ impl PublishError {
     /// The `class` label of `churnwatch_publish_failures_total`.
     pub fn class(&self) -> &'static str {
         match self {
-            PublishError::Retriable(_) => "retriable",
-            PublishError::Permanent(_) => "permanent",
-            PublishError::Fatal(_) => "fatal",
+            PublishError::Retry(_) => "retriable",
+            PublishError::Reject(_) => "permanent",
+            PublishError::Stop(_) => "fatal",
         }
     }
 
@@ -153,7 +127,7 @@ impl PublishError {
     fn is_queue_full(&self) -> bool {
         matches!(
             self,
-            PublishError::Retriable(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
+            PublishError::Retry(e) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull)
         )
     }
 
@@ -214,10 +188,10 @@ pub(super) async fn publish(
         };
         e.count(metrics, &p.topic);
         match e {
-            PublishError::Retriable(_) if e.is_queue_full() => {
+            PublishError::Retry(_) if e.is_queue_full() => {
                 debug!(error = %e, "producer queue full; backing off");
             }
-            PublishError::Retriable(_) => {
+            PublishError::Retry(_) => {
                 warn!(topic = %p.topic, error = %e, "enqueue failed; backing off");
             }
             _ => return Err(e),

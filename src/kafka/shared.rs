@@ -22,10 +22,9 @@ use crate::detect::Msisdn;
 use crate::metrics::Metrics;
 use crate::proto::CareTicket;
 
-use super::changelog::{ChangelogError, Tag};
+use super::changelog::Tag;
 use super::fault::Faults;
 use super::partitioner::{partition_for, Detection};
-use super::producer::Refused;
 use super::readiness::Readiness;
 use crate::kafka::consumer::assign::Ready;
 
@@ -50,38 +49,6 @@ pub enum Start {
     /// A failed task's successor: they are wherever the failed one left them, and are
     /// moved back to the checkpoint restored.
     Restarted,
-}
-
-/// Why the service stops (a partition task or the rebalance hook reports it).
-#[derive(Debug, thiserror::Error)]
-pub enum Stop {
-    #[error(transparent)]
-    Publish(#[from] Refused),
-    #[error("restoring from the changelog: {0}")]
-    Restore(#[from] ChangelogError),
-    /// An error no retry mends: bad credentials, a missing ACL, a fatal client error.
-    #[error(
-        "the consumer cannot go on ({code}): {reason}; check the credentials (sasl.*) and the \
-         ACLs on the group and the input topics, then restart"
-    )]
-    Consumer {
-        code: rdkafka::types::RDKafkaErrorCode,
-        reason: String,
-    },
-    /// librdkafka would not give an input partition a queue of its own, so its records
-    /// would reach the consumer's shared queue, which no partition task reads.
-    #[error(
-        "input `{topic}` partition {partition} has no queue of its own (librdkafka refused to \
-         split it off); stopping rather than reading it a second way"
-    )]
-    Unsplit { topic: String, partition: i32 },
-    /// The inputs could not be moved to the checkpoint a partition's engine was restored
-    /// from: reading them would skip or repeat records.
-    #[error("moving partition {partition}'s inputs to its restored checkpoint failed: {source}")]
-    Rewind {
-        partition: i32,
-        source: rdkafka::error::KafkaError,
-    },
 }
 
 /// State shared with the HTTP endpoint and the config reloader.

@@ -7,25 +7,16 @@
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
+use crate::kafka::error::{action, Action};
+
 /// The code of a consumer error that retrying cannot mend (authentication, authorization,
-/// a fatal client error), or `None` for one librdkafka retries by itself.
+/// a fatal client error), or `None` for one librdkafka retries by itself. A consumer has
+/// no record to reject: a topic or partition it cannot find yet is waited for.
 pub(crate) fn fatal_code(e: &KafkaError) -> Option<RDKafkaErrorCode> {
-    use RDKafkaErrorCode as C;
-    let (code, fatal) = match e {
-        KafkaError::MessageConsumptionFatal(c) => (*c, true),
-        KafkaError::Global(c) | KafkaError::MessageConsumption(c) => (*c, false),
-        _ => return None,
-    };
-    let hopeless = matches!(
-        code,
-        C::Fatal
-            | C::Authentication
-            | C::SaslAuthenticationFailed
-            | C::TopicAuthorizationFailed
-            | C::GroupAuthorizationFailed
-            | C::ClusterAuthorizationFailed
-    );
-    (fatal || hopeless).then_some(code)
+    match action(e) {
+        Action::Stop => Some(e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fatal)),
+        Action::Retry | Action::Reject => None,
+    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ use crate::config::{Config, TopicsConfig};
 use super::client_config;
 use super::partitioner::KeyCheck;
 use super::readiness::Condition;
-use super::shared::{Control, Shared, Stop};
+use super::shared::{Control, Shared};
+use super::Error;
 use crate::driver::Source;
 use crate::kafka::consumer::assign::Assigner;
 use crate::kafka::consumer::stall::InputSample;
@@ -71,7 +72,7 @@ pub type InputConsumer = StreamConsumer<RebalanceContext>;
 pub(super) fn create(
     cfg: &Config,
     assigner: Arc<Assigner>,
-    failures: mpsc::UnboundedSender<Stop>,
+    failures: mpsc::UnboundedSender<Error>,
 ) -> Result<InputConsumer, KafkaError> {
     let ctx = RebalanceContext {
         shared: assigner.shared.clone(),
@@ -138,7 +139,7 @@ pub struct RebalanceContext {
     stalls: std::sync::Mutex<crate::kafka::consumer::stall::StallWatch>,
     drain_timeout: Duration,
     assigner: Arc<Assigner>,
-    failures: mpsc::UnboundedSender<Stop>,
+    failures: mpsc::UnboundedSender<Error>,
     /// Each input partition's own queue, and the partitions whose tasks are to start.
     pub queues: queues::Queues,
 }
@@ -151,7 +152,7 @@ impl ClientContext for RebalanceContext {
         if let Some(code) = fatal_code(&e) {
             error!(error = %e, reason, "kafka client error no retry mends: stopping");
             let reason = format!("{e}: {reason}");
-            let _ = self.failures.send(Stop::Consumer { code, reason });
+            let _ = self.failures.send(Error::Consumer { code, reason });
         } else {
             warn!(error = %e, reason, "kafka client error");
         }
@@ -283,7 +284,7 @@ impl RebalanceContext {
             Ok(offsets) => offsets,
             Err(e) => {
                 error!(error = %e, "restoring assigned partitions failed; stopping");
-                let _ = self.failures.send(Stop::Restore(e));
+                let _ = self.failures.send(Error::Changelog(e));
                 return;
             }
         };
@@ -425,7 +426,7 @@ impl Inspect {
 
     /// Notes an error the consumer reported in place of a record; the reason to stop the
     /// service if no retry can mend it ([`fatal_code`]).
-    pub(super) fn error(&mut self, shared: &Shared, e: &KafkaError) -> Option<Stop> {
+    pub(super) fn error(&mut self, shared: &Shared, e: &KafkaError) -> Option<Error> {
         if let KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset) = e {
             warn!("consumer offset out of range: resetting to the log start (data deleted before it was read)");
             self.gaps.reset();
@@ -434,7 +435,7 @@ impl Inspect {
         if let Some(code) = fatal_code(e) {
             error!(error = %e, "consumer error no retry mends: stopping");
             let reason = e.to_string();
-            return Some(Stop::Consumer { code, reason });
+            return Some(Error::Consumer { code, reason });
         }
         warn!(error = %e, "consumer error");
         shared

@@ -21,7 +21,7 @@ use super::InputConsumer;
 #[derive(Debug)]
 pub enum Polled {
     /// A record: only one whose queue was not split off gets here (a bug, see
-    /// [`crate::kafka::shared::Stop::Unsplit`]).
+    /// [`crate::kafka::Error::Unsplit`]).
     Record { topic: String, partition: i32 },
     /// An error not tied to a record.
     Error(KafkaError),

@@ -28,7 +28,7 @@ use tokio::sync::Notify;
 
 use crate::config::TopicsConfig;
 
-use super::super::shared::Stop;
+use super::super::Error;
 use super::{source_of, InputConsumer, RebalanceContext};
 use crate::driver::Source;
 
@@ -62,9 +62,9 @@ impl Queues {
     }
 
     /// Splits off the queue of every input partition in `tpl` not split yet (before it is
-    /// assigned). An input partition librdkafka will not split is a [`Stop`]: its records
+    /// assigned). An input partition librdkafka will not split is a [`Error`]: its records
     /// would go to the shared queue, which only errors are read from.
-    pub(super) fn split(&self, tpl: &TopicPartitionList) -> Result<(), Stop> {
+    pub(super) fn split(&self, tpl: &TopicPartitionList) -> Result<(), Error> {
         let consumer = self.consumer.get().and_then(Weak::upgrade);
         let mut by_input = lock(&self.by_input);
         for e in tpl.elements() {
@@ -80,7 +80,7 @@ impl Queues {
                     by_input.insert(key, Arc::new(q));
                 }
                 None => {
-                    return Err(Stop::Unsplit {
+                    return Err(Error::Unsplit {
                         topic: key.0,
                         partition: key.1,
                     })

@@ -75,7 +75,7 @@ impl PartitionTask {
             tokio::task::block_in_place(|| crate::kafka::partition::transaction::begin(cfg, p))
                 .map_err(|e| Refused {
                     topic: self.topics.tickets.clone(),
-                    source: PublishError::Fatal(e),
+                    source: PublishError::Stop(e),
                 })?;
         self.publisher.producer = producer;
         Ok(())
@@ -195,7 +195,7 @@ impl PartitionTask {
             })
             .map_err(|e| Refused {
                 topic: self.topics.tickets.clone(),
-                source: PublishError::Fatal(e),
+                source: PublishError::Stop(e),
             })?;
         } else {
             self.store_offsets(&self.checkpoints.next_offsets);

@@ -45,7 +45,8 @@ use crate::proto::CareTicket;
 use super::consumer::queues::{self, PartitionInputs};
 use super::consumer::{self, InputConsumer, Inspect};
 use super::producer::{Kind, Publication, Refused};
-use super::shared::{Control, Resume, Shared, Stop};
+use super::shared::{Control, Resume, Shared};
+use super::Error;
 use crate::driver::Source;
 use crate::kafka::consumer::assign::Ready;
 use crate::kafka::partition::idle::IdleClock;
@@ -86,7 +87,7 @@ pub(super) struct Wiring {
     /// Whether the outcome topic exists (and is read): otherwise it is never waited for.
     pub outcomes_subscribed: bool,
     /// Where the task reports the failure that stops it (and the service).
-    pub failures: mpsc::UnboundedSender<Stop>,
+    pub failures: mpsc::UnboundedSender<Error>,
     /// The partition's own input queues.
     pub inputs: PartitionInputs,
     pub inspect: Inspect,
@@ -120,7 +121,7 @@ pub(super) struct PartitionTask {
     consumer: Arc<InputConsumer>,
     shared: Shared,
     topics: TopicsConfig,
-    failures: mpsc::UnboundedSender<Stop>,
+    failures: mpsc::UnboundedSender<Error>,
     /// Reading: the input queues, the checks on each record, the event-time merge.
     intake: inputs::Intake,
     /// Which record is in the engine, and one a failed task left to set aside.
@@ -222,7 +223,7 @@ impl PartitionTask {
                 if let Some((code, reason)) = self.publisher.producer.client().fatal_error() {
                     error!(?code, %reason, "librdkafka fatal error");
                 }
-                let _ = self.failures.send(Stop::Publish(refused));
+                let _ = self.failures.send(Error::Publish(refused));
             }
         }
     }

@@ -118,7 +118,7 @@ impl Publisher {
         for (p, e) in failed {
             e.count(&self.metrics, &p.topic);
             let again = match e {
-                PublishError::Retriable(_) => {
+                PublishError::Retry(_) => {
                     warn!(topic = %p.topic, error = %e, "delivery failed; sending again");
                     self.send(p).await?
                 }
@@ -171,7 +171,7 @@ impl Publisher {
         e: PublishError,
     ) -> Result<Option<Sending>, Refused> {
         match e {
-            PublishError::Permanent(_) if p.kind == Kind::DeadLetter => {
+            PublishError::Reject(_) if p.kind == Kind::DeadLetter => {
                 error!(topic = %p.topic, error = %e, "dead letter refused for good; given up");
                 Ok(None)
             }

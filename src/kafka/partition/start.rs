@@ -19,7 +19,8 @@ use crate::config::Config;
 
 use super::super::changelog::ChangelogError;
 use super::super::consumer::{self, InputConsumer};
-use super::super::shared::{Control, Resume, Start, Stop};
+use super::super::shared::{Control, Resume, Start};
+use super::super::Error;
 use crate::kafka::consumer::assign::{Assigner, Ready};
 
 /// What a task needs to get its engine.
@@ -28,7 +29,7 @@ pub(in crate::kafka) struct Restorer {
     pub consumer: Arc<InputConsumer>,
     /// The input topics read, to move to the restored checkpoint.
     pub topics: Vec<String>,
-    pub failures: mpsc::UnboundedSender<Stop>,
+    pub failures: mpsc::UnboundedSender<Error>,
 }
 
 impl Restorer {
@@ -61,7 +62,7 @@ impl Restorer {
         start: Start,
         cfg: &Arc<Config>,
         rx: &mut mpsc::Receiver<Control>,
-    ) -> Result<Option<Ready>, Stop> {
+    ) -> Result<Option<Ready>, Error> {
         let cancel = Arc::new(AtomicBool::new(false));
         let job = {
             let (assigner, cfg, cancel) = (self.assigner.clone(), cfg.clone(), cancel.clone());
@@ -105,7 +106,7 @@ impl Restorer {
             })
             .await
             .map_err(|_| self.panicked())?
-            .map_err(|source| Stop::Rewind {
+            .map_err(|source| Error::Rewind {
                 partition: p,
                 source,
             })?;
@@ -118,8 +119,8 @@ impl Restorer {
         self.assigner.given_up(p);
     }
 
-    fn panicked(&self) -> Stop {
-        Stop::Restore(ChangelogError::Panicked {
+    fn panicked(&self) -> Error {
+        Error::Changelog(ChangelogError::Panicked {
             topic: self.assigner.changelog.clone(),
         })
     }

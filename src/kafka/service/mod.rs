@@ -46,56 +46,20 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::config::{Config, ConfigError, TopicsConfig};
+use crate::config::{Config, TopicsConfig};
 use crate::detect::engine::PortedNumber;
 
-use super::changelog::{self, ChangelogError};
+use super::changelog;
 use super::consumer::{self, InputConsumer, Inspect, OffsetGaps};
 use super::partitioner::KeyCheck;
 use super::producer;
 use super::readiness::Condition;
+use super::shared::Control;
 pub use super::shared::Shared;
-use super::shared::{Control, Stop};
+use super::Error;
 use crate::kafka::consumer::assign::Assigner;
 
 mod tasks;
-
-/// Errors that stop the service (anything else is retried or dead-lettered).
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("kafka client: {0}")]
-    Client(#[from] KafkaError),
-    #[error(
-        "topics `{a}` ({a_count} partitions) and `{b}` ({b_count} partitions) are not co-partitioned: \
-         churnwatch needs the same partition count, keyed by subscriber, so each subscriber's \
-         records meet in one partition"
-    )]
-    NotCoPartitioned {
-        a: String,
-        a_count: usize,
-        b: String,
-        b_count: usize,
-    },
-    #[error("invalid configuration: {0}")]
-    Config(#[from] ConfigError),
-    /// A ticket the broker refuses for good, a fatal producer error (see
-    /// [`super::producer`]), a checkpoint that could not be written or a restore that
-    /// failed. The last complete checkpoint stays the restore point: a restart with the
-    /// cause fixed publishes what was missing.
-    #[error(transparent)]
-    Stopped(#[from] Stop),
-    #[error(transparent)]
-    Changelog(#[from] ChangelogError),
-    /// A partition task failed again and again: restarting it in this process does not help.
-    #[error(
-        "partition {partition}'s task failed {restarts} times in {} minutes; stopping",
-        tasks::RESTART_WINDOW.as_secs() / 60
-    )]
-    CrashLoop { partition: i32, restarts: usize },
-    /// The thread that polls the consumer could not be started.
-    #[error("starting the consumer's polling thread: {0}")]
-    Poller(std::io::Error),
-}
 
 /// Runs the service until `shutdown` resolves. `reload` delivers validated new configs.
 pub async fn run(
@@ -104,7 +68,7 @@ pub async fn run(
     shared: Shared,
     mut reload: watch::Receiver<Arc<Config>>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), ServiceError> {
+) -> Result<(), Error> {
     tokio::pin!(shutdown);
     let producer = producer::create(&cfg)?;
     let topics = &cfg.kafka.topics;
@@ -165,8 +129,7 @@ pub async fn run(
         tasks: JoinSet::new(),
     };
     let mut result = Ok(());
-    let (poller, mut polled) =
-        consumer::Poller::start(consumer.clone()).map_err(ServiceError::Poller)?;
+    let (poller, mut polled) = consumer::Poller::start(consumer.clone()).map_err(Error::Poller)?;
     let probe = tokio::spawn(probe_broker(
         service.producer.clone(),
         service.shared.clone(),
@@ -188,7 +151,7 @@ pub async fn run(
             }
             Some(p) = polled.recv() => service.route(p)?,
             Some(stop) = failed.recv() => {
-                result = Err(stop.into());
+                result = Err(stop);
                 break;
             }
         }
@@ -283,8 +246,8 @@ async fn wait_for_inputs<S: Future<Output = ()>>(
 
 /// The topics to read: CDR and account, which must be co-partitioned (`counts`), and the
 /// outcome topic when it exists, which must be too.
-fn subscriptions(topics: &TopicsConfig, counts: Counts) -> Result<Vec<String>, ServiceError> {
-    let not_co_partitioned = |b: &str, b_count| ServiceError::NotCoPartitioned {
+fn subscriptions(topics: &TopicsConfig, counts: Counts) -> Result<Vec<String>, Error> {
+    let not_co_partitioned = |b: &str, b_count| Error::NotCoPartitioned {
         a: topics.cdr.clone(),
         a_count: counts.cdr,
         b: b.to_string(),
@@ -335,7 +298,7 @@ struct Service {
     shared: Shared,
     outcomes_subscribed: bool,
     /// Given to every partition task, to report the failure that stops the service.
-    failures: mpsc::UnboundedSender<Stop>,
+    failures: mpsc::UnboundedSender<Error>,
     tasks: JoinSet<()>,
     /// The tasks running, by tokio task id (see [`tasks`]).
     running: HashMap<tokio::task::Id, tasks::Running>,
@@ -351,14 +314,14 @@ struct Service {
 impl Service {
     /// Notes what the consumer reported outside any partition. Records never come here:
     /// each input partition's queue is split off before it is assigned
-    /// ([`consumer::queues`]), so one that does is a [`Stop::Unsplit`].
-    fn route(&mut self, polled: consumer::Polled) -> Result<(), ServiceError> {
+    /// ([`consumer::queues`]), so one that does is a [`Error::Unsplit`].
+    fn route(&mut self, polled: consumer::Polled) -> Result<(), Error> {
         match polled {
             consumer::Polled::Record { topic, partition } => {
-                Err(Stop::Unsplit { topic, partition }.into())
+                Err(Error::Unsplit { topic, partition })
             }
             consumer::Polled::Error(e) => match self.inspect.error(&self.shared, &e) {
-                Some(stop) => Err(stop.into()),
+                Some(stop) => Err(stop),
                 None => Ok(()),
             },
         }

@@ -31,7 +31,7 @@ use super::super::partition::{self, InFlight, Restorer, Wiring};
 use super::super::partitioner::KeyCheck;
 use super::super::readiness::Condition;
 use super::super::shared::{Control, Resume, Start};
-use super::{Service, ServiceError};
+use super::{Error, Service};
 
 /// How far back restarts are counted.
 pub const RESTART_WINDOW: Duration = Duration::from_secs(600);
@@ -106,10 +106,7 @@ impl Service {
 
     /// A partition task ended: drained (nothing to do), or failed (restarted, see the
     /// module docs).
-    pub(super) fn task_ended(
-        &mut self,
-        ended: Result<(Id, ()), JoinError>,
-    ) -> Result<(), ServiceError> {
+    pub(super) fn task_ended(&mut self, ended: Result<(Id, ()), JoinError>) -> Result<(), Error> {
         let (id, failure) = match ended {
             Ok((id, ())) => (id, None),
             Err(e) => (e.id(), Some(e)),
@@ -139,7 +136,7 @@ impl Service {
     }
 
     /// Restarts partition `p`'s task from its last checkpoint.
-    fn restart(&mut self, p: i32, skip: Option<(Source, i64)>) -> Result<(), ServiceError> {
+    fn restart(&mut self, p: i32, skip: Option<(Source, i64)>) -> Result<(), Error> {
         let label = p.to_string();
         self.shared
             .metrics
@@ -158,9 +155,10 @@ impl Service {
             "partition task failed; restarting it from its last checkpoint"
         );
         if count > MAX_RESTARTS {
-            return Err(ServiceError::CrashLoop {
+            return Err(Error::CrashLoop {
                 partition: p,
                 restarts: count,
+                minutes: RESTART_WINDOW.as_secs() / 60,
             });
         }
         self.start_partition(p, Resume::Restore(Start::Restarted), skip);

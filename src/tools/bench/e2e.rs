@@ -142,7 +142,7 @@ fn end_offsets(cfg: &Config, partitions: i32) -> Result<i64, BenchError> {
 struct Running {
     shared: crate::kafka::service::Shared,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), crate::kafka::service::ServiceError>>,
+    task: tokio::task::JoinHandle<Result<(), crate::kafka::Error>>,
 }
 
 fn start_service(cfg: &Config) -> Running {
