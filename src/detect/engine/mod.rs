@@ -118,11 +118,11 @@ pub struct SubscriberSummary {
 
 /// One raised episode of a rule for a subscriber.
 #[derive(Debug, Clone, Copy)]
-struct Mark {
-    episode: i64,
-    raised_ms: i64,
+pub(crate) struct Mark {
+    pub(crate) episode: i64,
+    pub(crate) raised_ms: i64,
     /// Tie-break between qualifying records with the same event time.
-    tie: u64,
+    pub(crate) tie: u64,
 }
 
 /// Episodes remembered per subscriber and rule (older ones fall off; their windows are long
@@ -131,12 +131,12 @@ const MARKS_KEPT: usize = 4;
 
 /// A call to a competitor's care line cut into partial records.
 #[derive(Debug, Clone, Copy)]
-struct PartialCall {
-    start_ms: i64,
-    end_ms: i64,
-    total_s: u32,
-    outgoing: bool,
-    operator: OperatorId,
+pub(crate) struct PartialCall {
+    pub(crate) start_ms: i64,
+    pub(crate) end_ms: i64,
+    pub(crate) total_s: u32,
+    pub(crate) outgoing: bool,
+    pub(crate) operator: OperatorId,
 }
 
 /// The detection engine for one partition's subscribers.

@@ -8,7 +8,7 @@
 //! **What a checkpoint writes**, every `kafka.checkpoint_interval_ms`, once every ticket
 //! and dead letter published before it is acknowledged:
 //! - one record per subscriber changed since the last checkpoint, keyed by the subscriber
-//!   number (its fixed-size, versioned state from [`crate::detect::snapshot`]);
+//!   number (its fixed-size, versioned state);
 //! - the de-duplication ids remembered since the last checkpoint (`#ids/<pos>/<chunk>`);
 //! - the partition's own state, whole: watermark, partial calls, pending account facts,
 //!   contact-cap windows, suppressions (`#partition/<chunk>`);
@@ -17,6 +17,10 @@
 //!
 //! Every record's value starts with its checkpoint's [`Tag`] (writer, sequence), so a
 //! restore can tell the records of complete checkpoints from those of one a crash cut off.
+//!
+//! Every value's encoding, the tag and the marker included, is versioned in
+//! [`crate::detect::snapshot`]; this module owns the topic: its keys ([`Key`], how records
+//! are named for compaction, not versioned), the writes, the reads and their errors.
 //!
 //! **Consistent recovery on any broker.** A restore reads the last marker and only the
 //! records of the checkpoints it names; the consumer then starts each input at the offsets
@@ -37,34 +41,9 @@ pub mod restore;
 pub mod topic;
 pub mod writer;
 
-use crate::detect::snapshot::{Reader, SnapshotError};
+use crate::detect::snapshot::SnapshotError;
+pub use crate::detect::snapshot::{Marker, Tag, MAX_CHAIN};
 
-/// Identity of one checkpoint: the writing task (random per task start) and its sequence.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tag {
-    pub writer: u64,
-    pub seq: u64,
-}
-
-impl Tag {
-    pub const BYTES: usize = 16;
-
-    pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.writer.to_le_bytes());
-        out.extend_from_slice(&self.seq.to_le_bytes());
-    }
-
-    /// The tag at the start of a record value, and the rest.
-    pub fn split(value: &[u8]) -> Option<(Tag, &[u8])> {
-        let head = value.get(..Self::BYTES)?;
-        let writer = u64::from_le_bytes(head[..8].try_into().ok()?);
-        let seq = u64::from_le_bytes(head[8..].try_into().ok()?);
-        Some((Tag { writer, seq }, &value[Self::BYTES..]))
-    }
-}
-
-/// Checkpoints in one chain at most; bounds the marker and the reused key space.
-pub const MAX_CHAIN: usize = 720;
 /// Largest id or partition chunk (the producer's default message limit is 1 MB).
 pub const MAX_CHUNK: usize = 512 * 1024;
 
@@ -115,25 +94,6 @@ impl Key {
     }
 }
 
-/// The marker's encoding version.
-pub const MARKER_VERSION: u8 = 1;
-
-/// The last record of a complete checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Marker {
-    pub tag: Tag,
-    /// Changelog offset of the first record of the chain's full checkpoint.
-    pub chain_start: i64,
-    /// Every checkpoint of the chain, the full one first and this one last.
-    pub chain: Vec<Tag>,
-    /// Subscriber records the chain has written (decides when the next full one is due).
-    pub chain_written: u64,
-    /// Chunks of the partition state this checkpoint wrote.
-    pub partition_chunks: u32,
-    /// Per input topic, the offset of the next record to process.
-    pub inputs: Vec<(String, i64)>,
-}
-
 /// Why the changelog could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum ChangelogError {
@@ -169,106 +129,9 @@ pub enum ChangelogError {
     Config(#[from] crate::config::ConfigError),
 }
 
-impl Marker {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![MARKER_VERSION];
-        self.tag.write(&mut out);
-        out.extend_from_slice(&self.chain_start.to_le_bytes());
-        out.extend_from_slice(&self.chain_written.to_le_bytes());
-        out.extend_from_slice(&self.partition_chunks.to_le_bytes());
-        out.extend_from_slice(&(self.chain.len() as u32).to_le_bytes());
-        for t in &self.chain {
-            t.write(&mut out);
-        }
-        out.extend_from_slice(&(self.inputs.len() as u32).to_le_bytes());
-        for (topic, offset) in &self.inputs {
-            out.extend_from_slice(&(topic.len() as u16).to_le_bytes());
-            out.extend_from_slice(topic.as_bytes());
-            out.extend_from_slice(&offset.to_le_bytes());
-        }
-        out
-    }
-
-    /// Decodes a marker with the core's bounds-checked reader: an unknown version is an
-    /// error naming it, a truncated or malformed marker one saying so.
-    pub fn decode(bytes: &[u8]) -> Result<Marker, SnapshotError> {
-        let mut r = Reader::versioned(bytes, "checkpoint marker", MARKER_VERSION)?;
-        let tag = read_tag(&mut r)?;
-        let chain_start = r.i64()?;
-        let chain_written = r.u64()?;
-        let partition_chunks = r.u32()?;
-        let n = r.u32()? as usize;
-        let chain = (0..n.min(MAX_CHAIN * 2))
-            .map(|_| read_tag(&mut r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = r.u32()? as usize;
-        let mut inputs = Vec::with_capacity(n.min(16));
-        for _ in 0..n.min(16) {
-            let len = r.u16()? as usize;
-            let name = r.take(len)?;
-            let topic = std::str::from_utf8(name)
-                .map_err(|e| r.malformed(format!("topic name: {e}")))?
-                .to_string();
-            inputs.push((topic, r.i64()?));
-        }
-        Ok(Marker {
-            tag,
-            chain_start,
-            chain,
-            chain_written,
-            partition_chunks,
-            inputs,
-        })
-    }
-}
-
-fn read_tag(r: &mut Reader<'_>) -> Result<Tag, SnapshotError> {
-    Ok(Tag {
-        writer: r.u64()?,
-        seq: r.u64()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn marker() -> Marker {
-        Marker {
-            tag: Tag { writer: 7, seq: 3 },
-            chain_start: 42,
-            chain: vec![Tag { writer: 7, seq: 1 }, Tag { writer: 7, seq: 3 }],
-            chain_written: 900,
-            partition_chunks: 2,
-            inputs: vec![("cdr".into(), 1_000), ("account".into(), 55)],
-        }
-    }
-
-    #[test]
-    fn a_marker_round_trips_and_its_layout_is_pinned() {
-        let m = marker();
-        let bytes = m.encode();
-        assert_eq!(Marker::decode(&bytes).unwrap(), m);
-        assert_eq!(bytes[0], MARKER_VERSION);
-        assert_eq!(&bytes[1..9], &7u64.to_le_bytes());
-        assert_eq!(&bytes[17..25], &42i64.to_le_bytes());
-        assert_eq!(
-            bytes.len(),
-            1 + 16 + 8 + 8 + 4 + 4 + 32 + 4 + (2 + 3 + 8) + (2 + 7 + 8)
-        );
-    }
-
-    #[test]
-    fn an_unknown_marker_version_is_named_and_a_truncated_one_is_an_error() {
-        let mut bytes = marker().encode();
-        bytes[0] = 9;
-        let e = Marker::decode(&bytes).unwrap_err().to_string();
-        assert!(e.contains("version 9"), "{e}");
-        let bytes = marker().encode();
-        for cut in 0..bytes.len() {
-            assert!(Marker::decode(&bytes[..cut]).is_err(), "cut at {cut}");
-        }
-    }
 
     #[test]
     fn keys_name_subscribers_and_reserved_records() {
@@ -282,16 +145,5 @@ mod tests {
         assert_eq!(Key::parse(b"#other"), Key::Unknown);
         assert_eq!(Key::parse(b"99999999999999999999999"), Key::Unknown);
         assert_eq!(Key::parse(b""), Key::Unknown);
-    }
-
-    #[test]
-    fn a_tag_leads_every_value() {
-        let mut v = Vec::new();
-        Tag { writer: 1, seq: 2 }.write(&mut v);
-        v.extend_from_slice(b"state");
-        let (t, rest) = Tag::split(&v).unwrap();
-        assert_eq!(t, Tag { writer: 1, seq: 2 });
-        assert_eq!(rest, b"state");
-        assert!(Tag::split(&v[..15]).is_none());
     }
 }

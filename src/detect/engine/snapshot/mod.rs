@@ -1,6 +1,7 @@
 //! Saving and restoring one partition's engine, so the adapter can keep a changelog and
-//! continue exactly after a crash (the encodings and the design are in
-//! [`crate::detect::snapshot`]).
+//! continue exactly after a crash. This is the engine's side: tracking what changed since
+//! the last checkpoint, gathering each part from the engine's tables and putting restored
+//! parts back in place. Every encoding, and the design, is in [`crate::detect::snapshot`].
 //!
 //! At each checkpoint the adapter writes, in one batch:
 //! - [`Engine::drain_evicted`]: a tombstone per subscriber evicted since the last one
@@ -24,30 +25,9 @@
 
 use super::*;
 use crate::detect::dedup::{Arrival, PERIODS};
-use crate::detect::snapshot::{
-    decode_record, encode_record, Put, Reader, RuleTable, SnapshotError, PARTITION_VERSION,
-};
-
-/// Version of a de-duplication id chunk ([`Engine::drain_ids`]): ids as they came, by
-/// arrival period and event day.
-pub const IDS_VERSION: u8 = 3;
-/// Version of a de-duplication image chunk (a full checkpoint's [`Engine::drain_ids`]): the
-/// fingerprint table itself, a slice at a time (the ids are not kept, see `dedup`), its
-/// tags standing for arrival periods.
-pub const IDS_IMAGE_VERSION: u8 = 4;
-/// The id chunk of earlier builds, by event day only; still read, each day's ids taking
-/// the arrival period of the day's end.
-pub const IDS_BY_DAY: u8 = 1;
-/// The image of earlier builds, its tags standing for event days; still read the same way.
-pub const IDS_IMAGE_BY_DAY: u8 = 2;
-
-/// Header of an image chunk: version, the four tags' periods, generation, buckets, first
-/// slot.
-const IMAGE_HEADER: usize = 1 + 4 * 4 + 1 + 4 + 4;
-/// Smallest id chunk: an image header and one entry (an id chunk needs less).
-const MIN_ID_CHUNK: usize = IMAGE_HEADER + 4;
-/// A tag's period in an image chunk when the tag is free.
-const NO_DAY: i32 = i32::MIN;
+use crate::detect::snapshot::ids::{self, Chunk, Image};
+use crate::detect::snapshot::partition;
+use crate::detect::snapshot::{decode_record, encode_record, RuleTable, SnapshotError};
 
 /// Change tracking for checkpoints, and what a restore still has to put in place.
 #[derive(Debug, Default)]
@@ -106,27 +86,17 @@ impl Engine {
         self.evict_collected(false);
     }
 
-    /// De-duplication ids remembered since the last call, encoded in chunks of at most
-    /// `max_chunk` bytes (at least 30): a version byte (3), then groups of (arrival period
-    /// `i32`, event day `i32`, count `u32`, ids `u64`), all LE. When `all` (and on the first
-    /// call) the whole table is written instead, as image chunks (version 4: the four tags'
-    /// periods `i32`, generation `u8`, buckets `u32`, first slot `u32`, entries `u32`).
+    /// De-duplication ids remembered since the last call, as id chunks of at most
+    /// `max_chunk` bytes (at least 30). When `all` (and on the first call) the whole table
+    /// is written instead, as image chunks (both laid out in `detect::snapshot::ids`).
     pub fn drain_ids(&mut self, all: bool, max_chunk: usize, mut f: impl FnMut(&[u8])) {
-        let forgotten = self.seen_ids.newest().saturating_sub(PERIODS as Arrival);
-        let max_chunk = max_chunk.max(MIN_ID_CHUNK);
-        let mut w = IdChunks::new(max_chunk);
         if all || !self.snap.track_ids {
-            self.drain_image(max_chunk, &mut f);
+            ids::encode_image(self.seen_ids.generations(), max_chunk, &mut f);
         } else {
-            let new = &mut self.snap.new_ids;
-            new.sort_unstable();
-            let runs = new.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1));
-            for run in runs.filter(|r| r[0].0 > forgotten) {
-                let ids = &mut run.iter().map(|x| x.2);
-                w.group((run[0].0, run[0].1), run.len(), ids, &mut f);
-            }
+            let forgotten = self.seen_ids.newest().saturating_sub(PERIODS as Arrival);
+            self.snap.new_ids.retain(|x| x.0 > forgotten);
+            ids::encode_ids(&mut self.snap.new_ids, max_chunk, &mut f);
         }
-        w.flush(&mut f);
         self.snap.new_ids.clear();
         self.snap.track_ids = true;
     }
@@ -136,77 +106,23 @@ impl Engine {
     /// number, every part in ascending key order (the same engine gives the same bytes).
     /// Counters ([`EngineStats`]) are not saved.
     pub fn encode_partition(&self) -> Vec<u8> {
-        let mut out = vec![PARTITION_VERSION];
-        RuleTable::encode(&mut out);
-        let (newest, closed, observed) = self.clock.parts();
-        out.put_i64(newest);
-        out.put_bool(closed.is_some());
-        out.put_i32(closed.unwrap_or(0));
-        out.put_i32(observed);
-        self.put_marks(&mut out);
-        self.put_partials(&mut out);
-        self.put_contacts(&mut out);
         let number = |s: u32| self.subs.number(s);
+        let mut out = partition::encode_head(self.clock.parts());
+        let marks = self
+            .marks
+            .iter()
+            .map(|(&(s, r), m)| ((number(s), r), m.as_slice()));
+        partition::put_marks(&mut out, marks.collect());
+        let partials = self.partials.iter().map(|(&(s, c), p)| ((number(s), c), p));
+        partition::put_partials(&mut out, partials.collect());
+        let contacts = self
+            .contacts
+            .iter()
+            .map(|(&s, l)| (number(s), l.as_slice()));
+        partition::put_contacts(&mut out, contacts.collect());
         self.facts.encode(&mut out, number);
         self.policy.encode(&mut out, number);
         out
-    }
-
-    fn put_marks(&self, out: &mut Vec<u8>) {
-        let mut marks: Vec<_> = self
-            .marks
-            .iter()
-            .map(|(&(s, r), m)| ((self.subs.number(s), r), m))
-            .collect();
-        marks.sort_unstable_by_key(|(k, _)| *k);
-        out.put_len(marks.len());
-        for ((m, r), list) in marks {
-            out.put_u64(m);
-            out.put_u8(r as u8);
-            out.put_len(list.len());
-            for k in list {
-                out.put_i64(k.episode);
-                out.put_i64(k.raised_ms);
-                out.put_u64(k.tie);
-            }
-        }
-    }
-
-    fn put_partials(&self, out: &mut Vec<u8>) {
-        let mut partials: Vec<_> = self
-            .partials
-            .iter()
-            .map(|(&(s, c), p)| ((self.subs.number(s), c), p))
-            .collect();
-        partials.sort_unstable_by_key(|(k, _)| *k);
-        out.put_len(partials.len());
-        for ((m, call_ref), p) in partials {
-            out.put_u64(m);
-            out.put_u64(call_ref);
-            out.put_i64(p.start_ms);
-            out.put_i64(p.end_ms);
-            out.put_u32(p.total_s);
-            out.put_bool(p.outgoing);
-            out.put_u8(p.operator);
-        }
-    }
-
-    fn put_contacts(&self, out: &mut Vec<u8>) {
-        let mut contacts: Vec<_> = self
-            .contacts
-            .iter()
-            .map(|(&s, l)| (self.subs.number(s), l))
-            .collect();
-        contacts.sort_unstable_by_key(|(m, _)| *m);
-        out.put_len(contacts.len());
-        for (m, list) in contacts {
-            out.put_u64(m);
-            out.put_len(list.len());
-            for c in list {
-                out.put_i32(c.day);
-                out.put_bool(c.fault);
-            }
-        }
     }
 
     /// Restores one subscriber record of [`Engine::drain_changed`]; a later record for the
@@ -223,48 +139,22 @@ impl Engine {
         Ok(())
     }
 
-    /// The whole de-duplication table as image chunks of at most `max_chunk` bytes.
-    fn drain_image(&self, max_chunk: usize, f: &mut impl FnMut(&[u8])) {
-        let (days, gens) = self.seen_ids.generations();
-        let per_chunk = (max_chunk - IMAGE_HEADER) / 4;
-        let mut buf = Vec::with_capacity(max_chunk.min(1 << 20));
-        for (gen, (buckets, entries)) in gens.into_iter().enumerate() {
-            for (k, piece) in entries.chunks(per_chunk).enumerate() {
-                buf.clear();
-                buf.push(IDS_IMAGE_VERSION);
-                for d in days {
-                    buf.put_i32(d.unwrap_or(NO_DAY));
-                }
-                buf.put_u8(gen as u8);
-                buf.put_u32(buckets);
-                buf.put_u32((k * per_chunk) as u32);
-                for &e in piece {
-                    buf.put_u32(e);
-                }
-                f(&buf);
-            }
-        }
-    }
-
     /// Adds the ids of one [`Engine::drain_ids`] chunk to those remembered (an image
     /// chunk's entries are put back where they were).
     pub fn restore_ids(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let by_day = match bytes.first() {
-            Some(&IDS_IMAGE_VERSION) => return self.restore_image(bytes, IDS_IMAGE_VERSION),
-            Some(&IDS_IMAGE_BY_DAY) => return self.restore_image(bytes, IDS_IMAGE_BY_DAY),
-            Some(&IDS_BY_DAY) => true,
-            _ => false,
+        let groups = match ids::decode(bytes)? {
+            Chunk::Image(image) => {
+                self.restore_image(image);
+                return Ok(());
+            }
+            Chunk::Ids(groups) => groups,
         };
-        let version = if by_day { IDS_BY_DAY } else { IDS_VERSION };
-        let mut r = Reader::versioned(bytes, "de-duplication ids", version)?;
-        while !r.is_empty() {
-            let period = if by_day { None } else { Some(r.i32()?) };
-            let day = r.i32()?;
+        for group in groups {
+            let (period, day, ids) = group?;
             let period = period.unwrap_or_else(|| self.period_of_day(day));
-            let n = r.count(8)?;
-            self.seen_ids.reserve(n);
-            for _ in 0..n {
-                self.seen_ids.insert(period, day, r.u64()?);
+            self.seen_ids.reserve(ids.len());
+            for id in ids {
+                self.seen_ids.insert(period, day, id);
             }
         }
         Ok(())
@@ -276,99 +166,42 @@ impl Engine {
         self.dedup_period(self.cal.day_start_ms(day + 1) - 1)
     }
 
-    fn restore_image(&mut self, bytes: &[u8], version: u8) -> Result<(), SnapshotError> {
-        let mut r = Reader::versioned(bytes, "de-duplication image", version)?;
-        let mut periods = [None; 4];
-        for p in &mut periods {
-            *p = Some(r.i32()?).filter(|&p| p != NO_DAY);
-            if version == IDS_IMAGE_BY_DAY {
-                *p = p.map(|day| self.period_of_day(day));
-            }
-        }
-        let (gen, buckets, first) = (r.u8()?, r.u32()?, r.u32()? as usize);
-        let entries = r.take(bytes.len() - IMAGE_HEADER)?;
-        if entries.len() % 4 != 0 || buckets == 0 || buckets > 1 << 28 {
-            return Err(r.malformed(format!("{buckets} buckets, {} bytes", entries.len())));
-        }
-        let entries = entries
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+    fn restore_image(&mut self, image: Image<'_>) {
+        let by_day = image.by_day;
+        let period = |t: i32| if by_day { self.period_of_day(t) } else { t };
+        let periods = image.tags.map(|t| t.map(period));
+        let gen = usize::from(image.gen);
         self.seen_ids
-            .load(periods, usize::from(gen), buckets, first, entries);
-        Ok(())
+            .load(periods, gen, image.buckets, image.first, image.entries());
     }
 
     /// Restores an [`Engine::encode_partition`] blob, replacing the side state (before or
     /// after the subscribers). On an error the engine is only fit to be dropped.
     pub fn restore_partition(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let mut r = Reader::versioned(bytes, "partition", PARTITION_VERSION)?;
-        let rules = RuleTable::decode(&mut r)?;
-        let (newest, has_closed, closed, observed) = (r.i64()?, r.bool()?, r.i32()?, r.i32()?);
-        self.clock
-            .restore(newest, has_closed.then_some(closed), observed);
-        self.read_marks(&mut r, &rules)?;
-        self.read_partials(&mut r)?;
-        self.read_contacts(&mut r)?;
-        let subs = &mut self.subs;
+        let (mut r, rules, (newest, closed, observed)) = partition::decode_head(bytes)?;
+        self.clock.restore(newest, closed, observed);
+        let (subs, marks) = (&mut self.subs, &mut self.marks);
+        marks.clear();
+        partition::read_marks(&mut r, &rules, |m, rule, list| {
+            let slot = subs.slot(m);
+            if let Some(rule) = rule {
+                marks.insert((slot, rule), list);
+            }
+        })?;
+        let partials = &mut self.partials;
+        partials.clear();
+        partition::read_partials(&mut r, |(m, c), p| {
+            partials.insert((subs.slot(m), c), p);
+        })?;
+        let contacts = &mut self.contacts;
+        contacts.clear();
+        partition::read_contacts(&mut r, |m, list| {
+            contacts.insert(subs.slot(m), list);
+        })?;
         self.facts.decode(&mut r, |m| subs.slot(m))?;
         self.policy.decode(&mut r, &rules, |m| subs.slot(m))?;
         r.finish()?;
         self.snap.rules = Some(rules);
-        Ok(())
-    }
-
-    fn read_marks(&mut self, r: &mut Reader<'_>, rules: &RuleTable) -> Result<(), SnapshotError> {
-        self.marks.clear();
-        for _ in 0..r.count(13)? {
-            let slot = self.subs.slot(r.u64()?);
-            let rule = rules.rule(r)?;
-            let n = r.count(24)?;
-            let mut list = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (episode, raised_ms, tie) = (r.i64()?, r.i64()?, r.u64()?);
-                list.push(Mark {
-                    episode,
-                    raised_ms,
-                    tie,
-                });
-            }
-            if let Some(rule) = rule {
-                self.marks.insert((slot, rule), list);
-            }
-        }
-        Ok(())
-    }
-
-    fn read_partials(&mut self, r: &mut Reader<'_>) -> Result<(), SnapshotError> {
-        self.partials.clear();
-        for _ in 0..r.count(38)? {
-            let key = (self.subs.slot(r.u64()?), r.u64()?);
-            let (start_ms, end_ms, total_s) = (r.i64()?, r.i64()?, r.u32()?);
-            let (outgoing, operator) = (r.bool()?, r.u8()?);
-            let p = PartialCall {
-                start_ms,
-                end_ms,
-                total_s,
-                outgoing,
-                operator,
-            };
-            self.partials.insert(key, p);
-        }
-        Ok(())
-    }
-
-    fn read_contacts(&mut self, r: &mut Reader<'_>) -> Result<(), SnapshotError> {
-        self.contacts.clear();
-        for _ in 0..r.count(12)? {
-            let slot = self.subs.slot(r.u64()?);
-            let n = r.count(5)?;
-            let mut list = Vec::with_capacity(n);
-            for _ in 0..n {
-                let (day, fault) = (r.i32()?, r.bool()?);
-                list.push(Contact { day, fault });
-            }
-            self.contacts.insert(slot, list);
-        }
         Ok(())
     }
 
@@ -454,56 +287,6 @@ impl Engine {
             .collect();
         self.facts.remap(new_of);
         self.policy.remap(new_of);
-    }
-}
-
-/// Id chunks being written: each at most `max` bytes.
-struct IdChunks {
-    max: usize,
-    buf: Vec<u8>,
-}
-
-impl IdChunks {
-    fn new(max: usize) -> IdChunks {
-        IdChunks {
-            max,
-            buf: Vec::with_capacity(max.min(1 << 20)),
-        }
-    }
-
-    /// Writes the `n` ids of `day`, in as many groups (and chunks) as they need.
-    fn group(
-        &mut self,
-        (period, day): (Arrival, Day),
-        mut n: usize,
-        ids: &mut impl Iterator<Item = u64>,
-        f: &mut impl FnMut(&[u8]),
-    ) {
-        while n > 0 {
-            if self.buf.is_empty() {
-                self.buf.push(IDS_VERSION);
-            }
-            let room = self.max.saturating_sub(self.buf.len() + 12) / 8;
-            if room == 0 {
-                self.flush(f);
-                continue;
-            }
-            let k = room.min(n);
-            self.buf.put_i32(period);
-            self.buf.put_i32(day);
-            self.buf.put_len(k);
-            for id in ids.by_ref().take(k) {
-                self.buf.put_u64(id);
-            }
-            n -= k;
-        }
-    }
-
-    fn flush(&mut self, f: &mut impl FnMut(&[u8])) {
-        if self.buf.len() > 1 {
-            f(&self.buf);
-        }
-        self.buf.clear();
     }
 }
 

@@ -3,6 +3,7 @@
 use super::*;
 use crate::detect::config::Cell;
 use crate::detect::event::{ChurnKind, RecordKey, TicketOutcomeEvent};
+use crate::detect::snapshot::ids::{IDS_BY_DAY, IDS_VERSION, MIN_ID_CHUNK};
 use crate::detect::snapshot::STATE_LEN;
 use crate::detect::OutcomeKind;
 

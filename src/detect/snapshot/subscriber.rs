@@ -1,24 +1,14 @@
-//! Snapshot encodings: what a partition's engine is saved as, so it can be restored after a
-//! crash and continue exactly (the engine side is [`super::engine`]'s `snapshot`).
+//! The subscriber record, one per subscriber, keyed by its number. A checkpoint writes one
+//! per changed subscriber and a restore reads tens of millions, so it is fixed-size and,
+//! once its length is checked, read in one pass with no error paths.
 //!
-//! **The changelog design.** The adapter keeps a compacted topic per engine: one record
-//! per subscriber, keyed by the number, holding the latest [`SubscriberState`], its table
-//! slot and its last ticket (tens of millions of them, so only those changed since the
-//! last checkpoint are written); the
-//! rest of the engine (watermark, pending partial calls, rule marks, complaint contacts,
-//! pending account facts, the policy's memory) is small and written whole at every
-//! checkpoint as one partition blob; de-duplication ids are written incrementally, in
-//! chunks. A restore replays the topic (later records win) into a fresh engine.
-//!
-//! **Encodings.** Every record starts with a version byte and fails loudly on a version
-//! this build does not read ([`SnapshotError::UnknownVersion`]); a truncated or malformed
-//! record is an error, never a panic. Integers are fixed-width little-endian, written field
-//! by field (no transmute, so the compiler's layout of [`SubscriberState`] is free to
-//! change); the state record is fixed-size.
+//! Fields are written one by one (no transmute), so the compiler's layout of
+//! [`SubscriberState`] is free to change; the byte layout is pinned by a test.
 
-use super::quality::LastTicket;
-use super::rules::RuleId;
-use super::state::{ClosedDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
+use super::codec::{Fixed, Put, Reader};
+use super::SnapshotError;
+use crate::detect::quality::LastTicket;
+use crate::detect::state::{ClosedDay, SubscriberState, HISTORY_DAYS, MONTHS, OPEN_DAYS};
 
 /// Version of the subscriber state ([`encode_state`]), and of the version-1 subscriber
 /// record (the state and its table order).
@@ -27,8 +17,6 @@ pub const STATE_VERSION: u8 = 1;
 /// order and its last ticket ([`LastTicket`], for the quality figures). Version-1 records
 /// (no last ticket) are still read.
 pub const RECORD_VERSION: u8 = 2;
-/// Version of the partition blob (`Engine::encode_partition`).
-pub const PARTITION_VERSION: u8 = 1;
 
 /// Bytes of an encoded [`SubscriberState`], version byte included.
 pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS * 2 + 35;
@@ -36,19 +24,6 @@ pub const STATE_LEN: usize = 1 + HISTORY_DAYS * 3 + OPEN_DAYS * 15 + 16 + MONTHS
 pub const RECORD_V1_LEN: usize = STATE_LEN + 4;
 /// Bytes of a subscriber record: the state, its place in the table and its last ticket.
 pub const RECORD_LEN: usize = RECORD_V1_LEN + LastTicket::ENCODED_LEN;
-
-/// Why a snapshot record could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum SnapshotError {
-    #[error("unknown {what} encoding version {version} (this build reads version {known})")]
-    UnknownVersion {
-        what: &'static str,
-        version: u8,
-        known: u8,
-    },
-    #[error("{what} record is truncated or malformed: {reason}")]
-    Malformed { what: &'static str, reason: String },
-}
 
 /// Appends `s`: the version byte, then every field, little-endian, in declaration order.
 pub fn encode_state(s: &SubscriberState, out: &mut Vec<u8>) {
@@ -95,7 +70,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<SubscriberState, SnapshotError> {
     if bytes.len() != STATE_LEN {
         return Err(r.malformed(format!("{} bytes, expected {STATE_LEN}", bytes.len())));
     }
-    Ok(read_state(&mut Fixed { b: bytes, pos: 1 }))
+    Ok(read_state(&mut Fixed::after_version(bytes)))
 }
 
 /// Appends a subscriber record: the state (its version byte now [`RECORD_VERSION`]), then
@@ -126,13 +101,13 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, SnapshotError> {
                 known: RECORD_VERSION,
             })
         }
-        None => return Err(Reader { bytes, what }.malformed("empty".into())),
+        None => return Err(Reader::new(bytes, what).malformed("empty".into())),
     };
     if bytes.len() != len {
         let reason = format!("{} bytes, expected {len} (version {version})", bytes.len());
-        return Err(Reader { bytes, what }.malformed(reason));
+        return Err(Reader::new(bytes, what).malformed(reason));
     }
-    let mut f = Fixed { b: bytes, pos: 1 };
+    let mut f = Fixed::after_version(bytes);
     let s = read_state(&mut f);
     let order = f.u32();
     let last = if version == RECORD_VERSION {
@@ -141,38 +116,6 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<Record, SnapshotError> {
         LastTicket::default()
     };
     Ok((s, order, last))
-}
-
-/// A cursor over a record whose length is already checked: the state is read in one
-/// pass with no error paths (restores read millions of them).
-struct Fixed<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl Fixed<'_> {
-    #[inline(always)]
-    fn array<const N: usize>(&mut self) -> [u8; N] {
-        let a = self.b[self.pos..self.pos + N].try_into().expect("N bytes");
-        self.pos += N;
-        a
-    }
-    #[inline(always)]
-    fn u8(&mut self) -> u8 {
-        self.array::<1>()[0]
-    }
-    #[inline(always)]
-    fn u16(&mut self) -> u16 {
-        u16::from_le_bytes(self.array())
-    }
-    #[inline(always)]
-    fn u32(&mut self) -> u32 {
-        u32::from_le_bytes(self.array())
-    }
-    #[inline(always)]
-    fn u64(&mut self) -> u64 {
-        u64::from_le_bytes(self.array())
-    }
 }
 
 /// The fields of [`encode_state`] after its version byte.
@@ -210,201 +153,6 @@ fn read_state(r: &mut Fixed<'_>) -> SubscriberState {
     s.flags = r.u16();
     s.months_billed = r.u8();
     s
-}
-
-/// Rules as a partition blob names them: by their index in a table of stable rule names
-/// written at the head of the blob, so a build that adds, removes or reorders rules still
-/// reads an older blob (memory of a rule it no longer has is dropped).
-#[derive(Debug)]
-pub(crate) struct RuleTable(Vec<Option<RuleId>>);
-
-impl RuleTable {
-    /// Appends this build's table: the code of a rule is `rule as u8`.
-    pub(crate) fn encode(out: &mut Vec<u8>) {
-        out.put_len(RuleId::ALL.len());
-        for r in RuleId::ALL {
-            out.put_str(r.as_str());
-        }
-    }
-
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<RuleTable, SnapshotError> {
-        let n = r.count(4)?;
-        if n > 32 {
-            return Err(r.malformed(format!("{n} rules do not fit a rule mask")));
-        }
-        let mut codes = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.str()?;
-            codes.push(RuleId::ALL.into_iter().find(|x| x.as_str() == name));
-        }
-        Ok(RuleTable(codes))
-    }
-
-    /// The rule of a code, `None` for a rule this build does not have.
-    pub(crate) fn rule(&self, r: &mut Reader<'_>) -> Result<Option<RuleId>, SnapshotError> {
-        let code = r.u8()?;
-        match self.0.get(usize::from(code)) {
-            Some(rule) => Ok(*rule),
-            None => Err(r.malformed(format!("rule code {code} is not in the table"))),
-        }
-    }
-
-    /// A rule mask of the blob's codes as this build's mask.
-    pub(crate) fn mask(&self, blob_mask: u32) -> u32 {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| blob_mask & (1 << i) != 0)
-            .filter_map(|(_, r)| *r)
-            .fold(0, |m, r| m | (1 << r as u32))
-    }
-}
-
-/// Little-endian fixed-width writes, and `u32`-length-prefixed strings and bytes.
-pub(crate) trait Put {
-    fn put_u8(&mut self, v: u8);
-    fn put_u16(&mut self, v: u16);
-    fn put_u32(&mut self, v: u32);
-    fn put_u64(&mut self, v: u64);
-    fn put_i32(&mut self, v: i32);
-    fn put_i64(&mut self, v: i64);
-    fn put_bool(&mut self, v: bool);
-    /// A count or length, as `u32` (larger is a bug: nothing here holds 4 G items).
-    fn put_len(&mut self, n: usize);
-    fn put_bytes(&mut self, b: &[u8]);
-    fn put_str(&mut self, s: &str);
-}
-
-impl Put for Vec<u8> {
-    fn put_u8(&mut self, v: u8) {
-        self.push(v);
-    }
-    fn put_u16(&mut self, v: u16) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_u32(&mut self, v: u32) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_u64(&mut self, v: u64) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_i32(&mut self, v: i32) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_i64(&mut self, v: i64) {
-        self.extend_from_slice(&v.to_le_bytes());
-    }
-    fn put_bool(&mut self, v: bool) {
-        self.push(u8::from(v));
-    }
-    fn put_len(&mut self, n: usize) {
-        self.put_u32(u32::try_from(n).expect("snapshot section over 4 G items"));
-    }
-    fn put_bytes(&mut self, b: &[u8]) {
-        self.put_len(b.len());
-        self.extend_from_slice(b);
-    }
-    fn put_str(&mut self, s: &str) {
-        self.put_bytes(s.as_bytes());
-    }
-}
-
-/// A bounds-checked cursor over one record: every read fails on truncation, naming the
-/// record kind.
-pub(crate) struct Reader<'a> {
-    bytes: &'a [u8],
-    what: &'static str,
-}
-
-macro_rules! read_le {
-    ($($name:ident: $t:ty),*) => {
-        $(pub(crate) fn $name(&mut self) -> Result<$t, SnapshotError> {
-            let b = self.take(std::mem::size_of::<$t>())?;
-            Ok(<$t>::from_le_bytes(b.try_into().expect("took the size")))
-        })*
-    };
-}
-
-impl<'a> Reader<'a> {
-    /// Checks the leading version byte against `known` and reads on after it.
-    pub(crate) fn versioned(
-        bytes: &'a [u8],
-        what: &'static str,
-        known: u8,
-    ) -> Result<Reader<'a>, SnapshotError> {
-        let mut r = Reader { bytes, what };
-        let version = r.u8()?;
-        if version != known {
-            return Err(SnapshotError::UnknownVersion {
-                what,
-                version,
-                known,
-            });
-        }
-        Ok(r)
-    }
-
-    pub(crate) fn malformed(&self, reason: String) -> SnapshotError {
-        SnapshotError::Malformed {
-            what: self.what,
-            reason,
-        }
-    }
-
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], SnapshotError> {
-        if self.bytes.len() < n {
-            return Err(self.malformed(format!("needs {n} more bytes, {} left", self.bytes.len())));
-        }
-        let (head, rest) = self.bytes.split_at(n);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    read_le!(u8: u8, u16: u16, u32: u32, u64: u64, i32: i32, i64: i64);
-
-    pub(crate) fn bool(&mut self) -> Result<bool, SnapshotError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            b => Err(self.malformed(format!("{b} is not a boolean"))),
-        }
-    }
-
-    /// A count of items of at least `min_bytes` each: refused when the rest of the record
-    /// cannot hold them, so a corrupt count never allocates gigabytes.
-    pub(crate) fn count(&mut self, min_bytes: usize) -> Result<usize, SnapshotError> {
-        let n = self.u32()? as usize;
-        if n.saturating_mul(min_bytes.max(1)) > self.bytes.len() {
-            return Err(self.malformed(format!(
-                "{n} items cannot fit in {} bytes",
-                self.bytes.len()
-            )));
-        }
-        Ok(n)
-    }
-
-    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], SnapshotError> {
-        let n = self.count(1)?;
-        self.take(n)
-    }
-
-    pub(crate) fn str(&mut self) -> Result<&'a str, SnapshotError> {
-        let b = self.bytes()?;
-        std::str::from_utf8(b).map_err(|e| self.malformed(format!("text is not UTF-8: {e}")))
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
-    /// The record must end here.
-    pub(crate) fn finish(self) -> Result<(), SnapshotError> {
-        if self.bytes.is_empty() {
-            Ok(())
-        } else {
-            Err(self.malformed(format!("{} trailing bytes", self.bytes.len())))
-        }
-    }
 }
 
 #[cfg(test)]
@@ -583,13 +331,5 @@ mod tests {
         }
         let err = decode_state(&state[..10]).unwrap_err().to_string();
         assert!(err.contains("truncated"), "{err}");
-    }
-
-    #[test]
-    fn a_corrupt_count_does_not_allocate() {
-        let mut b = vec![1u8];
-        b.put_u32(u32::MAX);
-        let mut r = Reader::versioned(&b, "test", 1).unwrap();
-        assert!(r.count(8).is_err());
     }
 }
