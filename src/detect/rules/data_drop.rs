@@ -1,8 +1,9 @@
 //! `data_drop` — "流量突減", a sudden drop in data traffic [003]: the last 7 days' data
 //! below `drop_ratio` (default 50%) of the subscriber's own weekly baseline, if that
 //! baseline is at least `min_weekly_baseline` MiB (default 200). Judged like `voice_drop`:
-//! the week before low too, and only if a fortnight this low is improbable (`max_chance`)
-//! among the subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
+//! a sharp week alone if it is far beyond chance, else the week before low too, and only
+//! if a window this low is improbable (`max_chance`) among the subscriber's own days,
+//! because daily volumes are heavy-tailed. See [`super::baseline`].
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

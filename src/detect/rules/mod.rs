@@ -64,13 +64,15 @@ macro_rules! drop_config {
         rule_config! {
             $(#[$doc])*
             $name { weight: $weight, cooldown_days: 14,
-                /// Fire when the last 7 days' total is below this share of the reference (the
-                /// mean 7-day total over the 21 days ending a week before).
+                /// Fire when the last 7 days' total is below this share of the usual week (the
+                /// mean 7-day total of the reference days; see `baseline`), the week before
+                /// low too; a week alone below half this share can be enough.
                 drop_ratio: f64 = 0.5,
                 #[doc = concat!("Smallest weekly baseline judged, in ", $unit, ", so light users don't fire.")]
                 min_weekly_baseline: f64 = $min,
-                /// Largest chance, among the subscriber's own usual days, of a week ranking
-                /// this low (rank test); smaller is stricter.
+                /// Largest chance, among the subscriber's own usual days, of a fortnight
+                /// ranking this low (rank test; a week alone needs a tenth of it); smaller
+                /// is stricter.
                 max_chance: f64 = 0.000002 }
             validate(self, key) {
                 check_fraction(key, "drop_ratio", self.drop_ratio)?;
