@@ -3,10 +3,14 @@
 //! Why: a subscriber who normally calls on most days and then makes and receives no call
 //! for a week has usually stopped using the SIM (the churn-anomaly checklist's "many days
 //! with zero calls" [000]). Judged on closed days only; the baseline is the subscriber's
-//! own: calls on at least `baseline_active_fraction` (default 60%) of the 28 days before the
-//! silent run. Fires once when the run reaches `min_days` (default 7); an ongoing silence
-//! raises no second ticket. A suspended line is judged too: silence is silence, and the
-//! suspension's own signal explains it on the same ticket.
+//! own: calls on at least `baseline_active_fraction` (default 60%) of the days before the
+//! silent run (the 35 days the state keeps, less the run). Fires when the run reaches
+//! `min_days` (default 7) and is longer than any silence among those usual days: a
+//! traveller whose last trip is within the five weeks judged is not news until this trip
+//! outlasts it. Data sessions do not break a run, so a phone left on in a drawer is still
+//! silent. An ongoing silence raises no second ticket (the cooldown). A suspended line is
+//! judged too: silence is silence, and the suspension's own signal explains it on the same
+//! ticket.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
@@ -32,32 +36,52 @@ pub const ACTION: &str =
     "The line has gone quiet: call to learn why usage stopped and offer a better \
      plan or free minutes.";
 
+/// Days a judgement reads: the silent run and the usual days before it.
+const SPAN: i32 = 35;
+/// Shortest stretch of usual days a run is judged against.
+const MIN_REFERENCE: i32 = 14;
+
 pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let n = cfg.min_days as i32;
-    if !cfg.enabled || !state.known_since(day - n - 27) {
+    if !cfg.enabled || !state.known_since(day - SPAN + 1) {
         return Verdict::No;
     }
-    if (day - n + 1..=day).any(|d| state.called_on(d)) {
+    let run = (0..SPAN - MIN_REFERENCE)
+        .take_while(|&i| !state.called_on(day - i))
+        .count() as i32;
+    if run < n || run == SPAN - MIN_REFERENCE {
         return Verdict::No;
     }
-    let active = (day - n - 27..=day - n)
-        .filter(|&d| state.called_on(d))
-        .count();
-    if (active as f64) < cfg.baseline_active_fraction * 28.0 {
+    let usual = day - SPAN + 1..=day - run;
+    let days = usual.clone().count();
+    let active = usual.clone().filter(|&d| state.called_on(d)).count();
+    let scaled = active as f64 * 28.0 / days as f64;
+    if scaled < cfg.baseline_active_fraction * 28.0 || longest_silence(state, usual) >= run {
         return Verdict::No;
     }
+    let active = scaled.round() as u32;
     let summary =
-        format!("No call made or received for {n} days; usually calls on {active} of 28 days");
+        format!("No call made or received for {run} days; usually calls on {active} of 28 days");
     let mut d = SignalDraft::at(
         RuleId::SilentDays,
         i64::from(day),
         cal.day_start_ms(day + 1),
         summary,
     )
-    .with("silent_days", f64::from(n as u32))
-    .with("baseline_active_days", active as f64);
-    d.first_seen_ms = cal.day_start_ms(day - n + 1);
+    .with("silent_days", f64::from(run as u32))
+    .with("baseline_active_days", f64::from(active));
+    d.first_seen_ms = cal.day_start_ms(day - run + 1);
     Verdict::Holds(d)
+}
+
+/// The longest run of days without a call in `days`.
+fn longest_silence(state: &SubscriberState, days: std::ops::RangeInclusive<Day>) -> i32 {
+    let (mut longest, mut current) = (0, 0);
+    for d in days {
+        current = if state.called_on(d) { 0 } else { current + 1 };
+        longest = longest.max(current);
+    }
+    longest
 }
 
 #[cfg(test)]
@@ -124,6 +148,28 @@ mod tests {
             s.close_day(d);
         }
         assert!(matches!(judge(&cfg, &s, 1047, &cal()), Verdict::No));
+    }
+
+    #[test]
+    fn a_regular_travellers_silent_week_is_not_news_a_longer_one_is() {
+        let cfg = SilentDaysConfig::default();
+        // Calls daily but for a silent week every four weeks (1012..=1018, 1040..=1046).
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        let mut fired = Vec::new();
+        for d in 1000..=1060 {
+            let trip = (d - 1012i32).rem_euclid(28) < 7;
+            if !trip && d < 1040 {
+                s.add_voice(d, 120, true);
+            }
+            s.close_day(d);
+            if d >= 1035 && matches!(judge(&cfg, &s, d, &cal()), Verdict::Holds(_)) {
+                fired.push(d);
+            }
+        }
+        // The trip from 1040 is as long as the last: nothing. Then the calls never come
+        // back: on its eighth day the silence is longer than any trip before.
+        assert_eq!(fired.first(), Some(&1047), "{fired:?}");
     }
 
     #[test]
