@@ -60,7 +60,13 @@ mod tests {
     #[test]
     fn a_steady_subscribers_sharp_fall_tickets_within_seven_days() {
         // 8 yuan a day, give or take one, then 1 yuan a day from day 1050 (87% down).
-        let fen = |d: Day| if d >= 1050 { 100 } else { 700 + 100 * i64::from(d % 3) };
+        let fen = |d: Day| {
+            if d >= 1050 {
+                100
+            } else {
+                700 + 100 * i64::from(d % 3)
+            }
+        };
         assert_eq!(judged(fen, 1040, 1070).first(), Some(&1056));
     }
 
