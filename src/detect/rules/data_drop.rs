@@ -3,6 +3,9 @@
 //! baseline is at least `min_weekly_baseline` MiB (default 200). Judged like `voice_drop`:
 //! the week before low too, and only if a fortnight this low is improbable (`max_chance`)
 //! among the subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
+//!
+//! Withdrawn (`recovered`) once the last 7 closed days' data is back to the midpoint between
+//! `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -4,6 +4,9 @@
 //! that ranks this low among the subscriber's own days at most `max_chance` of the time
 //! (default 1 in 500,000): call durations are heavy-tailed, so half a usual week happens by
 //! chance. See [`super::baseline`].
+//!
+//! Withdrawn (`recovered`) once the last 7 closed days' minutes are back to the midpoint
+//! between `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -185,11 +185,11 @@ fn unknown_versions_and_truncations_are_errors() {
         );
     }
     let mut bad = blob.clone();
-    bad[0] = 2;
+    bad[0] = 3;
     let err = r.restore_partition(&bad).unwrap_err().to_string();
     assert_eq!(
         err,
-        "unknown partition encoding version 2 (this build reads version 1)"
+        "unknown partition encoding version 3 (this build reads version 2)"
     );
     let err = r.restore_ids(&[7, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("ids encoding version 7"), "{err}");
