@@ -163,12 +163,47 @@ fn retained_journey() -> Vec<churnwatch::tools::workload::WireEvent> {
         .collect()
 }
 
+/// An overdue bill paid in full two days later, and a competitor care call followed by a
+/// port-out: both tickets are withdrawn (`paid`, `churned`).
+fn withdrawn_journeys() -> Vec<churnwatch::tools::workload::WireEvent> {
+    use churnwatch::tools::workload::{stories::START_MS, WireEvent};
+    use proto::account_event::Kind;
+    let at = |d: i64| START_MS + d * 86_400_000 + 36_000_000;
+    let event = |id: &str, sub: &str, d: i64, kind: Kind| {
+        WireEvent::Account(proto::AccountEvent {
+            event_id: id.into(),
+            subscriber: sub.into(),
+            event_time_ms: at(d),
+            kind: Some(kind),
+        })
+    };
+    let notice = Kind::BillOverdue(proto::BillOverdue {
+        period: "2026-02".into(),
+        amount: 8_800,
+        days_overdue: 10,
+    });
+    let payment = Kind::Payment(proto::PaymentReceived { amount: 8_800 });
+    let call = proto::CallDetailRecord::decode(&care_call("gone", PORTED_SUB, at(20))[..]);
+    let port_out = Kind::Churned(proto::Churned {
+        kind: proto::ChurnKind::PortOut as i32,
+    });
+    vec![
+        event("od", PAID_SUB, 12, notice),
+        event("pay", PAID_SUB, 14, payment),
+        WireEvent::Cdr(call.unwrap()),
+        event("port-out", PORTED_SUB, 22, port_out),
+    ]
+}
+
+const PAID_SUB: &str = "8613012399001";
+const PORTED_SUB: &str = "8613012399002";
+
 /// The demo workload and the retained journey, then one sentinel event per partition so
 /// every partition's watermark ends at the same time.
 fn workload(partitions: i32) -> Vec<churnwatch::tools::workload::WireEvent> {
     use churnwatch::tools::workload::WireEvent;
     let mut events = churnwatch::tools::workload::stories::workload();
-    for e in retained_journey() {
+    for e in retained_journey().into_iter().chain(withdrawn_journeys()) {
         // Where delivery reaches its time: appended, it would be weeks late.
         let at = events.iter().position(|x| x.time_ms() > e.time_ms());
         events.insert(at.unwrap_or(events.len()), e);
@@ -379,6 +414,15 @@ fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
         "the workload raises tickets: {}",
         expected.len()
     );
+    let withdrawn: Vec<&str> = expected
+        .values()
+        .filter(|t| t.status == proto::TicketStatus::Withdrawn as i32)
+        .map(|t| t.status_reason.as_str())
+        .collect();
+    assert!(
+        withdrawn.contains(&"churned") && withdrawn.contains(&"paid"),
+        "the workload withdraws tickets (issue 24, item 4): {withdrawn:?}"
+    );
     produce(&s.cfg, 3, &events, &outcomes);
     let (rt, stop, shared) = start(&s.cfg);
     let got = read_until_equal(&s.cfg, &expected);
@@ -396,6 +440,16 @@ fn tickets_from_kafka_equal_tickets_from_the_replay_engine() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(counted as usize, expected.len(), "{text}");
+    let withdrawals: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("churnwatch_tickets_withdrawn_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(withdrawals as usize, withdrawn.len(), "{text}");
+    assert!(
+        text.contains(r#"churnwatch_tickets_withdrawn_total{reason="paid",rule="overdue_bill"} 1"#),
+        "{text}"
+    );
     let _ = stop.send(());
     rt.shutdown_timeout(Duration::from_secs(10));
 }

@@ -12,7 +12,8 @@
 //! | first (strongest) signal's summary | `name` |
 //! | every signal's summary, joined by `"; "` | `description` |
 //! | `priority` | `severity`, `priority` (table below) |
-//! | (always) | `status: "acknowledged"`, `ticketType: "churnRisk"` |
+//! | `status`, `status_reason` | `status`, `statusChangeReason` (table below) |
+//! | (always) | `ticketType: "churnRisk"` |
 //! | `created_time_ms` | `creationDate`, ISO 8601 UTC with milliseconds |
 //! | `subscriber` | `relatedParty[0]`: role `customer`, a `PartyRef` to an `Individual` |
 //! | `signals[]` | `note[]`: one per signal, its rule, summary, evidence and time span |
@@ -27,6 +28,18 @@
 //! | P3 | `Medium` | `3` |
 //! | P4 | `Low` | `4` |
 //! | unspecified | omitted | omitted |
+//!
+//! Status (TMF621's state machine; see docs/withdrawals.md):
+//!
+//! | churnwatch | `status` | `statusChangeReason` |
+//! |---|---|---|
+//! | `OPEN` | `acknowledged`: raised and accepted, no agent has acted yet | omitted |
+//! | `WITHDRAWN`, reason `churned` | `cancelled`: the subscriber has gone, nothing left to do | `churned` |
+//! | `WITHDRAWN`, any other reason | `resolved`: the cause went by itself (`paid`, `resumed`, `renewed`, `recovered`) | the reason |
+//!
+//! A withdrawal is the ticket published again under the same `id`; TMF621 allows both
+//! `acknowledged → resolved` and `acknowledged → cancelled`, and a ticket an agent already
+//! worked simply takes the later state.
 //!
 //! **Re-emissions.** A ticket corrected by late evidence, or re-routed by a late
 //! do-not-disturb, is published again with the same `id` and the whole current object: the
@@ -49,8 +62,12 @@ use crate::proto;
 pub const AUTHOR: &str = "churnwatch";
 /// `ticketType` of every churnwatch ticket.
 pub const TICKET_TYPE: &str = "churnRisk";
-/// `status` of every churnwatch ticket: raised and accepted, no agent has acted yet.
+/// `status` of an open churnwatch ticket: raised and accepted, no agent has acted yet.
 pub const STATUS: &str = "acknowledged";
+/// `status` of a ticket withdrawn because its cause went by itself.
+pub const STATUS_RESOLVED: &str = "resolved";
+/// `status` of a ticket withdrawn because the subscriber churned.
+pub const STATUS_CANCELLED: &str = "cancelled";
 
 /// A TMF621 `TroubleTicket`, with the fields churnwatch fills.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,6 +83,8 @@ pub struct TroubleTicket {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<String>,
     pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_change_reason: Option<String>,
     pub ticket_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_date: Option<String>,
@@ -148,7 +167,9 @@ pub fn to_trouble_ticket(t: &proto::CareTicket) -> TroubleTicket {
         description: summaries.join("; "),
         severity: severity.map(String::from),
         priority: priority.map(String::from),
-        status: STATUS.into(),
+        status: status(t).into(),
+        status_change_reason: (t.status == proto::TicketStatus::Withdrawn as i32)
+            .then(|| t.status_reason.clone()),
         ticket_type: TICKET_TYPE.into(),
         creation_date: iso8601(t.created_time_ms),
         related_party: vec![customer(&t.subscriber)],
@@ -159,6 +180,18 @@ pub fn to_trouble_ticket(t: &proto::CareTicket) -> TroubleTicket {
             .map(|(i, s)| note(i, s))
             .collect(),
         trouble_ticket_characteristic: characteristics(t),
+    }
+}
+
+/// TMF621 `status` of a ticket: `acknowledged` while open; withdrawn, `cancelled` when
+/// the subscriber churned and `resolved` when the cause went by itself.
+pub fn status(t: &proto::CareTicket) -> &'static str {
+    if t.status != proto::TicketStatus::Withdrawn as i32 {
+        STATUS
+    } else if t.status_reason == "churned" {
+        STATUS_CANCELLED
+    } else {
+        STATUS_RESOLVED
     }
 }
 

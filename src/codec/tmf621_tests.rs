@@ -32,6 +32,7 @@ fn ticket(priority: proto::Priority) -> proto::CareTicket {
         suggested_action: "Call today.".into(),
         control_group: false,
         no_contact_reason: String::new(),
+        ..Default::default()
     }
 }
 
@@ -215,4 +216,26 @@ fn lines_round_trip_through_the_structs() {
     let back: TroubleTicket = serde_json::from_slice(&line).unwrap();
     assert_eq!(back, to_trouble_ticket(&t));
     assert_eq!(&line[..line.len() - 1], ticket_to_tmf621(&t).as_slice());
+}
+
+#[test]
+fn an_open_ticket_is_acknowledged_with_no_change_reason() {
+    let v = json_of(&ticket(proto::Priority::P2));
+    assert_eq!(v["status"], "acknowledged");
+    assert!(v.get("statusChangeReason").is_none());
+}
+
+#[test]
+fn a_withdrawn_ticket_is_resolved_or_cancelled_with_its_reason() {
+    let mut t = ticket(proto::Priority::P2);
+    t.status = proto::TicketStatus::Withdrawn as i32;
+    t.status_reason = "paid".into();
+    let v = json_of(&t);
+    assert_eq!(v["status"], "resolved");
+    assert_eq!(v["statusChangeReason"], "paid");
+    t.status_reason = "churned".into();
+    let v = json_of(&t);
+    assert_eq!(v["status"], "cancelled");
+    assert_eq!(v["statusChangeReason"], "churned");
+    assert_eq!(v["id"], t.ticket_id.as_str(), "the same id: an upsert");
 }

@@ -34,7 +34,11 @@ pub enum Fact {
         amount_fen: u32,
         due_day: u16,
     },
-    Payment,
+    /// A payment of `amount_fen` (0 when read from a changelog written before amounts were
+    /// kept): it settles the latest bill, and counts towards an overdue ticket's withdrawal.
+    Payment {
+        amount_fen: u32,
+    },
     Suspended,
     Resumed,
     Contract {
@@ -92,7 +96,7 @@ pub fn fold(st: &mut SubscriberState, f: &PendingFact) {
             st.bill_due_day = due_day;
             st.bill_paid_min = NO_MINUTE;
         }
-        Fact::Payment => {
+        Fact::Payment { .. } => {
             if st.bill_issued_min != NO_MINUTE && st.bill_paid_min == NO_MINUTE {
                 st.bill_paid_min = minute;
             }
@@ -134,8 +138,16 @@ impl PendingFacts {
     }
 
     /// Folds every fact that is final into its subscriber's state: judged facts before
-    /// `judged_before`, routing facts before `routing_before` (both UTC ms).
-    pub fn settle(&mut self, subs: &mut SubscriberTable, judged_before: i64, routing_before: i64) {
+    /// `judged_before`, routing facts before `routing_before` (both UTC ms). The payments
+    /// folded are appended to `paid` as `(slot, time, amount)`: an overdue ticket they pay
+    /// in full is withdrawn (see [`super::withdraw`]).
+    pub fn settle(
+        &mut self,
+        subs: &mut SubscriberTable,
+        judged_before: i64,
+        routing_before: i64,
+        paid: &mut Vec<(u32, i64, u32)>,
+    ) {
         let due = |f: &PendingFact| {
             f.time_ms
                 < if f.fact.is_routing() {
@@ -149,6 +161,9 @@ impl PendingFacts {
                 let st = subs.get_mut(slot);
                 for f in list.iter().filter(|f| due(f)) {
                     fold(st, f);
+                    if let Fact::Payment { amount_fen } = f.fact {
+                        paid.push((slot, f.time_ms, amount_fen));
+                    }
                 }
                 list.retain(|f| !due(f));
             }
@@ -267,7 +282,11 @@ impl PendingFact {
                 out.put_u32(amount_fen);
                 out.put_u16(due_day);
             }
-            Fact::Payment => out.put_u8(1),
+            // Tag 1 was a payment without its amount (still read, as 0).
+            Fact::Payment { amount_fen } => {
+                out.put_u8(7);
+                out.put_u32(amount_fen);
+            }
             Fact::Suspended => out.put_u8(2),
             Fact::Resumed => out.put_u8(3),
             Fact::Contract { end_day } => {
@@ -300,7 +319,10 @@ impl PendingFact {
                 amount_fen: r.u32()?,
                 due_day: r.u16()?,
             },
-            1 => Fact::Payment,
+            1 => Fact::Payment { amount_fen: 0 },
+            7 => Fact::Payment {
+                amount_fen: r.u32()?,
+            },
             2 => Fact::Suspended,
             3 => Fact::Resumed,
             4 => Fact::Contract { end_day: r.u16()? },
@@ -390,15 +412,17 @@ mod tests {
     #[test]
     fn a_payment_pays_the_latest_bill_before_it_whenever_it_arrives() {
         let st = folded_in_every_order(&[
-            at(0, 1, Fact::Payment),
+            at(0, 1, Fact::Payment { amount_fen: 100 }),
             bill(2, 2),
-            at(4, 3, Fact::Payment),
-            at(9, 4, Fact::Payment),
+            at(4, 3, Fact::Payment { amount_fen: 100 }),
+            at(9, 4, Fact::Payment { amount_fen: 100 }),
         ]);
         assert_eq!(st.bill_paid_min, to_minute(1_773_000_000_000 + 4 * H));
-        let unpaid = folded_in_every_order(&[at(1, 1, Fact::Payment), bill(2, 2)]);
+        let unpaid =
+            folded_in_every_order(&[at(1, 1, Fact::Payment { amount_fen: 100 }), bill(2, 2)]);
         assert_eq!(unpaid.bill_paid_min, NO_MINUTE, "paid before the bill");
-        let same_time = folded_in_every_order(&[at(2, 1, Fact::Payment), bill(2, 9)]);
+        let same_time =
+            folded_in_every_order(&[at(2, 1, Fact::Payment { amount_fen: 100 }), bill(2, 9)]);
         assert_ne!(same_time.bill_paid_min, NO_MINUTE, "paid as it was issued");
     }
 
@@ -420,7 +444,7 @@ mod tests {
         p.push(slot, at(2, 2, Fact::Plan { fee_yuan: 88 }));
         p.push(slot, at(30, 3, Fact::Contract { end_day: 20_050 }));
         let cut = 1_773_000_000_000 + 10 * H;
-        p.settle(&mut table, cut, cut - 9 * H);
+        p.settle(&mut table, cut, cut - 9 * H, &mut Vec::new());
         assert_ne!(table.get(slot).bill_issued_min, NO_MINUTE);
         assert_eq!(
             table.get(slot).plan_fee_yuan,
@@ -432,7 +456,7 @@ mod tests {
         let v = p.view(slot, table.get(slot), cut).unwrap();
         assert_eq!((v.plan_fee_yuan, v.contract_end_day), (88, 0));
         assert!(p.view(slot, table.get(slot), cut - 9 * H).is_none());
-        p.settle(&mut table, i64::MAX, i64::MAX);
+        p.settle(&mut table, i64::MAX, i64::MAX, &mut Vec::new());
         assert!(p.is_empty());
         assert_eq!(table.get(slot).plan_fee_yuan, 88);
         assert_eq!(table.get(slot).contract_end_day, 20_050);

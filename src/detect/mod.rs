@@ -53,6 +53,7 @@ pub mod ticket;
 pub mod tier;
 pub mod validate;
 pub mod watermark;
+pub mod withdraw;
 
 pub use config::DetectConfig;
 pub use engine::{Applied, Engine, EngineStats};

@@ -5,7 +5,9 @@
 //! routed (or dropped below threshold), the control group is held out, do-not-disturb and
 //! the contact cap move tickets to the no-contact queue, and tickets whose contact decision
 //! changes are re-emitted with the same id. It also remembers recent ticket ids to join the
-//! call center's outcomes. Pure like the rest of the core: time is the caller's event time.
+//! call center's outcomes, and follows every ticket until its cause has gone, to withdraw it
+//! (see [`super::withdraw`]). Pure like the rest of the core: time is the caller's event
+//! time.
 
 use rustc_hash::FxHashMap;
 
@@ -20,8 +22,10 @@ use super::rules::{RuleId, SignalDraft};
 use super::snapshot::{Put, Reader, RuleTable, SnapshotError};
 use super::state::{SubscriberState, OPEN_DAYS};
 use super::stats::{bump, EngineStats};
+use super::table::SubscriberTable;
 use super::ticket;
 use super::tier::{reference_month, Tiers};
+use super::withdraw::{Judged, OpenTickets, FOLLOW_DAYS};
 
 /// How long a ticket id is remembered to join call-center outcomes (180 days).
 const TICKET_MEMORY_MS: i64 = 180 * 86_400_000;
@@ -63,6 +67,8 @@ pub struct Policy {
     ticket_rules: FxHashMap<String, (u32, u32, i64)>,
     /// Rules a subscriber was just retained for, until when.
     retained: FxHashMap<(u32, RuleId), i64>,
+    /// Tickets followed until their cause has gone (see [`super::withdraw`]).
+    open: OpenTickets,
 }
 
 impl Policy {
@@ -74,6 +80,7 @@ impl Policy {
             routed: FxHashMap::default(),
             ticket_rules: FxHashMap::default(),
             retained: FxHashMap::default(),
+            open: OpenTickets::default(),
         }
     }
 
@@ -167,10 +174,54 @@ impl Policy {
             created_ms: t.created_time_ms,
             control: t.control_group,
         });
+        if update {
+            self.open.republish(slot, &mut t);
+        } else {
+            self.open.follow(slot, &t);
+        }
         out.push(t);
         stats.ticket_updates += also.len() as u64;
-        out.extend(also);
+        self.publish_again(slot, also, out);
         raised
+    }
+
+    /// Publishes tickets again (a contact decision changed): a withdrawn one stays so.
+    fn publish_again(&mut self, slot: u32, tickets: Vec<CareTicket>, out: &mut Vec<CareTicket>) {
+        for mut t in tickets {
+            self.open.republish(slot, &mut t);
+            out.push(t);
+        }
+    }
+
+    /// A payment folded at a day close (see [`super::withdraw`]).
+    pub fn note_payment(&mut self, slot: u32, at_ms: i64, amount_fen: u32) {
+        self.open.paid(slot, at_ms, amount_fen);
+    }
+
+    /// At the close of `day`: publishes again, withdrawn, every followed ticket whose
+    /// causes have all gone (or whose subscriber churned), in slot order.
+    pub fn withdraw_resolved(
+        &mut self,
+        ctx: &Ctx<'_>,
+        day: Day,
+        subs: &SubscriberTable,
+        stats: &mut EngineStats,
+        out: &mut Vec<CareTicket>,
+    ) {
+        let j = Judged {
+            rules: &ctx.cfg.rules,
+            cal: ctx.cal,
+            day,
+        };
+        for slot in self.open.slots() {
+            if !subs.is_live(slot) {
+                continue;
+            }
+            for (t, rule, reason) in self.open.judge(slot, subs.get(slot), &j) {
+                stats.count_withdrawn(rule, reason);
+                out.push(t);
+            }
+        }
     }
 
     /// The contact cap: at most `max_contacts` routed tickets per subscriber and period. A
@@ -272,8 +323,9 @@ impl Policy {
             t.no_contact_reason = "do_not_disturb".into();
             let also = self.withdraw(ctx, slot, &id);
             stats.ticket_updates += 1 + also.len() as u64;
+            self.open.republish(slot, &mut t);
             out.push(t);
-            out.extend(also);
+            self.publish_again(slot, also, out);
         }
     }
 
@@ -316,12 +368,15 @@ impl Policy {
         let now = ctx.cal.day_start_ms(closed + 1);
         self.ticket_rules
             .retain(|_, &mut (_, _, created)| created >= now - TICKET_MEMORY_MS);
+        // Followed while the contact cap may still re-emit them, so they stay withdrawn.
+        let follow_from = ctx.cal.day_start_ms(closed + 1 - FOLLOW_DAYS);
+        self.open.forget_before(follow_from.min(routed_from));
         self.retained
             .retain(|_, &mut until| until > now - ctx.lateness_ms);
     }
 
     /// Appends the policy's memory (contact-cap windows, routed tickets, ticket rules,
-    /// retained suppressions) for a snapshot, subscribers as `number(slot)`, each part in
+    /// retained suppressions, followed tickets) for a snapshot, subscribers as `number(slot)`, each part in
     /// ascending key order so the same memory always gives the same bytes.
     pub(crate) fn encode(&self, out: &mut Vec<u8>, number: impl Fn(u32) -> u64) {
         let mut windows: Vec<_> = self
@@ -364,14 +419,16 @@ impl Policy {
             out.put_u8(r as u8);
             out.put_i64(until);
         }
+        self.open.encode(out, number);
     }
 
     /// Replaces the memory with an [`Policy::encode`]d one, subscribers resolved to slots
-    /// by `slot_of`.
+    /// by `slot_of`; without `followed` tickets in a blob from before they were kept.
     pub(crate) fn decode(
         &mut self,
         r: &mut Reader<'_>,
         rules: &RuleTable,
+        followed: bool,
         mut slot_of: impl FnMut(u64) -> u32,
     ) -> Result<(), SnapshotError> {
         self.contact_windows.clear();
@@ -402,7 +459,16 @@ impl Policy {
                 self.retained.insert((slot, rule), until);
             }
         }
-        Ok(())
+        self.open = OpenTickets::default();
+        if !followed {
+            return Ok(());
+        }
+        self.open.decode(r, slot_of)
+    }
+
+    /// Approximate bytes of the followed tickets.
+    pub fn bytes(&self) -> usize {
+        self.open.bytes()
     }
 
     /// Drops the memory of evicted slots (a freed slot is soon another subscriber's). Routed
@@ -411,6 +477,7 @@ impl Policy {
         self.contact_windows.retain(|&(s, _), _| !gone(s));
         self.ticket_rules.retain(|_, &mut (s, _, _)| !gone(s));
         self.retained.retain(|&(s, _), _| !gone(s));
+        self.open.forget(&gone);
     }
 
     /// Moves every memory of a subscriber to its new slot.
@@ -427,5 +494,6 @@ impl Policy {
             .into_iter()
             .map(|((s, r), until)| ((to(s), r), until))
             .collect();
+        self.open.remap(new_of);
     }
 }

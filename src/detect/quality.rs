@@ -25,6 +25,12 @@
 //!   within `H` days before it; `churned{group}` counts the hits per subscriber, by the group
 //!   of the ticket judged. Uplift = 1 - (churned/ticketed)treated / (churned/ticketed)control.
 //!
+//! **A withdrawn ticket counts as what it was** (see [`super::withdraw`]): withdrawal is a
+//! re-publication, not a new ticket, and changes nothing here. A churned subscriber's tickets
+//! are withdrawn as `churned` and still count as hits for their rules; a ticket withdrawn
+//! because its cause went (a bill paid) is still its rules' ticket, a false alarm if no
+//! churn follows within the horizon.
+//!
 //! **A newer ticket replaces the last.** Within the horizon it just replaces it: the last
 //! ticket is the one judged (its rules get the hit or the false alarm), the replaced one is
 //! never judged. A newer ticket created more than `H` days after an unsettled one (possible

@@ -8,6 +8,7 @@ use crate::proto::CareTicket;
 
 use super::quality::QualityCounts;
 use super::rules::RuleId;
+use super::withdraw::Reason;
 
 /// Counters for the summary and, later, metrics.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -25,6 +26,9 @@ pub struct EngineStats {
     pub tickets_by_rule: BTreeMap<&'static str, u64>,
     /// Distinct ticket ids raised, by how `churnwatch_tickets_total` labels them.
     pub tickets_by_route: BTreeMap<TicketRoute, u64>,
+    /// Tickets withdrawn (published again as `WITHDRAWN`), by lead rule and reason (see
+    /// [`super::withdraw`]).
+    pub tickets_withdrawn: BTreeMap<(&'static str, &'static str), u64>,
     /// Signals that raised no ticket, by reason.
     pub suppressed: BTreeMap<&'static str, u64>,
     pub subscribers: usize,
@@ -87,6 +91,21 @@ impl EngineStats {
                 .entry(t.no_contact_reason.clone())
                 .or_insert(0) += 1;
         }
+    }
+}
+
+impl EngineStats {
+    /// Counts a withdrawal by the ticket's lead rule and the reason.
+    pub(crate) fn count_withdrawn(&mut self, rule: RuleId, reason: Reason) {
+        *self
+            .tickets_withdrawn
+            .entry((rule.as_str(), reason.as_str()))
+            .or_insert(0) += 1;
+    }
+
+    /// Tickets withdrawn, all rules and reasons.
+    pub fn withdrawn_total(&self) -> u64 {
+        self.tickets_withdrawn.values().sum()
     }
 }
 

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::hash::Hasher;
 
 use super::config::RulesConfig;
-use crate::proto::{CareTicket, Priority, Signal};
+use crate::proto::{CareTicket, Priority, Signal, TicketStatus};
 
 use super::event::{Msisdn, StableHasher};
 use super::rules::{weight, SignalDraft};
@@ -87,6 +87,8 @@ pub fn build(cfg: &RulesConfig, subscriber: Msisdn, mut signals: Vec<SignalDraft
         suggested_action: lead.map_or("", |r| r.suggested_action()).to_string(),
         control_group: false,
         no_contact_reason: String::new(),
+        status: TicketStatus::Open as i32,
+        status_reason: String::new(),
     }
 }
 

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub tickets: IntCounterVec,
     pub ticket_signals: IntCounterVec,
     pub ticket_updates: IntCounter,
+    pub tickets_withdrawn: IntCounterVec,
     pub suppressed: IntCounterVec,
     pub subscribers: IntGaugeVec,
     pub state_bytes: IntGaugeVec,
@@ -259,6 +260,7 @@ struct TicketMetrics {
     tickets: IntCounterVec,
     ticket_signals: IntCounterVec,
     ticket_updates: IntCounter,
+    tickets_withdrawn: IntCounterVec,
     suppressed: IntCounterVec,
     outcomes: IntCounterVec,
 }
@@ -278,6 +280,13 @@ fn ticket_metrics(r: &Registry) -> TicketMetrics {
         ),
         ticket_signals: counter(r, "churnwatch_ticket_signals_total", "Signals on new tickets, by rule.", &["rule"]),
         ticket_updates: register(r, ticket_updates),
+        tickets_withdrawn: counter(
+            r,
+            "churnwatch_tickets_withdrawn_total",
+            "Tickets published again as WITHDRAWN because their cause went, by lead rule and \
+             reason (paid, resumed, renewed, recovered, churned).",
+            &["rule", "reason"],
+        ),
         suppressed: counter(
             r,
             "churnwatch_suppressed_signals_total",
@@ -449,6 +458,7 @@ impl Metrics {
             tickets,
             ticket_signals,
             ticket_updates,
+            tickets_withdrawn,
             suppressed,
             outcomes,
         } = ticket_metrics(&r);
@@ -492,6 +502,7 @@ impl Metrics {
             tickets,
             ticket_signals,
             ticket_updates,
+            tickets_withdrawn,
             suppressed,
             subscribers,
             state_bytes,

@@ -69,6 +69,12 @@ impl fmt::Display for ReplaySummary {
         for (rule, n) in &s.tickets_by_rule {
             writeln!(f, "    {rule:<32} {n}")?;
         }
+        if !s.tickets_withdrawn.is_empty() {
+            writeln!(f, "  withdrawn         {}", s.withdrawn_total())?;
+            for ((rule, reason), n) in &s.tickets_withdrawn {
+                writeln!(f, "    {:<44} {n}", format!("{rule} ({reason})"))?;
+            }
+        }
         if !s.suppressed.is_empty() {
             writeln!(f, "  suppressed")?;
             for (reason, n) in &s.suppressed {

@@ -79,7 +79,9 @@ impl Engine {
                 amount_fen: amount.clamp(0, i64::from(u32::MAX)) as u32,
                 due_day: day16(due_time_ms),
             },
-            AccountKind::Payment { .. } => Fact::Payment,
+            AccountKind::Payment { amount } => Fact::Payment {
+                amount_fen: amount.clamp(0, i64::from(u32::MAX)) as u32,
+            },
             AccountKind::Suspended { .. } => Fact::Suspended,
             AccountKind::Resumed => Fact::Resumed,
             AccountKind::ContractUpdated { end_time_ms } => Fact::Contract {

@@ -1,6 +1,7 @@
 //! Day and month close: every subscriber's day is folded into history and the close rules
 //! of the registry (`rules::CLOSE_RULES`) run over it; their signals, less those already
-//! ticketed or cooling down, become one ticket per subscriber. Subscribers due for eviction
+//! ticketed or cooling down, become one ticket per subscriber. Then tickets whose causes have
+//! gone are withdrawn (see [`crate::detect::withdraw`]), and subscribers due for eviction
 //! leave at the end of the close (see `evict`).
 
 use super::*;
@@ -18,8 +19,13 @@ impl Engine {
         // profile facts wait until no ticket can be tiered before them (see `facts`).
         let next_start = self.cal.day_start_ms(day + 1);
         let routing_before = self.cal.day_start_ms(day) - self.clock.lateness_ms();
+        let mut paid = std::mem::take(&mut self.payments);
         self.facts
-            .settle(&mut self.subs, next_start, routing_before);
+            .settle(&mut self.subs, next_start, routing_before, &mut paid);
+        for (slot, at_ms, amount_fen) in paid.drain(..) {
+            self.policy.note_payment(slot, at_ms, amount_fen);
+        }
+        self.payments = paid;
         let mut drafts: Vec<(SignalDraft, Option<u32>)> = Vec::new();
         for slot in 0..self.subs.slots() {
             if !self.subs.is_live(slot) {
@@ -73,7 +79,21 @@ impl Engine {
                 self.collect_eviction(slot, reason);
             }
         }
+        self.withdraw_resolved(day, out);
         self.evict_collected(true);
+    }
+
+    /// Tickets whose causes have all gone by the end of `day` are published again,
+    /// withdrawn (see [`crate::detect::withdraw`]); before eviction, so a churned
+    /// subscriber's tickets are withdrawn on the day they leave.
+    fn withdraw_resolved(&mut self, day: Day, out: &mut Vec<CareTicket>) {
+        let ctx = Ctx {
+            cfg: &self.cfg,
+            cal: &self.cal,
+            lateness_ms: self.clock.lateness_ms(),
+        };
+        self.policy
+            .withdraw_resolved(&ctx, day, &self.subs, &mut self.stats, out);
     }
 
     /// The day's churn, or a ticket's horizon, judged (see [`crate::detect::quality`]).

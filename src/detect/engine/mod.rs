@@ -44,6 +44,10 @@
 //! reused, so memory follows the base held, not every number seen (see
 //! [`super::eviction`]).
 //!
+//! **Withdrawals.** At every day close, after the close rules, a ticket whose causes have
+//! all gone by the end of that day (a bill paid, a suspension lifted, usage back, the
+//! subscriber gone) is published again, same id, `WITHDRAWN` (see [`super::withdraw`]).
+//!
 //! **Checkpoints.** [`Engine::drain_changed`], [`Engine::drain_ids`] and
 //! [`Engine::encode_partition`] save a partition's engine for a changelog, and the
 //! `restore_*` methods rebuild it so it continues exactly (see `snapshot`).
@@ -161,6 +165,8 @@ pub struct Engine {
     /// Judges tickets against churn (see [`super::quality`]).
     quality: Quality,
     stats: EngineStats,
+    /// Payments folded at a day close, for the withdrawals (reused).
+    payments: Vec<(u32, i64, u32)>,
     /// Slots found due for eviction during a day close (reused, see `evict`).
     evicting: Vec<u32>,
     /// Change tracking for checkpoints and restore bookkeeping (see `snapshot`).
@@ -205,6 +211,7 @@ impl Engine {
             policy: Policy::new(cfg),
             quality: Quality::new(cfg.quality.horizon_days),
             stats: EngineStats::default(),
+            payments: Vec::new(),
             evicting: Vec::new(),
             snap: snapshot::Tracking::default(),
             cfg: cfg.clone(),
@@ -308,10 +315,14 @@ impl Engine {
     }
 
     /// Approximate bytes of state held: subscribers (their last tickets included), account
-    /// facts still pending, the de-duplication ids (their allocated capacity) and lead
-    /// times not yet drained.
+    /// facts still pending, the de-duplication ids (their allocated capacity), lead times
+    /// not yet drained and the tickets followed for withdrawal.
     pub fn state_bytes(&self) -> usize {
-        self.subs.bytes() + self.facts.bytes() + self.seen_ids.bytes() + self.quality.bytes()
+        self.subs.bytes()
+            + self.facts.bytes()
+            + self.seen_ids.bytes()
+            + self.quality.bytes()
+            + self.policy.bytes()
     }
 
     /// Calls `f(rule, lead_days)` for every hit's lead time since the last call (for a

@@ -4,6 +4,9 @@
 //! fires when the contract has less than 2 months left [003], and the retention programme
 //! targets promotions about to expire [002]. Judged at day close with the contract end
 //! known from closed days; raised once per contract end date.
+//!
+//! Withdrawn (`renewed`) once the contract end moves past the one ticketed, more than
+//! `days_before_end` away (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -3,6 +3,8 @@
 //! Why: suspending service while keeping the number is the classic step before porting out;
 //! the care work-order catalogue raises a ticket on it [003]. The strongest single signal.
 //! One ticket per aligned cooldown window.
+//!
+//! Withdrawn (`resumed`) once the suspension is lifted (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::Day;
 

@@ -3,6 +3,9 @@
 //! Why: an unpaid bill leads to suspension, and a suspended subscriber is one step from
 //! leaving; the care work-order catalogue raises a ticket on the billing system's overdue
 //! notice [003]. One ticket per billing period.
+//!
+//! Withdrawn (`paid`) once payments made after the notice add up to its amount (see
+//! [`crate::detect::withdraw`]).
 
 use crate::detect::event::Period;
 

@@ -11,6 +11,9 @@
 //! silent. An ongoing silence raises no second ticket (the cooldown). A suspended line is
 //! judged too: silence is silence, and the suspension's own signal explains it on the same
 //! ticket.
+//!
+//! Withdrawn (`recovered`) once the subscriber calls, or is called, on at least 3 of the last
+//! 7 closed days (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

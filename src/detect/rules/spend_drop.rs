@@ -5,6 +5,9 @@
 //! if it is far beyond chance, else the week before low too, and only if a window this low
 //! is improbable (`max_chance`) among the
 //! subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
+//!
+//! Withdrawn (`recovered`) once the last 7 closed days' spend is back to the midpoint between
+//! `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -6,6 +6,9 @@
 //! share is not separable in CDRs). Fires when the run of declining months reaches exactly
 //! `months` (default 3), so a fourth declining month is the same episode. The month the
 //! decline starts from must have at least `min_start_spend_yuan` (default 20).
+//!
+//! Withdrawn (`recovered`) once a month closed after the ticket's spends at least the
+//! midpoint of the ticket's start and last month (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{first_day_of_month, Calendar};
 use crate::detect::event::Period;

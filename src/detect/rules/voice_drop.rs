@@ -6,6 +6,9 @@
 //! chance. A sharp fall (below a quarter of the usual week) that no usual day of the last
 //! four weeks comes near is enough after one week: a steady caller who stops is ticketed on
 //! the seventh day. See [`super::baseline`].
+//!
+//! Withdrawn (`recovered`) once the last 7 closed days' minutes are back to the midpoint
+//! between `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -3,7 +3,8 @@
 //!
 //! Layout: version ([`PARTITION_VERSION`]), the rule table ([`RuleTable`]), the watermark,
 //! rule marks, pending partial calls, complaint contacts, then the pending account facts
-//! and the policy's memory (written by `facts` and `policy`, whose types they are). Every
+//! and the policy's memory, followed tickets last (written by `facts`, `policy` and
+//! `withdraw`, whose types they are; version 1 blobs, read still, end before them). Every
 //! part is in ascending key order, so the same engine gives the same bytes. The engine
 //! gathers each part and hands it over here, and gets each back through a callback.
 
@@ -13,8 +14,11 @@ use crate::detect::engine::{Mark, PartialCall};
 use crate::detect::rules::complaint_burst::Contact;
 use crate::detect::rules::RuleId;
 
-/// Version of the partition blob.
-pub const PARTITION_VERSION: u8 = 1;
+/// Version of the partition blob: 2 adds the tickets followed for withdrawal at the end of
+/// the policy's memory, and payments with their amount among the pending facts.
+pub const PARTITION_VERSION: u8 = 2;
+/// The version before, still read (it has no followed tickets).
+pub const PARTITION_VERSION_1: u8 = 1;
 
 /// The watermark as saved: newest event time, last closed day, first day observed.
 pub(crate) type Clock = (i64, Option<Day>, Day);
@@ -30,12 +34,24 @@ pub(crate) fn encode_head((newest, closed, observed): Clock) -> Vec<u8> {
     out
 }
 
-/// Reads a blob's head: the reader after it, the blob's rule table and the watermark.
-pub(crate) fn decode_head(bytes: &[u8]) -> Result<(Reader<'_>, RuleTable, Clock), SnapshotError> {
-    let mut r = Reader::versioned(bytes, "partition", PARTITION_VERSION)?;
+/// Reads a blob's head: the reader after it, the blob's rule table, the watermark and the
+/// blob's version ([`PARTITION_VERSION`] or [`PARTITION_VERSION_1`]).
+pub(crate) fn decode_head(
+    bytes: &[u8],
+) -> Result<(Reader<'_>, RuleTable, Clock, u8), SnapshotError> {
+    let version = match bytes.first() {
+        Some(&PARTITION_VERSION_1) => PARTITION_VERSION_1,
+        _ => PARTITION_VERSION,
+    };
+    let mut r = Reader::versioned(bytes, "partition", version)?;
     let rules = RuleTable::decode(&mut r)?;
     let (newest, has_closed, closed, observed) = (r.i64()?, r.bool()?, r.i32()?, r.i32()?);
-    Ok((r, rules, (newest, has_closed.then_some(closed), observed)))
+    Ok((
+        r,
+        rules,
+        (newest, has_closed.then_some(closed), observed),
+        version,
+    ))
 }
 
 /// Rule marks, by subscriber number and rule.

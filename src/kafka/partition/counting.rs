@@ -137,7 +137,7 @@ impl PartitionTask {
     }
 
     /// Exports the engine's ticket counts: new tickets by route, the signals on them by
-    /// rule, re-sent tickets and suppressed signals. From the engine's counters, not the
+    /// rule, re-sent tickets, withdrawn tickets and suppressed signals. From the engine's counters, not the
     /// tickets published, which also carry re-sent ones (corrections, contact decisions).
     pub(super) fn count_tickets(&mut self) {
         let m = &self.shared.metrics;
@@ -154,6 +154,14 @@ impl PartitionTask {
         if stats.ticket_updates > seen.updates {
             m.ticket_updates.inc_by(stats.ticket_updates - seen.updates);
             seen.updates = stats.ticket_updates;
+        }
+        for (&(rule, reason), n) in &stats.tickets_withdrawn {
+            add(
+                &m.tickets_withdrawn,
+                &[rule, reason],
+                *n,
+                seen.withdrawn.entry((rule, reason)).or_insert(0),
+            );
         }
         if stats.tickets == seen.tickets {
             return;
@@ -200,6 +208,7 @@ pub(super) struct TicketsSeen {
     suppressed: BTreeMap<&'static str, u64>,
     routes: BTreeMap<TicketRoute, u64>,
     by_rule: BTreeMap<&'static str, u64>,
+    withdrawn: BTreeMap<(&'static str, &'static str), u64>,
     tickets: u64,
     updates: u64,
 }
@@ -210,6 +219,7 @@ impl TicketsSeen {
             suppressed: stats.suppressed.clone(),
             routes: stats.tickets_by_route.clone(),
             by_rule: stats.tickets_by_rule.clone(),
+            withdrawn: stats.tickets_withdrawn.clone(),
             tickets: stats.tickets,
             updates: stats.ticket_updates,
         }

@@ -178,7 +178,7 @@ impl Engine {
     /// Restores an [`Engine::encode_partition`] blob, replacing the side state (before or
     /// after the subscribers). On an error the engine is only fit to be dropped.
     pub fn restore_partition(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (mut r, rules, (newest, closed, observed)) = partition::decode_head(bytes)?;
+        let (mut r, rules, (newest, closed, observed), version) = partition::decode_head(bytes)?;
         self.clock.restore(newest, closed, observed);
         let (subs, marks) = (&mut self.subs, &mut self.marks);
         marks.clear();
@@ -199,7 +199,9 @@ impl Engine {
             contacts.insert(subs.slot(m), list);
         })?;
         self.facts.decode(&mut r, |m| subs.slot(m))?;
-        self.policy.decode(&mut r, &rules, |m| subs.slot(m))?;
+        let followed = version >= 2;
+        self.policy
+            .decode(&mut r, &rules, followed, |m| subs.slot(m))?;
         r.finish()?;
         self.snap.rules = Some(rules);
         Ok(())

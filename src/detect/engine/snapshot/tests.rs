@@ -185,11 +185,11 @@ fn unknown_versions_and_truncations_are_errors() {
         );
     }
     let mut bad = blob.clone();
-    bad[0] = 2;
+    bad[0] = 3;
     let err = r.restore_partition(&bad).unwrap_err().to_string();
     assert_eq!(
         err,
-        "unknown partition encoding version 2 (this build reads version 1)"
+        "unknown partition encoding version 3 (this build reads version 2)"
     );
     let err = r.restore_ids(&[7, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("ids encoding version 7"), "{err}");
@@ -349,4 +349,20 @@ fn last_tickets_survive_a_restore_and_are_judged_the_same() {
     assert_eq!(hits(q) - hits(&before), hits(rq));
     assert_eq!(q.misses - before.misses, rq.misses);
     assert_eq!(q.churned[0] - before.churned[0], rq.churned[0]);
+}
+
+#[test]
+fn a_version_1_blob_without_followed_tickets_is_still_read() {
+    // An engine with no ticket and no payment pending writes the version 1 layout plus an
+    // empty list of followed tickets (4 bytes) at the end.
+    let mut e = Engine::new(&config(), &[]).unwrap();
+    let mut out = Vec::new();
+    e.apply(&cdr(1, SUB, T0, CdrKind::VoiceOut, "13012340001"), &mut out);
+    assert!(out.is_empty());
+    let blob = e.encode_partition();
+    let mut v1 = blob[..blob.len() - 4].to_vec();
+    v1[0] = 1;
+    let mut r = Engine::new(&config(), &[]).unwrap();
+    r.restore_partition(&v1).unwrap();
+    assert_eq!(r.encode_partition(), blob);
 }
