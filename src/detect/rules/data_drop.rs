@@ -1,17 +1,12 @@
 //! `data_drop` — "流量突減", a sudden drop in data traffic [003]: the last 7 days' data
 //! below `drop_ratio` (default 50%) of the subscriber's own weekly baseline, if that
 //! baseline is at least `min_weekly_baseline` MiB (default 200). Judged like `voice_drop`:
-<<<<<<< HEAD
 //! a sharp week alone if it is far beyond chance, else the week before low too, and only
 //! if a window this low is improbable (`max_chance`) among the subscriber's own days,
 //! because daily volumes are heavy-tailed. See [`super::baseline`].
-=======
-//! the week before low too, and only if a fortnight this low is improbable (`max_chance`)
-//! among the subscriber's own days, because daily volumes are heavy-tailed. See [`super::baseline`].
 //!
 //! Withdrawn (`recovered`) once the last 7 closed days' data is back to the midpoint between
 //! `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
->>>>>>> withdrawals
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
