@@ -273,9 +273,13 @@ impl Population {
         self.subs.iter().filter(|s| s.churn_day.is_some()).count() as u64
     }
 
-    /// The ground truth as CSV: every planted journey and look-alike, with its churn time.
+    /// The ground truth as CSV: every planted journey and look-alike, with its churn time
+    /// and, for journeys, the start of its onset day (the operator's day, as the engine's
+    /// calendar counts days; empty for look-alikes).
     pub fn journeys_csv(&self) -> String {
-        let mut text = String::from("subscriber,journey,expected_rule,churn_time_ms,look_alike\n");
+        let mut text = String::from(
+            "subscriber,journey,expected_rule,churn_time_ms,look_alike,onset_time_ms\n",
+        );
         for s in &self.subs {
             let churn = match s.churn_day {
                 Some(_) => s.churn_ms.to_string(),
@@ -285,14 +289,15 @@ impl Population {
                 Role::Background => continue,
                 Role::Journey(j) => {
                     text.push_str(&format!(
-                        "{},{},{},{churn},false\n",
+                        "{},{},{},{churn},false,{}\n",
                         s.number,
                         j.kind.name(),
-                        j.kind.expected_rule()
+                        j.kind.expected_rule(),
+                        self.world.day(j.onset).start_ms
                     ));
                 }
                 Role::LookAlike(l, _, _) => {
-                    text.push_str(&format!("{},{},,{churn},true\n", s.number, l.name()));
+                    text.push_str(&format!("{},{},,{churn},true,\n", s.number, l.name()));
                 }
             }
         }
@@ -487,5 +492,14 @@ mod tests {
         assert_eq!(rows.len() as u64, planted_n);
         let subs: BTreeSet<&str> = rows.iter().map(|r| &r[..13]).collect();
         assert_eq!(subs.len(), rows.len());
+        // A journey's onset is the start of a day of the horizon; a look-alike has none.
+        let day_starts: BTreeSet<i64> = (0..150).map(|d| p.world.day(d).start_ms).collect();
+        for row in rows {
+            let f: Vec<&str> = row.split(',').collect();
+            match f[4] {
+                "true" => assert_eq!(f[5], "", "{row}"),
+                _ => assert!(day_starts.contains(&f[5].parse().unwrap()), "{row}"),
+            }
+        }
     }
 }
