@@ -50,6 +50,10 @@ pub use kinds::{JourneyKind, LookAlike};
 /// Days over which a drop journey's usage falls to a tenth.
 const DROP_FALL_DAYS: u32 = 21;
 
+/// Share of the population planted with each kind of look-alike (1.5% for the first
+/// twelve kinds; a new kind adds its own share rather than thinning the others).
+const LOOK_ALIKE_SHARE: f64 = 0.00125;
+
 /// How much someone uses the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Habit {
@@ -320,7 +324,7 @@ fn populate(world: &World, n: usize) -> (Vec<Sub>, Planted) {
     let kinds = JourneyKind::ALL.len();
     let looks = LookAlike::ALL.len();
     let n_journeys = ((n as f64 * 0.04).round() as usize).max(kinds).min(n / 2);
-    let n_looks = ((n as f64 * 0.015).round() as usize)
+    let n_looks = ((n as f64 * LOOK_ALIKE_SHARE * looks as f64).round() as usize)
         .max(looks)
         .min(n.saturating_sub(n_journeys) / 2);
     let mut planted = Planted::default();
