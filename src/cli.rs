@@ -168,6 +168,10 @@ pub(crate) struct ReplayArgs {
     /// Write the detection-quality report (precision, recall, lead times) as JSON here.
     #[arg(long)]
     pub(crate) report: Option<PathBuf>,
+    /// `generate`'s ground truth (journeys.csv): adds each journey's detection delay (days
+    /// from onset to first ticket) to the quality report.
+    #[arg(long)]
+    pub(crate) journeys: Option<PathBuf>,
     /// Configuration file (TOML); built-in defaults when absent.
     #[arg(long, env = "CHURNWATCH_CONFIG")]
     pub(crate) config: Option<PathBuf>,

@@ -85,6 +85,7 @@ fn run_replay(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         format: args.format,
         progress: std::io::stderr().is_terminal(),
         report: args.report,
+        journeys: args.journeys,
     };
     let summary = replay::run(&opts, &cfg).context("replay failed")?;
     eprintln!("{summary}");

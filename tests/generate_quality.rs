@@ -1,9 +1,10 @@
 //! End to end through the binary: `churnwatch generate` a workload with planted churn
 //! journeys and loyal look-alikes, `churnwatch replay --report` it, and hold the detector to
 //! the bar: precision and recall of at least 0.95, a median lead time of at least 14
-//! days, every planted rule seen, and no ticket for any look-alike.
+//! days, every planted rule seen, a detection delay for every planted journey kind
+//! (`replay --journeys`), and no ticket for any look-alike.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::process::Command;
 
@@ -36,6 +37,8 @@ struct Journey {
     journey: String,
     expected_rule: String,
     look_alike: bool,
+    /// Start of the onset day; look-alikes have none.
+    onset_time_ms: Option<i64>,
 }
 
 fn journeys(dir: &Path) -> HashMap<String, Journey> {
@@ -43,20 +46,23 @@ fn journeys(dir: &Path) -> HashMap<String, Journey> {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("subscriber,journey,expected_rule,churn_time_ms,look_alike")
+        Some("subscriber,journey,expected_rule,churn_time_ms,look_alike,onset_time_ms")
     );
     lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
-            assert_eq!(f.len(), 5, "{l}");
-            (
-                f[0].to_string(),
-                Journey {
-                    journey: f[1].to_string(),
-                    expected_rule: f[2].to_string(),
-                    look_alike: f[4] == "true",
-                },
-            )
+            assert_eq!(f.len(), 6, "{l}");
+            let j = Journey {
+                journey: f[1].to_string(),
+                expected_rule: f[2].to_string(),
+                look_alike: f[4] == "true",
+                onset_time_ms: (!f[5].is_empty()).then(|| f[5].parse().unwrap()),
+            };
+            assert_eq!(j.onset_time_ms.is_none(), j.look_alike, "{l}");
+            if let (Some(onset), Ok(churn)) = (j.onset_time_ms, f[3].parse::<i64>()) {
+                assert!(onset <= churn, "onset after churn: {l}");
+            }
+            (f[0].to_string(), j)
         })
         .collect()
 }
@@ -77,6 +83,8 @@ fn generated_workload_is_detected_with_the_promised_quality() {
         .arg(&tickets)
         .arg("--report")
         .arg(&report)
+        .arg("--journeys")
+        .arg(dir.path().join("journeys.csv"))
         .env_remove("CHURNWATCH_CONFIG")
         .output()
         .unwrap();
@@ -111,6 +119,30 @@ fn generated_workload_is_detected_with_the_promised_quality() {
         assert!(caught > 0, "rule {rule} caught nobody\n{stderr}");
     }
 
+    // Every planted journey kind has its detection delay beside its lead time.
+    let delays = &r["journeys"]["by_journey"];
+    let mut kinds: HashMap<&str, (u64, &str)> = HashMap::new();
+    for j in js.values().filter(|j| !j.look_alike) {
+        let e = kinds
+            .entry(j.journey.as_str())
+            .or_insert((0, &j.expected_rule));
+        e.0 += 1;
+    }
+    assert_eq!(kinds.len(), 19, "every journey kind is planted: {kinds:?}");
+    assert!(stderr.contains("detection delay by journey"), "{stderr}");
+    for (kind, (n, rule)) in &kinds {
+        let d = &delays[kind];
+        assert_eq!(d["planted"].as_u64(), Some(*n), "{kind}: {d}");
+        if rule.is_empty() {
+            continue; // the quiet leaver gives no sign to be caught by
+        }
+        assert!(d["caught"].as_u64().unwrap_or(0) > 0, "{kind}: {d}");
+        let median = num(&d["delay_days_median"]);
+        let p90 = num(&d["delay_days_p90"]);
+        assert!(0.0 <= median && median <= p90, "{kind}: {d}");
+        assert!(num(&d["lead_days_median"]) > 0.0, "{kind}: {d}");
+    }
+
     // Read the tickets (last version per id): no look-alike has one, and at least 95% of the
     // planted journeys got their own rule.
     let mut rules_of: HashMap<String, BTreeSet<String>> = HashMap::new();
@@ -124,16 +156,17 @@ fn generated_workload_is_detected_with_the_promised_quality() {
                 .insert(s["rule"].as_str().unwrap().to_string());
         }
     }
-    for (sub, j) in &js {
-        if j.look_alike {
-            assert!(
-                !rules_of.contains_key(sub),
-                "look-alike {} ({sub}) was ticketed: {:?}",
-                j.journey,
-                rules_of[sub]
-            );
+    // Every look-alike ticketed, counted by look-alike and rule, so a failure says how often.
+    let mut false_alarms: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (sub, j) in js.iter().filter(|(_, j)| j.look_alike) {
+        for rule in rules_of.get(sub).into_iter().flatten() {
+            *false_alarms.entry((&j.journey, rule)).or_default() += 1;
         }
     }
+    assert!(
+        false_alarms.is_empty(),
+        "look-alikes ticketed ((look-alike, rule): subscribers): {false_alarms:?}"
+    );
     let with_rule: Vec<&Journey> = js
         .values()
         .filter(|j| !j.look_alike && !j.expected_rule.is_empty())

@@ -97,6 +97,7 @@ fn replayed(
         format: churnwatch::config::TicketFormat::Json,
         progress: false,
         report: Some(report.clone()),
+        journeys: None,
     };
     let summary = replay::run_with(&opts, cfg, &mut Vec::new()).unwrap();
     let text = summary.to_string();

@@ -14,6 +14,7 @@
 //! counted and skipped. Only I/O failures, broken protobuf framing's aftermath aside, end
 //! the run with a [`ReplayError`] naming the file.
 
+pub mod delay;
 mod files;
 pub mod quality;
 mod report;
@@ -72,6 +73,9 @@ pub struct ReplayOptions {
     pub progress: bool,
     /// Write the detection-quality report here as JSON.
     pub report: Option<PathBuf>,
+    /// `generate`'s ground truth (`journeys.csv`): adds the detection delay per journey
+    /// to the quality report.
+    pub journeys: Option<PathBuf>,
 }
 
 /// Why a replay could not run or finish. Malformed records are not errors; see the summary.
@@ -85,6 +89,11 @@ pub enum ReplayError {
     Read { path: String, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: String, source: io::Error },
+    #[error("cannot use the ground truth {path}: {source}")]
+    Journeys {
+        path: String,
+        source: delay::JourneysError,
+    },
     #[error(transparent)]
     Ported(#[from] PortedError),
     #[error(transparent)]
@@ -207,12 +216,15 @@ impl Collected {
     /// there is ground truth (or a report was asked for).
     fn summary(self, opts: &ReplayOptions, engine: &Engine) -> Result<ReplaySummary, ReplayError> {
         let mut summary = self.summary;
-        if !self.churns.is_empty() || opts.report.is_some() {
+        if !self.churns.is_empty() || opts.report.is_some() || opts.journeys.is_some() {
             let mut finals: Vec<proto::CareTicket> = self.finals.into_values().collect();
             finals.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
             let given = opts.outcomes.is_some().then_some(self.outcomes.as_slice());
             let mut q = measure(&finals, &self.churns, given);
             q.live_quality = Some(live_quality(engine));
+            if let Some(path) = &opts.journeys {
+                q.journeys = Some(delay::measure(&read_journeys(path)?, &finals));
+            }
             if let Some(path) = &opts.report {
                 write_report(path, &q)?;
             }
@@ -220,6 +232,16 @@ impl Collected {
         }
         Ok(summary)
     }
+}
+
+/// Reads and parses `generate`'s ground truth.
+fn read_journeys(path: &Path) -> Result<Vec<delay::PlantedJourney>, ReplayError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ReplayError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    delay::parse_journeys(&text).map_err(|source| ReplayError::Journeys { path: name, source })
 }
 
 /// The engine's live quality figures, with the outcomes it counted.

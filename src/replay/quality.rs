@@ -96,6 +96,9 @@ pub struct QualityReport {
     /// service exports as `churnwatch_quality_*` for the same input; set by `replay`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_quality: Option<crate::detect::quality::LiveQualityReport>,
+    /// Detection delay per planted journey, when `replay --journeys` gave the ground truth.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journeys: Option<super::delay::JourneyDelays>,
 }
 
 /// One subscriber's tickets, reduced to what the figures need.
@@ -158,6 +161,7 @@ pub fn measure(
         control: (!control.is_empty()).then(|| population(&control, churn_ms, control_churned)),
         outcomes: outcomes.map(|o| count_outcomes(tickets, o)),
         live_quality: None,
+        journeys: None,
     }
 }
 
@@ -237,7 +241,7 @@ fn ratio(n: u64, d: u64) -> Option<f64> {
 }
 
 /// Median of sorted values (mean of the middle two for an even count).
-fn median(sorted: &[f64]) -> Option<f64> {
+pub(super) fn median(sorted: &[f64]) -> Option<f64> {
     let n = sorted.len();
     match n {
         0 => None,
@@ -247,7 +251,7 @@ fn median(sorted: &[f64]) -> Option<f64> {
 }
 
 /// The smallest value with at least `q` of the values at or below it.
-fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
+pub(super) fn nearest_rank(sorted: &[f64], q: f64) -> Option<f64> {
     if sorted.is_empty() {
         return None;
     }
@@ -343,6 +347,9 @@ impl fmt::Display for QualityReport {
             self.churned_subscribers, m.churned, self.tickets
         )?;
         write_population(f, m)?;
+        if let Some(j) = &self.journeys {
+            write!(f, "{j}")?;
+        }
         if let Some(c) = &self.control {
             writeln!(
                 f,

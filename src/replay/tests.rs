@@ -19,6 +19,7 @@ fn opts(dir: &Path, cdr: Option<PathBuf>, account: Option<PathBuf>) -> ReplayOpt
         format: crate::config::TicketFormat::Json,
         progress: false,
         report: None,
+        journeys: None,
     }
 }
 

@@ -149,10 +149,19 @@ pub enum LookAlike {
     PaysFourDaysEarly,
     /// Renews the contract 61-70 days before it would end.
     ContractRenewed,
+    /// Travels abroad every 4-8 weeks for 5-9 days: calls almost stop, a little roaming
+    /// data, then usage comes back.
+    RegularTraveller,
+    /// Moves calls to apps: voice falls to 15-35% at once, data rises so that spend stays
+    /// about the same.
+    VoiceToData,
+    /// Changes to a cheaper plan (same rate band); usage unchanged, so the bill falls only
+    /// by the fee difference.
+    PlanDowngrade,
 }
 
 impl LookAlike {
-    pub const ALL: [LookAlike; 12] = [
+    pub const ALL: [LookAlike; 15] = [
         LookAlike::HolidayDip,
         LookAlike::OnNetForwarding,
         LookAlike::SingleComplaint,
@@ -165,6 +174,9 @@ impl LookAlike {
         LookAlike::BalanceExactlyFive,
         LookAlike::PaysFourDaysEarly,
         LookAlike::ContractRenewed,
+        LookAlike::RegularTraveller,
+        LookAlike::VoiceToData,
+        LookAlike::PlanDowngrade,
     ];
 
     pub fn name(self) -> &'static str {
@@ -181,6 +193,9 @@ impl LookAlike {
             LookAlike::BalanceExactlyFive => "balance_exactly_5_yuan",
             LookAlike::PaysFourDaysEarly => "pays_4_days_before_due",
             LookAlike::ContractRenewed => "contract_renewed",
+            LookAlike::RegularTraveller => "regular_traveller",
+            LookAlike::VoiceToData => "voice_to_data",
+            LookAlike::PlanDowngrade => "plan_downgrade",
         }
     }
 }

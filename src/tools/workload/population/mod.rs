@@ -50,6 +50,10 @@ pub use kinds::{JourneyKind, LookAlike};
 /// Days over which a drop journey's usage falls to a tenth.
 const DROP_FALL_DAYS: u32 = 21;
 
+/// Share of the population planted with each kind of look-alike (1.5% for the first
+/// twelve kinds; a new kind adds its own share rather than thinning the others).
+const LOOK_ALIKE_SHARE: f64 = 0.00125;
+
 /// How much someone uses the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Habit {
@@ -273,9 +277,13 @@ impl Population {
         self.subs.iter().filter(|s| s.churn_day.is_some()).count() as u64
     }
 
-    /// The ground truth as CSV: every planted journey and look-alike, with its churn time.
+    /// The ground truth as CSV: every planted journey and look-alike, with its churn time
+    /// and, for journeys, the start of its onset day (the operator's day, as the engine's
+    /// calendar counts days; empty for look-alikes).
     pub fn journeys_csv(&self) -> String {
-        let mut text = String::from("subscriber,journey,expected_rule,churn_time_ms,look_alike\n");
+        let mut text = String::from(
+            "subscriber,journey,expected_rule,churn_time_ms,look_alike,onset_time_ms\n",
+        );
         for s in &self.subs {
             let churn = match s.churn_day {
                 Some(_) => s.churn_ms.to_string(),
@@ -285,14 +293,15 @@ impl Population {
                 Role::Background => continue,
                 Role::Journey(j) => {
                     text.push_str(&format!(
-                        "{},{},{},{churn},false\n",
+                        "{},{},{},{churn},false,{}\n",
                         s.number,
                         j.kind.name(),
-                        j.kind.expected_rule()
+                        j.kind.expected_rule(),
+                        self.world.day(j.onset).start_ms
                     ));
                 }
                 Role::LookAlike(l, _, _) => {
-                    text.push_str(&format!("{},{},,{churn},true\n", s.number, l.name()));
+                    text.push_str(&format!("{},{},,{churn},true,\n", s.number, l.name()));
                 }
             }
         }
@@ -315,7 +324,7 @@ fn populate(world: &World, n: usize) -> (Vec<Sub>, Planted) {
     let kinds = JourneyKind::ALL.len();
     let looks = LookAlike::ALL.len();
     let n_journeys = ((n as f64 * 0.04).round() as usize).max(kinds).min(n / 2);
-    let n_looks = ((n as f64 * 0.015).round() as usize)
+    let n_looks = ((n as f64 * LOOK_ALIKE_SHARE * looks as f64).round() as usize)
         .max(looks)
         .min(n.saturating_sub(n_journeys) / 2);
     let mut planted = Planted::default();
@@ -487,5 +496,14 @@ mod tests {
         assert_eq!(rows.len() as u64, planted_n);
         let subs: BTreeSet<&str> = rows.iter().map(|r| &r[..13]).collect();
         assert_eq!(subs.len(), rows.len());
+        // A journey's onset is the start of a day of the horizon; a look-alike has none.
+        let day_starts: BTreeSet<i64> = (0..150).map(|d| p.world.day(d).start_ms).collect();
+        for row in rows {
+            let f: Vec<&str> = row.split(',').collect();
+            match f[4] {
+                "true" => assert_eq!(f[5], "", "{row}"),
+                _ => assert!(day_starts.contains(&f[5].parse().unwrap()), "{row}"),
+            }
+        }
     }
 }

@@ -29,7 +29,8 @@ impl DayOut {
                 LookAlike::SingleComplaint
                 | LookAlike::TwoFaultReports
                 | LookAlike::BalanceExactlyFive
-                | LookAlike::ContractRenewed => self.look_alike_accounts(ctx, s, look, (a, b), d),
+                | LookAlike::ContractRenewed
+                | LookAlike::PlanDowngrade => self.look_alike_accounts(ctx, s, look, (a, b), d),
                 _ => self.look_alike_calls(ctx, s, look, (a, b), d),
             },
         }
@@ -244,7 +245,7 @@ impl DayOut {
     }
 
     /// Account events that resemble a churn sign: one complaint, two fault reports, a
-    /// balance of exactly 5 yuan, a contract renewed in time.
+    /// balance of exactly 5 yuan, a contract renewed in time, a cheaper plan.
     fn look_alike_accounts(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -303,6 +304,19 @@ impl DayOut {
                     t,
                     Kind::Contract(proto::ContractUpdated {
                         end_time_ms: world.at(b + 730, 12.0),
+                    }),
+                );
+            }
+            LookAlike::PlanDowngrade if d == a => {
+                let t = world.at(d, 11.0 + ctx.rng.uniform(0.0, 6.0));
+                s.plan_fee_fen = b;
+                let prefix = if s.postpaid { "post" } else { "pre" };
+                self.account(
+                    ctx,
+                    t,
+                    Kind::PlanChanged(proto::PlanChanged {
+                        plan_id: format!("{prefix}-{}", b / 100),
+                        monthly_fee: b,
                     }),
                 );
             }

@@ -47,10 +47,52 @@ pub(super) fn usage(world: &World, s: &Sub, d: i64, info: &DayInfo) -> Usage {
                 u.data = 0.3;
             }
         }
+        Role::LookAlike(LookAlike::RegularTraveller, first, _) => {
+            if on_trip(world.seed, s, first, d) {
+                // Abroad: calls almost stop (apps over hotel Wi-Fi), a little roaming data.
+                u.out *= 0.03;
+                u.inn *= 0.1;
+                u.data *= 0.05;
+            }
+        }
+        Role::LookAlike(LookAlike::VoiceToData, from, percent) if d >= from => {
+            let voice = percent as f64 / 100.0;
+            u.out *= voice;
+            u.inn *= voice;
+            u.data *= data_for_same_spend(s, voice);
+        }
         Role::LookAlike(..) => {}
         Role::Journey(j) => journey(world, &mut u, s, j, d),
     }
     u
+}
+
+/// Whether day `d` is in one of a regular traveller's trips: the first begins on `first`,
+/// each lasts 5-9 days and the next begins 4-8 weeks after the last one began.
+pub(super) fn on_trip(seed: u64, s: &Sub, first: i64, d: i64) -> bool {
+    let mut start = first;
+    let mut trip = 0u64;
+    while start <= d {
+        let mut r = Rng::stream(seed, s.idx as u64, trip | 2 << 40);
+        let days = r.range(5, 10);
+        if d < start + days {
+            return true;
+        }
+        start += r.range(28, 57);
+        trip += 1;
+    }
+    false
+}
+
+/// The data multiplier that keeps a subscriber's expected daily spend when their voice
+/// falls to `voice` of its usual level: the outgoing minutes' charge (per started minute)
+/// moves to data at 1 yuan per GB.
+fn data_for_same_spend(s: &Sub, voice: f64) -> f64 {
+    let rate = if s.plan_fee_fen >= 12_800 { 10.0 } else { 15.0 };
+    let call_days = 1.0 / s.every as f64;
+    let voice_fen = s.out_calls * call_days * (s.call_s / 60.0 + 0.5) * rate;
+    let data_fen = (s.data_mib / 10.0).max(1.0);
+    1.0 + voice_fen * (1.0 - voice) / data_fen
 }
 
 /// The ups and downs everyone has: busy and quiet weeks, weekends, public holidays.
