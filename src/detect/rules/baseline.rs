@@ -26,10 +26,16 @@
 //!   together (a busy week, a quiet one), which the test does not know: hence the week's
 //!   stricter bar.
 //!
-//! So a steady subscriber whose usage stops or falls sharply is ticketed on the seventh day
-//! of the fall, and a noisy one, or a milder fall, after two weeks as before. A traveller
-//! whose last trip is within the five weeks judged is measured against it: the new trip's
-//! silent week ranks with the old one's, not below every usual day.
+//! - **The line still in use.** A week alone counts only while another kind of usage
+//!   carries on (at least half its usual week: data for `voice_drop`, voice for the others):
+//!   one kind of usage gone elsewhere (a second SIM, calls to another operator) is a move;
+//!   everything stopping at once is a silence (a trip abroad, a phone switched off), which
+//!   `silent_days` judges against the subscriber's own earlier silences, and the fortnight
+//!   here.
+//!
+//! So a steady subscriber whose usage falls sharply while the line stays in use is ticketed
+//! on the seventh day of the fall, and a noisy one, or a milder fall, after two weeks as
+//! before.
 //!
 //! The aim is a false-alarm rate under 1 in 1,000 loyal subscribers over 110 days per rule,
 //! measured on `generate`'s heavy-tailed workload (docs/quality.md); the two windows add
@@ -104,6 +110,9 @@ pub struct DropSpec {
     pub unit_divisor: f64,
     pub unit: &'static str,
     pub what: &'static str,
+    /// Usage that must carry on (at least half its usual week) for a sharp week alone to
+    /// count: the line is still in use, this one kind of usage went elsewhere.
+    pub carries_on: fn(&ClosedDay) -> u64,
 }
 
 /// One judged window.
@@ -220,8 +229,12 @@ pub fn judge_drop(
         return Verdict::No;
     }
     let values = |d: Day| metric(state.closed(d));
+    let in_use = last_week_share(state, day, spec.carries_on).is_some_and(|s| s >= 0.5);
     let mut holiday = false;
     for shape in [ONE_WEEK, FORTNIGHT] {
+        if shape == ONE_WEEK && !in_use {
+            continue;
+        }
         if cal.any_holiday(day - shape.recent as i32 + 1, day) {
             holiday = true;
             continue;
@@ -270,6 +283,21 @@ fn signal(spec: &DropSpec, cal: &Calendar, day: Day, w: &Window) -> SignalDraft 
     }
     d.first_seen_ms = cal.day_start_ms(day - w.shape.recent as i32 + 1);
     d
+}
+
+/// The last 7 closed days' total of `metric` as a share of its usual week (the weekly mean
+/// of the 28 days before); `None` when the usual week is empty.
+pub fn last_week_share(
+    state: &SubscriberState,
+    day: Day,
+    metric: impl Fn(&ClosedDay) -> u64,
+) -> Option<f64> {
+    let total = |days: std::ops::RangeInclusive<Day>| {
+        days.map(|d| metric(state.closed(d)) as f64).sum::<f64>()
+    };
+    let usual =
+        total(day - SPAN as i32 + 1..=day - WEEK as i32) * WEEK as f64 / ONE_WEEK.reference as f64;
+    (usual > 0.0).then(|| total(day - WEEK as i32 + 1..=day) / usual)
 }
 
 /// Rounds to two decimals so evidence reads cleanly.

@@ -33,6 +33,7 @@ pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Cale
         unit_divisor: 1024.0 * 1024.0,
         unit: "MiB",
         what: "Data",
+        carries_on: |d| d.voice_s(),
     };
     judge_drop(&spec, state, day, cal, |d| d.data_bytes())
 }

@@ -3,20 +3,27 @@
 //! Why: a subscriber who normally calls on most days and then makes and receives no call
 //! for a week has usually stopped using the SIM (the churn-anomaly checklist's "many days
 //! with zero calls" [000]). Judged on closed days only; the baseline is the subscriber's
-//! own: calls on at least `baseline_active_fraction` (default 60%) of the days before the
-//! silent run (the 35 days the state keeps, less the run). Fires when the run reaches
-//! `min_days` (default 7) and is longer than any silence among those usual days: a
-//! traveller whose last trip is within the five weeks judged is not news until this trip
-//! outlasts it. Data sessions do not break a run, so a phone left on in a drawer is still
-//! silent. An ongoing silence raises no second ticket (the cooldown). A suspended line is
-//! judged too: silence is silence, and the suspension's own signal explains it on the same
-//! ticket.
+//! own: calls on at least `baseline_active_fraction` (default 60%) of the 28 days before the
+//! silent run. Fires when the run reaches `min_days` (default 7), with two exceptions that
+//! follow the subscriber's own evidence:
+//!
+//! - **Quiet spells they came back from.** The run must be more than twice the longest
+//!   quiet spell (no two call days in a row) in the last 64 days (the call bitmap the state
+//!   keeps) that ended in calls again: a traveller away a week every month or two, taking a
+//!   call now and then abroad, is not news until this trip is twice the last, while a
+//!   subscriber who calls daily at home is ticketed on the seventh day.
+//! - **Usage moved to data.** If data went on at half its usual daily volume or more
+//!   through the run, the calls moved to apps; the subscriber did not stop. A small data
+//!   session now and then does not count, so a phone left on in a drawer is still silent.
+//!
+//! An ongoing silence raises no second ticket (the cooldown). A suspended line is judged
+//! too: silence is silence, and the suspension's own signal explains it on the same ticket.
 //!
 //! Withdrawn (`recovered`) once the subscriber calls, or is called, on at least 3 of the last
 //! 7 closed days (see [`crate::detect::withdraw`]).
 
 use crate::detect::calendar::{Calendar, Day};
-use crate::detect::state::SubscriberState;
+use crate::detect::state::{SubscriberState, FWD_BITS, HISTORY_DAYS};
 
 use super::baseline::Verdict;
 use super::{RuleId, SignalDraft};
@@ -39,30 +46,31 @@ pub const ACTION: &str =
     "The line has gone quiet: call to learn why usage stopped and offer a better \
      plan or free minutes.";
 
-/// Days a judgement reads: the silent run and the usual days before it.
-const SPAN: i32 = 35;
-/// Shortest stretch of usual days a run is judged against.
-const MIN_REFERENCE: i32 = 14;
+/// Days of calls the state remembers (one bit a day), where earlier silences are looked for.
+const CALL_MEMORY: i32 = FWD_BITS;
+/// Usual days the run is judged against: the 28 before it.
+const USUAL: i32 = 28;
+/// Closed days with their volumes kept, for the data check.
+const VOLUMES: i32 = HISTORY_DAYS as i32;
 
 pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Calendar) -> Verdict {
     let n = cfg.min_days as i32;
-    if !cfg.enabled || !state.known_since(day - SPAN + 1) {
-        return Verdict::No;
-    }
-    let run = (0..SPAN - MIN_REFERENCE)
+    let longest_run = VOLUMES - 7;
+    let run = (0..longest_run)
         .take_while(|&i| !state.called_on(day - i))
         .count() as i32;
-    if run < n || run == SPAN - MIN_REFERENCE {
+    if !cfg.enabled || run < n || run == longest_run || !state.known_since(day - run - USUAL + 1) {
         return Verdict::No;
     }
-    let usual = day - SPAN + 1..=day - run;
-    let days = usual.clone().count();
+    let usual = day - run - USUAL + 1..=day - run;
     let active = usual.clone().filter(|&d| state.called_on(d)).count();
-    let scaled = active as f64 * 28.0 / days as f64;
-    if scaled < cfg.baseline_active_fraction * 28.0 || longest_silence(state, usual) >= run {
+    if (active as f64) < cfg.baseline_active_fraction * f64::from(USUAL) {
         return Verdict::No;
     }
-    let active = scaled.round() as u32;
+    let before = 2 * returned_silence(state, day - run, day - CALL_MEMORY + 1);
+    if run <= before || data_kept_up(state, day, run) {
+        return Verdict::No;
+    }
     let summary =
         format!("No call made or received for {run} days; usually calls on {active} of 28 days");
     let mut d = SignalDraft::at(
@@ -72,19 +80,43 @@ pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Ca
         summary,
     )
     .with("silent_days", f64::from(run as u32))
-    .with("baseline_active_days", f64::from(active));
+    .with("baseline_active_days", active as f64);
     d.first_seen_ms = cal.day_start_ms(day - run + 1);
     Verdict::Holds(d)
 }
 
-/// The longest run of days without a call in `days`.
-fn longest_silence(state: &SubscriberState, days: std::ops::RangeInclusive<Day>) -> i32 {
-    let (mut longest, mut current) = (0, 0);
-    for d in days {
-        current = if state.called_on(d) { 0 } else { current + 1 };
-        longest = longest.max(current);
+/// The longest quiet spell the subscriber came back from between `from` (a day with a
+/// call) back to `to`: a stretch with no two call days in a row (a call or two a week
+/// while away still reads as away), with calls on consecutive days on both sides, so the
+/// days before the first record (no calls known) are not taken for one.
+fn returned_silence(state: &SubscriberState, from: Day, to: Day) -> i32 {
+    let (mut longest, mut spell) = (0, 0);
+    let mut d = from - 1;
+    while d >= to {
+        if state.called_on(d) && state.called_on(d + 1) {
+            longest = longest.max(spell);
+            spell = 0;
+        } else {
+            spell += 1;
+        }
+        d -= 1;
     }
     longest
+}
+
+/// Whether data went on at half its usual daily volume or more through the silent run:
+/// usage moved to data (calls over apps), not stopped. Judged on the days the volumes are
+/// kept for, at most the last 7 of the run against the days before it.
+fn data_kept_up(state: &SubscriberState, day: Day, run: i32) -> bool {
+    let recent = run.min(7);
+    let mean = |days: std::ops::RangeInclusive<Day>| {
+        let n = days.clone().count().max(1) as f64;
+        days.map(|d| state.closed(d).data_bytes() as f64)
+            .sum::<f64>()
+            / n
+    };
+    let usual = mean(day - VOLUMES + 1..=day - run);
+    usual > 0.0 && mean(day - recent + 1..=day) >= 0.5 * usual
 }
 
 #[cfg(test)]
@@ -171,8 +203,34 @@ mod tests {
             }
         }
         // The trip from 1040 is as long as the last: nothing. Then the calls never come
-        // back: on its eighth day the silence is longer than any trip before.
-        assert_eq!(fired.first(), Some(&1047), "{fired:?}");
+        // back: on its seventeenth day the silence is more than twice the last quiet spell
+        // (the trip and the day it ended on).
+        assert_eq!(fired.first(), Some(&1056), "{fired:?}");
+    }
+
+    #[test]
+    fn calls_moved_to_data_are_not_silence() {
+        let cfg = SilentDaysConfig::default();
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        for d in 1000..=1047 {
+            if d <= 1040 {
+                s.add_voice(d, 120, true);
+            }
+            s.add_data(d, 200 << 20);
+            s.close_day(d);
+        }
+        assert!(matches!(judge(&cfg, &s, 1047, &cal()), Verdict::No));
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        for d in 1000..=1047 {
+            if d <= 1040 {
+                s.add_voice(d, 120, true);
+            }
+            s.add_data(d, if d <= 1040 { 200 << 20 } else { 10 << 20 });
+            s.close_day(d);
+        }
+        assert!(matches!(judge(&cfg, &s, 1047, &cal()), Verdict::Holds(_)));
     }
 
     #[test]

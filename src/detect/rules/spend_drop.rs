@@ -34,6 +34,7 @@ pub fn judge(cfg: &SpendDropConfig, state: &SubscriberState, day: Day, cal: &Cal
         unit_divisor: 100.0,
         unit: "yuan",
         what: "Spend",
+        carries_on: |d| d.voice_s(),
     };
     judge_drop(&spec, state, day, cal, |d| d.charge_fen())
 }
@@ -52,6 +53,7 @@ mod tests {
         let mut fired = Vec::new();
         for d in 1000..=to {
             s.add_charge(d, fen(d));
+            s.add_voice(d, 600, true);
             s.close_day(d);
             if d >= from && matches!(judge(&cfg, &s, d, &cal), Verdict::Holds(_)) {
                 fired.push(d);

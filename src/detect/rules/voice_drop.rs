@@ -5,7 +5,7 @@
 //! (default 1 in 500,000): call durations are heavy-tailed, so half a usual week happens by
 //! chance. A sharp fall (below a quarter of the usual week) that no usual day of the last
 //! four weeks comes near is enough after one week: a steady caller who stops is ticketed on
-//! the seventh day. See [`super::baseline`].
+//! the seventh day, while the line stays in use (data carries on). See [`super::baseline`].
 //!
 //! Withdrawn (`recovered`) once the last 7 closed days' minutes are back to the midpoint
 //! between `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
@@ -35,6 +35,7 @@ pub fn judge(cfg: &VoiceDropConfig, state: &SubscriberState, day: Day, cal: &Cal
         unit_divisor: 60.0,
         unit: "minutes",
         what: "Voice minutes",
+        carries_on: |d| d.data_bytes(),
     };
     judge_drop(&spec, state, day, cal, |d| d.voice_s())
 }
@@ -78,6 +79,7 @@ mod tests {
         let mut fired = Vec::new();
         for d in 1000..=to {
             s.add_voice(d, secs(d), true);
+            s.add_data(d, 100 << 20);
             s.close_day(d);
             if d >= from && matches!(judge(&cfg, &s, d, &cal()), Verdict::Holds(_)) {
                 fired.push(d);
@@ -147,5 +149,26 @@ mod tests {
             }
         };
         assert_eq!(judged(trips, 1040, 1090), Vec::<Day>::new());
+    }
+
+    #[test]
+    fn a_week_alone_counts_only_while_the_line_stays_in_use() {
+        // Calls and data stop together (a trip, or a phone switched off): not a move to a
+        // competitor but a silence, so the fortnight decides.
+        let cfg = VoiceDropConfig::default();
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        let mut fired = Vec::new();
+        for d in 1000..=1070 {
+            if d < 1050 {
+                s.add_voice(d, 1200, true);
+                s.add_data(d, 100 << 20);
+            }
+            s.close_day(d);
+            if d >= 1040 && matches!(judge(&cfg, &s, d, &cal()), Verdict::Holds(_)) {
+                fired.push(d);
+            }
+        }
+        assert_eq!(fired.first(), Some(&1061), "{fired:?}");
     }
 }

@@ -399,10 +399,13 @@ pub(super) fn look_alike(world: &World, s: &mut Sub, look: LookAlike, rng: &mut 
         }
         LookAlike::RegularTraveller => {
             // A traveller calls on most days at home (a light user's silence is not a sign).
+            // The workload starts mid-rhythm: the first trip falls in its first three weeks,
+            // before the rules judge anyone, so every trip judged comes after one seen (a
+            // traveller is regular only to someone who has watched).
             if s.habit == Habit::Light {
                 set_habit(s, Habit::Mass, rng);
             }
-            let Some(first_trip) = day_in(rng, 10, 45.min(n - 10)) else {
+            let Some(first_trip) = day_in(rng, 3, 21.min(n - 10)) else {
                 return false;
             };
             (first_trip, 0)
