@@ -31,6 +31,7 @@
 
 mod day;
 mod kinds;
+mod look_alikes;
 mod plant;
 mod specials;
 mod usage;
@@ -345,7 +346,7 @@ fn populate(world: &World, n: usize) -> (Vec<Sub>, Planted) {
     for (k, &i) in order.iter().skip(n_journeys).take(n_looks).enumerate() {
         let look = LookAlike::ALL[k % looks];
         let mut r = Rng::stream(world.seed, i as u64, 0x1001);
-        if plant::look_alike(world, &mut subs[i], look, &mut r) {
+        if look_alikes::look_alike(world, &mut subs[i], look, &mut r) {
             *planted.look_alikes.entry(look.name()).or_default() += 1;
         }
     }
