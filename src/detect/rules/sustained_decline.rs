@@ -9,6 +9,11 @@
 //!
 //! Withdrawn (`recovered`) once a month closed after the ticket's spends at least the
 //! midpoint of the ticket's start and last month (see [`crate::detect::withdraw`]).
+//!
+//! Aim and delay: three months of 20% falls is a trend no ordinary month-to-month swing
+//! repeats, so the rule aims at no false alarm on a steady subscriber; its delay is the
+//! three months by definition (92 days from the reference month's start on `generate`'s
+//! 150-day workload). The daily drop rules catch a fast fall far sooner.
 
 use crate::detect::calendar::{first_day_of_month, Calendar};
 use crate::detect::event::Period;
