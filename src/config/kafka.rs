@@ -235,7 +235,7 @@ impl Default for KafkaConfig {
             max_future_skew_ms: 3_600_000,
             drain_timeout_ms: 10_000,
             session_timeout_ms: 45_000,
-            idle_timeout_ms: 300_000,
+            idle_timeout_ms: 60_000,
             stall_timeout_ms: 120_000,
             checkpoint_interval_ms: 5_000,
             processing_guarantee: Guarantee::AtLeastOnce,
