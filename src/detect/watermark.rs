@@ -239,10 +239,17 @@ mod tests {
         // The adapter holds the clock at the account input's progress; CDRs run ahead.
         assert_eq!(w.hold(Some(t0), &cal), None);
         assert!(w.fits_ahead(t0 + 6 * HOUR, t0, &cal));
-        assert!(!w.fits_ahead(t0 + 7 * HOUR, t0, &cal), "more than the lateness ahead");
+        assert!(
+            !w.fits_ahead(t0 + 7 * HOUR, t0, &cal),
+            "more than the lateness ahead"
+        );
         let ahead = t0 + 20 * HOUR;
         assert!(!w.admit_is_late(ahead, 1001, Input::Cdr, &cal));
-        assert_eq!(w.advance(ahead, Input::Cdr, &cal), None, "day 1000 stays open");
+        assert_eq!(
+            w.advance(ahead, Input::Cdr, &cal),
+            None,
+            "day 1000 stays open"
+        );
         // An account record an hour after its input's progress is not late, although the
         // CDRs are 20 hours ahead; a CDR as old is, against its own input.
         assert!(!w.admit_is_late(t0 + HOUR, 1000, Input::Account, &cal));

@@ -45,6 +45,11 @@ pub const RECHECK: Duration = Duration::from_millis(50);
 /// delivers (stuck behind a transaction marker) does not stall the partition.
 pub const BEHIND_WAIT: Duration = Duration::from_secs(30);
 
+/// How long an input with progress counts after its last delivery when
+/// `kafka.idle_timeout_ms` is 0 (which turns off only the partition's wall-clock advance):
+/// no input may hold a partition back for good.
+pub const INPUT_IDLE_WHEN_OFF: Duration = Duration::from_secs(60);
+
 /// Where an input stands against its log end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lag {
@@ -466,7 +471,8 @@ mod tests {
             .pop(later, |_, _| Lag::Unknown, ahead_ok)
             .expect("the lagging input delivered");
         assert!(
-            m.pop(later, |_, _| Lag::Unknown, |head, held| head <= held).is_none(),
+            m.pop(later, |_, _| Lag::Unknown, |head, held| head <= held)
+                .is_none(),
             "and, as it counts, is not run ahead of"
         );
     }
@@ -493,7 +499,9 @@ mod tests {
             Some(now + ALIGNMENT_WAIT),
             "the input behind delivered: what is left is a wait for a log end, from the start"
         );
-        let (_, s, _) = m.pop(later, |_, _| Lag::CaughtUp, ahead_ok).expect("log end known");
+        let (_, s, _) = m
+            .pop(later, |_, _| Lag::CaughtUp, ahead_ok)
+            .expect("log end known");
         assert_eq!(s, Source::Cdr);
     }
 
@@ -522,15 +530,20 @@ mod tests {
         m.push(record(10), Source::Cdr, 6, now);
         let asked = std::cell::RefCell::new(Vec::new());
         let (_, s, _) = m
-            .pop(now, |s, next| {
-                asked.borrow_mut().push((s, next));
-                Lag::CaughtUp
-            }, ahead_ok)
+            .pop(
+                now,
+                |s, next| {
+                    asked.borrow_mut().push((s, next));
+                    Lag::CaughtUp
+                },
+                ahead_ok,
+            )
             .unwrap();
         assert_eq!(s, Source::Cdr);
         assert_eq!(
             *asked.borrow(),
-            vec![(Source::Account, Some(5)), (Source::Outcomes, None)]
+            vec![(Source::Outcomes, None)],
+            "the account input delivered: it counts by its progress, not its log end"
         );
     }
 
@@ -625,10 +638,15 @@ mod tests {
         assert_eq!(m.wait_deadline(), Some(now + Duration::from_secs(10)));
         assert_eq!(m.take_waits(), [0, 1, 0], "one wait, for the account input");
         let later = now + Duration::from_secs(9);
-        assert!(m.pop(later, caught_up, fits).is_none(), "caught up is not idle");
+        assert!(
+            m.pop(later, caught_up, fits).is_none(),
+            "caught up is not idle"
+        );
         assert_eq!(m.take_waits(), [0, 0, 0], "the same wait");
         let idle = now + Duration::from_secs(10);
-        let (r, s, _) = m.pop(idle, caught_up, fits).expect("idle: no longer counts");
+        let (r, s, _) = m
+            .pop(idle, caught_up, fits)
+            .expect("idle: no longer counts");
         assert_eq!((s, r.offset), (Source::Cdr, 1));
         assert_eq!(m.hold(idle), None);
         assert_eq!(m.wait_deadline(), None);
@@ -645,7 +663,13 @@ mod tests {
         assert!(m.pop(now, |_, _| Lag::CaughtUp, fits).is_none());
         assert_eq!(m.hold(now), Some(100));
         m.push(record(7), Source::Account, 280, now);
-        assert_eq!(m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1, Source::Account);
-        assert_eq!(m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1, Source::Cdr);
+        assert_eq!(
+            m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1,
+            Source::Account
+        );
+        assert_eq!(
+            m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1,
+            Source::Cdr
+        );
     }
 }

@@ -47,11 +47,11 @@ use super::consumer::{self, InputConsumer, Inspect};
 use super::producer::{Kind, Publication, Refused};
 use super::shared::{Control, Resume, Shared};
 use super::Error;
+use crate::detect::watermark::Input;
 use crate::driver::Source;
 use crate::kafka::consumer::assign::Ready;
 use crate::kafka::partition::idle::IdleClock;
-use crate::detect::watermark::Input;
-use crate::kafka::partition::merge::{InputMerge, RECHECK};
+use crate::kafka::partition::merge::{InputMerge, INPUT_IDLE_WHEN_OFF, RECHECK};
 use crate::kafka::partition::worker::PartitionWorker;
 
 mod batch;
@@ -166,9 +166,10 @@ impl PartitionTask {
                 .0;
                 Some((source, *next))
             }))
-            .idle_after((cfg.kafka.idle_timeout_ms > 0).then(|| {
-                std::time::Duration::from_millis(cfg.kafka.idle_timeout_ms)
-            }));
+            .idle_after(
+                (cfg.kafka.idle_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(cfg.kafka.idle_timeout_ms)),
+            );
         let started = Instant::now();
         for (source, input) in [(Source::Cdr, Input::Cdr), (Source::Account, Input::Account)] {
             merge.resume_progress(source, worker.engine().input_ms(input), started);
