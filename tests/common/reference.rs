@@ -159,17 +159,29 @@ pub fn in_partition(prefix: &str, p: i32, partitions: i32) -> String {
         .unwrap()
 }
 
-/// One `Resumed` event per partition at `end`, so every partition's watermark ends at the
-/// same time (as tests/kafka_service.rs does); `tag` keeps their ids apart.
+/// One `Resumed` event and one small data session per partition at `end`, so every
+/// partition's watermark ends at the same time (as tests/kafka_service.rs does): each input
+/// keeps its own progress, so each must reach the end (`tag` keeps their ids apart).
 pub fn sentinels(tag: &str, end: i64, partitions: i32) -> Vec<WireEvent> {
     (0..partitions)
-        .map(|p| {
-            WireEvent::Account(proto::AccountEvent {
-                event_id: format!("sentinel-{tag}-{p}"),
-                subscriber: in_partition("86139000", p, partitions),
-                event_time_ms: end,
-                kind: Some(proto::account_event::Kind::Resumed(proto::Resumed {})),
-            })
+        .flat_map(|p| {
+            let subscriber = in_partition("86139000", p, partitions);
+            [
+                WireEvent::Account(proto::AccountEvent {
+                    event_id: format!("sentinel-{tag}-{p}"),
+                    subscriber: subscriber.clone(),
+                    event_time_ms: end,
+                    kind: Some(proto::account_event::Kind::Resumed(proto::Resumed {})),
+                }),
+                WireEvent::Cdr(proto::CallDetailRecord {
+                    record_id: format!("sentinel-{tag}-{p}"),
+                    subscriber,
+                    event_time_ms: end,
+                    r#type: proto::RecordType::Data as i32,
+                    data_bytes: 1024,
+                    ..Default::default()
+                }),
+            ]
         })
         .collect()
 }
