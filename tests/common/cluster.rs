@@ -272,17 +272,6 @@ impl Broker {
             cmd.env_remove("CHURNWATCH__KAFKA__SESSION_TIMEOUT_MS");
             cmd.env_remove("CHURNWATCH__KAFKA__OPTIONS__MAX_POLL_INTERVAL_MS");
         }
-        if self.kind == Kind::Tansu {
-            // Tansu answers a fetch with the CDR backlog of every partition before the
-            // account one, so the account events of a partition could reach it only after
-            // the service's 2 s alignment wait had gone ahead without them (they are then
-            // dead-lettered as late), and with 10,000 records in flight the CDRs fill the
-            // partition's buffer first and it crawls (1-2 records/s). Prefetching at most
-            // 1,000 records a partition makes the fetches take turns; it narrows the race,
-            // it does not close it (see `Service::assert_no_dead_letters`).
-            cmd.env("CHURNWATCH__KAFKA__MAX_IN_FLIGHT", "1000000");
-            cmd.env("CHURNWATCH__KAFKA__OPTIONS__QUEUED_MIN_MESSAGES", "1000");
-        }
         cmd.env("CHURNWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"));
         let proc = Proc::spawn(name, &mut cmd, self.logs.path(), false);
         Service { proc, port }
