@@ -246,6 +246,12 @@ impl Driver {
         self.engine.advance_to(t, tickets);
     }
 
+    /// Holds the clock days close on (see [`crate::detect::watermark`]); tickets of the
+    /// days that close now go to `tickets`.
+    pub fn hold_clock(&mut self, hold: Option<i64>, tickets: &mut Vec<CareTicket>) {
+        self.engine.hold_clock(hold, tickets);
+    }
+
     /// End of a bounded input: every day it covers is judged.
     pub fn finish(&mut self, tickets: &mut Vec<CareTicket>) {
         self.engine.finish(tickets);

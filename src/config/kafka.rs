@@ -195,9 +195,11 @@ pub struct KafkaConfig {
     pub drain_timeout_ms: u64,
     /// Consumer session timeout (librdkafka `session.timeout.ms`).
     pub session_timeout_ms: u64,
-    /// After this long with no record on any input of a partition, its event-time clock
-    /// follows the wall clock from the last record, so its days still close (Flink's source
-    /// idleness); 0 turns it off.
+    /// An input that has delivered nothing for this long stops holding its partition's
+    /// other inputs back (see `kafka::partition::merge`); after this long with no record on
+    /// any input of a partition, its event-time clock follows the wall clock from the last
+    /// record, so its days still close (Flink's source idleness). 0 turns the wall-clock
+    /// advance off (inputs then go idle after a minute).
     pub idle_timeout_ms: u64,
     /// A partition with records waiting that makes no progress for this long is reported
     /// stalled (`/readyz` 503, `churnwatch_partition_stalled`); 0 turns it off. Longer than
@@ -235,7 +237,7 @@ impl Default for KafkaConfig {
             max_future_skew_ms: 3_600_000,
             drain_timeout_ms: 10_000,
             session_timeout_ms: 45_000,
-            idle_timeout_ms: 300_000,
+            idle_timeout_ms: 60_000,
             stall_timeout_ms: 120_000,
             checkpoint_interval_ms: 5_000,
             processing_guarantee: Guarantee::AtLeastOnce,

@@ -76,7 +76,7 @@ use super::stats::bump;
 pub use super::stats::EngineStats;
 use super::table::SubscriberTable;
 use super::tier::reference_month;
-use super::watermark::Watermark;
+use super::watermark::{Input, Watermark};
 
 mod account;
 mod batch;
@@ -341,7 +341,11 @@ impl Engine {
     pub fn apply(&mut self, ev: &Event<'_>, out: &mut Vec<CareTicket>) -> Applied {
         let t = ev.time_ms();
         let day = self.cal.day_of(t);
-        if self.clock.admit_is_late(t, day, &self.cal) {
+        let input = match ev {
+            Event::Cdr(_) => Input::Cdr,
+            Event::Account(_) => Input::Account,
+        };
+        if self.clock.admit_is_late(t, day, input, &self.cal) {
             self.stats.late += 1;
             return Applied::Late;
         }
@@ -359,7 +363,7 @@ impl Engine {
             self.snap.new_ids.push((period, day, key));
         }
         self.stats.accepted += 1;
-        if let Some(days) = self.clock.advance(t, &self.cal) {
+        if let Some(days) = self.clock.advance(t, input, &self.cal) {
             self.close_days(days, out);
         }
         match ev {
@@ -379,11 +383,33 @@ impl Engine {
         if self.clock.newest_ms().is_none_or(|newest| t <= newest) {
             return;
         }
-        if let Some(days) = self.clock.advance(t, &self.cal) {
+        if let Some(days) = self.clock.advance_idle(t, &self.cal) {
             self.close_days(days, out);
         }
         self.finalize_partials(self.watermark(), out);
         self.stats.subscribers = self.subs.len();
+    }
+
+    /// Holds the clock days close on at `hold`, the progress of the slowest input the
+    /// adapter still counts (`None`: days close on the newest event, as in `replay`); days
+    /// the new clock passes close now. See [`super::watermark`].
+    pub fn hold_clock(&mut self, hold: Option<i64>, out: &mut Vec<CareTicket>) {
+        if let Some(days) = self.clock.hold(hold, &self.cal) {
+            self.close_days(days, out);
+            self.finalize_partials(self.watermark(), out);
+            self.stats.subscribers = self.subs.len();
+        }
+    }
+
+    /// Whether a record at `t` may be applied while the clock is held at `hold` (see
+    /// [`Watermark::fits_ahead`]).
+    pub fn fits_ahead(&self, t: i64, hold: i64) -> bool {
+        self.clock.fits_ahead(t, hold, &self.cal)
+    }
+
+    /// The newest event time `input` delivered, `None` before its first record.
+    pub fn input_ms(&self, input: Input) -> Option<i64> {
+        self.clock.input_ms(input)
     }
 
     /// The newest event time seen (or moved on to by [`Engine::advance_to`]), `None` before

@@ -4,52 +4,67 @@
 //! Layout: version ([`PARTITION_VERSION`]), the rule table ([`RuleTable`]), the watermark,
 //! rule marks, pending partial calls, complaint contacts, then the pending account facts
 //! and the policy's memory, followed tickets last (written by `facts`, `policy` and
-//! `withdraw`, whose types they are; version 1 blobs, read still, end before them). Every
+//! `withdraw`, whose types they are; version 1 blobs, read still, end before them). The
+//! watermark is followed by each input's progress (version 3). Every
 //! part is in ascending key order, so the same engine gives the same bytes. The engine
 //! gathers each part and hands it over here, and gets each back through a callback.
 
 use super::{Put, Reader, SnapshotError};
-use crate::detect::calendar::Day;
 use crate::detect::engine::{Mark, PartialCall};
 use crate::detect::rules::complaint_burst::Contact;
 use crate::detect::rules::RuleId;
+use crate::detect::watermark::INPUTS;
 
-/// Version of the partition blob: 2 adds the tickets followed for withdrawal at the end of
-/// the policy's memory, and payments with their amount among the pending facts.
-pub const PARTITION_VERSION: u8 = 2;
-/// The version before, still read (it has no followed tickets).
+/// Version of the partition blob: 3 adds each input's event-time progress after the
+/// watermark; 2 added the tickets followed for withdrawal at the end of the policy's
+/// memory, and payments with their amount among the pending facts.
+pub const PARTITION_VERSION: u8 = 3;
+/// The versions before, still read: 2 has no per-input progress (each input then resumes
+/// at the newest event time), 1 no followed tickets either.
+pub const PARTITION_VERSION_2: u8 = 2;
 pub const PARTITION_VERSION_1: u8 = 1;
 
-/// The watermark as saved: newest event time, last closed day, first day observed.
-pub(crate) type Clock = (i64, Option<Day>, Day);
+/// The watermark as saved: newest event time, last closed day, first day observed, each
+/// input's progress.
+pub(crate) type Clock = crate::detect::watermark::Parts;
 
 /// Starts a blob: its version, this build's rule table and the watermark.
-pub(crate) fn encode_head((newest, closed, observed): Clock) -> Vec<u8> {
+pub(crate) fn encode_head((newest, closed, observed, inputs): Clock) -> Vec<u8> {
     let mut out = vec![PARTITION_VERSION];
     RuleTable::encode(&mut out);
     out.put_i64(newest);
     out.put_bool(closed.is_some());
     out.put_i32(closed.unwrap_or(0));
     out.put_i32(observed);
+    for t in inputs {
+        out.put_i64(t);
+    }
     out
 }
 
 /// Reads a blob's head: the reader after it, the blob's rule table, the watermark and the
-/// blob's version ([`PARTITION_VERSION`] or [`PARTITION_VERSION_1`]).
+/// blob's version ([`PARTITION_VERSION`], [`PARTITION_VERSION_2`] or
+/// [`PARTITION_VERSION_1`]).
 pub(crate) fn decode_head(
     bytes: &[u8],
 ) -> Result<(Reader<'_>, RuleTable, Clock, u8), SnapshotError> {
     let version = match bytes.first() {
-        Some(&PARTITION_VERSION_1) => PARTITION_VERSION_1,
+        Some(&v @ (PARTITION_VERSION_1 | PARTITION_VERSION_2)) => v,
         _ => PARTITION_VERSION,
     };
     let mut r = Reader::versioned(bytes, "partition", version)?;
     let rules = RuleTable::decode(&mut r)?;
     let (newest, has_closed, closed, observed) = (r.i64()?, r.bool()?, r.i32()?, r.i32()?);
+    let mut inputs = [newest; INPUTS];
+    if version == PARTITION_VERSION {
+        for t in &mut inputs {
+            *t = r.i64()?;
+        }
+    }
     Ok((
         r,
         rules,
-        (newest, has_closed.then_some(closed), observed),
+        (newest, has_closed.then_some(closed), observed, inputs),
         version,
     ))
 }

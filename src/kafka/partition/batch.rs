@@ -102,6 +102,8 @@ impl PartitionTask {
             return std::future::pending().await;
         }
         let mut batch = Batch::default();
+        self.count_waits();
+        self.hold_clock(now, &mut scratch.tickets, &mut batch);
         self.run_batch(&mut scratch, wall, &mut batch);
         scratch.held.clear();
         self.scratch = scratch;
@@ -133,7 +135,9 @@ impl PartitionTask {
                     consumer::caught_up(consumer, topic, partition, next)
                 })
             };
-            let Some((h, source, arrived)) = self.intake.merge.pop(now, caught_up) else {
+            let engine = self.worker.engine();
+            let fits = |head: i64, held: i64| engine.fits_ahead(head, held);
+            let Some((h, source, arrived)) = self.intake.merge.pop(now, caught_up, fits) else {
                 break;
             };
             let (_, payload) = self.intake.merge.bytes_of(source, &h);
@@ -147,6 +151,33 @@ impl PartitionTask {
             held.push((h, source, arrived));
         }
         Injected::None
+    }
+
+    /// Holds the engine's clock at the slowest input that still counts; the tickets of days
+    /// that close as it moves go first in the batch.
+    fn hold_clock(&mut self, now: Instant, tickets: &mut Vec<CareTicket>, batch: &mut Batch) {
+        tickets.clear();
+        self.worker.hold_clock(self.intake.merge.hold(now), tickets);
+        if !tickets.is_empty() {
+            for p in self.ticket_publications(tickets) {
+                batch.push(p);
+            }
+            tickets.clear();
+        }
+    }
+
+    /// Counts the waits the merge began for lagging inputs.
+    fn count_waits(&mut self) {
+        let waits = self.intake.merge.take_waits();
+        for source in [Source::Cdr, Source::Account, Source::Outcomes] {
+            let n = waits[source.index()];
+            if n > 0 {
+                let topic = self.topic_of(source).to_string();
+                (self.shared.metrics.alignment_waits)
+                    .with_label_values(&[&topic])
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Runs the records taken through the worker (all but one a failed task left to set
@@ -252,6 +283,10 @@ impl PartitionTask {
     /// Counts the batch, notes its offsets and publishes its tickets and dead letters.
     async fn finish(&mut self, batch: Batch, now: Instant, wall: i64) -> Result<(), Refused> {
         if batch.records == 0 {
+            if !batch.publications.is_empty() {
+                self.checkpoints.changed = true;
+                return self.publisher.enqueue(0, now, batch.publications).await;
+            }
             return Ok(());
         }
         for source in [Source::Cdr, Source::Account, Source::Outcomes] {

@@ -3,15 +3,26 @@
 //! CDR, account and outcome topics are co-partitioned, and each arrives in its own order.
 //! Records wait here, per input, with the event time [`codec::peek_event_time`] read from
 //! their bytes; the next one to process is the earliest head ([`Source::earliest`]: on a
-//! tie CDRs, then account events, then outcomes). An input with nothing buffered holds the
-//! others back unless it has caught up with its log end, or has kept them waiting for
-//! [`ALIGNMENT_WAIT`]: a lagging topic must not reorder a subscriber's records, and a
-//! silent one must not stall the partition. Each input has its own queue, and a full
-//! buffer still reads the inputs it holds nothing of ([`crate::kafka::partition`]), so a broker
-//! that serves one topic's whole backlog before another's does not make the lagging
-//! input's records queue behind the others. Once the wait is over the others go ahead at
-//! full speed until the lagging input delivers or catches up. (Pausing the inputs ahead in
-//! librdkafka instead left a resumed partition unfetched, now and then, for good.)
+//! tie CDRs, then account events, then outcomes).
+//!
+//! **An input with nothing buffered still counts** until it is idle: until it has delivered
+//! nothing for `kafka.idle_timeout_ms` of wall-clock time. Being caught up with its log end
+//! is not enough: after a broker failover one topic's records can reach the broker seconds
+//! after another's, and a caught-up input then only means the broker has not received
+//! them yet. While it counts, the inputs ahead go on only as far as the engine's state
+//! allows without closing a day the lagging input may still write to
+//! ([`crate::detect::watermark::Watermark::fits_ahead`]: within the allowed lateness and
+//! the open days); then they wait (backpressure, bounded by the buffer, counted in
+//! `churnwatch_input_alignment_waits_total`). The slowest input that counts holds the
+//! engine's clock ([`InputMerge::hold`]), so no day closes before it is an allowed lateness
+//! past it, and a record is late only against its own input. An input that has never
+//! delivered anything (an empty outcome topic) does not count; one known to hold records
+//! it has not received yet is waited for ([`BEHIND_WAIT`]), one whose log end is not known
+//! yet briefly ([`ALIGNMENT_WAIT`]). Each input has its own queue, and a full buffer still
+//! reads the inputs it holds nothing of ([`crate::kafka::partition`]), so a broker that
+//! serves one topic's whole backlog before another's does not make the lagging input's
+//! records queue behind the others. (Pausing the inputs ahead in librdkafka instead left a
+//! resumed partition unfetched, now and then, for good.)
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 
@@ -33,6 +44,11 @@ pub const RECHECK: Duration = Duration::from_millis(50);
 /// brokers serve one topic's backlog before another's); bounded, so an input that never
 /// delivers (stuck behind a transaction marker) does not stall the partition.
 pub const BEHIND_WAIT: Duration = Duration::from_secs(30);
+
+/// How long an input with progress counts after its last delivery when
+/// `kafka.idle_timeout_ms` is 0 (which turns off only the partition's wall-clock advance):
+/// no input may hold a partition back for good.
+pub const INPUT_IDLE_WHEN_OFF: Duration = Duration::from_secs(60);
 
 /// Where an input stands against its log end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +156,16 @@ impl Lane {
 /// The records of one partition not yet processed, per input.
 #[derive(Default)]
 pub(super) struct InputMerge {
+    /// Per input, the newest event time it delivered and when it last delivered (or when
+    /// the partition started, for progress restored from a checkpoint).
+    progress: [Option<(i64, Instant)>; 3],
+    /// An input with progress stops counting after delivering nothing for this long
+    /// (`None`: never).
+    idle_timeout: Option<Duration>,
+    /// While inputs that count hold the others back: until the first of them goes idle.
+    held_until: Option<Instant>,
+    /// Waits begun for each input (by [`Source::index`]), for the metric.
+    waits: [u64; 3],
     /// Per input, by [`Source::index`].
     inputs: [Lane; 3],
     buffered: usize,
@@ -169,6 +195,41 @@ impl InputMerge {
         merge
     }
 
+    /// Inputs with progress count until idle for `timeout` (`None`: always).
+    pub(super) fn idle_after(mut self, timeout: Option<Duration>) -> InputMerge {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// The progress a restored engine reflects for `source`: it counts from `now` as if it
+    /// had just delivered, so a catch-up after a restart waits for it as for any input.
+    pub(super) fn resume_progress(&mut self, source: Source, t: Option<i64>, now: Instant) {
+        self.progress[source.index()] = t.map(|t| (t, now));
+    }
+
+    /// The clock the engine should hold at: the progress of the slowest input that still
+    /// counts at `now` (`None`: none does).
+    pub(super) fn hold(&self, now: Instant) -> Option<i64> {
+        (0..3)
+            .filter(|&i| self.counts(i, now))
+            .filter_map(|i| self.progress[i].map(|(t, _)| t))
+            .min()
+    }
+
+    /// Waits begun for each input since the last call (by [`Source::index`]).
+    pub(super) fn take_waits(&mut self) -> [u64; 3] {
+        std::mem::take(&mut self.waits)
+    }
+
+    /// Whether input `i` has progress and has delivered within the idle timeout.
+    fn counts(&self, i: usize, now: Instant) -> bool {
+        match (self.progress[i], self.idle_timeout) {
+            (Some(_), None) => true,
+            (Some((_, at)), Some(timeout)) => now.saturating_duration_since(at) < timeout,
+            (None, _) => false,
+        }
+    }
+
     /// Buffers a record read from `source` with its event time.
     #[cfg(test)]
     pub(super) fn push(
@@ -185,6 +246,8 @@ impl InputMerge {
     /// the input's buffer.
     pub(super) fn push_parts(&mut self, r: Parts<'_>, source: Source, time: i64, arrived: Instant) {
         self.next_offset[source.index()] = Some(r.offset + 1);
+        let p = &mut self.progress[source.index()];
+        *p = Some((p.map_or(time, |(t, _)| t.max(time)), arrived));
         self.bytes += r.payload.map_or(0, <[u8]>::len);
         if !self.waited_out.is_empty() {
             self.waited_out.retain(|s| *s != source);
@@ -233,8 +296,9 @@ impl InputMerge {
         &mut self,
         now: Instant,
         caught_up: impl FnMut(Source, Option<i64>) -> Lag,
+        fits: impl Fn(i64, i64) -> bool,
     ) -> Option<(Held, Source, Instant)> {
-        let source = self.next_source(now, caught_up)?;
+        let source = self.next_source(now, caught_up, fits)?;
         let lane = &mut self.inputs[source.index()];
         let h = lane.held.pop_front()?;
         lane.taken = h.payload.or(h.key).map_or(lane.taken, |(_, end)| end);
@@ -246,7 +310,11 @@ impl InputMerge {
 
     /// When the wait for a lagging input ends, if one is holding the others back.
     pub(super) fn wait_deadline(&self) -> Option<Instant> {
-        self.blocked_since.map(|t| t + self.wait)
+        let lagging = self.blocked_since.map(|t| t + self.wait);
+        match (lagging, self.held_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The wait for the lagging inputs is over: the others go ahead, at full speed, until
@@ -271,6 +339,7 @@ impl InputMerge {
         &mut self,
         now: Instant,
         mut caught_up: impl FnMut(Source, Option<i64>) -> Lag,
+        fits: impl Fn(i64, i64) -> bool,
     ) -> Option<Source> {
         // Outcomes are merged too: a RETAINED outcome then suppresses what it does in replay.
         let source = Source::earliest(
@@ -278,19 +347,41 @@ impl InputMerge {
             self.head(Source::Account),
             self.head(Source::Outcomes),
         )?;
-        let lagging: Vec<(Source, Lag)> = [Source::Cdr, Source::Account, Source::Outcomes]
-            .into_iter()
-            .filter(|s| *s != source && self.head(*s).is_none())
-            .filter(|other| !self.waited_out.contains(other))
-            .map(|other| (other, caught_up(other, self.next_offset[other.index()])))
-            .filter(|(_, lag)| *lag != Lag::CaughtUp)
-            .collect();
+        let head = self.head(source)?;
+        let mut held_until: Option<Instant> = None;
+        let mut lagging = Vec::new();
+        for other in [Source::Cdr, Source::Account, Source::Outcomes] {
+            if other == source || self.head(other).is_some() {
+                continue;
+            }
+            let i = other.index();
+            if let Some((progress, at)) = self.progress[i] {
+                if self.counts(i, now) && !fits(head, progress) {
+                    let idle_at = self.idle_timeout.map_or(now + BEHIND_WAIT, |t| at + t);
+                    held_until = Some(held_until.map_or(idle_at, |h| h.min(idle_at)));
+                    if self.held_until.is_none() {
+                        self.waits[i] += 1;
+                    }
+                }
+            } else if !self.waited_out.contains(&other) {
+                let lag = caught_up(other, self.next_offset[i]);
+                if lag != Lag::CaughtUp {
+                    lagging.push((other, lag));
+                }
+            }
+        }
+        self.held_until = held_until;
         if lagging.is_empty() {
             self.blocked_since = None;
-            return Some(source);
+            return held_until.is_none().then_some(source);
         }
         let behind = lagging.iter().any(|(_, lag)| *lag == Lag::Behind);
         self.wait = if behind { BEHIND_WAIT } else { ALIGNMENT_WAIT };
+        if self.blocked_since.is_none() {
+            for (s, _) in &lagging {
+                self.waits[s.index()] += 1;
+            }
+        }
         self.lagging = lagging.into_iter().map(|(s, _)| s).collect();
         self.blocked_since.get_or_insert(now);
         None
@@ -308,6 +399,10 @@ mod tests {
         OwnedMessage::new(None, None, topic, Timestamp::NotAvailable, 0, offset, None)
     }
 
+    fn ahead_ok(_: i64, _: i64) -> bool {
+        true
+    }
+
     fn lag(caught_up: bool) -> Lag {
         if caught_up {
             Lag::CaughtUp
@@ -317,7 +412,7 @@ mod tests {
     }
 
     fn offsets(m: &mut InputMerge, now: Instant, caught_up: bool) -> Vec<(Source, i64)> {
-        std::iter::from_fn(|| m.pop(now, |_, _| lag(caught_up)))
+        std::iter::from_fn(|| m.pop(now, |_, _| lag(caught_up), ahead_ok))
             .map(|(r, s, _)| (s, r.offset))
             .collect()
     }
@@ -355,29 +450,30 @@ mod tests {
             asked.borrow_mut().push((s, next));
             Lag::Unknown
         };
-        assert!(m.pop(now, lagging).is_none());
+        assert!(m.pop(now, lagging, ahead_ok).is_none());
         assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT));
         assert!(asked.borrow().contains(&(Source::Account, None)));
         let later = now + Duration::from_secs(1);
-        assert!(m.pop(later, |_, _| Lag::Unknown).is_none());
+        assert!(m.pop(later, |_, _| Lag::Unknown, ahead_ok).is_none());
         assert_eq!(m.wait_deadline(), Some(now + ALIGNMENT_WAIT), "kept");
         m.wait_over();
-        let (r, s, _) = m.pop(later, |_, _| Lag::Unknown).unwrap();
+        let (r, s, _) = m.pop(later, |_, _| Lag::Unknown, ahead_ok).unwrap();
         assert_eq!((s, r.offset), (Source::Cdr, 7));
         assert_eq!(m.wait_deadline(), None);
         m.push(record(8), Source::Cdr, 11, later);
         let (r, _, _) = m
-            .pop(later, |_, _| Lag::Unknown)
+            .pop(later, |_, _| Lag::Unknown, ahead_ok)
             .expect("full speed after the wait");
         assert_eq!(r.offset, 8);
         m.push(record(0), Source::Account, 12, later);
         m.push(record(9), Source::Cdr, 13, later);
         let _ = m
-            .pop(later, |_, _| Lag::Unknown)
+            .pop(later, |_, _| Lag::Unknown, ahead_ok)
             .expect("the lagging input delivered");
         assert!(
-            m.pop(later, |_, _| Lag::Unknown).is_none(),
-            "and is waited for again"
+            m.pop(later, |_, _| Lag::Unknown, |head, held| head <= held)
+                .is_none(),
+            "and, as it counts, is not run ahead of"
         );
     }
 
@@ -390,12 +486,12 @@ mod tests {
             Source::Account => Lag::Behind,
             _ => Lag::Unknown,
         };
-        assert!(m.pop(now, behind).is_none());
+        assert!(m.pop(now, behind, ahead_ok).is_none());
         assert_eq!(m.wait_deadline(), Some(now + BEHIND_WAIT));
         m.push(record(0), Source::Account, 20, now);
         let later = now + Duration::from_secs(1);
         assert!(
-            m.pop(later, |_, _| Lag::Unknown).is_none(),
+            m.pop(later, |_, _| Lag::Unknown, ahead_ok).is_none(),
             "outcomes unknown"
         );
         assert_eq!(
@@ -403,7 +499,9 @@ mod tests {
             Some(now + ALIGNMENT_WAIT),
             "the input behind delivered: what is left is a wait for a log end, from the start"
         );
-        let (_, s, _) = m.pop(later, |_, _| Lag::CaughtUp).expect("log end known");
+        let (_, s, _) = m
+            .pop(later, |_, _| Lag::CaughtUp, ahead_ok)
+            .expect("log end known");
         assert_eq!(s, Source::Cdr);
     }
 
@@ -417,7 +515,7 @@ mod tests {
             (Source::Outcomes, _) => Lag::Behind,
             _ => Lag::CaughtUp,
         };
-        let (_, s, _) = m.pop(now, ends).expect("nothing to wait for");
+        let (_, s, _) = m.pop(now, ends, ahead_ok).expect("nothing to wait for");
         assert_eq!(s, Source::Cdr);
         assert_eq!(m.wait_deadline(), None);
     }
@@ -432,15 +530,20 @@ mod tests {
         m.push(record(10), Source::Cdr, 6, now);
         let asked = std::cell::RefCell::new(Vec::new());
         let (_, s, _) = m
-            .pop(now, |s, next| {
-                asked.borrow_mut().push((s, next));
-                Lag::CaughtUp
-            })
+            .pop(
+                now,
+                |s, next| {
+                    asked.borrow_mut().push((s, next));
+                    Lag::CaughtUp
+                },
+                ahead_ok,
+            )
             .unwrap();
         assert_eq!(s, Source::Cdr);
         assert_eq!(
             *asked.borrow(),
-            vec![(Source::Account, Some(5)), (Source::Outcomes, None)]
+            vec![(Source::Outcomes, None)],
+            "the account input delivered: it counts by its progress, not its log end"
         );
     }
 
@@ -470,7 +573,7 @@ mod tests {
                 next += 1;
             }
             while m.len() > 50 {
-                let (h, s, _) = m.pop(now, |_, _| Lag::CaughtUp).unwrap();
+                let (h, s, _) = m.pop(now, |_, _| Lag::CaughtUp, ahead_ok).unwrap();
                 let (k, v) = m.bytes_of(s, &h);
                 assert_eq!(v, Some(&value(h.offset)[..]), "offset {}", h.offset);
                 assert_eq!(k, Some(&key(h.offset)[..]));
@@ -503,7 +606,7 @@ mod tests {
         );
         let mut merge = InputMerge::default();
         merge.push(m, Source::Cdr, 1, now);
-        let (h, _, _) = merge.pop(now, |_, _| Lag::CaughtUp).unwrap();
+        let (h, _, _) = merge.pop(now, |_, _| Lag::CaughtUp, ahead_ok).unwrap();
         let kept = h.headers.expect("headers kept");
         let all: Vec<(String, Option<Vec<u8>>)> = kept
             .iter()
@@ -515,6 +618,58 @@ mod tests {
                 ("trace".into(), Some(b"t-1".to_vec())),
                 ("empty".into(), None)
             ]
+        );
+    }
+
+    #[test]
+    fn a_caught_up_input_holds_the_others_until_it_is_idle() {
+        let now = Instant::now();
+        let mut m = InputMerge::default().idle_after(Some(Duration::from_secs(10)));
+        m.push(record(0), Source::Account, 100, now);
+        m.push(record(0), Source::Cdr, 50, now);
+        m.push(record(1), Source::Cdr, 200, now);
+        let fits = |head: i64, held: i64| head <= held + 50;
+        let caught_up = |_, _| Lag::CaughtUp;
+        let order: Vec<_> = std::iter::from_fn(|| m.pop(now, caught_up, fits))
+            .map(|(r, s, _)| (s, r.offset))
+            .collect();
+        assert_eq!(order, vec![(Source::Cdr, 0), (Source::Account, 0)]);
+        assert_eq!(m.hold(now), Some(100), "the account input holds the clock");
+        assert_eq!(m.wait_deadline(), Some(now + Duration::from_secs(10)));
+        assert_eq!(m.take_waits(), [0, 1, 0], "one wait, for the account input");
+        let later = now + Duration::from_secs(9);
+        assert!(
+            m.pop(later, caught_up, fits).is_none(),
+            "caught up is not idle"
+        );
+        assert_eq!(m.take_waits(), [0, 0, 0], "the same wait");
+        let idle = now + Duration::from_secs(10);
+        let (r, s, _) = m
+            .pop(idle, caught_up, fits)
+            .expect("idle: no longer counts");
+        assert_eq!((s, r.offset), (Source::Cdr, 1));
+        assert_eq!(m.hold(idle), None);
+        assert_eq!(m.wait_deadline(), None);
+    }
+
+    #[test]
+    fn progress_restored_at_start_counts_from_the_start() {
+        let now = Instant::now();
+        let mut m = InputMerge::resuming_at([(Source::Account, 7)])
+            .idle_after(Some(Duration::from_secs(10)));
+        m.resume_progress(Source::Account, Some(100), now);
+        m.push(record(0), Source::Cdr, 300, now);
+        let fits = |head: i64, held: i64| head <= held + 50;
+        assert!(m.pop(now, |_, _| Lag::CaughtUp, fits).is_none());
+        assert_eq!(m.hold(now), Some(100));
+        m.push(record(7), Source::Account, 280, now);
+        assert_eq!(
+            m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1,
+            Source::Account
+        );
+        assert_eq!(
+            m.pop(now, |_, _| Lag::CaughtUp, fits).unwrap().1,
+            Source::Cdr
         );
     }
 }

@@ -47,10 +47,11 @@ use super::consumer::{self, InputConsumer, Inspect};
 use super::producer::{Kind, Publication, Refused};
 use super::shared::{Control, Resume, Shared};
 use super::Error;
+use crate::detect::watermark::Input;
 use crate::driver::Source;
 use crate::kafka::consumer::assign::Ready;
 use crate::kafka::partition::idle::IdleClock;
-use crate::kafka::partition::merge::{InputMerge, RECHECK};
+use crate::kafka::partition::merge::{InputMerge, INPUT_IDLE_WHEN_OFF, RECHECK};
 use crate::kafka::partition::worker::PartitionWorker;
 
 mod batch;
@@ -152,7 +153,7 @@ impl PartitionTask {
             checkpointer,
         } = ready;
         let checkpoints = checkpoint::Checkpoints::new(cfg, checkpointer);
-        let merge =
+        let mut merge =
             InputMerge::resuming_at(checkpoints.next_offsets.iter().filter_map(|(topic, next)| {
                 let t = &cfg.kafka.topics;
                 let source = [
@@ -164,7 +165,15 @@ impl PartitionTask {
                 .find(|(_, name)| *name == topic)?
                 .0;
                 Some((source, *next))
-            }));
+            }))
+            .idle_after(
+                (cfg.kafka.idle_timeout_ms > 0)
+                    .then(|| std::time::Duration::from_millis(cfg.kafka.idle_timeout_ms)),
+            );
+        let started = Instant::now();
+        for (source, input) in [(Source::Cdr, Input::Cdr), (Source::Account, Input::Account)] {
+            merge.resume_progress(source, worker.engine().input_ms(input), started);
+        }
         // An engine kept over a rebalance has counted before: only what follows is new.
         let exporter = counting::Exporter::new(&wiring.shared.metrics, partition, worker.engine());
         PartitionTask {
@@ -258,6 +267,10 @@ impl PartitionTask {
                         continue;
                     }
                     let lagging = self.intake.merge.wait_over();
+                    if lagging.is_empty() {
+                        // An input that counts went idle: the next pass lets the others go.
+                        continue;
+                    }
                     let ends: Vec<_> = lagging.iter().map(|s| {
                         let topic = self.topic_of(*s);
                         let high = consumer::cached_high_watermark(&self.consumer, topic, self.partition);

@@ -140,6 +140,12 @@ impl PartitionWorker {
         self.driver.advance_to(t, tickets);
     }
 
+    /// Holds the engine's clock at the slowest input that still counts (see
+    /// [`crate::kafka::partition::merge`]); tickets of days that close now go to `tickets`.
+    pub fn hold_clock(&mut self, hold: Option<i64>, tickets: &mut Vec<CareTicket>) {
+        self.driver.hold_clock(hold, tickets);
+    }
+
     /// Hands each lead time recorded since the last call to `f` (rule, days).
     pub fn drain_lead_times(&mut self, f: impl FnMut(crate::detect::rules::RuleId, u32)) {
         self.driver.engine_mut().drain_lead_times(f);

@@ -178,8 +178,8 @@ impl Engine {
     /// Restores an [`Engine::encode_partition`] blob, replacing the side state (before or
     /// after the subscribers). On an error the engine is only fit to be dropped.
     pub fn restore_partition(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let (mut r, rules, (newest, closed, observed), version) = partition::decode_head(bytes)?;
-        self.clock.restore(newest, closed, observed);
+        let (mut r, rules, clock, version) = partition::decode_head(bytes)?;
+        self.clock.restore(clock);
         let (subs, marks) = (&mut self.subs, &mut self.marks);
         marks.clear();
         partition::read_marks(&mut r, &rules, |m, rule, list| {

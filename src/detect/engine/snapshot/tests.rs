@@ -185,11 +185,11 @@ fn unknown_versions_and_truncations_are_errors() {
         );
     }
     let mut bad = blob.clone();
-    bad[0] = 3;
+    bad[0] = 4;
     let err = r.restore_partition(&bad).unwrap_err().to_string();
     assert_eq!(
         err,
-        "unknown partition encoding version 3 (this build reads version 2)"
+        "unknown partition encoding version 4 (this build reads version 3)"
     );
     let err = r.restore_ids(&[7, 0, 0]).unwrap_err().to_string();
     assert!(err.contains("ids encoding version 7"), "{err}");
@@ -360,9 +360,16 @@ fn a_version_1_blob_without_followed_tickets_is_still_read() {
     e.apply(&cdr(1, SUB, T0, CdrKind::VoiceOut, "13012340001"), &mut out);
     assert!(out.is_empty());
     let blob = e.encode_partition();
-    let mut v1 = blob[..blob.len() - 4].to_vec();
+    // Version 3's per-input progress (the CDR input at T0, no account event yet) follows
+    // the watermark; versions 1 and 2 do not have it.
+    let progress: Vec<u8> = [T0.to_le_bytes(), i64::MIN.to_le_bytes()].concat();
+    let at = (blob.windows(16).position(|w| w == progress.as_slice())).expect("progress");
+    let mut v1 = [&blob[..at], &blob[at + 16..blob.len() - 4]].concat();
     v1[0] = 1;
     let mut r = Engine::new(&config(), &[]).unwrap();
     r.restore_partition(&v1).unwrap();
-    assert_eq!(r.encode_partition(), blob);
+    // Without progress of their own, both inputs resume at the newest event time.
+    let both: Vec<u8> = [T0.to_le_bytes(), T0.to_le_bytes()].concat();
+    let expected = [&blob[..at], &both, &blob[at + 16..]].concat();
+    assert_eq!(r.encode_partition(), expected);
 }
