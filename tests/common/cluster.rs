@@ -21,7 +21,9 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -235,6 +237,11 @@ impl Broker {
 
     /// `churnwatch run` against this broker, as member `name` of the test's group.
     pub fn service(&self, name: &str) -> Service {
+        self.service_with(name, ServiceOptions::default())
+    }
+
+    /// [`Broker::service`], with `opts` changing what the harness sets.
+    pub fn service_with(&self, name: &str, opts: ServiceOptions) -> Service {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_churnwatch"));
         cmd.arg("run")
@@ -257,16 +264,13 @@ impl Broker {
         ] {
             cmd.env(format!("CHURNWATCH__KAFKA__{k}"), v);
         }
-        if self.kind == Kind::Tansu {
-            // Tansu answers a fetch with the CDR backlog of every partition before the
-            // account one, so the account events of a partition could reach it only after
-            // the service's 2 s alignment wait had gone ahead without them (they are then
-            // dead-lettered as late), and with 10,000 records in flight the CDRs fill the
-            // partition's buffer first and it crawls (1-2 records/s). Prefetching at most
-            // 1,000 records a partition makes the fetches take turns; it narrows the race,
-            // it does not close it (see `Service::assert_no_dead_letters`).
-            cmd.env("CHURNWATCH__KAFKA__MAX_IN_FLIGHT", "1000000");
-            cmd.env("CHURNWATCH__KAFKA__OPTIONS__QUEUED_MIN_MESSAGES", "1000");
+        if opts.default_idle_timeout {
+            cmd.env_remove("CHURNWATCH__KAFKA__IDLE_TIMEOUT_MS");
+        }
+        if opts.default_session_timeout {
+            // librdkafka wants `max.poll.interval.ms` at least the session timeout.
+            cmd.env_remove("CHURNWATCH__KAFKA__SESSION_TIMEOUT_MS");
+            cmd.env_remove("CHURNWATCH__KAFKA__OPTIONS__MAX_POLL_INTERVAL_MS");
         }
         cmd.env("CHURNWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"));
         let proc = Proc::spawn(name, &mut cmd, self.logs.path(), false);
@@ -305,17 +309,10 @@ impl Broker {
     /// Produces `events` in order, to `partition`, or (`None`) where librdkafka's default
     /// partitioner puts each key.
     fn produce_to(&self, partition: Option<i32>, events: &[&WireEvent]) {
-        let mut cfg = self.client();
-        cfg.set("linger.ms", "5");
-        if self.kind == Kind::Tansu {
-            // Tansu 0.6's high watermark counts the last record batch as one record, and
-            // the service takes an input whose fetched records reach the high watermark as
-            // at its end (the event-time merge then goes ahead without it): with batches,
-            // a fetch that stops short of the last one reads as the end, and the rest is
-            // dead-lettered as late. One record per batch keeps the high watermark right.
-            cfg.set("batch.num.messages", "1");
-        }
-        let prod: BaseProducer<Ends> = cfg.create_with_context(Ends(self.ends.clone())).unwrap();
+        let prod: BaseProducer<Ends> = self
+            .producer_config()
+            .create_with_context(Ends(self.ends.clone()))
+            .unwrap();
         let n = &self.names;
         for e in events {
             let (topic, sub, bytes) = match e {
@@ -337,6 +334,43 @@ impl Broker {
             }
         }
         prod.flush(Duration::from_secs(120)).unwrap();
+    }
+
+    /// The input producers' configuration.
+    fn producer_config(&self) -> ClientConfig {
+        let mut cfg = self.client();
+        cfg.set("linger.ms", "5");
+        if self.kind == Kind::Tansu {
+            // Tansu 0.6's high watermark counts the last record batch as one record, and
+            // the service takes an input whose fetched records reach the high watermark as
+            // at its end (the event-time merge then goes ahead without it): with batches,
+            // a fetch that stops short of the last one reads as the end, and the rest is
+            // dead-lettered as late. One record per batch keeps the high watermark right.
+            cfg.set("batch.num.messages", "1");
+        }
+        cfg
+    }
+
+    /// A producer of input for a test that sends records itself, configured as
+    /// [`Broker::produce`]'s and then by `settings`; its delivery reports count towards the
+    /// log ends [`Offsets`] compares with, and its failures towards
+    /// [`Broker::failed_deliveries`].
+    pub fn producer(&self, settings: &[(&str, &str)]) -> ThreadedProducer<Ends> {
+        let mut cfg = self.producer_config();
+        for (k, v) in settings {
+            cfg.set(*k, *v);
+        }
+        cfg.create_with_context(Ends(self.ends.clone())).unwrap()
+    }
+
+    /// Records the broker did not take, over every producer of input.
+    pub fn failed_deliveries(&self) -> u64 {
+        self.ends.lock().unwrap().failed
+    }
+
+    /// The broker's process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self._proc.pid()
     }
 
     /// A client of the test's group that never joins it: it only reads committed offsets.
@@ -427,7 +461,7 @@ pub struct LogEnds {
 }
 
 /// Producer context that records [`LogEnds`].
-struct Ends(Arc<Mutex<LogEnds>>);
+pub struct Ends(Arc<Mutex<LogEnds>>);
 
 impl ClientContext for Ends {}
 
@@ -489,6 +523,17 @@ impl Offsets {
             std::thread::sleep(Duration::from_millis(100)); // committed-offset poll
         }
     }
+}
+
+/// What [`Broker::service_with`] changes in the harness's configuration of a service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServiceOptions {
+    /// Leave `kafka.idle_timeout_ms` at the product default (the harness turns idleness
+    /// off, `CHURNWATCH__KAFKA__IDLE_TIMEOUT_MS=0`).
+    pub default_idle_timeout: bool,
+    /// Leave `kafka.session_timeout_ms` (and librdkafka's `max.poll.interval.ms`) at their
+    /// defaults (the harness sets 6 s and 10 s, so that a killed member leaves soon).
+    pub default_session_timeout: bool,
 }
 
 /// A `churnwatch run` process and its HTTP endpoint.
