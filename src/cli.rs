@@ -120,6 +120,9 @@ pub(crate) enum BenchCommand {
         /// Input rate of the latency run, events/s (0: half the measured throughput).
         #[arg(long, default_value_t = 0)]
         latency_rate: u64,
+        /// Days of event time the throughput run's backlog spans (a catch-up).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=60))]
+        days: u32,
         /// Encoding of the records produced (and of the service's input).
         #[arg(long, value_enum, default_value_t = Format::Protobuf)]
         input_format: Format,

@@ -313,6 +313,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             partitions,
             latency_secs,
             latency_rate,
+            days,
             input_format,
             seed,
             config,
@@ -325,6 +326,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 partitions,
                 latency_secs,
                 latency_rate,
+                days,
                 seed,
             };
             let rt = runtime()?;

@@ -52,6 +52,8 @@ pub struct E2eOptions {
     pub latency_secs: u64,
     /// The latency run's input rate, events/s; 0 for half the measured throughput.
     pub latency_rate: u64,
+    /// Days of event time the throughput run's backlog spans.
+    pub days: u32,
     pub seed: u64,
 }
 
@@ -247,7 +249,7 @@ pub async fn run_e2e(opts: &E2eOptions, cfg: &Config) -> Result<E2eReport, Bench
     let events = mix::wire(
         opts.subscribers,
         opts.events,
-        2 * 86_400_000,
+        i64::from(opts.days) * 86_400_000,
         last_ms,
         opts.seed,
     );
@@ -376,8 +378,8 @@ impl fmt::Display for E2eReport {
         writeln!(f, "  subscribers             {:>12}", o.subscribers)?;
         writeln!(
             f,
-            "  produced first          {:>12} records in {:.1}s; partitions end at {} in total",
-            self.produced, self.produce_secs, self.end_offsets
+            "  produced first          {:>12} records over {} days of event time in {:.1}s; partitions end at {} in total",
+            self.produced, o.days, self.produce_secs, self.end_offsets
         )?;
         writeln!(f, "  all consumed after      {:>11.2}s", self.consumed_secs)?;
         writeln!(
