@@ -166,10 +166,10 @@ impl PartitionTask {
                 .0;
                 Some((source, *next))
             }))
-            .idle_after(
-                (cfg.kafka.idle_timeout_ms > 0)
-                    .then(|| std::time::Duration::from_millis(cfg.kafka.idle_timeout_ms)),
-            );
+            .idle_after(Some(match cfg.kafka.idle_timeout_ms {
+                0 => INPUT_IDLE_WHEN_OFF,
+                ms => std::time::Duration::from_millis(ms),
+            }));
         let started = Instant::now();
         for (source, input) in [(Source::Cdr, Input::Cdr), (Source::Account, Input::Account)] {
             merge.resume_progress(source, worker.engine().input_ms(input), started);
