@@ -26,13 +26,12 @@
 //!
 //! [`codec::peek_event_time`]: crate::codec::peek_event_time
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::Timestamp;
-
 use crate::driver::Source;
+
+pub(crate) use super::lane::{Held, Parts};
+use super::lane::Lane;
 
 /// How long a partition waits for a lagging input whose log end it does not know yet
 /// before processing the others anyway.
@@ -59,98 +58,6 @@ pub enum Lag {
     Behind,
     /// The log end is not known yet.
     Unknown,
-}
-
-/// A record waiting its turn: where its bytes are in its input's [`Lane`], its event time
-/// and when it arrived. The bytes stay valid until the next [`InputMerge::push`].
-#[derive(Debug, Clone)]
-pub(super) struct Held {
-    pub offset: i64,
-    pub timestamp: Timestamp,
-    /// Headers are rare on CDRs: only a record that has them costs an allocation.
-    pub headers: Option<Box<OwnedHeaders>>,
-    time: i64,
-    arrived: Instant,
-    key: Option<(usize, usize)>,
-    payload: Option<(usize, usize)>,
-}
-
-/// One record's parts as read, before they are copied into a [`Lane`].
-pub(super) struct Parts<'a> {
-    pub offset: i64,
-    pub timestamp: Timestamp,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-    pub headers: Option<Box<OwnedHeaders>>,
-}
-
-impl<'a> Parts<'a> {
-    /// The parts of `m` (owned or borrowed from librdkafka), headers copied.
-    pub fn of<M: Message>(m: &'a M) -> Parts<'a> {
-        let headers = m.headers().map(|h| {
-            let copy = h
-                .iter()
-                .fold(OwnedHeaders::new_with_capacity(h.count()), |c, h| {
-                    c.insert(Header {
-                        key: h.key,
-                        value: h.value,
-                    })
-                });
-            Box::new(copy)
-        });
-        Parts {
-            offset: m.offset(),
-            timestamp: m.timestamp(),
-            key: m.key(),
-            payload: m.payload(),
-            headers,
-        }
-    }
-}
-
-/// One input's buffered records: their bytes back to back in one buffer that is reused,
-/// so buffering a record allocates nothing once the buffer has grown.
-#[derive(Default)]
-struct Lane {
-    held: VecDeque<Held>,
-    bytes: Vec<u8>,
-    /// Bytes at the front already taken.
-    taken: usize,
-}
-
-impl Lane {
-    fn copy(&mut self, b: Option<&[u8]>) -> Option<(usize, usize)> {
-        let b = b?;
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(b);
-        Some((start, self.bytes.len()))
-    }
-
-    /// Drops the bytes already taken once they are most of the buffer.
-    fn compact(&mut self) {
-        if self.held.is_empty() {
-            self.bytes.clear();
-            self.taken = 0;
-        } else if self.taken > 1 << 20 && self.taken > self.bytes.len() / 2 {
-            let cut = self.taken;
-            self.bytes.drain(..cut);
-            self.taken = 0;
-            let shift = |r: &mut Option<(usize, usize)>| {
-                if let Some((a, b)) = r {
-                    *a -= cut;
-                    *b -= cut;
-                }
-            };
-            for h in &mut self.held {
-                shift(&mut h.key);
-                shift(&mut h.payload);
-            }
-        }
-    }
-
-    fn slice(&self, r: Option<(usize, usize)>) -> Option<&[u8]> {
-        r.map(|(a, b)| &self.bytes[a..b])
-    }
 }
 
 /// The records of one partition not yet processed, per input.

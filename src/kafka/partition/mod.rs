@@ -59,6 +59,7 @@ mod checkpoint;
 mod counting;
 pub mod idle;
 mod inputs;
+mod lane;
 pub mod merge;
 mod publish;
 mod start;
