@@ -256,7 +256,9 @@ impl Broker {
             ("CHECKPOINT_INTERVAL_MS", "1000"),
             ("SESSION_TIMEOUT_MS", "6000"),
             ("DRAIN_TIMEOUT_MS", "2000"),
-            ("IDLE_TIMEOUT_MS", "0"),
+            // An input quiet for 3 s stops holding the others (the product waits a minute,
+            // which the freeze test keeps): every test stream ends with a quiet input.
+            ("IDLE_TIMEOUT_MS", "3000"),
             ("OPTIONS__MAX_POLL_INTERVAL_MS", "10000"),
             // Before issue 11 the group's offsets are librdkafka's auto-commits (every 5 s
             // by default): as often as the checkpoints, so a kill comes after some.
@@ -528,8 +530,8 @@ impl Offsets {
 /// What [`Broker::service_with`] changes in the harness's configuration of a service.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServiceOptions {
-    /// Leave `kafka.idle_timeout_ms` at the product default (the harness turns idleness
-    /// off, `CHURNWATCH__KAFKA__IDLE_TIMEOUT_MS=0`).
+    /// Leave `kafka.idle_timeout_ms` at the product default (the harness sets 3 s,
+    /// `CHURNWATCH__KAFKA__IDLE_TIMEOUT_MS=3000`).
     pub default_idle_timeout: bool,
     /// Leave `kafka.session_timeout_ms` (and librdkafka's `max.poll.interval.ms`) at their
     /// defaults (the harness sets 6 s and 10 s, so that a killed member leaves soon).

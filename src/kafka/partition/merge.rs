@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use crate::driver::Source;
 
-pub(crate) use super::lane::{Held, Parts};
 use super::lane::Lane;
+pub(crate) use super::lane::{Held, Parts};
 
 /// How long a partition waits for a lagging input whose log end it does not know yet
 /// before processing the others anyway.
@@ -73,6 +73,9 @@ pub(super) struct InputMerge {
     held_until: Option<Instant>,
     /// Waits begun for each input (by [`Source::index`]), for the metric.
     waits: [u64; 3],
+    /// Inputs idle by the clock still waited for: the broker holds records they have not
+    /// received (for up to [`BEHIND_WAIT`] after their last delivery).
+    behind: [bool; 3],
     /// Per input, by [`Source::index`].
     inputs: [Lane; 3],
     buffered: usize,
@@ -118,7 +121,7 @@ impl InputMerge {
     /// counts at `now` (`None`: none does).
     pub(super) fn hold(&self, now: Instant) -> Option<i64> {
         (0..3)
-            .filter(|&i| self.counts(i, now))
+            .filter(|&i| self.counts(i, now) || self.behind[i])
             .filter_map(|i| self.progress[i].map(|(t, _)| t))
             .min()
     }
@@ -126,6 +129,12 @@ impl InputMerge {
     /// Waits begun for each input since the last call (by [`Source::index`]).
     pub(super) fn take_waits(&mut self) -> [u64; 3] {
         std::mem::take(&mut self.waits)
+    }
+
+    /// When input `i`, last delivering at `at`, goes idle.
+    fn idle_at(&self, i: usize, at: Instant, now: Instant) -> Instant {
+        debug_assert!(self.progress[i].is_some());
+        self.idle_timeout.map_or(now + BEHIND_WAIT, |t| at + t)
     }
 
     /// Whether input `i` has progress and has delivered within the idle timeout.
@@ -153,6 +162,7 @@ impl InputMerge {
     /// the input's buffer.
     pub(super) fn push_parts(&mut self, r: Parts<'_>, source: Source, time: i64, arrived: Instant) {
         self.next_offset[source.index()] = Some(r.offset + 1);
+        self.behind[source.index()] = false;
         let p = &mut self.progress[source.index()];
         *p = Some((p.map_or(time, |(t, _)| t.max(time)), arrived));
         self.bytes += r.payload.map_or(0, <[u8]>::len);
@@ -263,9 +273,22 @@ impl InputMerge {
             }
             let i = other.index();
             if let Some((progress, at)) = self.progress[i] {
-                if self.counts(i, now) && !fits(head, progress) {
-                    let idle_at = self.idle_timeout.map_or(now + BEHIND_WAIT, |t| at + t);
-                    held_until = Some(held_until.map_or(idle_at, |h| h.min(idle_at)));
+                self.behind[i] = false;
+                if fits(head, progress) {
+                    continue;
+                }
+                let mut until = self.counts(i, now).then(|| self.idle_at(i, at, now));
+                // Idle by the clock, but the broker holds records it has not received
+                // (a broker serving another topic's backlog first): still not idle.
+                if until.is_none()
+                    && now < at + BEHIND_WAIT
+                    && caught_up(other, self.next_offset[i]) == Lag::Behind
+                {
+                    self.behind[i] = true;
+                    until = Some(at + BEHIND_WAIT);
+                }
+                if let Some(until) = until {
+                    held_until = Some(held_until.map_or(until, |h| h.min(until)));
                     if self.held_until.is_none() {
                         self.waits[i] += 1;
                     }
@@ -298,7 +321,7 @@ impl InputMerge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::OwnedMessage;
+    use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
     use rdkafka::Timestamp;
 
     fn record(offset: i64) -> OwnedMessage {
