@@ -40,7 +40,9 @@ const DAY: i64 = 86_400_000;
 fn config(cfg: &mut Config) {
     cfg.detect.contact.control_group_fraction = 0.3;
     cfg.detect.engine.idle_eviction_days = 63;
-    cfg.kafka.idle_timeout_ms = 0;
+    // The outcome topic goes quiet before the sentinel: it stops holding the other inputs
+    // after 3 s (the product waits a minute).
+    cfg.kafka.idle_timeout_ms = 3_000;
 }
 
 /// The population, then a sentinel 100 days after its last record.

@@ -76,6 +76,8 @@ pub(super) struct InputMerge {
     /// Inputs idle by the clock still waited for: the broker holds records they have not
     /// received (for up to [`BEHIND_WAIT`] after their last delivery).
     behind: [bool; 3],
+    /// The inputs holding the others back at the last [`InputMerge::pop`].
+    held_by: [bool; 3],
     /// Per input, by [`Source::index`].
     inputs: [Lane; 3],
     buffered: usize,
@@ -124,6 +126,13 @@ impl InputMerge {
             .filter(|&i| self.counts(i, now) || self.behind[i])
             .filter_map(|i| self.progress[i].map(|(t, _)| t))
             .min()
+    }
+
+    /// The inputs that held the others back at the last [`InputMerge::pop`].
+    pub(super) fn held_by(&self) -> impl Iterator<Item = Source> + '_ {
+        [Source::Cdr, Source::Account, Source::Outcomes]
+            .into_iter()
+            .filter(|s| self.held_by[s.index()])
     }
 
     /// Waits begun for each input since the last call (by [`Source::index`]).
@@ -265,6 +274,7 @@ impl InputMerge {
             self.head(Source::Outcomes),
         )?;
         let head = self.head(source)?;
+        self.held_by = [false; 3];
         let mut held_until: Option<Instant> = None;
         let mut lagging = Vec::new();
         for other in [Source::Cdr, Source::Account, Source::Outcomes] {
@@ -288,6 +298,7 @@ impl InputMerge {
                     until = Some(at + BEHIND_WAIT);
                 }
                 if let Some(until) = until {
+                    self.held_by[i] = true;
                     held_until = Some(held_until.map_or(until, |h| h.min(until)));
                     if self.held_until.is_none() {
                         self.waits[i] += 1;
@@ -303,6 +314,7 @@ impl InputMerge {
         self.held_until = held_until;
         if lagging.is_empty() {
             self.blocked_since = None;
+            self.lagging.clear();
             return held_until.is_none().then_some(source);
         }
         let behind = lagging.iter().any(|(_, lag)| *lag == Lag::Behind);

@@ -36,7 +36,7 @@ use std::time::Instant;
 
 use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::codec;
 use crate::config::{Config, TopicsConfig};
@@ -269,7 +269,15 @@ impl PartitionTask {
                     }
                     let lagging = self.intake.merge.wait_over();
                     if lagging.is_empty() {
-                        // An input that counts went idle: the next pass lets the others go.
+                        let idle: Vec<&str> = self.intake.merge.held_by().map(|s| self.topic_of(s)).collect();
+                        if !idle.is_empty() {
+                            info!(
+                                partition = self.partition,
+                                topics = ?idle,
+                                buffered = self.intake.merge.len(),
+                                "inputs idle while the others waited for them: the others go ahead (their records on days closed meanwhile will be late)"
+                            );
+                        }
                         continue;
                     }
                     let ends: Vec<_> = lagging.iter().map(|s| {
