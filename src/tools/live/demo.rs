@@ -53,6 +53,9 @@ fn line(t: &CareTicket, tz: chrono_tz::Tz) -> String {
     )
 }
 
+/// `kafka.idle_timeout_ms` in the demo, unless the configuration sets another.
+const DEMO_IDLE_TIMEOUT_MS: u64 = 2_000;
+
 /// Runs the demo: broker, service, workload at `rate` events/s, live tickets on `out`.
 /// Stops after `duration` (if given) or when `shutdown` resolves, whichever comes first.
 pub async fn run_demo(
@@ -69,6 +72,13 @@ pub async fn run_demo(
     cfg.kafka.brokers = broker.bootstrap_servers();
     cfg.kafka.input_format = Format::Protobuf;
     cfg.kafka.ticket_format = crate::config::TicketFormat::Protobuf;
+    // The demo streams months in seconds (a day in about a quarter of a second at the
+    // default rate): an input quiet for two seconds of wall time has been quiet for a week
+    // of event time, so it stops holding the others then rather than after the minute a
+    // real-time feed is given.
+    if cfg.kafka.idle_timeout_ms == crate::config::KafkaConfig::default().idle_timeout_ms {
+        cfg.kafka.idle_timeout_ms = DEMO_IDLE_TIMEOUT_MS;
+    }
     let _ = writeln!(
         out,
         "embedded broker at {} (topics created, {DEMO_PARTITIONS} partitions)",
