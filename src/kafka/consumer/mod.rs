@@ -46,6 +46,7 @@ use crate::kafka::partition::merge::Lag;
 use errors::fatal_code;
 
 pub mod assign;
+mod brokers;
 mod errors;
 mod poller;
 pub mod queues;
@@ -147,7 +148,7 @@ pub struct RebalanceContext {
 impl ClientContext for RebalanceContext {
     /// librdkafka's errors outside any record (a broker down, a refused login): one no
     /// retry mends stops the service; the others librdkafka retries by itself, and the
-    /// broker probe tells readiness whether the broker answers.
+    /// statistics tell readiness whether a broker connection is up again.
     fn error(&self, e: KafkaError, reason: &str) {
         if let Some(code) = fatal_code(&e) {
             error!(error = %e, reason, "kafka client error no retry mends: stopping");
@@ -182,10 +183,24 @@ impl ClientContext for RebalanceContext {
             }
         }
         self.watch_stalls(&sample);
+        self.watch_brokers(&stats);
     }
 }
 
 impl RebalanceContext {
+    /// `broker unreachable` while no broker connection is up; once one is, that and a
+    /// consumer error noted meanwhile are cleared.
+    fn watch_brokers(&self, stats: &Statistics) {
+        let r = &self.shared.readiness;
+        match brokers::reachable(brokers::connections(stats)) {
+            Ok(()) => {
+                r.clear(Condition::BrokerUnreachable);
+                r.clear(Condition::ConsumerError);
+            }
+            Err(why) => r.raise(Condition::BrokerUnreachable, why),
+        }
+    }
+
     /// Feeds the stall watch one statistics sample; sets `churnwatch_partition_stalled`
     /// and the reason `/readyz` gives.
     fn watch_stalls(&self, sample: &std::collections::BTreeMap<i32, Vec<InputSample>>) {

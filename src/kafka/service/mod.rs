@@ -19,8 +19,9 @@
 //!   ([`super::partitioner`]), and processed all the same. This loop only serves
 //!   partition starts, errors not tied to a partition, health checks and reloads, so no
 //!   partition can hold it up. The rebalance callbacks run on the thread that polls the
-//!   consumer ([`consumer::Poller`]) and the broker probe, a blocking librdkafka call, in
-//!   a task of its own ([`probe_broker`]): neither holds the loop up either.
+//!   consumer ([`consumer::Poller`]), so they do not hold the loop up either. Whether a
+//!   broker answers comes from librdkafka's statistics, read on that thread: after the
+//!   one metadata request at start-up, the service asks the broker nothing of its own.
 //! - **Reload**: a new config reaches every partition's engine; if one refuses it, the
 //!   running rules stay.
 //! - **State**: the changelog topic is checked (co-partitioned) or created at start-up;
@@ -130,10 +131,6 @@ pub async fn run(
     };
     let mut result = Ok(());
     let (poller, mut polled) = consumer::Poller::start(consumer.clone()).map_err(Error::Poller)?;
-    let probe = tokio::spawn(probe_broker(
-        service.producer.clone(),
-        service.shared.clone(),
-    ));
     let mut health = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -156,37 +153,9 @@ pub async fn run(
             }
         }
     }
-    probe.abort();
     poller.stop().await;
     service.shutdown().await;
     result
-}
-
-/// Every 5 s, whether the broker answers a metadata request: `broker unreachable` while it
-/// does not, and a consumer error cleared once it does. librdkafka's call blocks (up to
-/// 3 s), so it runs on the blocking pool, away from the control loop.
-async fn probe_broker(producer: FutureProducer, shared: Shared) {
-    let mut every = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        every.tick().await;
-        let client = producer.clone();
-        let probe = tokio::task::spawn_blocking(move || {
-            client
-                .client()
-                .fetch_metadata(None, Timeout::After(Duration::from_secs(3)))
-                .map(|_| ())
-        })
-        .await;
-        let r = &shared.readiness;
-        match probe {
-            Ok(Ok(())) => {
-                r.clear(Condition::BrokerUnreachable);
-                r.clear(Condition::ConsumerError);
-            }
-            Ok(Err(e)) => r.raise(Condition::BrokerUnreachable, e.to_string()),
-            Err(e) => r.raise(Condition::BrokerUnreachable, format!("probe failed: {e}")),
-        }
-    }
 }
 
 /// The input topics' partition counts, from one metadata request.
@@ -371,7 +340,7 @@ impl Service {
     }
 
     /// Readiness of the partition tasks that restart again and again, and the bound on
-    /// recent tickets. The broker probe runs in a task of its own ([`probe_broker`]).
+    /// recent tickets.
     fn check_health(&self) {
         let http = &self.cfg.http;
         self.shared.prune_recent_tickets(
