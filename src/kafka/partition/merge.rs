@@ -140,9 +140,8 @@ impl InputMerge {
         std::mem::take(&mut self.waits)
     }
 
-    /// When input `i`, last delivering at `at`, goes idle.
-    fn idle_at(&self, i: usize, at: Instant, now: Instant) -> Instant {
-        debug_assert!(self.progress[i].is_some());
+    /// When an input last delivering at `at` goes idle.
+    fn idle_at(&self, at: Instant, now: Instant) -> Instant {
         self.idle_timeout.map_or(now + BEHIND_WAIT, |t| at + t)
     }
 
@@ -178,19 +177,7 @@ impl InputMerge {
         if !self.waited_out.is_empty() {
             self.waited_out.retain(|s| *s != source);
         }
-        let lane = &mut self.inputs[source.index()];
-        lane.compact();
-        let key = lane.copy(r.key);
-        let payload = lane.copy(r.payload);
-        lane.held.push_back(Held {
-            offset: r.offset,
-            timestamp: r.timestamp,
-            headers: r.headers,
-            time,
-            arrived,
-            key,
-            payload,
-        });
+        self.inputs[source.index()].hold(r, time, arrived);
         self.buffered += 1;
     }
 
@@ -225,9 +212,7 @@ impl InputMerge {
         fits: impl Fn(i64, i64) -> bool,
     ) -> Option<(Held, Source, Instant)> {
         let source = self.next_source(now, caught_up, fits)?;
-        let lane = &mut self.inputs[source.index()];
-        let h = lane.held.pop_front()?;
-        lane.taken = h.payload.or(h.key).map_or(lane.taken, |(_, end)| end);
+        let h = self.inputs[source.index()].take()?;
         self.buffered -= 1;
         self.bytes -= h.payload.map_or(0, |(a, b)| b - a);
         let arrived = h.arrived;
@@ -287,7 +272,7 @@ impl InputMerge {
                 if fits(head, progress) {
                     continue;
                 }
-                let mut until = self.counts(i, now).then(|| self.idle_at(i, at, now));
+                let mut until = self.counts(i, now).then(|| self.idle_at(at, now));
                 // Idle by the clock, but the broker holds records it has not received
                 // (a broker serving another topic's backlog first): still not idle.
                 if until.is_none()
@@ -333,7 +318,7 @@ impl InputMerge {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+    use rdkafka::message::OwnedMessage;
     use rdkafka::Timestamp;
 
     fn record(offset: i64) -> OwnedMessage {
@@ -486,80 +471,6 @@ mod tests {
             *asked.borrow(),
             vec![(Source::Outcomes, None)],
             "the account input delivered: it counts by its progress, not its log end"
-        );
-    }
-
-    #[test]
-    fn buffered_bytes_survive_the_buffer_being_reused_and_compacted() {
-        let now = Instant::now();
-        let mut m = InputMerge::default();
-        let value = |o: i64| format!("{o:08}").repeat(1000).into_bytes();
-        let key = |o: i64| format!("k{o}").into_bytes();
-        let push = |m: &mut InputMerge, o: i64| {
-            let (v, k) = (value(o), key(o));
-            let parts = Parts {
-                offset: o,
-                timestamp: Timestamp::NotAvailable,
-                key: Some(&k),
-                payload: Some(&v),
-                headers: None,
-            };
-            m.push_parts(parts, Source::Cdr, o, now);
-        };
-        let mut next = 0;
-        for round in 0..6 {
-            // Take most of what is buffered, then buffer more: the buffer is compacted
-            // once the taken bytes pass a MiB, with records still waiting behind them.
-            for _ in 0..300 {
-                push(&mut m, round * 1000 + next % 1000);
-                next += 1;
-            }
-            while m.len() > 50 {
-                let (h, s, _) = m.pop(now, |_, _| Lag::CaughtUp, ahead_ok).unwrap();
-                let (k, v) = m.bytes_of(s, &h);
-                assert_eq!(v, Some(&value(h.offset)[..]), "offset {}", h.offset);
-                assert_eq!(k, Some(&key(h.offset)[..]));
-            }
-        }
-        assert_eq!(m.bytes(), 50 * 8000);
-        assert!(m.inputs[0].bytes.len() < 4 << 20, "compacted, not grown");
-    }
-
-    #[test]
-    fn a_record_keeps_its_headers_for_its_dead_letter() {
-        let now = Instant::now();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "trace",
-                value: Some("t-1"),
-            })
-            .insert(Header {
-                key: "empty",
-                value: None::<&[u8]>,
-            });
-        let m = OwnedMessage::new(
-            Some(b"v".to_vec()),
-            None,
-            "t".into(),
-            Timestamp::NotAvailable,
-            0,
-            3,
-            Some(headers),
-        );
-        let mut merge = InputMerge::default();
-        merge.push(m, Source::Cdr, 1, now);
-        let (h, _, _) = merge.pop(now, |_, _| Lag::CaughtUp, ahead_ok).unwrap();
-        let kept = h.headers.expect("headers kept");
-        let all: Vec<(String, Option<Vec<u8>>)> = kept
-            .iter()
-            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-            .collect();
-        assert_eq!(
-            all,
-            vec![
-                ("trace".into(), Some(b"t-1".to_vec())),
-                ("empty".into(), None)
-            ]
         );
     }
 
