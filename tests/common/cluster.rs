@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -27,7 +27,7 @@ use rdkafka::producer::{
 use rdkafka::ClientContext;
 use rdkafka::{Offset, TopicPartitionList};
 
-pub use crate::process::{free_port, Logs, Proc};
+pub use crate::process::{free_port, Logs, Proc, Service};
 
 /// Which broker a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -536,75 +536,4 @@ pub struct ServiceOptions {
     /// Leave `kafka.session_timeout_ms` (and librdkafka's `max.poll.interval.ms`) at their
     /// defaults (the harness sets 6 s and 10 s, so that a killed member leaves soon).
     pub default_session_timeout: bool,
-}
-
-/// A `churnwatch run` process and its HTTP endpoint.
-pub struct Service {
-    pub proc: Proc,
-    pub port: u16,
-}
-
-impl Service {
-    /// GET on the service's HTTP port: (status, body), or None while it does not answer.
-    pub fn get(&self, path: &str) -> Option<(u16, String)> {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        s.read_to_string(&mut text).ok()?;
-        let status = text.split(' ').nth(1)?.parse().ok()?;
-        let body = text.split_once("\r\n\r\n")?.1.to_string();
-        Some((status, body))
-    }
-
-    /// A metric's value summed over its label sets (0 while absent or unreachable).
-    pub fn metric(&self, name: &str) -> f64 {
-        let Some((200, text)) = self.get("/metrics") else {
-            return 0.0;
-        };
-        text.lines()
-            .filter(|l| {
-                l.strip_prefix(name)
-                    .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
-            })
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    pub fn consumed(&self) -> u64 {
-        self.metric("churnwatch_records_consumed_total") as u64
-    }
-
-    /// Asserts the run dead-lettered nothing: the workloads hold no bad record and no
-    /// record later than the allowed lateness, so a dead letter means the event-time merge
-    /// went ahead without an input (not a durability failure).
-    pub fn assert_no_dead_letters(&self) {
-        let n = self.metric("churnwatch_dead_lettered_total");
-        assert!(
-            n == 0.0,
-            "{}: {n} records dead-lettered (late: the merge went ahead without an input)",
-            self.proc.name
-        );
-    }
-
-    pub fn ready(&self) -> bool {
-        matches!(self.get("/readyz"), Some((200, _)))
-    }
-
-    /// SIGTERM, then waits for a clean exit.
-    pub fn stop(mut self) {
-        self.proc.signal("TERM");
-        let status = self.proc.wait_exit(Duration::from_secs(60));
-        assert!(status.success(), "{} exited with {status}", self.proc.name);
-    }
-
-    /// SIGKILL, reaped.
-    pub fn crash(mut self) {
-        self.proc.signal("KILL");
-        self.proc.wait_exit(Duration::from_secs(10));
-    }
 }
