@@ -6,6 +6,10 @@
 # target/release/churnwatch (built here if missing). churnwatch keeps its changelog on, as
 # Quix does: the broker is started through ./mockbroker, which adds the changelog topic
 # (librdkafka's mock cluster cannot create topics). Prints one line per run and the medians.
+# With kcat on the PATH (Debian: kcat), each round also times kcat draining the same topic on
+# the same broker (../shared/peer-quix/kcat_run.sh: librdkafka's C consumer doing no work,
+# start-up included), and churnwatch's share of that raw consume rate is printed beside the
+# ratio. KCAT=0 leaves the kcat leg out.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -30,9 +34,20 @@ for r in $(seq "$ROUNDS"); do
   printf 'round %s: quix %s events/s; churnwatch %s events/s (CPU %s s, max RSS %s MB); ratio %s\n' \
     "$r" "$q" "$c" "$(field 'process CPU s' "$OUT/cw.$r")" "$(field 'max RSS MB' "$OUT/cw.$r")" \
     "$(awk -v a="$c" -v b="$q" 'BEGIN { printf "%.1f", a / b }')"
-  echo "$q $c" >>"$OUT/pairs"
+  k=0
+  if [ "${KCAT:-1}" != 0 ] && command -v kcat >/dev/null; then
+    "$PEER/kcat_run.sh" "$EVENTS" "$SUBS" >"$OUT/kcat.$r" 2>&1 || { tail -5 "$OUT/kcat.$r"; exit 1; }
+    k=$(field "events/second" "$OUT/kcat.$r")
+    printf 'round %s: kcat %s events/s; churnwatch at %s%% of it\n' "$r" "$k" \
+      "$(awk -v a="$c" -v b="$k" 'BEGIN { printf "%.0f", 100 * a / b }')"
+  fi
+  echo "$q $c $k" >>"$OUT/pairs"
 done
 mq=$(sort -n -k1 "$OUT/pairs" | awk '{ q[NR] = $1 } END { print q[int((NR + 1) / 2)] }')
 mc=$(sort -n -k2 "$OUT/pairs" | awk '{ c[NR] = $2 } END { print c[int((NR + 1) / 2)] }')
 awk -v q="$mq" -v c="$mc" 'BEGIN { printf "median: quix %d events/s, churnwatch %d events/s, ratio %.1f\n", q, c, c / q }'
+mk=$(sort -n -k3 "$OUT/pairs" | awk '{ k[NR] = $3 } END { print k[int((NR + 1) / 2)] }')
+if [ "$mk" != 0 ]; then
+  awk -v k="$mk" -v c="$mc" 'BEGIN { printf "median: kcat %d events/s; churnwatch at %.0f%% of the raw consume rate\n", k, 100 * c / k }'
+fi
 echo "logs: $OUT"
