@@ -142,6 +142,10 @@ pub(crate) enum BenchCommand {
         /// Restores timed (the median is reported).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Changelog partitions the subscribers are split over, restored in parallel (as a
+        /// survivor takes over a departed instance's partitions).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=64))]
+        partitions: i32,
         /// Configuration file (TOML); defaults when absent.
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,

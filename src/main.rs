@@ -340,10 +340,15 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Restore {
             subscribers,
             runs,
+            partitions,
             config,
         } => {
             let cfg = load_config(config.as_deref())?;
-            let opts = bench::RestoreOptions { subscribers, runs };
+            let opts = bench::RestoreOptions {
+                subscribers,
+                runs,
+                partitions,
+            };
             let rt = runtime()?;
             let report = rt
                 .block_on(bench::run_restore(&opts, &cfg))

@@ -4,6 +4,11 @@
 //! embedded broker's changelog topic (one partition), then restored from it several times
 //! into fresh engines, as a new owner does on assignment: reading the records, decoding
 //! the states and filling the subscriber table. Subscribers per second is the median run.
+//!
+//! With `--partitions P`, the N subscribers are split over P changelog partitions (the same
+//! N/P states in each, which is all a restore's speed depends on) and the P partitions are
+//! restored in parallel, one thread each, as an instance that takes over P partitions from
+//! one that left restores them: the figure a failover waits for.
 
 use std::fmt;
 use std::time::Instant;
@@ -22,12 +27,15 @@ pub struct RestoreOptions {
     pub subscribers: u64,
     /// Restores timed (the median is reported).
     pub runs: usize,
+    /// Changelog partitions the subscribers are split over, restored in parallel.
+    pub partitions: i32,
 }
 
 /// What the restore benchmark measured.
 #[derive(Debug, Clone)]
 pub struct RestoreReport {
     pub subscribers: u64,
+    pub partitions: i32,
     pub changelog_records: u64,
     pub changelog_bytes: u64,
     pub checkpoint_secs: f64,
@@ -42,42 +50,75 @@ impl RestoreReport {
     pub fn subscribers_per_sec(&self) -> f64 {
         self.subscribers as f64 / self.median_secs()
     }
+    /// Each partition's rate while all are restored together.
+    pub fn per_partition_per_sec(&self) -> f64 {
+        self.subscribers_per_sec() / f64::from(self.partitions.max(1))
+    }
 }
 
 /// Runs the restore benchmark.
 pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreReport, BenchError> {
+    let partitions = opts.partitions.max(1);
+    let each = opts.subscribers / partitions as u64;
     let mut cfg = cfg.clone();
     let e = &mut cfg.detect.engine;
-    e.expected_subscribers = opts.subscribers as usize;
+    e.expected_subscribers = each as usize;
     e.max_dedup_ids = e.max_dedup_ids.max(e.sized_dedup_ids());
-    let broker = crate::tools::live::start_broker(&cfg, 1)?;
+    let broker = crate::tools::live::start_broker(&cfg, partitions)?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     let topic = cfg.kafka.topics.changelog.clone();
     let mut driver = Driver::new(Engine::new(&cfg, &[])?, i64::MAX);
     let start = chrono::NaiveDate::parse_from_str(ENGINE_START, "%Y-%m-%d")
         .map_err(|e| BenchError::Check(e.to_string()))?;
     let first = day_of_date(start);
-    build_history(&mut driver, opts.subscribers, first, 7);
+    build_history(&mut driver, each, first, 7);
     let producer = crate::kafka::producer::create(&cfg)?;
-    let mut writer = Checkpointer::new(&topic, 0, None, true);
     let started = Instant::now();
-    let written = writer.write(&producer, driver.engine_mut(), vec![]).await?;
+    let (mut records, mut bytes) = (0, 0);
+    for p in 0..partitions {
+        let mut writer = Checkpointer::new(&topic, p, None, true);
+        let written = writer.write(&producer, driver.engine_mut(), vec![]).await?;
+        records += written.records;
+        bytes += written.bytes;
+    }
     let checkpoint_secs = started.elapsed().as_secs_f64();
     drop(driver);
     let client = crate::kafka::client_config(&cfg);
     let mut restore_secs = Vec::new();
     for _ in 0..opts.runs.max(1) {
-        let engine = Engine::new(&cfg, &[])?;
+        let engines = (0..partitions)
+            .map(|_| Engine::new(&cfg, &[]))
+            .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
-        let r = tokio::task::block_in_place(|| {
-            restore(&client, &topic, 0, engine, &Default::default(), |_, _| {})
-        })
-        .map_err(|e| BenchError::Check(e.to_string()))?;
+        let restored = tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let threads: Vec<_> = engines
+                    .into_iter()
+                    .zip(0..)
+                    .map(|(engine, p)| {
+                        let (client, topic) = (&client, &topic);
+                        scope.spawn(move || {
+                            restore(client, topic, p, engine, &Default::default(), |_, _| {})
+                                .map(|r| r.subscribers as u64)
+                                .map_err(|e| BenchError::Check(e.to_string()))
+                        })
+                    })
+                    .collect();
+                threads
+                    .into_iter()
+                    .map(|t| {
+                        t.join().unwrap_or_else(|_| {
+                            Err(BenchError::Check("a restore thread panicked".into()))
+                        })
+                    })
+                    .sum::<Result<u64, BenchError>>()
+            })
+        })?;
         restore_secs.push(started.elapsed().as_secs_f64());
-        if r.subscribers as u64 != opts.subscribers {
+        if restored != each * partitions as u64 {
             return Err(BenchError::Check(format!(
-                "restored {} subscribers of {}",
-                r.subscribers, opts.subscribers
+                "restored {restored} subscribers of {}",
+                each * partitions as u64
             )));
         }
     }
@@ -85,9 +126,10 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
     drop(producer);
     drop(broker);
     Ok(RestoreReport {
-        subscribers: opts.subscribers,
-        changelog_records: written.records,
-        changelog_bytes: written.bytes,
+        subscribers: each * partitions as u64,
+        partitions,
+        changelog_records: records,
+        changelog_bytes: bytes,
         checkpoint_secs,
         restore_secs,
     })
@@ -97,7 +139,8 @@ impl fmt::Display for RestoreReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "state restore from the changelog (embedded broker, 1 partition)"
+            "state restore from the changelog (embedded broker, {} partition(s) restored in parallel)",
+            self.partitions
         )?;
         writeln!(f, "  subscribers              {:>14}", self.subscribers)?;
         writeln!(
@@ -121,6 +164,11 @@ impl fmt::Display for RestoreReport {
             f,
             "  subscribers restored/s   {:>14.0}",
             self.subscribers_per_sec()
+        )?;
+        writeln!(
+            f,
+            "  per partition, in parallel {:>12.0}",
+            self.per_partition_per_sec()
         )?;
         writeln!(
             f,
