@@ -10,7 +10,7 @@
 //! group, nothing committed), started by the partition's own task; `cancel` ends it early
 //! when the partition is revoked or the service stops meanwhile.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -107,7 +107,8 @@ pub fn restore(
 
 /// What the records of a chain build up besides the engine.
 struct Replay {
-    chain: HashSet<Tag>,
+    /// Looked up once per record read: a fast hash, as for every per-record map.
+    chain: FxHashSet<Tag>,
     marker: Tag,
     parts: Vec<Option<Vec<u8>>>,
     /// Records of checkpoints outside the chain (an interrupted one).

@@ -97,19 +97,21 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
                     .zip(0..)
                     .map(|(engine, p)| {
                         let (client, topic) = (&client, &topic);
-                        scope.spawn(move || {
-                            restore(client, topic, p, engine, &Default::default(), |_, _| {})
-                                .map(|r| r.subscribers as u64)
-                                .map_err(|e| BenchError::Check(e.to_string()))
-                        })
+                        std::thread::Builder::new()
+                            .name(format!("restore-{p}"))
+                            .spawn_scoped(scope, move || {
+                                restore(client, topic, p, engine, &Default::default(), |_, _| {})
+                                    .map(|r| r.subscribers as u64)
+                                    .map_err(|e| BenchError::Check(e.to_string()))
+                            })
                     })
                     .collect();
+                let lost = |what: String| BenchError::Check(format!("a restore thread {what}"));
                 threads
                     .into_iter()
-                    .map(|t| {
-                        t.join().unwrap_or_else(|_| {
-                            Err(BenchError::Check("a restore thread panicked".into()))
-                        })
+                    .map(|t| match t {
+                        Ok(t) => t.join().unwrap_or_else(|_| Err(lost("panicked".into()))),
+                        Err(e) => Err(lost(format!("could not start: {e}"))),
                     })
                     .sum::<Result<u64, BenchError>>()
             })
