@@ -265,22 +265,15 @@ fn broker_freeze(kind: Kind, subscribers: usize) {
     );
 }
 
-/// One at a time: each runs a broker, a service and a producer at 25k records/s, and a
-/// starved service is not what is tested.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn broker_freeze_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     broker_freeze(Kind::Embedded, 1_000);
 }
 
 #[test]
 fn broker_freeze_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     // Tansu takes the one-record batches `Broker::producer` sends it at ~850 records/s
     // (96k records were acknowledged 115 s into production), and slower as its log grows:
     // 500 subscribers (~240k records) did not finish within the producer's 5 minutes.

@@ -414,22 +414,15 @@ fn long_history(kind: Kind) {
     );
 }
 
-/// One scenario at a time: each runs a broker and up to two services, and a starved
-/// service misses the alignment wait of its event-time merge (dead letters, not lost state).
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn crash_loop_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     crash_loop(Kind::Embedded, 1_000);
 }
 
 #[test]
 fn crash_loop_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     // Tansu's in-memory store lists every batch of a partition on each fetch, and the
     // producer writes one record a batch there (see `Broker::produce_to`), so its fetch
     // rate falls as the log grows: with 284k records it served a few hundred a second and
@@ -440,36 +433,36 @@ fn crash_loop_tansu() {
 
 #[test]
 fn rebalance_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     rebalance(Kind::Embedded, Placement::Murmur2);
 }
 
 #[test]
 fn rebalance_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     rebalance(Kind::Tansu, Placement::Murmur2);
 }
 
 #[test]
 fn rebalance_librdkafka_default_partitioner_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     rebalance(Kind::Embedded, Placement::LibrdkafkaDefault);
 }
 
 #[test]
 fn rebalance_librdkafka_default_partitioner_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     rebalance(Kind::Tansu, Placement::LibrdkafkaDefault);
 }
 
 #[test]
 fn long_history_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     long_history(Kind::Embedded);
 }
 
 #[test]
 fn long_history_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     long_history(Kind::Tansu);
 }

@@ -151,20 +151,14 @@ fn restore_while_processing(kind: Kind) {
     );
 }
 
-/// One at a time: each holds two million subscribers in three processes.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 #[test]
 fn a_partition_restoring_two_million_subscribers_holds_up_no_other_embedded() {
-    let _one = serial();
+    let _one = cluster::serial();
     restore_while_processing(Kind::Embedded);
 }
 
 #[test]
 fn a_partition_restoring_two_million_subscribers_holds_up_no_other_tansu() {
-    let _one = serial();
+    let _one = cluster::serial();
     restore_while_processing(Kind::Tansu);
 }

@@ -537,3 +537,11 @@ pub struct ServiceOptions {
     /// defaults (the harness sets 6 s and 10 s, so that a killed member leaves soon).
     pub default_session_timeout: bool,
 }
+
+/// One scenario at a time in a test binary: each runs a broker, services and producers of
+/// its own, and a service starved of CPU by another scenario misses its merge's alignment
+/// wait (dead letters, not the behaviour under test).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}

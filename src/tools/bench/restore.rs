@@ -60,6 +60,7 @@ impl RestoreReport {
 pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreReport, BenchError> {
     let partitions = opts.partitions.max(1);
     let each = opts.subscribers / partitions as u64;
+    let total = each * partitions as u64;
     let mut cfg = cfg.clone();
     let e = &mut cfg.detect.engine;
     e.expected_subscribers = each as usize;
@@ -90,37 +91,11 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
             .map(|_| Engine::new(&cfg, &[]))
             .collect::<Result<Vec<_>, _>>()?;
         let started = Instant::now();
-        let restored = tokio::task::block_in_place(|| {
-            std::thread::scope(|scope| {
-                let threads: Vec<_> = engines
-                    .into_iter()
-                    .zip(0..)
-                    .map(|(engine, p)| {
-                        let (client, topic) = (&client, &topic);
-                        std::thread::Builder::new()
-                            .name(format!("restore-{p}"))
-                            .spawn_scoped(scope, move || {
-                                restore(client, topic, p, engine, &Default::default(), |_, _| {})
-                                    .map(|r| r.subscribers as u64)
-                                    .map_err(|e| BenchError::Check(e.to_string()))
-                            })
-                    })
-                    .collect();
-                let lost = |what: String| BenchError::Check(format!("a restore thread {what}"));
-                threads
-                    .into_iter()
-                    .map(|t| match t {
-                        Ok(t) => t.join().unwrap_or_else(|_| Err(lost("panicked".into()))),
-                        Err(e) => Err(lost(format!("could not start: {e}"))),
-                    })
-                    .sum::<Result<u64, BenchError>>()
-            })
-        })?;
+        let restored = tokio::task::block_in_place(|| in_parallel(&client, &topic, engines))?;
         restore_secs.push(started.elapsed().as_secs_f64());
-        if restored != each * partitions as u64 {
+        if restored != total {
             return Err(BenchError::Check(format!(
-                "restored {restored} subscribers of {}",
-                each * partitions as u64
+                "restored {restored} subscribers of {total}"
             )));
         }
     }
@@ -128,12 +103,44 @@ pub async fn run_restore(opts: &RestoreOptions, cfg: &Config) -> Result<RestoreR
     drop(producer);
     drop(broker);
     Ok(RestoreReport {
-        subscribers: each * partitions as u64,
+        subscribers: total,
         partitions,
         changelog_records: records,
         changelog_bytes: bytes,
         checkpoint_secs,
         restore_secs,
+    })
+}
+
+/// Restores partition `p` of `topic` into `engines[p]`, each on a thread of its own
+/// (`restore-p`); the subscribers restored in all.
+fn in_parallel(
+    client: &rdkafka::ClientConfig,
+    topic: &str,
+    engines: Vec<Engine>,
+) -> Result<u64, BenchError> {
+    let lost = |what: String| BenchError::Check(format!("a restore thread {what}"));
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = engines
+            .into_iter()
+            .zip(0..)
+            .map(|(engine, p)| {
+                std::thread::Builder::new()
+                    .name(format!("restore-{p}"))
+                    .spawn_scoped(scope, move || {
+                        restore(client, topic, p, engine, &Default::default(), |_, _| {})
+                            .map(|r| r.subscribers as u64)
+                            .map_err(|e| BenchError::Check(e.to_string()))
+                    })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| match t {
+                Ok(t) => t.join().unwrap_or_else(|_| Err(lost("panicked".into()))),
+                Err(e) => Err(lost(format!("could not start: {e}"))),
+            })
+            .sum()
     })
 }
 
