@@ -109,6 +109,42 @@ fn records_in_tickets_out_with_bad_records_dead_lettered() {
     drop(s.cluster);
 }
 
+/// A record that waited two minutes in the topic before the service read it: the append
+/// latency a platform engineer watches includes the wait, the processing latency does not.
+#[test]
+fn append_latency_counts_the_wait_in_the_topic() {
+    let s = setup(1);
+    let (rt, stop, shared) = start(&s.cfg);
+    let p = producer(&s.cfg);
+    let appended = now_ms() - 120_000;
+    let sub = "8613012345670";
+    let payload = care_call("wait", sub, appended);
+    p.send(
+        BaseRecord::to(&s.cfg.kafka.topics.cdr)
+            .key(sub)
+            .payload(&payload)
+            .timestamp(appended),
+    )
+    .unwrap();
+    p.flush(Timeout::After(Duration::from_secs(10))).unwrap();
+    read(&s.cfg, &s.cfg.kafka.topics.tickets, 1);
+    let m = &shared.metrics;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while m.append_latency.get_sample_count() < 1 {
+        assert!(Instant::now() < deadline, "no append latency observed");
+        std::thread::sleep(Duration::from_millis(10)); // metrics poll
+    }
+    assert_eq!(m.append_latency.get_sample_count(), 1);
+    let waited = m.append_latency.get_sample_sum();
+    assert!((120.0..180.0).contains(&waited), "{waited} s from append");
+    assert_eq!(m.processing_latency.get_sample_count(), 1);
+    let processed = m.processing_latency.get_sample_sum();
+    assert!(processed < 60.0, "{processed} s processing");
+    let _ = stop.send(());
+    rt.shutdown_timeout(Duration::from_secs(10));
+    drop(s.cluster);
+}
+
 #[test]
 fn refuses_to_run_when_inputs_are_not_co_partitioned() {
     let cluster = MockCluster::new(1).unwrap();

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub duplicate_records: IntCounterVec,
     pub alignment_waits: IntCounterVec,
     pub processing_latency: Histogram,
+    pub append_latency: Histogram,
     pub event_time_lag: GaugeVec,
     pub consumer_lag: IntGaugeVec,
     pub offsets_skipped: IntCounterVec,
@@ -234,6 +235,7 @@ struct OutputMetrics {
     dead_lettered: IntCounterVec,
     publish_failures: IntCounterVec,
     processing_latency: Histogram,
+    append_latency: Histogram,
 }
 
 fn output_metrics(r: &Registry) -> OutputMetrics {
@@ -243,6 +245,16 @@ fn output_metrics(r: &Registry) -> OutputMetrics {
             "From a record's arrival to the broker's acknowledgement of the tickets it raised.",
         )
         .buckets(exponential_buckets(0.0001, 2.0, 18).expect("valid buckets")),
+    )
+    .expect("valid metric definition");
+    let append_latency = Histogram::with_opts(
+        HistogramOpts::new(
+            "churnwatch_append_latency_seconds",
+            "From a record's broker timestamp (its append time, or its producer's create time) \
+             to the broker's acknowledgement of the tickets it raised: what a record waited in \
+             the topic (consumer lag) plus its processing.",
+        )
+        .buckets(exponential_buckets(0.001, 2.0, 22).expect("valid buckets")),
     )
     .expect("valid metric definition");
     OutputMetrics {
@@ -261,6 +273,7 @@ fn output_metrics(r: &Registry) -> OutputMetrics {
             &["topic", "class"],
         ),
         processing_latency: register(r, processing_latency),
+        append_latency: register(r, append_latency),
     }
 }
 
@@ -463,6 +476,7 @@ impl Metrics {
             dead_lettered,
             publish_failures,
             processing_latency,
+            append_latency,
         } = output_metrics(&r);
         let TicketMetrics {
             tickets,
@@ -506,6 +520,7 @@ impl Metrics {
             duplicate_records,
             alignment_waits,
             processing_latency,
+            append_latency,
             event_time_lag,
             consumer_lag,
             offsets_skipped,

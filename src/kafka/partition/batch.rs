@@ -12,7 +12,8 @@
 //! record's tickets and dead letter are published in that order. Its offset is stored once
 //! every publication of its batch is acknowledged (at the checkpoint, as before). Its
 //! processing latency is measured from when its batch's oldest record was taken from
-//! librdkafka to when the batch's publications are all acknowledged.
+//! librdkafka to when the batch's publications are all acknowledged; its append latency
+//! from the batch's oldest broker timestamp, so it includes the wait in the topic.
 
 use std::time::Instant;
 
@@ -62,6 +63,8 @@ pub(super) struct Batch {
     pub records: usize,
     /// Arrival of the oldest record in the batch.
     pub oldest: Option<Instant>,
+    /// The oldest broker timestamp in the batch, ms since the epoch.
+    pub appended: Option<i64>,
     pub publications: Vec<Publication>,
     /// Payload bytes of `publications`.
     bytes: usize,
@@ -244,6 +247,9 @@ impl PartitionTask {
         let i = source.index();
         batch.records += 1;
         batch.oldest = Some(batch.oldest.map_or(arrived, |o| o.min(arrived)));
+        if let Some(t) = h.timestamp.to_millis() {
+            batch.appended = Some(batch.appended.map_or(t, |o| o.min(t)));
+        }
         batch.consumed[i] += 1;
         batch.next_offset[i] = Some(h.offset + 1);
         if let Some(t) = out.event_time_ms() {
@@ -285,7 +291,7 @@ impl PartitionTask {
         if batch.records == 0 {
             if !batch.publications.is_empty() {
                 self.checkpoints.changed = true;
-                return self.publisher.enqueue(0, now, batch.publications).await;
+                return self.publisher.enqueue(0, now, None, batch.publications).await;
             }
             return Ok(());
         }
@@ -310,7 +316,7 @@ impl PartitionTask {
         self.checkpoints.changed = true;
         let arrived = batch.oldest.unwrap_or(now);
         self.publisher
-            .enqueue(batch.records as u32, arrived, batch.publications)
+            .enqueue(batch.records as u32, arrived, batch.appended, batch.publications)
             .await?;
         self.count_quality();
         let newest = self.worker.engine().newest_event_ms();

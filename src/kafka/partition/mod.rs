@@ -384,6 +384,6 @@ impl PartitionTask {
             "idle partition closed days"
         );
         let publications = self.ticket_publications(&tickets);
-        self.publisher.enqueue(0, now, publications).await
+        self.publisher.enqueue(0, now, None, publications).await
     }
 }

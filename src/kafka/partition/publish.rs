@@ -39,6 +39,8 @@ pub(super) struct Pending {
     /// Payload bytes of its publications.
     pub(super) bytes: usize,
     pub(super) arrived: Instant,
+    /// The oldest broker timestamp of its records, ms since the epoch.
+    pub(super) appended: Option<i64>,
     /// `None` once acknowledged.
     pub(super) sends: Vec<Option<Sending>>,
 }
@@ -140,6 +142,11 @@ impl Publisher {
                     let latency = done.arrived.elapsed().as_secs_f64();
                     let h = &self.metrics.processing_latency;
                     (0..done.records).for_each(|_| h.observe(latency));
+                    if let Some(t) = done.appended {
+                        let age = (super::wall_clock_ms() - t).max(0) as f64 / 1000.0;
+                        let h = &self.metrics.append_latency;
+                        (0..done.records).for_each(|_| h.observe(age));
+                    }
                 }
             }
         }
@@ -187,6 +194,7 @@ impl Publisher {
         &mut self,
         records: u32,
         arrived: Instant,
+        appended: Option<i64>,
         publications: Vec<Publication>,
     ) -> Result<(), Refused> {
         let mut sends = Vec::with_capacity(publications.len());
@@ -200,6 +208,7 @@ impl Publisher {
             records,
             bytes,
             arrived,
+            appended,
             sends,
         });
         Ok(())
