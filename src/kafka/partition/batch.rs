@@ -291,7 +291,10 @@ impl PartitionTask {
         if batch.records == 0 {
             if !batch.publications.is_empty() {
                 self.checkpoints.changed = true;
-                return self.publisher.enqueue(0, now, None, batch.publications).await;
+                return self
+                    .publisher
+                    .enqueue(0, now, None, batch.publications)
+                    .await;
             }
             return Ok(());
         }
@@ -316,7 +319,12 @@ impl PartitionTask {
         self.checkpoints.changed = true;
         let arrived = batch.oldest.unwrap_or(now);
         self.publisher
-            .enqueue(batch.records as u32, arrived, batch.appended, batch.publications)
+            .enqueue(
+                batch.records as u32,
+                arrived,
+                batch.appended,
+                batch.publications,
+            )
             .await?;
         self.count_quality();
         let newest = self.worker.engine().newest_event_ms();
