@@ -133,6 +133,37 @@ pub(crate) enum BenchCommand {
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Two `churnwatch run` processes over the embedded broker at an operator's scale: the
+    /// changelog seeded with N subscribers, a backlog, a steady rate, and one instance leaving.
+    Cluster {
+        /// Subscribers, checkpointed in the changelog (keyed to their partitions).
+        #[arg(long, default_value_t = 10_000_000)]
+        subscribers: u64,
+        /// Partitions of every topic (two instances share them).
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(2..=64))]
+        partitions: i32,
+        /// Days of usage in each subscriber's checkpointed state.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=35))]
+        history_days: u32,
+        /// Records of the backlog the instances catch up on.
+        #[arg(long, default_value_t = 20_000_000)]
+        events: u64,
+        /// Hours of event time the backlog spans.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=72))]
+        backlog_hours: u32,
+        /// Input rate of the latency and leaving phases, events/s.
+        #[arg(long, default_value_t = 100_000)]
+        rate: u64,
+        /// Seconds of the latency phase (the leaving phase lasts as long, 30 s at least).
+        #[arg(long, default_value_t = 60)]
+        latency_secs: u64,
+        /// Seed of the workload.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Configuration file (TOML) the instances run with; defaults when absent.
+        #[arg(long, env = "CHURNWATCH_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// State restore from the changelog: a full checkpoint of N subscribers written to the
     /// embedded broker, then restored into fresh engines.
     Restore {

@@ -356,6 +356,39 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             print!("{report}");
             rt.shutdown_timeout(std::time::Duration::from_secs(5));
         }
+        #[cfg(feature = "embedded-broker")]
+        BenchCommand::Cluster {
+            subscribers,
+            partitions,
+            history_days,
+            events,
+            backlog_hours,
+            rate,
+            latency_secs,
+            seed,
+            config,
+        } => {
+            let cfg = load_config(config.as_deref())?;
+            let opts = bench::ClusterOptions {
+                subscribers,
+                partitions,
+                history_days,
+                events,
+                backlog_hours,
+                rate,
+                latency_secs,
+                seed,
+                config,
+            };
+            let rt = runtime()?;
+            let report = rt
+                .block_on(bench::run_cluster(&opts, &cfg))
+                .context("cluster benchmark failed")?;
+            print!("{report}");
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+        #[cfg(not(feature = "embedded-broker"))]
+        BenchCommand::Cluster { .. } => return Err(without_embedded_broker("bench cluster")),
         #[cfg(not(feature = "embedded-broker"))]
         BenchCommand::E2e { .. } => return Err(without_embedded_broker("bench e2e")),
         #[cfg(not(feature = "embedded-broker"))]

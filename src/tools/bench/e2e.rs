@@ -92,7 +92,7 @@ impl E2eReport {
     }
 }
 
-fn producer(cfg: &Config) -> Result<rdkafka::producer::FutureProducer, BenchError> {
+pub(super) fn producer(cfg: &Config) -> Result<rdkafka::producer::FutureProducer, BenchError> {
     Ok(rdkafka::config::ClientConfig::new()
         .set("bootstrap.servers", &cfg.kafka.brokers)
         .set(

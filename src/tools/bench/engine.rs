@@ -29,18 +29,31 @@ pub const ENGINE_START: &str = "2026-02-20";
 /// subscribers in order (cheap, cache-friendly), times increasing through each day. Every
 /// day closes as time moves on, so afterwards every ring is full. Returns the tickets raised.
 pub fn build_history(driver: &mut Driver, n: u64, first_day: Day, days: u32) -> u64 {
+    build_history_of(driver, n, |k| k, first_day, days)
+}
+
+/// [`build_history`] for `n` subscribers picked by `pick` (the `k`th one built is
+/// subscriber `pick(k)`), e.g. those a partition owns.
+pub fn build_history_of(
+    driver: &mut Driver,
+    n: u64,
+    pick: impl Fn(u64) -> u64,
+    first_day: Day,
+    days: u32,
+) -> u64 {
     let mut out = Vec::new();
     let mut tickets = 0u64;
     let mut key = 1u64 << 62;
     for d in 0..days as i32 {
         let start = driver.engine().calendar().day_start_ms(first_day + d);
         let step = 80_000_000 / n.max(1) as i64;
-        for i in 0..n {
+        for k in 0..n {
             key += 1;
+            let i = pick(k);
             let c = Cdr {
                 id: RecordKey(key),
                 subscriber: Msisdn(subscriber(i)),
-                time_ms: start + 3_600_000 + i as i64 * step,
+                time_ms: start + 3_600_000 + k as i64 * step,
                 kind: CdrKind::VoiceOut,
                 other_party: "13800138000",
                 duration_s: 60 + (i % 240) as u32,

@@ -14,11 +14,17 @@
 //! - `restore`: a population checkpointed in full to the embedded broker's changelog, then
 //!   restored into fresh engines as a new owner does on assignment: subscribers per second.
 //!
-//! `e2e` and `restore` need the embedded broker (the `embedded-broker` feature).
+//! - `cluster`: two `churnwatch run` processes in one group over the embedded broker, at
+//!   an operator's scale (10M subscribers restored from the changelog): throughput,
+//!   memory, checkpoints, latency at a steady rate, and an instance leaving.
+//!
+//! `e2e`, `restore` and `cluster` need the embedded broker (the `embedded-broker` feature).
 //!
 //! Nothing here is a test: figures vary with the machine and its load, so they are reported
 //! (BENCHMARKS.md), never asserted.
 
+#[cfg(feature = "embedded-broker")]
+mod cluster;
 #[cfg(feature = "embedded-broker")]
 mod e2e;
 mod engine;
@@ -26,10 +32,12 @@ mod engine;
 mod restore;
 
 #[cfg(feature = "embedded-broker")]
+pub use cluster::{run_cluster, ClusterOptions, ClusterReport};
+#[cfg(feature = "embedded-broker")]
 pub use e2e::{histogram_quantile, run_e2e, E2eOptions, E2eReport, LatencyReport, POLL};
 pub use engine::{
-    build_history, encode_days, prepare_engine, run_engine, time_engine, Encoded, EngineOptions,
-    EngineReport, Prepared, Timed, BATCH, ENGINE_START,
+    build_history, build_history_of, encode_days, prepare_engine, run_engine, time_engine, Encoded,
+    EngineOptions, EngineReport, Prepared, Timed, BATCH, ENGINE_START,
 };
 #[cfg(feature = "embedded-broker")]
 pub use restore::{run_restore, RestoreOptions, RestoreReport};

@@ -127,37 +127,66 @@ impl CdrMix {
 /// `count` records in event-time order over the `span_ms` before `end`: CDRs from
 /// [`CdrMix`] and about 2% account events (payments and top-ups) for the same subscribers.
 pub fn wire(subscribers: u64, count: u64, span_ms: i64, end: i64, seed: u64) -> Vec<WireEvent> {
-    let mut w = CdrMix::new(subscribers, seed);
-    let mut rng = Rng::stream(seed, 0xac, 0x01);
-    let start = end - span_ms;
-    (0..count)
-        .map(|i| {
-            let t = start + (i as i64 * span_ms) / count.max(1) as i64;
-            if rng.chance(0.02) {
-                let kind = if rng.chance(0.5) {
-                    Kind::Payment(proto::PaymentReceived {
-                        amount: rng.range(1000, 20_000),
-                    })
-                } else {
-                    Kind::TopUp(proto::TopUp {
-                        amount: 5000,
-                        balance_after: rng.range(5000, 50_000),
-                    })
-                };
-                WireEvent::Account(proto::AccountEvent {
-                    event_id: format!("crm-{seed}-{i}"),
-                    subscriber: subscriber(w.pick_subscriber()).to_string(),
-                    event_time_ms: t,
-                    kind: Some(kind),
+    Wire::new(subscribers, seed).next_chunk(count, span_ms, end)
+}
+
+/// [`wire`] in chunks: record ids stay unique from one chunk to the next, so a workload
+/// too large to hold at once is produced a chunk at a time.
+pub struct Wire {
+    cdrs: CdrMix,
+    rng: Rng,
+    seed: u64,
+    made: u64,
+}
+
+impl Wire {
+    pub fn new(subscribers: u64, seed: u64) -> Wire {
+        Wire {
+            cdrs: CdrMix::new(subscribers, seed),
+            rng: Rng::stream(seed, 0xac, 0x01),
+            seed,
+            made: 0,
+        }
+    }
+
+    /// The next `count` records, in event-time order over the `span_ms` before `end`.
+    pub fn next_chunk(&mut self, count: u64, span_ms: i64, end: i64) -> Vec<WireEvent> {
+        let start = end - span_ms;
+        (0..count)
+            .map(|i| {
+                let t = start + (i as i64 * span_ms) / count.max(1) as i64;
+                self.made += 1;
+                self.record(t, end)
+            })
+            .collect()
+    }
+
+    fn record(&mut self, t: i64, end: i64) -> WireEvent {
+        let rng = &mut self.rng;
+        if rng.chance(0.02) {
+            let kind = if rng.chance(0.5) {
+                Kind::Payment(proto::PaymentReceived {
+                    amount: rng.range(1000, 20_000),
                 })
             } else {
-                let mut m = proto::CallDetailRecord::default();
-                w.next_cdr(t, &mut m);
-                m.event_time_ms = m.event_time_ms.min(end);
-                WireEvent::Cdr(m)
-            }
-        })
-        .collect()
+                Kind::TopUp(proto::TopUp {
+                    amount: 5000,
+                    balance_after: rng.range(5000, 50_000),
+                })
+            };
+            WireEvent::Account(proto::AccountEvent {
+                event_id: format!("crm-{}-{}", self.seed, self.made - 1),
+                subscriber: subscriber(self.cdrs.pick_subscriber()).to_string(),
+                event_time_ms: t,
+                kind: Some(kind),
+            })
+        } else {
+            let mut m = proto::CallDetailRecord::default();
+            self.cdrs.next_cdr(t, &mut m);
+            m.event_time_ms = m.event_time_ms.min(end);
+            WireEvent::Cdr(m)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +211,18 @@ mod tests {
     #[test]
     fn wire_records_end_by_the_end_and_about_2_percent_are_account_events() {
         let events = wire(100, 5000, 3_600_000, 1_800_000_000_000, 9);
+        let mut chunks = Wire::new(100, 9);
+        let mut again = chunks.next_chunk(2000, 3_600_000, 1_800_000_000_000);
+        again.extend(chunks.next_chunk(3000, 3_600_000, 1_800_000_000_000));
+        let ids = |e: &[WireEvent]| -> Vec<String> {
+            e.iter()
+                .map(|e| match e {
+                    WireEvent::Cdr(c) => c.record_id.clone(),
+                    WireEvent::Account(a) => a.event_id.clone(),
+                })
+                .collect()
+        };
+        assert_eq!(ids(&again), ids(&events), "chunks continue the ids");
         assert_eq!(events.len(), 5000);
         assert!(events.iter().all(|e| e.time_ms() <= 1_800_000_000_000));
         let accounts = events
