@@ -110,6 +110,7 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
     let mut b = Instance::spawn("b", &env, &logs)?;
     let group = Group::new(&cfg, p)?;
     let (ready_secs, restoring_said) = both_ready(&mut [&mut a, &mut b], started).await?;
+    let consumed_secs = all_consumed(&mut [&mut a, &mut b], produced, started).await?;
     group
         .wait_committed(&mut [&mut a, &mut b], Duration::from_secs(3600))
         .await?;
@@ -144,6 +145,7 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
         produce_secs,
         ready_secs,
         restoring_said,
+        consumed_secs,
         backlog_secs,
         sides,
         latency,
@@ -251,6 +253,31 @@ async fn both_ready(
             return Err(BenchError::Check(
                 "the instances were not ready in 15 minutes".into(),
             ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until the instances have consumed `n` records between them; seconds since `started`.
+async fn all_consumed(
+    instances: &mut [&mut Instance],
+    n: u64,
+    started: Instant,
+) -> Result<f64, BenchError> {
+    let deadline = started + Duration::from_secs(3600);
+    loop {
+        let mut consumed = 0;
+        for i in instances.iter_mut() {
+            alive(i)?;
+            consumed += i.metrics().sum("churnwatch_records_consumed_total", "") as u64;
+        }
+        if consumed >= n {
+            return Ok(started.elapsed().as_secs_f64());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Check(format!(
+                "{consumed} of {n} records consumed in an hour"
+            )));
         }
         tokio::time::sleep(POLL).await;
     }
