@@ -72,6 +72,7 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
     let p = opts.partitions;
     let mut cfg = cfg.clone();
     let broker = crate::tools::live::start_broker(&cfg, p)?;
+    broker.set_partition_limits(&cfg.kafka.topics.changelog, changelog_retention(opts))?;
     cfg.kafka.brokers = broker.bootstrap_servers();
     cfg.kafka.group_id = format!("churnwatch-cluster-{}", std::process::id());
     let per_partition = opts.subscribers.div_ceil(p as u64) as usize * 11 / 10;
@@ -153,6 +154,20 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
         survivor_after: checkpoints,
         logs,
     })
+}
+
+/// What the embedded broker keeps of each changelog partition. It neither compacts nor
+/// deletes, so every checkpoint would stay in memory; Kafka compacts a changelog. A
+/// partition's latest complete checkpoint is at most its full checkpoint and increments
+/// as large again (a chain ends once it has rewritten every subscriber), and the next full
+/// checkpoint is written while it is still the restore point: three full checkpoints'
+/// worth (about 280 bytes a subscriber each), and a margin, always hold it.
+fn changelog_retention(opts: &ClusterOptions) -> crate::kafka::embedded::PartitionLimits {
+    let per_partition = opts.subscribers.div_ceil(opts.partitions as u64) as usize;
+    crate::kafka::embedded::PartitionLimits {
+        max_bytes: (per_partition * 280 * 7 / 2).max(64 << 20),
+        ..Default::default()
+    }
 }
 
 /// The instances' configuration over the file's: this broker, group and engine sizing.
