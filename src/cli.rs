@@ -146,16 +146,16 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=35))]
         history_days: u32,
         /// Records of the backlog the instances catch up on.
-        #[arg(long, default_value_t = 20_000_000)]
+        #[arg(long, default_value_t = 10_000_000)]
         events: u64,
         /// Hours of event time the backlog spans.
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u32).range(1..=72))]
         backlog_hours: u32,
         /// Input rate of the latency and leaving phases, events/s.
-        #[arg(long, default_value_t = 100_000)]
+        #[arg(long, default_value_t = 50_000)]
         rate: u64,
         /// Seconds of the latency phase (the leaving phase lasts as long, 30 s at least).
-        #[arg(long, default_value_t = 60)]
+        #[arg(long, default_value_t = 40)]
         latency_secs: u64,
         /// Seed of the workload.
         #[arg(long, default_value_t = 1)]

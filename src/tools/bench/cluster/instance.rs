@@ -32,7 +32,17 @@ impl Instance {
             .port();
         let path = logs.join(format!("{name}.log"));
         let log = std::fs::File::create(&path).map_err(check)?;
-        let child = Command::new(std::env::current_exe().map_err(check)?)
+        let mut cmd = Command::new(std::env::current_exe().map_err(check)?);
+        // SAFETY: prctl(2) only, between fork and exec: async-signal-safe, no allocation.
+        // The instance dies with the benchmark (killed, or out of memory) instead of
+        // lingering with its memory.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
             .arg("run")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("CHURNWATCH__HTTP__LISTEN", format!("127.0.0.1:{port}"))

@@ -21,6 +21,8 @@
 //! Nothing is asserted about speed: the figures go to BENCHMARKS.md. What is checked is
 //! that nothing is lost: every record produced is committed by the group.
 
+mod failover;
+mod group;
 mod instance;
 mod report;
 mod seed;
@@ -28,17 +30,17 @@ mod seed;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
 
 use super::e2e::histogram_quantile;
 use super::BenchError;
 use crate::config::Config;
 use crate::kafka::partition::wall_clock_ms;
 use crate::tools::workload::mix::Wire;
+use group::Group;
 use instance::{observed, Instance};
-pub use report::{ClusterReport, Failover, Latency, Side};
+pub use report::ClusterReport;
+use report::{Latency, Side};
 
 /// `churnwatch bench cluster` options.
 #[derive(Debug, Clone)]
@@ -89,17 +91,12 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
     let producer = super::e2e::producer(&cfg)?;
     let mut wire = Wire::new(opts.subscribers, opts.seed);
     let t = Instant::now();
-    let produced = produce(
-        &producer,
-        &cfg,
-        &mut wire,
-        opts.events,
-        backlog_span,
-        backlog_end,
-        0,
-        p,
-    )
-    .await;
+    let backlog = Records {
+        count: opts.events,
+        span_ms: backlog_span,
+        end: backlog_end,
+    };
+    let produced = produce(&producer, &cfg, &mut wire, backlog, 0, p).await;
     let produce_secs = t.elapsed().as_secs_f64();
 
     let logs = std::env::temp_dir().join(format!("churnwatch-cluster-{}", std::process::id()));
@@ -128,7 +125,7 @@ pub async fn run_cluster(opts: &ClusterOptions, cfg: &Config) -> Result<ClusterR
     )
     .await?;
 
-    let failover = leave(&producer, &cfg, &mut wire, opts, &mut a, &mut b).await?;
+    let failover = failover::leave(&producer, &cfg, &mut wire, opts, &mut a, &mut b).await?;
     group
         .wait_committed(&mut [&mut a], Duration::from_secs(600))
         .await?;
@@ -216,18 +213,29 @@ fn instance_env(cfg: &Config, opts: &ClusterOptions) -> Vec<(String, String)> {
     env
 }
 
-/// Produces `count` records spanning `span_ms` before `end`, a chunk at a time, at `rate`
-/// (0: as fast as the broker takes them); the records produced.
+/// Records to produce: `count` of them, their event times over the `span_ms` before `end`.
+#[derive(Debug, Clone, Copy)]
+struct Records {
+    count: u64,
+    span_ms: i64,
+    end: i64,
+}
+
+/// Produces `records`, a chunk at a time, at `rate` (0: as fast as the broker takes them);
+/// the records produced.
 async fn produce(
     producer: &FutureProducer,
     cfg: &Config,
     wire: &mut Wire,
-    count: u64,
-    span_ms: i64,
-    end: i64,
+    records: Records,
     rate: u64,
     partitions: i32,
 ) -> u64 {
+    let Records {
+        count,
+        span_ms,
+        end,
+    } = records;
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let chunks = count.div_ceil(CHUNK).max(1);
     let mut produced = 0;
@@ -353,17 +361,12 @@ async fn steady(
     let t = Instant::now();
     let now = wall_clock_ms();
     let p = opts.partitions;
-    let mut produced = produce(
-        producer,
-        cfg,
-        wire,
-        warm,
-        span / 5,
-        now + span / 5,
-        opts.rate,
-        p,
-    )
-    .await;
+    let first = Records {
+        count: warm,
+        span_ms: span / 5,
+        end: now + span / 5,
+    };
+    let mut produced = produce(producer, cfg, wire, first, opts.rate, p).await;
     group
         .wait_committed(instances, Duration::from_secs(600))
         .await?;
@@ -373,17 +376,12 @@ async fn steady(
         .collect();
     let now = wall_clock_ms();
     let rest = span - span / 5;
-    produced += produce(
-        producer,
-        cfg,
-        wire,
-        count - warm,
-        rest,
-        now + rest,
-        opts.rate,
-        p,
-    )
-    .await;
+    let rest = Records {
+        count: count - warm,
+        span_ms: rest,
+        end: now + rest,
+    };
+    produced += produce(producer, cfg, wire, rest, opts.rate, p).await;
     let produce_secs = t.elapsed().as_secs_f64();
     group
         .wait_committed(instances, Duration::from_secs(600))
@@ -398,166 +396,4 @@ async fn steady(
         produce_secs,
         &observed(&after, &before),
     ))
-}
-
-/// The second instance leaves (SIGTERM) while records arrive at `opts.rate`: timed until
-/// the survivor holds every partition and is ready again.
-async fn leave(
-    producer: &FutureProducer,
-    cfg: &Config,
-    wire: &mut Wire,
-    opts: &ClusterOptions,
-    a: &mut Instance,
-    b: &mut Instance,
-) -> Result<Failover, BenchError> {
-    let secs = opts.latency_secs.max(30);
-    let count = opts.rate * secs;
-    let now = wall_clock_ms();
-    let span = 1000 * secs as i64;
-    let feed = {
-        let (producer, cfg) = (producer.clone(), cfg.clone());
-        let mut wire = std::mem::replace(wire, Wire::new(opts.subscribers, opts.seed + 1));
-        let (rate, p) = (opts.rate, opts.partitions);
-        tokio::spawn(async move {
-            produce(&producer, &cfg, &mut wire, count, span, now + span, rate, p).await
-        })
-    };
-    // A fifth of the feed in, the instance leaves.
-    tokio::time::sleep(Duration::from_secs(secs / 5)).await;
-    let consumed = |i: &Instance| i.metrics().sum("churnwatch_records_consumed_total", "") as u64;
-    let restored = |i: &Instance| i.metrics().sum("churnwatch_restored_records_total", "") as u64;
-    let own_before = consumed(a);
-    let restored_before = restored(a);
-    let left = Instant::now();
-    b.terminate();
-    let mut said = None;
-    let mut b_exit = None;
-    let mut restoring_seen = None;
-    let mut assigned = None;
-    let p = opts.partitions as u32;
-    let deadline = left + Duration::from_secs(900);
-    let back = loop {
-        alive(a)?;
-        if b_exit.is_none() && b.exited().is_some() {
-            b_exit = Some(left.elapsed().as_secs_f64());
-        }
-        let held = a.metrics().sum("churnwatch_assigned_partitions", "") as u32;
-        if held == p && assigned.is_none() {
-            assigned = Some(left.elapsed().as_secs_f64());
-        }
-        match a.readiness() {
-            Some((false, body)) if body.contains("restoring") => {
-                restoring_seen.get_or_insert(left.elapsed().as_secs_f64());
-                if said.is_none() {
-                    said = Some(body.trim().to_string());
-                }
-            }
-            Some((true, _)) if held == p && restored(a) > restored_before => {
-                break left.elapsed().as_secs_f64();
-            }
-            _ => {}
-        }
-        if Instant::now() > deadline {
-            return Err(BenchError::Check(
-                "the survivor did not take over in 15 minutes".into(),
-            ));
-        }
-        tokio::time::sleep(POLL).await;
-    };
-    let own_during = consumed(a) - own_before;
-    let produced = feed
-        .await
-        .map_err(|e| BenchError::Check(format!("producer task: {e}")))?;
-    while b.exited().is_none() {
-        tokio::time::sleep(POLL).await;
-    }
-    let m = a.metrics();
-    Ok(Failover {
-        produced,
-        departed_exit_secs: b_exit.unwrap_or_else(|| left.elapsed().as_secs_f64()),
-        restoring_seen_secs: restoring_seen,
-        assigned_secs: assigned.unwrap_or(back),
-        back_secs: back,
-        restoring_said: said,
-        consumed_during: own_during,
-        restored_subscribers: m.sum("churnwatch_restored_subscribers", "") as u64,
-        restore_secs: (0..opts.partitions)
-            .map(|q| m.sum("churnwatch_restore_seconds", &format!("partition=\"{q}\"")))
-            .collect(),
-    })
-}
-
-/// The group's committed offsets, read as an operator's lag exporter does.
-struct Group {
-    consumer: BaseConsumer,
-    tpl: TopicPartitionList,
-}
-
-impl Group {
-    fn new(cfg: &Config, partitions: i32) -> Result<Group, BenchError> {
-        let consumer: BaseConsumer = rdkafka::config::ClientConfig::new()
-            .set("bootstrap.servers", &cfg.kafka.brokers)
-            .set("group.id", &cfg.kafka.group_id)
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        for topic in [&cfg.kafka.topics.cdr, &cfg.kafka.topics.account] {
-            for p in 0..partitions {
-                tpl.add_partition(topic, p);
-            }
-        }
-        Ok(Group { consumer, tpl })
-    }
-
-    fn ends(&self) -> Result<i64, BenchError> {
-        let mut total = 0;
-        for e in self.tpl.elements() {
-            let (_, high) = self.consumer.fetch_watermarks(
-                e.topic(),
-                e.partition(),
-                Duration::from_secs(10),
-            )?;
-            total += high;
-        }
-        Ok(total)
-    }
-
-    fn committed(&self) -> Result<i64, BenchError> {
-        let c = self
-            .consumer
-            .committed_offsets(self.tpl.clone(), Duration::from_secs(10))?;
-        Ok(c.elements()
-            .iter()
-            .map(|e| match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            })
-            .sum())
-    }
-
-    /// Waits until the group has committed every input partition to its log end.
-    async fn wait_committed(
-        &self,
-        instances: &mut [&mut Instance],
-        limit: Duration,
-    ) -> Result<(), BenchError> {
-        let end = self.ends()?;
-        let deadline = Instant::now() + limit;
-        loop {
-            for i in instances.iter_mut() {
-                alive(i)?;
-            }
-            let c = tokio::task::block_in_place(|| self.committed())?;
-            if c >= end {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(BenchError::Check(format!(
-                    "the group committed {c} of {end} records in {} s ({} instances)",
-                    limit.as_secs(),
-                    instances.len()
-                )));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
 }
