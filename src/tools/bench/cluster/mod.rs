@@ -336,6 +336,7 @@ fn side(i: &Instance) -> Side {
         checkpoints_incremental: m.sum("churnwatch_checkpoints_total", "kind=\"incremental\"")
             as u64,
         changelog_bytes: m.sum("churnwatch_changelog_bytes_total", "") as u64,
+        changelog_records: m.sum("churnwatch_changelog_records_total", "") as u64,
         checkpoint_mean_secs: m.sum("churnwatch_checkpoint_duration_seconds_sum", "")
             / count.max(1) as f64,
         checkpoint_p99_secs: q(0.99),

@@ -18,6 +18,7 @@ pub struct Side {
     pub checkpoints_full: u64,
     pub checkpoints_incremental: u64,
     pub changelog_bytes: u64,
+    pub changelog_records: u64,
     pub checkpoint_mean_secs: f64,
     pub checkpoint_p99_secs: f64,
     /// The longest of its partitions' last restores.
@@ -179,8 +180,13 @@ impl fmt::Display for ClusterReport {
             )?;
             writeln!(
                 f,
-                "    checkpoints {} full + {} incremental, {} changelog bytes, {:.3}s mean, p99 {:.3}s",
-                s.checkpoints_full, s.checkpoints_incremental, s.changelog_bytes, s.checkpoint_mean_secs, s.checkpoint_p99_secs
+                "    checkpoints {} full + {} incremental, {} changelog records, {} bytes, {:.3}s mean, p99 {:.3}s",
+                s.checkpoints_full,
+                s.checkpoints_incremental,
+                s.changelog_records,
+                s.changelog_bytes,
+                s.checkpoint_mean_secs,
+                s.checkpoint_p99_secs
             )?;
         }
         let l = &self.latency;
