@@ -329,12 +329,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 days,
                 seed,
             };
-            let rt = runtime()?;
-            let report = rt
-                .block_on(bench::run_e2e(&opts, &cfg))
-                .context("end-to-end benchmark failed")?;
-            print!("{report}");
-            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            report_async(bench::run_e2e(&opts, &cfg), "end-to-end")?;
         }
         #[cfg(feature = "embedded-broker")]
         BenchCommand::Restore {
@@ -349,12 +344,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 runs,
                 partitions,
             };
-            let rt = runtime()?;
-            let report = rt
-                .block_on(bench::run_restore(&opts, &cfg))
-                .context("restore benchmark failed")?;
-            print!("{report}");
-            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            report_async(bench::run_restore(&opts, &cfg), "restore")?;
         }
         #[cfg(feature = "embedded-broker")]
         BenchCommand::Cluster {
@@ -380,12 +370,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 seed,
                 config,
             };
-            let rt = runtime()?;
-            let report = rt
-                .block_on(bench::run_cluster(&opts, &cfg))
-                .context("cluster benchmark failed")?;
-            print!("{report}");
-            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+            report_async(bench::run_cluster(&opts, &cfg), "cluster")?;
         }
         #[cfg(not(feature = "embedded-broker"))]
         BenchCommand::Cluster { .. } => return Err(without_embedded_broker("bench cluster")),
@@ -394,6 +379,21 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
         #[cfg(not(feature = "embedded-broker"))]
         BenchCommand::Restore { .. } => return Err(without_embedded_broker("bench restore")),
     }
+    Ok(())
+}
+
+/// Runs an asynchronous benchmark on its own runtime and prints its report.
+#[cfg(feature = "embedded-broker")]
+fn report_async<R: std::fmt::Display, E: std::error::Error + Send + Sync + 'static>(
+    bench: impl std::future::Future<Output = Result<R, E>>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    let report = rt
+        .block_on(bench)
+        .with_context(|| format!("{what} benchmark failed"))?;
+    print!("{report}");
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
     Ok(())
 }
 

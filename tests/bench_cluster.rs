@@ -3,25 +3,25 @@
 //! over when the other leaves. The benchmark fails unless the group commits every record
 //! produced; here its report is checked for what a platform engineer reads from it.
 
-use std::process::Command;
+#[path = "common/cli.rs"]
+mod cli;
 
-fn field(out: &str, name: &str) -> f64 {
-    out.lines()
-        .find_map(|l| l.trim_start().strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.trim_end_matches('s').parse().ok())
-        .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
-}
+use cli::report_field as field;
 
 #[test]
 fn the_survivor_takes_over_every_partition_and_every_subscriber() {
-    let out = Command::new(env!("CARGO_BIN_EXE_churnwatch"))
-        .args(["bench", "cluster", "--subscribers", "40000", "--events"])
-        .args(["100000", "--rate", "5000", "--latency-secs", "5"])
-        .env_remove("CHURNWATCH_CONFIG")
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let out = cli::churnwatch(&[
+        "bench",
+        "cluster",
+        "--subscribers",
+        "40000",
+        "--events",
+        "100000",
+        "--rate",
+        "5000",
+        "--latency-secs",
+        "5",
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -2,15 +2,11 @@
 //! partitions come back in full, restored in parallel, and the report says so (a restore
 //! that lost a partition's states fails the command, naming the count).
 
-use std::process::Command;
+#[path = "common/cli.rs"]
+mod cli;
 
-fn field(out: &str, name: &str) -> f64 {
-    out.lines()
-        .find_map(|l| l.trim_start().strip_prefix(name))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
-}
+use cli::report_field as field;
+use std::process::Command;
 
 #[test]
 fn partitions_restored_in_parallel_bring_back_every_subscriber() {

@@ -20,3 +20,13 @@ pub fn churnwatch(args: &[&str]) -> Output {
         .output()
         .expect("the churnwatch binary runs")
 }
+
+/// The number after `name` on the first report line that starts with it (leading spaces
+/// and a trailing unit `s` ignored), as the benchmarks print their figures.
+pub fn report_field(out: &str, name: &str) -> f64 {
+    out.lines()
+        .find_map(|l| l.trim_start().strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|v| v.trim_end_matches('s').parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{out}"))
+}
