@@ -162,8 +162,24 @@ impl Service {
         matches!(self.get("/readyz"), Some((200, _)))
     }
 
-    /// SIGTERM, then waits for a clean exit.
+    /// SIGTERM once the service answers HTTP, then waits for a clean exit. A run that found
+    /// nothing to do may be stopped right after its spawn; its signal handlers are installed
+    /// before its HTTP port opens, and a SIGTERM before then would kill it by default action.
     pub fn stop(mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.get("/healthz").is_none() {
+            assert!(
+                self.proc.alive(),
+                "{} exited before answering",
+                self.proc.name
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{} never answered HTTP",
+                self.proc.name
+            );
+            std::thread::sleep(Duration::from_millis(20)); // HTTP port poll
+        }
         self.proc.signal("TERM");
         let status = self.proc.wait_exit(Duration::from_secs(60));
         assert!(status.success(), "{} exited with {status}", self.proc.name);
