@@ -177,6 +177,10 @@ pub(crate) enum BenchCommand {
         /// survivor takes over a departed instance's partitions).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=64))]
         partitions: i32,
+        /// Full checkpoints written before the one restored: a longer log in front of it,
+        /// as a partition's changelog holds until compaction.
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=16))]
+        earlier_checkpoints: u32,
         /// Configuration file (TOML); defaults when absent.
         #[arg(long, env = "CHURNWATCH_CONFIG")]
         config: Option<PathBuf>,

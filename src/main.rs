@@ -336,6 +336,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
             subscribers,
             runs,
             partitions,
+            earlier_checkpoints,
             config,
         } => {
             let cfg = load_config(config.as_deref())?;
@@ -343,6 +344,7 @@ fn run_bench(which: BenchCommand) -> anyhow::Result<()> {
                 subscribers,
                 runs,
                 partitions,
+                earlier_checkpoints,
             };
             report_async(bench::run_restore(&opts, &cfg), "restore")?;
         }
