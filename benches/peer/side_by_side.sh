@@ -21,7 +21,7 @@ BIN="$REPO/target/release/churnwatch"
 [ -x "$BIN" ] || (cd "$REPO" && cargo build --release)
 if [ "${PROTO:-1}" != 0 ]; then
   TRANSCODE=$(cd "$REPO" && cargo bench --bench peer_transcode --no-run --message-format=json 2>/dev/null \
-    | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
+    | grep '"name":"peer_transcode"' | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -1)
   [ -x "$TRANSCODE" ] || { echo "could not build the peer_transcode bench"; exit 1; }
   export TRANSCODE
 fi
