@@ -40,6 +40,16 @@ pub(crate) fn check_positive(key: &str, field: &str, v: f64) -> Result<(), Confi
     Ok(())
 }
 
+pub(crate) fn check_ratio_or_off(key: &str, field: &str, v: f64) -> Result<(), ConfigError> {
+    if !(v == 0.0 || (v.is_finite() && v > 1.0)) {
+        return Err(invalid(
+            &format!("{key}.{field}"),
+            "must be above 1, or 0 to turn the check off",
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_fraction(key: &str, field: &str, v: f64) -> Result<(), ConfigError> {
     if !(v > 0.0 && v < 1.0) {
         return Err(invalid(

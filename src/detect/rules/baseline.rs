@@ -33,6 +33,10 @@
 //!   `silent_days` judges against the subscriber's own earlier silences, and the fortnight
 //!   here.
 //!
+//! - **Moved, not gone.** A rule may name usage its own kind moves to on this network
+//!   (`voice_drop`: data, when calls go to apps): a window whose recent days hold at least
+//!   the rule's ratio of that usage's reference days is not ticketed (`usage_moved`).
+//!
 //! So a steady subscriber whose usage falls sharply while the line stays in use is ticketed
 //! on the seventh day of the fall, and a noisy one, or a milder fall, after two weeks as
 //! before.
@@ -112,8 +116,15 @@ pub struct DropSpec {
     pub what: &'static str,
     /// Usage that must carry on (at least half its usual week) for a sharp week alone to
     /// count: the line is still in use, this one kind of usage went elsewhere.
-    pub carries_on: fn(&ClosedDay) -> u64,
+    pub carries_on: Usage,
+    /// Usage the fallen kind may move to on this network, and the share of its usual week
+    /// that says it did: a fall while this usage reached that share in the last 7 days is
+    /// a move (calls to data apps), not a departure.
+    pub moved_to: Option<(Usage, f64)>,
 }
+
+/// One kind of a closed day's usage.
+pub type Usage = fn(&ClosedDay) -> u64;
 
 /// One judged window.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -240,6 +251,9 @@ pub fn judge_drop(
             continue;
         }
         if let Some(w) = judge_window(spec, &values, day, shape) {
+            if moved(spec, state, day, shape) {
+                return Verdict::Skipped("usage_moved");
+            }
             return Verdict::Holds(signal(spec, cal, day, &w));
         }
     }
@@ -248,6 +262,24 @@ pub fn judge_drop(
     } else {
         Verdict::No
     }
+}
+
+/// Whether the usage the fallen kind may have moved to reached its share of the usual in
+/// the window's recent days, against the window's own reference days.
+fn moved(spec: &DropSpec, state: &SubscriberState, day: Day, shape: Shape) -> bool {
+    let Some((usage, ratio)) = spec.moved_to else {
+        return false;
+    };
+    let mean = |last: Day, days: usize| {
+        let first = last - days as i32 + 1;
+        (first..=last)
+            .map(|d| usage(state.closed(d)) as f64)
+            .sum::<f64>()
+            / days as f64
+    };
+    let recent = mean(day, shape.recent);
+    let usual = mean(day - shape.recent as i32, shape.reference);
+    usual > 0.0 && recent >= ratio * usual
 }
 
 /// The signal of a judged window, its evidence in the rule's display unit.

@@ -39,6 +39,7 @@ pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Cale
         unit: "MiB",
         what: "Data",
         carries_on: |d| d.voice_s(),
+        moved_to: None,
     };
     judge_drop(&spec, state, day, cal, |d| d.data_bytes())
 }

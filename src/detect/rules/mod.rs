@@ -58,9 +58,11 @@ macro_rules! rule_config {
     };
 }
 
-/// Shared body of the three usage-drop rules [003][002].
+/// Shared body of the three usage-drop rules [003][002]; a rule's own extra settings follow,
+/// each with the check that validates it.
 macro_rules! drop_config {
-    ($(#[$doc:meta])* $name:ident, $weight:expr, $min:expr, $unit:literal) => {
+    ($(#[$doc:meta])* $name:ident, $weight:expr, $min:expr, $unit:literal
+     $(, $(#[$fdoc:meta])* $f:ident : $t:ty = $d:expr => $check:path)* $(,)?) => {
         rule_config! {
             $(#[$doc])*
             $name { weight: $weight, cooldown_days: 14,
@@ -73,11 +75,12 @@ macro_rules! drop_config {
                 /// Largest chance, among the subscriber's own usual days, of a fortnight
                 /// ranking this low (rank test; a week alone needs a tenth of it); smaller
                 /// is stricter.
-                max_chance: f64 = 0.000002 }
+                max_chance: f64 = 0.000002 $(, $(#[$fdoc])* $f: $t = $d)* }
             validate(self, key) {
                 check_fraction(key, "drop_ratio", self.drop_ratio)?;
                 check_positive(key, "min_weekly_baseline", self.min_weekly_baseline)?;
                 check_fraction(key, "max_chance", self.max_chance)?;
+                $( $check(key, stringify!($f), self.$f)?; )*
             }
         }
     };

@@ -40,6 +40,7 @@ pub fn judge(cfg: &SpendDropConfig, state: &SubscriberState, day: Day, cal: &Cal
         unit: "yuan",
         what: "Spend",
         carries_on: |d| d.voice_s(),
+        moved_to: None,
     };
     judge_drop(&spec, state, day, cal, |d| d.charge_fen())
 }

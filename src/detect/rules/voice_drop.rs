@@ -7,24 +7,33 @@
 //! four weeks comes near is enough after one week: a steady caller who stops is ticketed on
 //! the seventh day, while the line stays in use (data carries on). See [`super::baseline`].
 //!
+//! Calls moved to data apps are not a drop: while the window's recent days hold at least
+//! `moved_to_data_ratio` (default 2) times the data of its usual days, the fall is not
+//! ticketed (counted as `usage_moved`). The workload's leavers who move their calls to apps
+//! use about a third more data; subscribers who stay and call over apps, two to three times.
+//!
 //! Withdrawn (`recovered`) once the last 7 closed days' minutes are back to the midpoint
 //! between `drop_ratio` and 1 of the ticket's `baseline_weekly` (see [`crate::detect::withdraw`]).
 //!
 //! Aim and delay: as [`super::baseline`], under 1 false alarm in 1,000 loyal subscribers in
 //! 110 days. On `generate`'s workload (docs/quality.md) calls moving to apps median 21 days
 //! from onset (p90 29), a steady caller's calls that stop on the seventh day; precision
-//! 0.91, most false alarms being subscribers who move their calls to data apps for good and
-//! stay.
+//! 0.93, the false alarms mostly subscribers who move their calls to data apps for good,
+//! stay, and whose data grows less than the check's ratio.
 
 use crate::detect::calendar::{Calendar, Day};
-use crate::detect::state::SubscriberState;
+use crate::detect::state::{ClosedDay, SubscriberState};
 
 use super::baseline::{judge_drop, DropSpec, Verdict};
 use super::RuleId;
 
 drop_config!(
     /// `voice_drop` (MOU): minutes per week.
-    VoiceDropConfig, 40, 60.0, "minutes");
+    VoiceDropConfig, 40, 60.0, "minutes",
+    /// Calls that fall while the last 7 days' data reaches this many times its usual week
+    /// moved to data apps on this network: not ticketed, counted as `usage_moved`. 0 turns
+    /// the check off.
+    moved_to_data_ratio: f64 = 2.0 => crate::detect::validate::check_ratio_or_off);
 
 /// What the agent should do, from the seeds' suggested actions [002][003].
 pub const ACTION: &str =
@@ -42,6 +51,8 @@ pub fn judge(cfg: &VoiceDropConfig, state: &SubscriberState, day: Day, cal: &Cal
         unit: "minutes",
         what: "Voice minutes",
         carries_on: |d| d.data_bytes(),
+        moved_to: (cfg.moved_to_data_ratio > 0.0)
+            .then_some((|d: &ClosedDay| d.data_bytes(), cfg.moved_to_data_ratio)),
     };
     judge_drop(&spec, state, day, cal, |d| d.voice_s())
 }
@@ -79,13 +90,23 @@ mod tests {
     /// A subscriber whose day `d` has `secs(d)` voice seconds, judged at every day close
     /// from `from` to `to`; returns the days the rule held.
     fn judged(secs: impl Fn(Day) -> u32, from: Day, to: Day) -> Vec<Day> {
+        judged_with_data(secs, |_| 100 << 20, from, to)
+    }
+
+    /// As [`judged`], with `data(d)` bytes of data on day `d`.
+    fn judged_with_data(
+        secs: impl Fn(Day) -> u32,
+        data: impl Fn(Day) -> u64,
+        from: Day,
+        to: Day,
+    ) -> Vec<Day> {
         let cfg = VoiceDropConfig::default();
         let mut s = SubscriberState::default();
         s.note_seen(1000);
         let mut fired = Vec::new();
         for d in 1000..=to {
             s.add_voice(d, secs(d), true);
-            s.add_data(d, 100 << 20);
+            s.add_data(d, data(d));
             s.close_day(d);
             if d >= from && matches!(judge(&cfg, &s, d, &cal()), Verdict::Holds(_)) {
                 fired.push(d);
@@ -155,6 +176,49 @@ mod tests {
             }
         };
         assert_eq!(judged(trips, 1040, 1090), Vec::<Day>::new());
+    }
+
+    #[test]
+    fn calls_that_move_to_data_apps_are_not_a_drop() {
+        // Steady 20 minutes a day, a fifth of it from 1050: a sharp week by 1056.
+        let calls = |d: Day| if d >= 1050 { 240 } else { 1200 };
+        let data = |up: f64| move |d: Day| if d >= 1050 { (up * 300.0) as u64 } else { 300 } << 20;
+        // Data up by a third meanwhile: the calls went elsewhere.
+        assert_eq!(
+            judged_with_data(calls, data(1.3), 1040, 1080).first(),
+            Some(&1056)
+        );
+        // Data tripled: the calls moved to apps on this network, whatever the weeks after.
+        assert_eq!(
+            judged_with_data(calls, data(3.0), 1040, 1080),
+            Vec::<Day>::new()
+        );
+        // The check off: a drop again.
+        let cfg = VoiceDropConfig {
+            moved_to_data_ratio: 0.0,
+            ..VoiceDropConfig::default()
+        };
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        for d in 1000..=1056 {
+            s.add_voice(d, calls(d), true);
+            s.add_data(d, data(3.0)(d));
+            s.close_day(d);
+        }
+        assert!(matches!(judge(&cfg, &s, 1056, &cal()), Verdict::Holds(_)));
+    }
+
+    #[test]
+    fn the_moved_ratio_is_above_one_or_off() {
+        let bad = VoiceDropConfig {
+            moved_to_data_ratio: 0.8,
+            ..VoiceDropConfig::default()
+        };
+        let err = bad.validate("rules.voice_drop").unwrap_err().to_string();
+        assert!(
+            err.contains("rules.voice_drop.moved_to_data_ratio"),
+            "{err}"
+        );
     }
 
     #[test]
