@@ -117,9 +117,10 @@ pub struct DropSpec {
     /// Usage that must carry on (at least half its usual week) for a sharp week alone to
     /// count: the line is still in use, this one kind of usage went elsewhere.
     pub carries_on: Usage,
-    /// Usage the fallen kind may move to on this network, and the share of its usual week
-    /// that says it did: a fall while this usage reached that share in the last 7 days is
-    /// a move (calls to data apps), not a departure.
+    /// Usage the fallen kind may move to on this network, and the ratio to its usual that
+    /// says it did: a fall while this usage, over the window's recent days, reached that
+    /// ratio of its mean over the window's reference days is a move (calls to data apps),
+    /// not a departure.
     pub moved_to: Option<(Usage, f64)>,
 }
 

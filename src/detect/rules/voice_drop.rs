@@ -30,9 +30,9 @@ use super::RuleId;
 drop_config!(
     /// `voice_drop` (MOU): minutes per week.
     VoiceDropConfig, 40, 60.0, "minutes",
-    /// Calls that fall while the last 7 days' data reaches this many times its usual week
-    /// moved to data apps on this network: not ticketed, counted as `usage_moved`. 0 turns
-    /// the check off.
+    /// Calls that fall while data, over the judged window's recent days, reaches this many
+    /// times its mean over the window's usual days moved to data apps on this network: not
+    /// ticketed, counted as `usage_moved`. 0 turns the check off.
     moved_to_data_ratio: f64 = 2.0 => crate::detect::validate::check_ratio_or_off);
 
 /// What the agent should do, from the seeds' suggested actions [002][003].
