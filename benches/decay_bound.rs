@@ -9,8 +9,8 @@
 //! the usual week at least the rule's `min_weekly_baseline`. "The same habits" are subscribers
 //! with no journey and no look-alike role whose daily means of voice, data and spend all lie
 //! within the range the drop subscribers had in the 35 days before their onset. Records
-//! delivered twice (0.5% of `generate`'s) are counted twice, as nothing here needs the
-//! engine's de-duplication to within a weekly swing of 15%.
+//! delivered twice (0.5% of `generate`'s) are counted twice: an error of 0.5% beside weeks
+//! that swing by 15%.
 //!
 //! ```sh
 //! churnwatch generate --out /tmp/w110 --subscribers 20000 --days 110 --seed 7 --format proto
