@@ -241,7 +241,7 @@ pub fn judge_drop(
         return Verdict::No;
     }
     let values = |d: Day| metric(state.closed(d));
-    let in_use = last_week_share(state, day, spec.carries_on).is_some_and(|s| s >= 0.5);
+    let in_use = window_share(state, day, ONE_WEEK, spec.carries_on).is_some_and(|s| s >= 0.5);
     let mut holiday = false;
     for shape in [ONE_WEEK, FORTNIGHT] {
         if shape == ONE_WEEK && !in_use {
@@ -268,19 +268,9 @@ pub fn judge_drop(
 /// Whether the usage the fallen kind may have moved to reached its share of the usual in
 /// the window's recent days, against the window's own reference days.
 fn moved(spec: &DropSpec, state: &SubscriberState, day: Day, shape: Shape) -> bool {
-    let Some((usage, ratio)) = spec.moved_to else {
-        return false;
-    };
-    let mean = |last: Day, days: usize| {
-        let first = last - days as i32 + 1;
-        (first..=last)
-            .map(|d| usage(state.closed(d)) as f64)
-            .sum::<f64>()
-            / days as f64
-    };
-    let recent = mean(day, shape.recent);
-    let usual = mean(day - shape.recent as i32, shape.reference);
-    usual > 0.0 && recent >= ratio * usual
+    spec.moved_to.is_some_and(|(usage, ratio)| {
+        window_share(state, day, shape, usage).is_some_and(|s| s >= ratio)
+    })
 }
 
 /// The signal of a judged window, its evidence in the rule's display unit.
@@ -318,19 +308,18 @@ fn signal(spec: &DropSpec, cal: &Calendar, day: Day, w: &Window) -> SignalDraft 
     d
 }
 
-/// The last 7 closed days' total of `metric` as a share of its usual week (the weekly mean
-/// of the 28 days before); `None` when the usual week is empty.
-pub fn last_week_share(
-    state: &SubscriberState,
-    day: Day,
-    metric: impl Fn(&ClosedDay) -> u64,
-) -> Option<f64> {
+/// The total of `metric` over the recent days of the window `shape` ending at `day`, as a
+/// share of its usual for as many days (the mean of the window's reference days); `None`
+/// when the reference is empty.
+fn window_share(state: &SubscriberState, day: Day, shape: Shape, metric: Usage) -> Option<f64> {
     let total = |days: std::ops::RangeInclusive<Day>| {
         days.map(|d| metric(state.closed(d)) as f64).sum::<f64>()
     };
-    let usual =
-        total(day - SPAN as i32 + 1..=day - WEEK as i32) * WEEK as f64 / ONE_WEEK.reference as f64;
-    (usual > 0.0).then(|| total(day - WEEK as i32 + 1..=day) / usual)
+    let recent_first = day - shape.recent as i32 + 1;
+    let usual = total(recent_first - shape.reference as i32..=recent_first - 1)
+        * shape.recent as f64
+        / shape.reference as f64;
+    (usual > 0.0).then(|| total(recent_first..=day) / usual)
 }
 
 /// Rounds to two decimals so evidence reads cleanly.
