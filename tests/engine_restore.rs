@@ -307,6 +307,7 @@ fn restore_speed_of_a_million_subscribers() {
             charge: (i % 500) as i64,
             call_ref: 0,
             partial: false,
+            roaming: false,
         });
         e.apply(&ev, &mut out);
     }

@@ -163,11 +163,11 @@ fn generated_workload_is_detected_with_the_promised_quality() {
             *false_alarms.entry((&j.journey, rule)).or_default() += 1;
         }
     }
-    // The look-alikes a faster drop or silence rule could trip on are held to a bar of their
-    // own, at most one in ten ticketed (issue 24 asks for none; docs/quality.md says which
-    // are left); every other look-alike to none.
-    const FASTER_RULES_LOOK_ALIKES: [&str; 3] =
-        ["regular_traveller", "voice_to_data", "plan_downgrade"];
+    // The one look-alike a faster drop rule still trips on, calls moved to apps while data
+    // less than doubles, is held to at most one in ten ticketed (issue 24 asks for none;
+    // docs/quality.md says why); every other look-alike, the regular traveller (roaming
+    // records) and the plan downgrade included, to none.
+    const FASTER_RULES_LOOK_ALIKES: [&str; 1] = ["voice_to_data"];
     let older: Vec<_> = false_alarms
         .keys()
         .filter(|(look, _)| !FASTER_RULES_LOOK_ALIKES.contains(look))

@@ -408,6 +408,7 @@ fn valid_msg() -> impl Strategy<Value = Wire> {
                         format!("c{call}")
                     },
                     partial,
+                    roaming: false,
                 })
             },
         );

@@ -46,6 +46,7 @@ impl Stream {
             charge: 50,
             call_ref: 0,
             partial: false,
+            roaming: false,
         };
         self.events.push((t, Event::Cdr(cdr)));
     }

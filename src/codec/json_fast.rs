@@ -104,6 +104,7 @@ impl<'de> Visitor<'de> for CdrVisitor<'_> {
                 "charge" => 7,
                 "callReference" | "call_reference" => 8,
                 "partial" => 9,
+                "roaming" => 10,
                 _ => return Err(give_up()),
             };
             if seen & (1 << field) != 0 {
@@ -125,7 +126,8 @@ impl<'de> Visitor<'de> for CdrVisitor<'_> {
                 8 => m
                     .call_reference
                     .push_str(map.next_value::<Borrowed<'de>>()?.0),
-                _ => m.partial = map.next_value::<bool>()?,
+                9 => m.partial = map.next_value::<bool>()?,
+                _ => m.roaming = map.next_value::<bool>()?,
             }
         }
         Ok(())
@@ -213,6 +215,7 @@ mod tests {
         let lines = [
             r#"{"recordId":"r000000001","subscriber":"8613000000001","eventTimeMs":1775000000000,"type":"FORWARD","otherParty":"8613300000002","durationS":61,"dataBytes":0,"charge":20}"#,
             r#"{"record_id":"r1","subscriber":"8613012345678","event_time_ms":"1775000000000","type":"VOICE_OUT","other_party":"10086","duration_s":"300","charge":"-30","call_reference":"c1","partial":true}"#,
+            r#"{"recordId":"r3","subscriber":"8613012345678","type":"DATA","dataBytes":"1048576","roaming":true}"#,
             r#" { "recordId" : "r2" , "subscriber":"8613012345678" , "eventTimeMs" : 5 } "#,
             "{}",
         ];

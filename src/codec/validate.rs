@@ -86,6 +86,7 @@ pub fn cdr_from_proto(m: &proto::CallDetailRecord) -> Result<Cdr<'_>, DecodeErro
         charge: m.charge,
         call_ref,
         partial: m.partial,
+        roaming: m.roaming,
     })
 }
 

@@ -133,6 +133,8 @@ pub struct Cdr<'a> {
     /// Fingerprint of `call_reference`, 0 when absent.
     pub call_ref: u64,
     pub partial: bool,
+    /// Usage abroad, on a visited network.
+    pub roaming: bool,
 }
 
 /// Why a subscriber's number was suspended.

@@ -78,17 +78,22 @@ pub struct OpenDay {
     charge: u32,
     /// Voice seconds, saturating at about 18 hours.
     pub voice_s: u16,
-    /// Seconds of calls dialled through a competitor's IP-call prefix.
-    pub ip_s: u16,
+    /// Seconds of calls dialled through a competitor's IP-call prefix (bits 0-14,
+    /// saturating at about 9 hours), [`OpenDay::ROAMED`] (bit 15).
+    ip: u16,
 }
 
 const DATA_MAX: u32 = (1 << 23) - 1;
 const CHARGE_MAX: u32 = (1 << 24) - 1;
 const OUT_BIT: u32 = 1 << 23;
+const IP_MAX: u16 = (1 << 15) - 1;
+const ROAMED_BIT: u16 = 1 << 15;
 
 impl OpenDay {
     /// The subscriber made a call, sent an SMS or used data.
     pub const OUTGOING: u8 = 1;
+    /// Some of the day's usage was abroad (a roaming record).
+    pub const ROAMED: u8 = 2;
 
     pub fn data_kib(&self) -> u32 {
         self.data & DATA_MAX
@@ -104,9 +109,18 @@ impl OpenDay {
     pub fn sms(&self) -> u8 {
         (self.charge >> 24) as u8
     }
-    /// [`OpenDay::OUTGOING`] or 0.
+    /// Seconds of competitor IP calls (saturating at about 9 hours).
+    pub fn ip_s(&self) -> u16 {
+        self.ip & IP_MAX
+    }
+    /// [`OpenDay::OUTGOING`] and [`OpenDay::ROAMED`].
     pub fn flags(&self) -> u8 {
         u8::from(self.data & OUT_BIT != 0)
+            | if self.ip & ROAMED_BIT != 0 {
+                Self::ROAMED
+            } else {
+                0
+            }
     }
     /// Sets data KiB (saturating).
     pub fn set_data_kib(&mut self, kib: u64) {
@@ -124,9 +138,18 @@ impl OpenDay {
     pub fn set_sms(&mut self, n: u8) {
         self.charge = (self.charge & !(0xff << 24)) | (u32::from(n) << 24);
     }
-    /// Sets the flags (only [`OpenDay::OUTGOING`] is kept).
+    /// Sets IP-call seconds (saturating).
+    pub fn set_ip_s(&mut self, secs: u64) {
+        self.ip = (self.ip & ROAMED_BIT) | secs.min(u64::from(IP_MAX)) as u16;
+    }
+    /// Adds to the flags.
+    pub fn add_flags(&mut self, f: u8) {
+        self.set_flags(self.flags() | f);
+    }
+    /// Sets the flags (only [`OpenDay::OUTGOING`] and [`OpenDay::ROAMED`] are kept).
     pub fn set_flags(&mut self, f: u8) {
         self.data = (self.data & !OUT_BIT) | if f & Self::OUTGOING != 0 { OUT_BIT } else { 0 };
+        self.ip = (self.ip & IP_MAX) | if f & Self::ROAMED != 0 { ROAMED_BIT } else { 0 };
     }
 }
 
@@ -187,6 +210,11 @@ pub mod flag {
     pub const MONTH_OUTGOING: u16 = 1 << 11;
     /// The subscriber has complaints or fault reports on record (a side table).
     pub const HAS_CONTACTS: u16 = 1 << 12;
+    /// Bits 13-15 count down from the last closed day with usage abroad (a roaming
+    /// record): 7 that day, one less each day after, 0 a week later (or never); see
+    /// [`super::SubscriberState::abroad_this_week`].
+    pub const ABROAD: u16 = 0b111 << 13;
+    pub(super) const ABROAD_SHIFT: u16 = 13;
 }
 
 /// "No time": minutes fields use this when unknown.
@@ -313,20 +341,26 @@ impl SubscriberState {
         o.voice_s = sat_u16(u64::from(o.voice_s) + u64::from(secs));
         o.set_calls(o.calls().saturating_add(1));
         if outgoing {
-            o.set_flags(OpenDay::OUTGOING);
+            o.add_flags(OpenDay::OUTGOING);
         }
     }
 
     pub fn add_ip_call(&mut self, day: Day, secs: u32) {
         let o = self.open_day(day);
-        o.ip_s = sat_u16(u64::from(o.ip_s) + u64::from(secs));
+        o.set_ip_s(u64::from(o.ip_s()) + u64::from(secs));
+    }
+
+    /// Notes usage abroad on `day` (a roaming record of any kind).
+    pub fn add_roaming(&mut self, day: Day) {
+        let o = self.open_day(day);
+        o.add_flags(OpenDay::ROAMED);
     }
 
     pub fn add_sms(&mut self, day: Day, outgoing: bool) {
         let o = self.open_day(day);
         o.set_sms(o.sms().saturating_add(1));
         if outgoing {
-            o.set_flags(OpenDay::OUTGOING);
+            o.add_flags(OpenDay::OUTGOING);
         }
     }
 
@@ -335,7 +369,7 @@ impl SubscriberState {
         let kib = bytes.div_ceil(1024);
         o.set_data_kib(u64::from(o.data_kib()) + kib);
         if bytes > 0 {
-            o.set_flags(OpenDay::OUTGOING);
+            o.add_flags(OpenDay::OUTGOING);
         }
     }
 
@@ -370,6 +404,12 @@ impl SubscriberState {
         Some((first, last))
     }
 
+    /// Whether the line was used abroad (a roaming record) on one of the last 7 closed days:
+    /// a silence or a fall now is a trip.
+    pub fn abroad_this_week(&self) -> bool {
+        self.has(flag::ABROAD)
+    }
+
     /// A closed day (the caller guarantees it is within the last [`HISTORY_DAYS`] closed).
     /// Whether a closed day had a call made or received.
     pub fn called_on(&self, day: Day) -> bool {
@@ -388,7 +428,7 @@ impl SubscriberState {
         let o = std::mem::take(&mut self.open[slot]);
         self.days[day.rem_euclid(HISTORY_DAYS as i32) as usize] = ClosedDay::from_open(&o);
         self.month_charge_fen = self.month_charge_fen.saturating_add(o.charge_fen());
-        self.month_ip_s = self.month_ip_s.saturating_add(o.ip_s);
+        self.month_ip_s = self.month_ip_s.saturating_add(o.ip_s());
         let call_bit = 1u64 << day.rem_euclid(FWD_BITS);
         if o.calls() > 0 {
             self.call_days |= call_bit;
@@ -398,6 +438,12 @@ impl SubscriberState {
         if o.flags() & OpenDay::OUTGOING != 0 {
             self.flags |= flag::MONTH_OUTGOING;
         }
+        let abroad = if o.flags() & OpenDay::ROAMED != 0 {
+            7
+        } else {
+            ((self.flags & flag::ABROAD) >> flag::ABROAD_SHIFT).saturating_sub(1)
+        };
+        self.flags = (self.flags & !flag::ABROAD) | abroad << flag::ABROAD_SHIFT;
         self.fwd_offnet &= !(1u64 << (day + OPEN_DAYS as i32).rem_euclid(FWD_BITS));
         o
     }
@@ -484,6 +530,49 @@ mod tests {
         assert_eq!(s.month_spend_fen(5), 250);
         assert_eq!(s.month_charge_fen, 0);
         assert!(!s.has(flag::MONTH_OUTGOING));
+    }
+
+    #[test]
+    fn usage_abroad_marks_the_line_away_for_a_week() {
+        let mut s = SubscriberState::default();
+        s.add_voice(100, 60, true);
+        s.close_day(100);
+        assert!(!s.abroad_this_week());
+        s.add_roaming(101);
+        s.add_data(101, 1 << 20);
+        s.add_voice(101, 30, true);
+        s.add_ip_call(101, 40_000);
+        let o = s.close_day(101);
+        let saturated = (1 << 15) - 1;
+        assert_eq!(
+            o.ip_s(),
+            saturated,
+            "IP seconds saturate below the roaming bit"
+        );
+        assert_eq!(
+            o.flags(),
+            OpenDay::OUTGOING | OpenDay::ROAMED,
+            "usage after keeps it"
+        );
+        assert!(s.abroad_this_week());
+        for d in 102..=107 {
+            s.add_voice(d, 60, false);
+            s.close_day(d);
+            assert!(
+                s.abroad_this_week(),
+                "{d}: within a week of the last roaming record"
+            );
+        }
+        s.close_day(108);
+        assert!(!s.abroad_this_week(), "a week on");
+        s.add_roaming(109);
+        s.close_day(109);
+        assert!(s.abroad_this_week());
+        assert_eq!(
+            s.flags & !flag::ABROAD,
+            flag::MONTH_OUTGOING,
+            "no other flag touched"
+        );
     }
 
     #[test]

@@ -113,10 +113,11 @@ prop_compose! {
         charge in any_amount(),
         call_reference in any_text(),
         partial in any::<bool>(),
+        roaming in any::<bool>(),
     ) -> proto::CallDetailRecord {
         proto::CallDetailRecord {
             record_id, subscriber, event_time_ms, r#type, other_party, duration_s,
-            data_bytes, charge, call_reference, partial,
+            data_bytes, charge, call_reference, partial, roaming,
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn cdr(
         charge: 0,
         call_ref: 0,
         partial: false,
+        roaming: false,
     })
 }
 

@@ -71,6 +71,7 @@ mod tests {
             charge: 10,
             call_ref: 0,
             partial: false,
+            roaming: false,
         })
     }
 

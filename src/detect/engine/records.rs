@@ -11,6 +11,9 @@ impl Engine {
         let st = self.subs.get_mut(slot);
         st.note_seen(day);
         st.add_charge(day, c.charge);
+        if c.roaming {
+            st.add_roaming(day);
+        }
         match c.kind {
             CdrKind::VoiceOut | CdrKind::VoiceIn => {
                 let outgoing = c.kind == CdrKind::VoiceOut;

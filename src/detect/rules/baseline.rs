@@ -37,6 +37,10 @@
 //!   (`voice_drop`: data, when calls go to apps): a window whose recent days hold at least
 //!   the rule's ratio of that usage's reference days is not ticketed (`usage_moved`).
 //!
+//! - **Abroad.** A fall while the line was used abroad in the last 7 days (a roaming
+//!   record) is a trip, not ticketed (`abroad`): the recent week is low because the
+//!   subscriber was away, and once home a week the window is judged again.
+//!
 //! So a steady subscriber whose usage falls sharply while the line stays in use is ticketed
 //! on the seventh day of the fall, and a noisy one, or a milder fall, after two weeks as
 //! before.
@@ -252,6 +256,9 @@ pub fn judge_drop(
             continue;
         }
         if let Some(w) = judge_window(spec, &values, day, shape) {
+            if state.abroad_this_week() {
+                return Verdict::Skipped("abroad");
+            }
             if moved(spec, state, day, shape) {
                 return Verdict::Skipped("usage_moved");
             }

@@ -43,3 +43,54 @@ pub fn judge(cfg: &DataDropConfig, state: &SubscriberState, day: Day, cal: &Cale
     };
     judge_drop(&spec, state, day, cal, |d| d.data_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A steady daily caller with 500 MiB of data a day whose data falls to 25 MiB from
+    /// day 1050 while the calls go on, roaming from 1050 to 1059 when `abroad`; the
+    /// verdicts from 1050 to 1065.
+    fn falls(abroad: bool) -> Vec<(Day, Verdict)> {
+        let cal = Calendar::new("Asia/Shanghai", &[]).unwrap();
+        let cfg = DataDropConfig::default();
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        let mut verdicts = Vec::new();
+        for d in 1000..=1065 {
+            s.add_voice(d, 300, true);
+            let back = abroad && d >= 1060;
+            s.add_data(
+                d,
+                if d < 1050 || back {
+                    500 << 20
+                } else {
+                    25 << 20
+                },
+            );
+            if abroad && (1050..1060).contains(&d) {
+                s.add_roaming(d);
+            }
+            s.close_day(d);
+            if d >= 1050 {
+                verdicts.push((d, judge(&cfg, &s, d, &cal)));
+            }
+        }
+        verdicts
+    }
+
+    #[test]
+    fn data_that_falls_at_home_is_a_drop_the_same_fall_abroad_a_trip() {
+        let home: Vec<Day> = falls(false)
+            .into_iter()
+            .filter_map(|(d, v)| matches!(v, Verdict::Holds(_)).then_some(d))
+            .collect();
+        assert_eq!(home.first(), Some(&1056), "{home:?}");
+        let away = falls(true);
+        assert!(
+            away.iter().all(|(_, v)| !matches!(v, Verdict::Holds(_))),
+            "{away:?}"
+        );
+        assert_eq!(away[6], (1056, Verdict::Skipped("abroad")), "{away:?}");
+    }
+}

@@ -15,6 +15,10 @@
 //! - **Usage moved to data.** If data went on at half its usual daily volume or more
 //!   through the run, the calls moved to apps; the subscriber did not stop. A small data
 //!   session now and then does not count, so a phone left on in a drawer is still silent.
+//! - **Abroad.** If the line was used abroad (a roaming record of any kind, from the
+//!   visited network's TAP file) in the last 7 days, the silence is a trip: not judged (`abroad`, counted with the suppressed signals) until the run passes
+//!   `abroad_max_days` (default 21; three weeks away is news whatever the reason). This is
+//!   what catches a traveller's first trip, which no earlier silence explains.
 //!
 //! The aim, as for the drop rules, is under 1 false alarm in 1,000 loyal subscribers over
 //! 110 days, with usage that stops ticketed on its seventh day; on `generate`'s workload it
@@ -39,10 +43,14 @@ rule_config! {
         /// Consecutive days with no call made or received.
         min_days: u32 = 7,
         /// Share of the 28 days before on which the subscriber called: "calls on most days".
-        baseline_active_fraction: f64 = 0.6 }
+        baseline_active_fraction: f64 = 0.6,
+        /// Longest silence excused by usage abroad in its last 7 days; 0 judges a silence
+        /// abroad like any other.
+        abroad_max_days: u32 = 21 }
     validate(self, key) {
         if !(2..=28).contains(&self.min_days) { return Err(invalid(&format!("{key}.min_days"), "must be 2 to 28")); }
         check_fraction(key, "baseline_active_fraction", self.baseline_active_fraction)?;
+        if self.abroad_max_days > 28 { return Err(invalid(&format!("{key}.abroad_max_days"), "must be 0 to 28")); }
     }
 }
 
@@ -76,8 +84,14 @@ pub fn judge(cfg: &SilentDaysConfig, state: &SubscriberState, day: Day, cal: &Ca
     if run <= before || data_kept_up(state, day, run) {
         return Verdict::No;
     }
-    let summary =
-        format!("No call made or received for {run} days; usually calls on {active} of 28 days");
+    let abroad = state.abroad_this_week();
+    if abroad && run <= cfg.abroad_max_days as i32 {
+        return Verdict::Skipped("abroad");
+    }
+    let summary = format!(
+        "No call made or received for {run} days{}; usually calls on {active} of 28 days",
+        if abroad { ", the line used abroad" } else { "" }
+    );
     let mut d = SignalDraft::at(
         RuleId::SilentDays,
         i64::from(day),
@@ -211,6 +225,55 @@ mod tests {
         // back: on its seventeenth day the silence is more than twice the last quiet spell
         // (the trip and the day it ended on).
         assert_eq!(fired.first(), Some(&1056), "{fired:?}");
+    }
+
+    /// A daily caller silent from 1041 with a little data every day, abroad from 1041 when
+    /// `abroad`, judged each day from 1047 to `to`; the days it fires.
+    fn silent_with_data(cfg: &SilentDaysConfig, abroad: bool, to: Day) -> Vec<Verdict> {
+        let mut s = SubscriberState::default();
+        s.note_seen(1000);
+        let mut verdicts = Vec::new();
+        for d in 1000..=to {
+            if d <= 1040 {
+                s.add_voice(d, 120, true);
+            }
+            s.add_data(d, if d <= 1040 { 200 << 20 } else { 5 << 20 });
+            if abroad && d > 1040 {
+                s.add_roaming(d);
+            }
+            s.close_day(d);
+            if d >= 1047 {
+                verdicts.push(judge(cfg, &s, d, &cal()));
+            }
+        }
+        verdicts
+    }
+
+    #[test]
+    fn a_first_trip_abroad_is_not_news_until_it_passes_three_weeks() {
+        let cfg = SilentDaysConfig::default();
+        let home = silent_with_data(&cfg, false, 1047);
+        assert!(matches!(home[..], [Verdict::Holds(_)]), "{home:?}");
+        let away = silent_with_data(&cfg, true, 1062);
+        let (excused, judged) = away.split_at(15);
+        assert!(
+            excused.iter().all(|v| *v == Verdict::Skipped("abroad")),
+            "{excused:?}"
+        );
+        let Verdict::Holds(sig) = &judged[0] else {
+            panic!("22 days abroad without a call: {judged:?}")
+        };
+        assert!(
+            sig.summary.contains("22 days, the line used abroad"),
+            "{}",
+            sig.summary
+        );
+        let off = SilentDaysConfig {
+            abroad_max_days: 0,
+            ..SilentDaysConfig::default()
+        };
+        let away = silent_with_data(&off, true, 1047);
+        assert!(matches!(away[..], [Verdict::Holds(_)]), "{away:?}");
     }
 
     #[test]

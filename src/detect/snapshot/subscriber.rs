@@ -36,7 +36,7 @@ pub fn encode_state(s: &SubscriberState, out: &mut Vec<u8>) {
         out.put_u32(o.data_kib());
         out.put_u32(o.charge_fen());
         out.put_u16(o.voice_s);
-        out.put_u16(o.ip_s);
+        out.put_u16(o.ip_s());
         out.extend_from_slice(&[o.calls(), o.sms(), o.flags()]);
     }
     out.put_u64(s.fwd_offnet);
@@ -128,7 +128,7 @@ fn read_state(r: &mut Fixed<'_>) -> SubscriberState {
         o.set_data_kib(u64::from(r.u32()));
         o.set_charge_fen(u64::from(r.u32()));
         o.voice_s = r.u16();
-        o.ip_s = r.u16();
+        o.set_ip_s(u64::from(r.u16()));
         o.set_calls(r.u8());
         o.set_sms(r.u8());
         o.set_flags(r.u8());
@@ -172,7 +172,7 @@ mod tests {
             o.set_data_kib(u64::from(0x0052_0100 + i));
             o.set_charge_fen(u64::from(0x0053_0200 + i));
             o.voice_s = 0x0303 + i as u16 * 0x10;
-            o.ip_s = 0x0404 + i as u16 * 0x10;
+            o.set_ip_s(u64::from(0x0404 + i as u16 * 0x10));
             o.set_calls(0x50 + i as u8);
             o.set_sms(0x60 + i as u8);
             o.set_flags(u8::from(i == 1));
@@ -232,7 +232,7 @@ mod tests {
             (o.data_kib(), o.charge_fen()),
             ((1 << 23) - 1, (1 << 24) - 1)
         );
-        assert_eq!((o.voice_s, o.ip_s), (0x0303, 0x0404));
+        assert_eq!((o.voice_s, o.ip_s()), (0x0303, 0x0404));
         assert_eq!(
             (o.calls(), o.sms(), o.flags()),
             (0x50, 0x60, OpenDay::OUTGOING)
@@ -251,6 +251,25 @@ mod tests {
         assert_eq!(out.len(), STATE_LEN);
         assert_eq!(hex(&out), GOLDEN);
         assert_eq!(decode_state(&out).unwrap(), s);
+    }
+
+    #[test]
+    fn a_day_abroad_survives_the_changelog_in_the_open_day_flag_byte() {
+        let mut s = distinct_state();
+        s.open[2].set_flags(OpenDay::OUTGOING | OpenDay::ROAMED);
+        let mut out = Vec::new();
+        encode_state(&s, &mut out);
+        let golden_day = "020152000202530023032404526200";
+        let mut expect = GOLDEN.to_string();
+        expect = expect.replacen(golden_day, "020152000202530023032404526203", 1);
+        assert_eq!(
+            hex(&out),
+            expect,
+            "bit 1 of the flag byte, the layout otherwise as before"
+        );
+        let back = decode_state(&out).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.open[2].ip_s(), 0x0424);
     }
 
     fn last_ticket() -> LastTicket {

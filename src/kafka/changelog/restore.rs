@@ -366,6 +366,7 @@ mod tests {
                 charge: 10,
                 call_ref: 0,
                 partial: false,
+                roaming: false,
             };
             e.apply(&Event::Cdr(cdr), &mut Vec::new());
         }

@@ -61,6 +61,7 @@ pub fn build_history_of(
                 charge: 20,
                 call_ref: 0,
                 partial: false,
+                roaming: false,
             };
             let _ = driver.feed_event(&Event::Cdr(c), None, &mut out);
             tickets += out.len() as u64;

@@ -136,6 +136,7 @@ impl Builder<'_> {
             charge,
             call_reference: String::new(),
             partial: false,
+            roaming: false,
         }));
     }
 
@@ -305,6 +306,7 @@ fn journey_calls(b: &mut Builder<'_>, rng: &mut Rng, i: usize) {
                     charge: 10,
                     call_reference: format!("sw1-{}-care", b.sub),
                     partial: true,
+                    roaming: false,
                     ..Default::default()
                 }));
             }

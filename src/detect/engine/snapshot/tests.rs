@@ -31,6 +31,7 @@ fn cdr(n: u64, sub: u64, t: i64, kind: CdrKind, other: &'static str) -> Event<'s
         charge: 120,
         call_ref: 0,
         partial: false,
+        roaming: false,
     })
 }
 

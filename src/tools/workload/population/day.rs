@@ -47,6 +47,8 @@ pub(super) struct Ctx<'a> {
     pub(super) day: i64,
     pub(super) seq: u32,
     pub(super) rng: Rng,
+    /// Today's usage is abroad: its records are roaming ones.
+    pub(super) abroad: bool,
 }
 
 impl DayOut {
@@ -54,7 +56,11 @@ impl DayOut {
         ctx.seq += 1;
         // Unique per record: day, subscriber, sequence, copy.
         let key = ((ctx.day as u64) << 48) | ((ctx.sub_idx as u64) << 16) | u64::from(ctx.seq) << 1;
-        let delay = if ctx.rng.chance(0.03) {
+        let delay = if is_cdr && ctx.abroad {
+            // Roaming records come in the visited network's TAP files, hours to 36 late.
+            self.delayed += 1;
+            ctx.rng.range(4 * HOUR_MS, 36 * HOUR_MS)
+        } else if ctx.rng.chance(0.03) {
             self.delayed += 1;
             ctx.rng.range(MIN_MS, 24 * HOUR_MS)
         } else {
@@ -102,6 +108,7 @@ impl DayOut {
             charge,
             call_reference: String::new(),
             partial: false,
+            roaming: ctx.abroad,
         };
         let bytes = encode(ctx.world.format, &m);
         self.push(ctx, t, bytes, true);
@@ -122,6 +129,7 @@ impl DayOut {
                 charge: voice_charge(secs, 15),
                 call_reference: reference.clone(),
                 partial: true,
+                roaming: false,
             };
             let bytes = encode(ctx.world.format, &m);
             self.push(ctx, at, bytes, true);
@@ -151,6 +159,7 @@ impl DayOut {
             day: d,
             seq: 0,
             rng: Rng::stream(world.seed, s.idx as u64, d as u64),
+            abroad: false,
         };
         if d < s.active_from || s.churn_day.is_some_and(|c| d > c) {
             return;
@@ -179,7 +188,9 @@ impl DayOut {
         }
         s.month_days += 1;
         let usage = usage(world, s, d, &info);
+        ctx.abroad = usage.abroad;
         let charged = self.traffic(&mut ctx, s, &info, usage);
+        ctx.abroad = false;
         s.month_charge += charged;
         if !s.postpaid {
             s.balance -= charged + s.plan_fee_fen / 30;

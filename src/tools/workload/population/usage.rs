@@ -20,6 +20,8 @@ pub(super) struct Usage {
     pub silent: bool,
     /// Seconds per call multiplier.
     pub dur: f64,
+    /// Abroad: every record is a roaming one, from the visited network's TAP file.
+    pub abroad: bool,
 }
 
 impl Usage {
@@ -31,6 +33,7 @@ impl Usage {
             no_outgoing: false,
             silent: false,
             dur: 1.0,
+            abroad: false,
         }
     }
 }
@@ -53,6 +56,7 @@ pub(super) fn usage(world: &World, s: &Sub, d: i64, info: &DayInfo) -> Usage {
                 u.out *= 0.03;
                 u.inn *= 0.1;
                 u.data *= 0.05;
+                u.abroad = true;
             }
         }
         Role::LookAlike(LookAlike::VoiceToData, from, percent) if d >= from => {
