@@ -10,6 +10,7 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+mod common;
 
 use churnwatch::proto::{self, RecordType};
 use cli::churnwatch;
@@ -19,15 +20,9 @@ const TRIP: &str = "8613012345612";
 const GONE: &str = "8613012345613";
 const CLOCK: &str = "8613012340000";
 
-/// Epoch ms of a Shanghai local time "YYYY-MM-DD HH:MM".
-fn shanghai(local: &str) -> i64 {
-    let naive = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%d %H:%M").unwrap();
-    naive.and_utc().timestamp_millis() - 8 * 3_600_000
-}
-
 /// The local time `hour`:00 on the `day`th day from March 1st.
 fn day_at(day: i64, hour: i64) -> i64 {
-    shanghai("2026-03-01 00:00") + day * 86_400_000 + hour * 3_600_000
+    common::at("2026-03-01 00:00") + day * common::DAY + hour * 3_600_000
 }
 
 /// A call, or a data session of `mib` MiB.
