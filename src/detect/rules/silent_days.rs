@@ -16,9 +16,10 @@
 //!   through the run, the calls moved to apps; the subscriber did not stop. A small data
 //!   session now and then does not count, so a phone left on in a drawer is still silent.
 //! - **Abroad.** If the line was used abroad (a roaming record of any kind, from the
-//!   visited network's TAP file) in the last 7 days, the silence is a trip: not judged (`abroad`, counted with the suppressed signals) until the run passes
-//!   `abroad_max_days` (default 21; three weeks away is news whatever the reason). This is
-//!   what catches a traveller's first trip, which no earlier silence explains.
+//!   visited network's TAP file) in the last 7 days, the silence is a trip: not judged
+//!   (`abroad`, counted with the suppressed signals) until the run passes `abroad_max_days`
+//!   (default 21; three weeks away is news whatever the reason). This is what tells a
+//!   traveller's first trip, which no earlier quiet spell explains, from a leaver.
 //!
 //! The aim, as for the drop rules, is under 1 false alarm in 1,000 loyal subscribers over
 //! 110 days, with usage that stops ticketed on its seventh day; on `generate`'s workload it
