@@ -336,8 +336,19 @@ fn kubernetes_ports_paths_and_keys_are_the_services() {
     let cfg = Config::from_toml(&toml).expect("deploy/k8s/churnwatch.toml is valid");
     let example = Config::from_toml(&read("config/churnwatch.example.toml")).unwrap();
     // Generated from the example: the detection sections are the example's, the topics the
-    // defaults that docker-compose.yml creates.
+    // defaults that docker-compose.yml creates. As text too, so a key added to the example
+    // (whose default the parsed value would hide) is not missing from the ConfigMap.
     assert_eq!(cfg.detect, example.detect);
+    let detection = |text: &str| {
+        let from = text.find("\n[engine]").expect("an [engine] section");
+        let to = text.find("\n[kafka]").expect("a [kafka] section");
+        text[from..to].to_string()
+    };
+    assert_eq!(
+        detection(&toml),
+        detection(&read("config/churnwatch.example.toml")),
+        "deploy/k8s/churnwatch.toml: copy the example's [engine] to [kafka] text"
+    );
     assert_eq!(cfg.kafka.topics, example.kafka.topics);
 
     let deployment = read("deploy/k8s/deployment.yaml");
