@@ -57,7 +57,7 @@ impl DayOut {
         // Unique per record: day, subscriber, sequence, copy.
         let key = ((ctx.day as u64) << 48) | ((ctx.sub_idx as u64) << 16) | u64::from(ctx.seq) << 1;
         let delay = if is_cdr && ctx.abroad {
-            // Roaming records come in the visited network's TAP files, hours to 36 late.
+            // Roaming records come in the visited network's TAP files, 4 to 36 hours late.
             self.delayed += 1;
             ctx.rng.range(4 * HOUR_MS, 36 * HOUR_MS)
         } else if ctx.rng.chance(0.03) {
