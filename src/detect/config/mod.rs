@@ -43,7 +43,7 @@ pub struct QualityConfig {
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        QualityConfig { horizon_days: 30 }
+        QualityConfig { horizon_days: 60 }
     }
 }
 
@@ -562,7 +562,7 @@ mod tests {
     #[test]
     fn the_quality_horizon_is_checked_naming_the_key() {
         let mut cfg = DetectConfig::default();
-        assert_eq!(cfg.quality.horizon_days, 30);
+        assert_eq!(cfg.quality.horizon_days, 60);
         for ok in [1, 365] {
             cfg.quality.horizon_days = ok;
             assert!(cfg.validate().is_ok(), "{ok}");

@@ -159,6 +159,7 @@ mod tests {
             (c.kind, c.other_party, c.duration_s) = (CdrKind::VoiceOut, "10086", 300);
         }
         let mut cfg = DetectConfig::default();
+        cfg.quality.horizon_days = 30;
         let e = run_with(cfg.clone(), care, 30 + 3, &[]);
         let q = &e.stats().quality;
         assert_eq!(q.ticketed, [1, 0], "the care call tickets GONE");
