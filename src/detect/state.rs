@@ -144,7 +144,12 @@ impl OpenDay {
     }
     /// Adds to the flags.
     pub fn add_flags(&mut self, f: u8) {
-        self.set_flags(self.flags() | f);
+        if f & Self::OUTGOING != 0 {
+            self.data |= OUT_BIT;
+        }
+        if f & Self::ROAMED != 0 {
+            self.ip |= ROAMED_BIT;
+        }
     }
     /// Sets the flags (only [`OpenDay::OUTGOING`] and [`OpenDay::ROAMED`] are kept).
     pub fn set_flags(&mut self, f: u8) {
