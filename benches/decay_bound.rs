@@ -3,7 +3,8 @@
 //! The drop rules judge a window's usage against the subscriber's own usual week. This asks
 //! the question under any such rule: for each threshold on that ratio, how soon would the
 //! planted drops (the metric their rule reads: voice for calls moved to apps, spend for paid
-//! calls moved away, data for a second data SIM) cross it, and how many loyal subscribers of
+//! calls moved away, data for a second data SIM; for paid calls moved away also the spend
+//! per voice minute, evidence other than the level) cross it, and how many loyal subscribers of
 //! the same habits cross it at some point? The window is 7 days (or the number given) against
 //! the 28 before it, judged as the rules judge: every closed day, not on a holiday week, with
 //! the usual week at least the rule's `min_weekly_baseline`. "The same habits" are subscribers
@@ -32,11 +33,17 @@ use prost::Message;
 
 /// Voice seconds, data bytes, charge in fen.
 type Usage = [f64; 3];
-const METRICS: [&str; 3] = ["voice", "data", "spend"];
-/// Drop journeys and the metric their rule reads.
-const DROPS: [(&str, usize); 3] = [
+const METRICS: [&str; 4] = ["voice", "data", "spend", "spend per voice minute"];
+/// Spend over voice seconds: a composition, not a level. Weeks move a subscriber's calls
+/// made and received together, so a busy week changes it little; paid calls moved to
+/// another operator lower it while the calls received here go on.
+const SPEND_PER_VOICE: usize = 3;
+/// Drop journeys and the metric their rule reads (and, for paid calls moved away, the
+/// composition tried as evidence other than the level).
+const DROPS: [(&str, usize); 4] = [
     ("calls_moved_to_apps", 0),
     ("paid_calls_moved_away", 2),
+    ("paid_calls_moved_away", SPEND_PER_VOICE),
     ("second_data_sim", 1),
 ];
 const REFERENCE: i32 = 28;
@@ -121,9 +128,15 @@ fn ratios(days: &Days, s: &str, metric: usize, window: i32, from: Day, to: Day) 
     (start..=to.min(days.last))
         .filter(|&t| !days.cal.any_holiday(t - window + 1, t))
         .filter_map(|t| {
-            let recent = days.mean(s, t - window + 1, t)[metric];
-            let usual = days.mean(s, t - window - REFERENCE + 1, t - window)[metric];
-            (usual * 7.0 >= days.min_weekly[metric]).then(|| (t, recent / usual))
+            let recent = days.mean(s, t - window + 1, t);
+            let usual = days.mean(s, t - window - REFERENCE + 1, t - window);
+            let judged = |k: usize| usual[k] * 7.0 >= days.min_weekly[k];
+            if metric == SPEND_PER_VOICE {
+                let per_voice = |u: Usage| u[2] / u[0];
+                return (judged(0) && judged(2) && recent[0] > 0.0)
+                    .then(|| (t, per_voice(recent) / per_voice(usual)));
+            }
+            judged(metric).then(|| (t, recent[metric] / usual[metric]))
         })
         .collect()
 }
@@ -248,6 +261,13 @@ fn self_check() {
     assert_eq!(days.last - days.first, 89);
     let steady = ratios(&days, "steady", 0, 7, days.first, days.last);
     assert!(steady.len() > 40 && steady.iter().all(|r| (r.1 - 1.0).abs() < 1e-9));
+    let steady_per_voice = ratios(&days, "steady", SPEND_PER_VOICE, 7, days.first, days.last);
+    assert!(steady_per_voice.len() == steady.len());
+    assert!(steady_per_voice.iter().all(|r| (r.1 - 1.0).abs() < 1e-9));
+    // Calls falling with the spend unchanged: each minute left costs more.
+    let falling_per_voice = ratios(&days, "falling", SPEND_PER_VOICE, 7, days.first, days.last);
+    assert!(falling_per_voice.iter().all(|r| r.1 >= 1.0 - 1e-9));
+    assert!(falling_per_voice.iter().any(|r| r.1 > 1.5));
     let falling = ratios(&days, "falling", 0, 7, days.first, days.last);
     let crossed = falling
         .iter()
