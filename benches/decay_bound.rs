@@ -262,7 +262,7 @@ fn self_check() {
     let steady = ratios(&days, "steady", 0, 7, days.first, days.last);
     assert!(steady.len() > 40 && steady.iter().all(|r| (r.1 - 1.0).abs() < 1e-9));
     let steady_per_voice = ratios(&days, "steady", SPEND_PER_VOICE, 7, days.first, days.last);
-    assert!(steady_per_voice.len() == steady.len());
+    assert_eq!(steady_per_voice.len(), steady.len());
     assert!(steady_per_voice.iter().all(|r| (r.1 - 1.0).abs() < 1e-9));
     // Calls falling with the spend unchanged: each minute left costs more.
     let falling_per_voice = ratios(&days, "falling", SPEND_PER_VOICE, 7, days.first, days.last);
