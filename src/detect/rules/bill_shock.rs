@@ -7,6 +7,11 @@
 //! latest plan change. Judged at the close of the day the bill was issued, on the profile
 //! and plan as they stood at the end of that day, so no later or late-arriving event can
 //! change the verdict; once per bill.
+//!
+//! Aim and delay: a first bill above double the fee is a fact, not a chance, so the only false
+//! alarm it can raise is a new subscriber who pays it and stays. The delay is the wait for the
+//! first bill. On `generate`'s workload (docs/quality.md: 20,000 subscribers, 110 days): median
+//! 21 days from activation (p90 29), precision 0.96.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};

@@ -9,6 +9,11 @@
 //!
 //! Threshold: `min_duration_s` (default 60; the call must be *longer*). One ticket per
 //! aligned `cooldown_days` window.
+//!
+//! Aim and delay: a loyal subscriber seldom spends minutes with a rival's care line, so the
+//! rule aims at no false alarm from chance; it raises its ticket once the whole call is known.
+//! On `generate`'s workload (docs/quality.md: 20,000 subscribers, 110 days): median 0.8 days
+//! from the start of the call's day (p90 0.8), precision 1.00.
 
 use crate::detect::calendar::Day;
 

@@ -4,6 +4,12 @@
 //! before; China Telecom Guangdong's high-risk list names "2+ complaints or 3+ repeated fault
 //! reports in the past three months" [002]. Judged at day close over closed days; fires
 //! when the burst begins, and not again while it lasts.
+//!
+//! Aim and delay: the seeds' own threshold, with no false alarm aimed at beyond a loyal
+//! subscriber who complains twice. The delay is the wait for the second complaint or the third
+//! fault report. On `generate`'s workload (docs/quality.md: 20,000 subscribers, 110 days):
+//! median 23.5 days from the first complaint (p90 41), 25 from the first fault report (p90 38),
+//! precision 0.98.
 
 use crate::detect::calendar::{Calendar, Day};
 

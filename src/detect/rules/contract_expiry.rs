@@ -7,6 +7,11 @@
 //!
 //! Withdrawn (`renewed`) once the contract end moves past the one ticketed, more than
 //! `days_before_end` away (see [`crate::detect::withdraw`]).
+//!
+//! Aim and delay: the contract end is a fact, so the only false alarm is a subscriber who
+//! renews late or stays out of contract. On `generate`'s workload (docs/quality.md: 20,000
+//! subscribers, 110 days): median 1 day from the start of the window (p90 1), the close of its
+//! first day; precision 0.97.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;

@@ -12,6 +12,11 @@
 //! episode is the streak's first day, so a continuing streak never raises a second ticket.
 //! With an allowed lateness under `min_days - 1` days, every arrival order finds the same
 //! first day. The ticket's time is the start of the streak's `min_days`-th day.
+//!
+//! Aim and delay: five days of forwarding to a rival's mobile is no chance event, so the rules
+//! aim at no false alarm from chance. On `generate`'s workload (docs/quality.md: 20,000
+//! subscribers, 110 days): the streak median 4 days from its first day (p90 4), the start of
+//! the fifth day, precision 0.98; the registration 0.9 days (p90 0.9), precision 0.97.
 
 use crate::detect::calendar::{Calendar, Day};
 

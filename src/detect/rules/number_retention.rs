@@ -5,6 +5,10 @@
 //! One ticket per aligned cooldown window.
 //!
 //! Withdrawn (`resumed`) once the suspension is lifted (see [`crate::detect::withdraw`]).
+//!
+//! Aim and delay: a parked number is a fact, raised when the CRM event arrives. On `generate`'s
+//! workload (docs/quality.md: 20,000 subscribers, 110 days): median 0.6 days from the start of
+//! the suspension's day (p90 0.6), precision 1.00.
 
 use crate::detect::calendar::Day;
 

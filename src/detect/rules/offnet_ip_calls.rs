@@ -6,6 +6,11 @@
 //! [002]. The competitor's charge never appears in our records, so spend is estimated as
 //! minutes x `tariff_yuan_per_minute` (default 0.30). Judged at day close on the month's
 //! closed days; once per month.
+//!
+//! Aim and delay: no false alarm is aimed at beyond a subscriber who uses a rival's IP service
+//! and stays. The delay is the month's calls passing 50 yuan. On `generate`'s workload
+//! (docs/quality.md: 20,000 subscribers, 110 days): median 11 days from the first such call
+//! (p90 13), precision 1.00.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::event::Period;

@@ -6,6 +6,12 @@
 //!
 //! Withdrawn (`paid`) once payments made after the notice add up to its amount (see
 //! [`crate::detect::withdraw`]).
+//!
+//! Aim and delay: the billing system's notice is a fact, so no false alarm is aimed at beyond a
+//! subscriber who pays late and stays. The delay is the billing system's. On `generate`'s
+//! workload (docs/quality.md: 20,000 subscribers, 110 days): median 24 days from the bill's
+//! issue (p90 24), precision 1.00; `payment_reminder` reaches the same subscribers a week
+//! earlier.
 
 use crate::detect::event::Period;
 

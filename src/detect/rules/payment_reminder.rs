@@ -7,6 +7,11 @@
 //!   one ticket per bill;
 //! - prepaid: a top-up that still leaves the balance below `low_balance_fen` (default 5
 //!   yuan); one ticket per aligned cooldown window.
+//!
+//! Aim and delay: a reminder is cheap care, so it aims at the subscribers about to be
+//! suspended, not at leavers alone. On `generate`'s workload (docs/quality.md: 20,000
+//! subscribers, 110 days): a prepaid balance running down is ticketed median 10.7 days from the
+//! onset (p90 10.8), precision 0.99 against churn.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::{from_minute, SubscriberState, NO_MINUTE};
