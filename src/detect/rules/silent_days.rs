@@ -236,7 +236,7 @@ mod tests {
     fn skipping_a_day_or_two_between_calls_is_no_quiet_spell() {
         // Call, skip, call, skip two, over 1020..=1030: a stretch with no two call days in
         // a row but no three quiet days in a row either, so the silence from 1041 is news on
-        // its seventh day (it would wait for its nineteenth if the stretch were a spell).
+        // its seventh day (it would wait for its twenty-first if the stretch were a spell).
         let habit = |d: Day| !(1020..=1030).contains(&d) || [0, 2].contains(&(d % 5));
         assert_eq!(first_firing(habit), Some(1047));
     }
