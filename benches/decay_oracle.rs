@@ -1,0 +1,260 @@
+//! The most any detector could catch of issue 24's decays by day 10, on `generate`'s model.
+//!
+//! `decay_bound` measures thresholds on the usage level. This asks the question for every
+//! detector at once, through the Neyman-Pearson lemma: the likelihood-ratio test is the most
+//! powerful test of "the decay began on day t0" against "nothing changed" at a given false
+//! alarm rate. The test here is an oracle: it knows the subscriber's exact rates, the onset
+//! day and the decay's shape, and reads every channel the journey changes (calls made and
+//! received, data). A real rule knows none of these, estimates the rates from four noisy
+//! weeks, and judges every day instead of once, so its power is lower still.
+//!
+//! The model is `generate`'s heavy user (src/tools/workload/population): calls made and
+//! received are Poisson counts whose rates a week's factor (log-normal, sigma 0.15) scales
+//! together; a day's data is log-normal (sigma 0.8) around its mean, scaled by its own
+//! week's factor; weekends shift the rates. The call lengths, the charges and the hours are
+//! drawn apart from the journey, so they carry no evidence of it. A decay moves each
+//! channel linearly to the level the journey reaches in 21 days (calls moved to apps: calls
+//! to a tenth, data up a third; paid calls moved away: calls made to a tenth, received up a
+//! half, data to a fifth; second data SIM: data to a tenth, calls made up a fifth).
+//!
+//! The oracle sees the days from the start of the onset's calendar week to day `D - 1` after
+//! the onset (a ticket `D` days after the onset, as `replay --journeys` counts the delay),
+//! and integrates each week's unknown factor out of the likelihood. Its threshold is the
+//! quantile of the ratio over subscribers with no journey.
+//!
+//! ```sh
+//! cargo bench --bench decay_oracle -- 400000   # subscribers without a journey; 30 s
+//! ```
+//!
+//! Without arguments (as `cargo test --all-targets` runs it) it checks itself: the threshold
+//! holds its false-alarm rate on fresh loyal subscribers, and a fall past its end is caught.
+
+use churnwatch::tools::workload::Rng;
+
+const OUT_CALLS: f64 = 4.0;
+const IN_CALLS: f64 = 3.0;
+const WEEK_SIGMA: f64 = 0.15;
+const DATA_SIGMA: f64 = 0.8;
+const FALL_DAYS: f64 = 21.0;
+/// The share of drop journeys that stop at once instead of falling; the rules catch them by day 7.
+const STOPS: f64 = 0.3;
+/// Weekend factors for calls made, received and data (a subscriber who is not a weekend caller).
+const WEEKEND: [f64; 3] = [0.8, 0.9, 1.2];
+/// A week's factor, integrated on a grid of its log.
+const GRID: usize = 81;
+
+/// A drop journey: the levels calls made, calls received and data reach at the fall's end.
+struct Journey {
+    name: &'static str,
+    reach: [f64; 3],
+}
+
+const JOURNEYS: [Journey; 3] = [
+    Journey {
+        name: "calls_moved_to_apps",
+        reach: [0.1, 0.1, 1.3],
+    },
+    Journey {
+        name: "paid_calls_moved_away",
+        reach: [0.1, 1.5, 0.2],
+    },
+    Journey {
+        name: "second_data_sim",
+        reach: [1.2, 1.0, 0.1],
+    },
+];
+
+/// The week factor's grid: its values and their normal weights.
+struct Grid {
+    factor: [f64; GRID],
+    weight: [f64; GRID],
+}
+
+impl Grid {
+    fn new() -> Grid {
+        let z = |i: usize| -5.0 + 10.0 * i as f64 / (GRID - 1) as f64;
+        let total: f64 = (0..GRID).map(|i| (-z(i) * z(i) / 2.0).exp()).sum();
+        Grid {
+            factor: std::array::from_fn(|i| (WEEK_SIGMA * z(i)).exp()),
+            weight: std::array::from_fn(|i| (-z(i) * z(i) / 2.0).exp() / total),
+        }
+    }
+
+    /// log of the mean over the week factor f of f^calls * exp(-f * rate).
+    fn log_mixed_poisson(&self, calls: f64, rate: f64) -> f64 {
+        let terms: Vec<f64> = self
+            .factor
+            .iter()
+            .map(|f| calls * f.ln() - f * rate)
+            .collect();
+        let top = terms.iter().copied().fold(f64::MIN, f64::max);
+        let sum: f64 = terms
+            .iter()
+            .zip(self.weight)
+            .map(|(t, w)| w * (t - top).exp())
+            .sum();
+        top + sum.ln()
+    }
+}
+
+/// One day of the observed stretch: its rates without the journey, and the journey's factors.
+struct Day {
+    week: usize,
+    mean: [f64; 3],
+    level: [f64; 3],
+}
+
+/// The days from the start of the onset's calendar week (`weekday` days before the onset)
+/// to `observed - 1` days after it.
+fn stretch(j: &Journey, weekday: usize, observed: usize) -> Vec<Day> {
+    (0..weekday + observed)
+        .map(|d| {
+            let weekend = d % 7 >= 5;
+            let base = [OUT_CALLS, IN_CALLS, 1.0];
+            let since = d as f64 - weekday as f64;
+            let k = if since < 0.0 {
+                0.0
+            } else {
+                (since / FALL_DAYS).min(1.0)
+            };
+            Day {
+                week: d / 7,
+                mean: std::array::from_fn(|c| base[c] * if weekend { WEEKEND[c] } else { 1.0 }),
+                level: std::array::from_fn(|c| 1.0 + (j.reach[c] - 1.0) * k),
+            }
+        })
+        .collect()
+}
+
+/// A subscriber's log-likelihood ratio, "the journey began on the onset" against "no
+/// change", for one draw of their days (with the journey if `planted`).
+fn log_ratio(grid: &Grid, days: &[Day], planted: bool, rng: &mut Rng) -> f64 {
+    let weeks = days.last().map_or(0, |d| d.week + 1);
+    let mut total = 0.0;
+    for w in 0..weeks {
+        let week: Vec<&Day> = days.iter().filter(|d| d.week == w).collect();
+        let voice_factor = (WEEK_SIGMA * rng.normal()).exp();
+        let data_factor = (WEEK_SIGMA * rng.normal()).exp();
+        let (mut calls, mut rate_planted, mut rate_not, mut log_levels) = (0.0, 0.0, 0.0, 0.0);
+        let (mut resid_planted, mut resid_not) = (Vec::new(), Vec::new());
+        for d in &week {
+            let truth = |c: usize| if planted { d.level[c] } else { 1.0 };
+            for c in 0..2 {
+                let n = f64::from(rng.poisson(d.mean[c] * voice_factor * truth(c)));
+                calls += n;
+                log_levels += n * d.level[c].ln();
+                rate_planted += d.mean[c] * d.level[c];
+                rate_not += d.mean[c];
+            }
+            // log of the day's data against its mean without the journey.
+            let r = (data_factor * truth(2)).ln() + DATA_SIGMA * rng.normal();
+            resid_planted.push(r - d.level[2].ln());
+            resid_not.push(r);
+        }
+        total += log_levels + grid.log_mixed_poisson(calls, rate_planted)
+            - grid.log_mixed_poisson(calls, rate_not);
+        total += half_quadratic(&resid_not) - half_quadratic(&resid_planted);
+    }
+    total
+}
+
+/// Half the quadratic form of a week's log-data residuals under their covariance (each day's
+/// own noise plus the week's shared factor): the part of the log-likelihood that differs.
+fn half_quadratic(resid: &[f64]) -> f64 {
+    let (s2, t2) = (DATA_SIGMA * DATA_SIGMA, WEEK_SIGMA * WEEK_SIGMA);
+    let sum: f64 = resid.iter().sum();
+    let squares: f64 = resid.iter().map(|r| r * r).sum();
+    0.5 * (squares - t2 * sum * sum / (s2 + resid.len() as f64 * t2)) / s2
+}
+
+/// The log ratios of `n` subscribers, onsets spread over the weekdays.
+fn draws(j: &Journey, observed: usize, planted: bool, n: usize, seed: u64) -> Vec<f64> {
+    let grid = Grid::new();
+    let stretches: Vec<Vec<Day>> = (0..7).map(|wd| stretch(j, wd, observed)).collect();
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|i| log_ratio(&grid, &stretches[i % 7], planted, &mut rng))
+        .collect()
+}
+
+/// The share of `planted` above the `1 - alarm` quantile of `loyal`.
+fn power(loyal: &mut [f64], planted: &[f64], alarm: f64) -> f64 {
+    loyal.sort_by(f64::total_cmp);
+    let at = ((1.0 - alarm) * loyal.len() as f64) as usize;
+    let threshold = loyal[at.min(loyal.len() - 1)];
+    planted.iter().filter(|&&r| r > threshold).count() as f64 / planted.len() as f64
+}
+
+fn main() {
+    // `cargo bench` adds `--bench`; `cargo test` runs it with no arguments.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let loyal_n: usize = match &args[..] {
+        [] => return self_check(),
+        [n] => n.parse().expect("number of loyal subscribers"),
+        _ => panic!("usage: decay_oracle LOYAL_SUBSCRIBERS"),
+    };
+    let alarms = [1e-3, 1e-4];
+    let days: Vec<usize> = (7..=21).collect();
+    println!(
+        "share of three-week decays the oracle catches D days after the onset, at a false \
+         alarm rate of 1 in 1,000 and 1 in 10,000 loyal subscribers ({loyal_n} drawn)"
+    );
+    println!("{:32} {}", "D", days.map_join(|d| format!("{d:>5}")));
+    for (ji, j) in JOURNEYS.iter().enumerate() {
+        let mut shares = vec![Vec::new(); alarms.len()];
+        for &observed in &days {
+            let seed = (ji * 100 + observed) as u64;
+            let loyal = draws(j, observed, false, loyal_n, seed << 1);
+            let planted = draws(j, observed, true, 20_000, seed << 1 | 1);
+            for (a, &alarm) in alarms.iter().enumerate() {
+                shares[a].push(power(&mut loyal.clone(), &planted, alarm));
+            }
+        }
+        for (a, alarm) in alarms.iter().enumerate() {
+            // The journey's median, with its stops (STOPS of them) caught by day 7.
+            let median = days
+                .iter()
+                .zip(&shares[a])
+                .find(|(_, &p)| STOPS + (1.0 - STOPS) * p >= 0.5)
+                .map_or("over 21".to_string(), |(d, _)| d.to_string());
+            println!(
+                "{:22} 1 in {:<6} {}   median {median} days",
+                j.name,
+                (1.0 / alarm).round(),
+                shares[a].map_join(|p| format!("{p:5.3}")),
+            );
+        }
+    }
+}
+
+trait MapJoin<T> {
+    fn map_join(&self, f: impl Fn(&T) -> String) -> String;
+}
+
+impl<T> MapJoin<T> for Vec<T> {
+    fn map_join(&self, f: impl Fn(&T) -> String) -> String {
+        self.iter().map(f).collect::<Vec<_>>().join(" ")
+    }
+}
+
+fn self_check() {
+    let j = &JOURNEYS[0];
+    // The threshold set on one loyal sample holds its rate on another.
+    let mut loyal = draws(j, 10, false, 20_000, 1);
+    let fresh = draws(j, 10, false, 20_000, 2);
+    let rate = power(&mut loyal, &fresh, 0.01);
+    assert!((0.005..0.02).contains(&rate), "false alarms {rate}");
+    // Past the fall's end, calls at a tenth for a week: the oracle catches nearly every one.
+    let planted = draws(j, 28, true, 2_000, 3);
+    let mut loyal = draws(j, 28, false, 20_000, 4);
+    let caught = power(&mut loyal, &planted, 1e-3);
+    assert!(caught > 0.95, "caught {caught}");
+    // One day alone: its residual's variance is the day's noise and the week's, added.
+    let one = half_quadratic(&[0.5]);
+    let s2 = DATA_SIGMA * DATA_SIGMA + WEEK_SIGMA * WEEK_SIGMA;
+    assert!((one - 0.25 / s2 / 2.0).abs() < 1e-12, "{one}");
+    println!("decay_oracle: self-check ok (false alarms {rate:.4} at 0.01, caught {caught:.3})");
+}
