@@ -11,8 +11,9 @@
 //!
 //! Aim and delay: as [`super::baseline`], under 1 false alarm in 1,000 loyal subscribers in
 //! 110 days. On `generate`'s workload (docs/quality.md) a spend that stops is ticketed on the
-//! seventh day; paid calls moving away over three weeks median 22 days from onset (p90 29),
-//! about a week after the fall ends; precision 0.98.
+//! seventh day; paid calls moving away over three weeks median 24 days from onset (p90 31),
+//! about a week after the fall ends (the journey's first ticket by any rule: 22, p90 29, the
+//! voice and data rules reaching some of them first); precision 0.98.
 
 use crate::detect::calendar::{Calendar, Day};
 use crate::detect::state::SubscriberState;
