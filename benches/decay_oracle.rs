@@ -177,9 +177,14 @@ fn draws(j: &Journey, observed: usize, planted: bool, n: usize, seed: u64) -> Ve
         .collect()
 }
 
-/// The share of `planted` above the `1 - alarm` quantile of `loyal`.
-fn power(loyal: &mut [f64], planted: &[f64], alarm: f64) -> f64 {
-    loyal.sort_by(f64::total_cmp);
+/// `draws` in ascending order, for [`power`].
+fn sorted(mut ratios: Vec<f64>) -> Vec<f64> {
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
+/// The share of `planted` above the `1 - alarm` quantile of `loyal` (sorted).
+fn power(loyal: &[f64], planted: &[f64], alarm: f64) -> f64 {
     let at = ((1.0 - alarm) * loyal.len() as f64) as usize;
     let threshold = loyal[at.min(loyal.len() - 1)];
     planted.iter().filter(|&&r| r > threshold).count() as f64 / planted.len() as f64
@@ -202,15 +207,15 @@ fn main() {
         "share of three-week decays the oracle catches D days after the onset, at a false \
          alarm rate of 1 in 1,000 and 1 in 10,000 loyal subscribers ({loyal_n} drawn)"
     );
-    println!("{:32} {}", "D", days.map_join(|d| format!("{d:>5}")));
+    println!("{:32} {}", "D", joined(&days, |d| format!("{d:>5}")));
     for (ji, j) in JOURNEYS.iter().enumerate() {
         let mut shares = vec![Vec::new(); alarms.len()];
         for &observed in &days {
             let seed = (ji * 100 + observed) as u64;
-            let loyal = draws(j, observed, false, loyal_n, seed << 1);
+            let loyal = sorted(draws(j, observed, false, loyal_n, seed << 1));
             let planted = draws(j, observed, true, 20_000, seed << 1 | 1);
             for (a, &alarm) in alarms.iter().enumerate() {
-                shares[a].push(power(&mut loyal.clone(), &planted, alarm));
+                shares[a].push(power(&loyal, &planted, alarm));
             }
         }
         for (a, alarm) in alarms.iter().enumerate() {
@@ -224,33 +229,27 @@ fn main() {
                 "{:22} 1 in {:<6} {}   median {median} days",
                 j.name,
                 (1.0 / alarm).round(),
-                shares[a].map_join(|p| format!("{p:5.3}")),
+                joined(&shares[a], |p| format!("{p:5.3}")),
             );
         }
     }
 }
 
-trait MapJoin<T> {
-    fn map_join(&self, f: impl Fn(&T) -> String) -> String;
-}
-
-impl<T> MapJoin<T> for Vec<T> {
-    fn map_join(&self, f: impl Fn(&T) -> String) -> String {
-        self.iter().map(f).collect::<Vec<_>>().join(" ")
-    }
+fn joined<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
+    items.iter().map(f).collect::<Vec<_>>().join(" ")
 }
 
 fn self_check() {
     let j = &JOURNEYS[0];
     // The threshold set on one loyal sample holds its rate on another.
-    let mut loyal = draws(j, 10, false, 20_000, 1);
+    let loyal = sorted(draws(j, 10, false, 20_000, 1));
     let fresh = draws(j, 10, false, 20_000, 2);
-    let rate = power(&mut loyal, &fresh, 0.01);
+    let rate = power(&loyal, &fresh, 0.01);
     assert!((0.005..0.02).contains(&rate), "false alarms {rate}");
     // Past the fall's end, calls at a tenth for a week: the oracle catches nearly every one.
     let planted = draws(j, 28, true, 2_000, 3);
-    let mut loyal = draws(j, 28, false, 20_000, 4);
-    let caught = power(&mut loyal, &planted, 1e-3);
+    let loyal = sorted(draws(j, 28, false, 20_000, 4));
+    let caught = power(&loyal, &planted, 1e-3);
     assert!(caught > 0.95, "caught {caught}");
     // One day alone: its residual's variance is the day's noise and the week's, added.
     let one = half_quadratic(&[0.5]);
