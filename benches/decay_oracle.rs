@@ -22,6 +22,10 @@
 //! and integrates each week's unknown factor out of the likelihood. Its threshold is the
 //! quantile of the ratio over subscribers with no journey.
 //!
+//! Beside it, a practical rule on calls moved to apps, judged every day as the rules are,
+//! read once on call counts and once on voice seconds: how much of the gap between the rules
+//! and the oracle reading counts instead of minutes would close.
+//!
 //! ```sh
 //! cargo bench --bench decay_oracle -- 400000   # subscribers without a journey; 30 s
 //! ```
@@ -42,6 +46,8 @@ const STOPS: f64 = 0.3;
 const WEEKEND: [f64; 3] = [0.8, 0.9, 1.2];
 /// A week's factor, integrated on a grid of its log.
 const GRID: usize = 81;
+/// The false-alarm rate the bound is read at: 1 loyal subscriber in 1,000.
+const ALARM: f64 = 1e-3;
 
 /// A drop journey: the levels calls made, calls received and data reach at the fall's end.
 struct Journey {
@@ -190,6 +196,76 @@ fn power(loyal: &[f64], planted: &[f64], alarm: f64) -> f64 {
     planted.iter().filter(|&&r| r > threshold).count() as f64 / planted.len() as f64
 }
 
+/// A practical rule beside the oracle: judged every day from day 40 of 120, the last 7 days'
+/// mean against the 28 days' before it, on calls moved to apps. Its threshold flags 1 in
+/// 1,000 loyal subscribers at least once; read on call counts or on voice seconds (calls of
+/// log-normal length, mean 210 s, sigma 0.8, as the generator draws them).
+const JUDGED_FROM: usize = 40;
+const HORIZON: usize = 120;
+const CALL_S: f64 = 210.0;
+const CALL_SIGMA: f64 = 0.8;
+
+/// Calls made and received, and voice seconds, per day; calls moved to apps from `onset`.
+fn voice_days(onset: Option<usize>, rng: &mut Rng) -> [Vec<f64>; 2] {
+    let reach = JOURNEYS[0].reach;
+    let mut days = [Vec::with_capacity(HORIZON), Vec::with_capacity(HORIZON)];
+    let mut factor = 1.0;
+    for d in 0..HORIZON {
+        if d % 7 == 0 {
+            factor = (WEEK_SIGMA * rng.normal()).exp();
+        }
+        let k = onset.map_or(0.0, |o| ((d as f64 - o as f64) / FALL_DAYS).clamp(0.0, 1.0));
+        let (mut calls, mut secs) = (0.0, 0.0);
+        for (c, mean) in [OUT_CALLS, IN_CALLS].into_iter().enumerate() {
+            let weekend = if d % 7 >= 5 { WEEKEND[c] } else { 1.0 };
+            let n = rng.poisson(mean * weekend * factor * (1.0 + (reach[c] - 1.0) * k));
+            calls += f64::from(n);
+            secs += (0..n)
+                .map(|_| rng.lognormal(CALL_S, CALL_SIGMA))
+                .sum::<f64>();
+        }
+        days[0].push(calls);
+        days[1].push(secs);
+    }
+    days
+}
+
+/// `(day, ratio)` for each judged day: the last 7 days' mean over the 28 before's.
+fn ratios(x: &[f64]) -> impl Iterator<Item = (usize, f64)> + '_ {
+    (JUDGED_FROM..x.len()).map(move |t| {
+        let recent = x[t - 6..=t].iter().sum::<f64>() / 7.0;
+        let usual = x[t - 34..t - 6].iter().sum::<f64>() / 28.0;
+        (t, (recent + 0.1) / (usual + 0.1))
+    })
+}
+
+/// The practical rule's journey median (its stops on day 7) on counts and on seconds.
+fn practical(loyal_n: usize, planted_n: usize) -> [f64; 2] {
+    let mut rng = Rng::new(99);
+    let mut lows = [Vec::new(), Vec::new()];
+    for _ in 0..loyal_n {
+        let days = voice_days(None, &mut rng);
+        for (low, x) in lows.iter_mut().zip(&days) {
+            low.push(ratios(x).map(|(_, r)| r).fold(f64::MAX, f64::min));
+        }
+    }
+    let threshold = lows.map(|low| sorted(low)[(ALARM * loyal_n as f64) as usize]);
+    let mut delays = [Vec::new(), Vec::new()];
+    for _ in 0..planted_n {
+        let onset = rng.range(50, 80) as usize;
+        let days = voice_days(Some(onset), &mut rng);
+        for m in 0..2 {
+            let caught = ratios(&days[m]).find(|&(t, r)| t >= onset && r < threshold[m]);
+            delays[m].push(caught.map_or(f64::MAX, |(t, _)| (t + 1 - onset) as f64));
+        }
+    }
+    let stops = (planted_n as f64 * STOPS / (1.0 - STOPS)).round() as usize;
+    delays.map(|mut d| {
+        d.extend(std::iter::repeat_n(7.0, stops));
+        sorted(d)[(planted_n + stops) / 2]
+    })
+}
+
 fn main() {
     // `cargo bench` adds `--bench`; `cargo test` runs it with no arguments.
     let args: Vec<String> = std::env::args()
@@ -201,7 +277,7 @@ fn main() {
         [n] => n.parse().expect("number of loyal subscribers"),
         _ => panic!("usage: decay_oracle LOYAL_SUBSCRIBERS"),
     };
-    let alarms = [1e-3, 1e-4];
+    let alarms = [ALARM, 1e-4];
     let days: Vec<usize> = (7..=21).collect();
     println!(
         "share of three-week decays the oracle catches D days after the onset, at a false \
@@ -233,6 +309,12 @@ fn main() {
             );
         }
     }
+    let [counts, secs] = practical(20_000, 4_000);
+    println!(
+        "calls_moved_to_apps, a practical rule (every day, 7 days against the 28 before, 1 in \
+         1,000 loyal subscribers flagged): median {counts} days on call counts, {secs} on voice \
+         seconds"
+    );
 }
 
 fn joined<T>(items: &[T], f: impl Fn(&T) -> String) -> String {
@@ -255,5 +337,12 @@ fn self_check() {
     let one = half_quadratic(&[0.5]);
     let s2 = DATA_SIGMA * DATA_SIGMA + WEEK_SIGMA * WEEK_SIGMA;
     assert!((one - 0.25 / s2 / 2.0).abs() < 1e-12, "{one}");
+    // The practical rule's ratio: a steady series reads 1, one that halves reads half.
+    assert!(ratios(&[10.0; HORIZON]).all(|(_, r)| (r - 1.0).abs() < 1e-12));
+    let halves: Vec<f64> = (0..HORIZON)
+        .map(|d| if d >= 60 { 5.0 } else { 10.0 })
+        .collect();
+    let week_after = ratios(&halves).find(|&(t, _)| t == 66).map(|(_, r)| r);
+    assert_eq!(week_after, Some(5.1 / 10.1));
     println!("decay_oracle: self-check ok (false alarms {rate:.4} at 0.01, caught {caught:.3})");
 }
