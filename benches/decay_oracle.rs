@@ -111,6 +111,12 @@ struct Day {
     level: [f64; 3],
 }
 
+/// A channel's level `since` days after the onset (before it, 1), falling linearly to
+/// `reach` in [`FALL_DAYS`].
+fn level(reach: f64, since: f64) -> f64 {
+    1.0 + (reach - 1.0) * (since / FALL_DAYS).clamp(0.0, 1.0)
+}
+
 /// The days from the start of the onset's calendar week (`weekday` days before the onset)
 /// to `observed - 1` days after it.
 fn stretch(j: &Journey, weekday: usize, observed: usize) -> Vec<Day> {
@@ -119,15 +125,10 @@ fn stretch(j: &Journey, weekday: usize, observed: usize) -> Vec<Day> {
             let weekend = d % 7 >= 5;
             let base = [OUT_CALLS, IN_CALLS, 1.0];
             let since = d as f64 - weekday as f64;
-            let k = if since < 0.0 {
-                0.0
-            } else {
-                (since / FALL_DAYS).min(1.0)
-            };
             Day {
                 week: d / 7,
                 mean: std::array::from_fn(|c| base[c] * if weekend { WEEKEND[c] } else { 1.0 }),
-                level: std::array::from_fn(|c| 1.0 + (j.reach[c] - 1.0) * k),
+                level: std::array::from_fn(|c| level(j.reach[c], since)),
             }
         })
         .collect()
@@ -184,10 +185,10 @@ fn draws(j: &Journey, observed: usize, planted: bool, n: usize, seed: u64) -> Ve
         .collect()
 }
 
-/// `draws` in ascending order, for [`power`].
-fn sorted(mut ratios: Vec<f64>) -> Vec<f64> {
-    ratios.sort_by(f64::total_cmp);
-    ratios
+/// `values` in ascending order.
+fn sorted(mut values: Vec<f64>) -> Vec<f64> {
+    values.sort_by(f64::total_cmp);
+    values
 }
 
 /// The share of `planted` above the `1 - alarm` quantile of `loyal` (sorted).
@@ -215,11 +216,11 @@ fn voice_days(onset: Option<usize>, rng: &mut Rng) -> [Vec<f64>; 2] {
         if d % 7 == 0 {
             factor = (WEEK_SIGMA * rng.normal()).exp();
         }
-        let k = onset.map_or(0.0, |o| ((d as f64 - o as f64) / FALL_DAYS).clamp(0.0, 1.0));
+        let since = onset.map_or(-1.0, |o| d as f64 - o as f64);
         let (mut calls, mut secs) = (0.0, 0.0);
         for (c, mean) in [OUT_CALLS, IN_CALLS].into_iter().enumerate() {
             let weekend = if d % 7 >= 5 { WEEKEND[c] } else { 1.0 };
-            let n = rng.poisson(mean * weekend * factor * (1.0 + (reach[c] - 1.0) * k));
+            let n = rng.poisson(mean * weekend * factor * level(reach[c], since));
             calls += f64::from(n);
             secs += (0..n)
                 .map(|_| rng.lognormal(CALL_S, CALL_SIGMA))
