@@ -5,17 +5,19 @@
 //! powerful test of "the decay began on day t0" against "nothing changed" at a given false
 //! alarm rate. The test here is an oracle: it knows the subscriber's exact rates, the onset
 //! day and the decay's shape, and reads every channel the journey changes (calls made and
-//! received, data). A real rule knows none of these, estimates the rates from four noisy
-//! weeks, and judges every day instead of once, so its power is lower still.
+//! received, SMS sent, data). A real rule knows none of these, estimates the rates from four
+//! noisy weeks, and judges every day instead of once, so its power is lower still.
 //!
 //! The model is `generate`'s heavy user (src/tools/workload/population): calls made and
 //! received are Poisson counts whose rates a week's factor (log-normal, sigma 0.15) scales
-//! together; a day's data is log-normal (sigma 0.8) around its mean, scaled by its own
-//! week's factor; weekends shift the rates. The call lengths, the charges and the hours are
-//! drawn apart from the journey, so they carry no evidence of it. A decay moves each
-//! channel linearly to the level the journey reaches in 21 days (calls moved to apps: calls
-//! to a tenth, data up a third; paid calls moved away: calls made to a tenth, received up a
-//! half, data to a fifth; second data SIM: data to a tenth, calls made up a fifth).
+//! together; on a day an SMS is sent with a chance of 0.6 times the calls-made level (week
+//! factor included, at most 1); a day's data is log-normal (sigma 0.8) around its mean,
+//! scaled by its own week's factor; weekends shift the rates. The call lengths, the SMS
+//! received, the charges and the hours are drawn apart from the journey, so they carry no
+//! evidence of it. A decay moves each channel linearly to the level the journey reaches in
+//! 21 days (calls moved to apps: calls to a tenth, data up a third; paid calls moved away:
+//! calls made to a tenth, received up a half, data to a fifth; second data SIM: data to a
+//! tenth, calls made up a fifth).
 //!
 //! The oracle sees the days from the start of the onset's calendar week to day `D - 1` after
 //! the onset (a ticket `D` days after the onset, as `replay --journeys` counts the delay),
@@ -27,7 +29,7 @@
 //! and the oracle would close if they read counts instead of minutes.
 //!
 //! ```sh
-//! cargo bench --bench decay_oracle -- 200000   # subscribers without a journey; 100 s
+//! cargo bench --bench decay_oracle -- 200000   # subscribers without a journey; 105 s
 //! ```
 //!
 //! Without arguments (as `cargo test --all-targets` runs it) it checks itself: the threshold
@@ -38,6 +40,8 @@ use churnwatch::tools::workload::Rng;
 
 const OUT_CALLS: f64 = 4.0;
 const IN_CALLS: f64 = 3.0;
+/// A heavy user's chance of sending an SMS on a day, times the day's calls-made level, at most 1.
+const SMS: f64 = 0.6;
 const WEEK_SIGMA: f64 = 0.15;
 const DATA_SIGMA: f64 = 0.8;
 const FALL_DAYS: f64 = 21.0;
@@ -87,12 +91,14 @@ impl Grid {
         }
     }
 
-    /// log of the mean over the week factor f of f^calls * exp(-f * rate).
-    fn log_mixed_poisson(&self, calls: f64, rate: f64) -> f64 {
+    /// log of the mean over the week factor f of f^calls * exp(-f * rate) * exp(sms(f)), where
+    /// `sms` holds the log-likelihood of the week's SMS days at each factor of the grid.
+    fn log_mixed(&self, calls: f64, rate: f64, sms: &[f64; GRID]) -> f64 {
         let terms: Vec<f64> = self
             .factor
             .iter()
-            .map(|f| calls * f.ln() - f * rate)
+            .zip(sms)
+            .map(|(f, s)| calls * f.ln() - f * rate + s)
             .collect();
         let top = terms.iter().copied().fold(f64::MIN, f64::max);
         let sum: f64 = terms
@@ -109,6 +115,16 @@ struct Day {
     week: usize,
     mean: [f64; 3],
     level: [f64; 3],
+    /// The calls-made weekend factor (1 on weekdays).
+    weekend_out: f64,
+    /// log P(no SMS sent [0], one sent [1]) at each week factor of the grid, without the
+    /// journey [0] and with it [1].
+    sms: [[[f64; GRID]; 2]; 2],
+}
+
+/// The chance of an SMS sent on a day, at week factor `f` and calls-made `level`.
+fn sms_chance(f: f64, weekend_out: f64, level: f64) -> f64 {
+    SMS * (f * weekend_out * level).min(1.0)
 }
 
 /// A channel's level `since` days after the onset (before it, 1), falling linearly to
@@ -119,16 +135,29 @@ fn level(reach: f64, since: f64) -> f64 {
 
 /// The days from the start of the onset's calendar week (`weekday` days before the onset)
 /// to `observed - 1` days after it.
-fn stretch(j: &Journey, weekday: usize, observed: usize) -> Vec<Day> {
+fn stretch(grid: &Grid, j: &Journey, weekday: usize, observed: usize) -> Vec<Day> {
     (0..weekday + observed)
         .map(|d| {
             let weekend = d % 7 >= 5;
             let base = [OUT_CALLS, IN_CALLS, 1.0];
             let since = d as f64 - weekday as f64;
+            let level: [f64; 3] = std::array::from_fn(|c| level(j.reach[c], since));
+            let weekend_out = if weekend { WEEKEND[0] } else { 1.0 };
+            let sms = std::array::from_fn(|planted| {
+                let calls_made = if planted == 1 { level[0] } else { 1.0 };
+                std::array::from_fn(|sent| {
+                    std::array::from_fn(|g| {
+                        let p = sms_chance(grid.factor[g], weekend_out, calls_made);
+                        if sent == 1 { p } else { 1.0 - p }.ln()
+                    })
+                })
+            });
             Day {
                 week: d / 7,
                 mean: std::array::from_fn(|c| base[c] * if weekend { WEEKEND[c] } else { 1.0 }),
-                level: std::array::from_fn(|c| level(j.reach[c], since)),
+                level,
+                weekend_out,
+                sms,
             }
         })
         .collect()
@@ -145,6 +174,7 @@ fn log_ratio(grid: &Grid, days: &[Day], planted: bool, rng: &mut Rng) -> f64 {
         let data_factor = (WEEK_SIGMA * rng.normal()).exp();
         let (mut calls, mut rate_planted, mut rate_not, mut log_levels) = (0.0, 0.0, 0.0, 0.0);
         let (mut resid_planted, mut resid_not) = (Vec::new(), Vec::new());
+        let mut sms = [[0.0; GRID]; 2];
         for d in &week {
             let truth = |c: usize| if planted { d.level[c] } else { 1.0 };
             for c in 0..2 {
@@ -154,13 +184,19 @@ fn log_ratio(grid: &Grid, days: &[Day], planted: bool, rng: &mut Rng) -> f64 {
                 rate_planted += d.mean[c] * d.level[c];
                 rate_not += d.mean[c];
             }
+            let sent = usize::from(rng.chance(sms_chance(voice_factor, d.weekend_out, truth(0))));
+            for (week_sms, day_sms) in sms.iter_mut().zip(&d.sms) {
+                for (s, ln_p) in week_sms.iter_mut().zip(&day_sms[sent]) {
+                    *s += ln_p;
+                }
+            }
             // log of the day's data against its mean without the journey.
             let r = (data_factor * truth(2)).ln() + DATA_SIGMA * rng.normal();
             resid_planted.push(r - d.level[2].ln());
             resid_not.push(r);
         }
-        total += log_levels + grid.log_mixed_poisson(calls, rate_planted)
-            - grid.log_mixed_poisson(calls, rate_not);
+        total += log_levels + grid.log_mixed(calls, rate_planted, &sms[1])
+            - grid.log_mixed(calls, rate_not, &sms[0]);
         total += half_quadratic(&resid_not) - half_quadratic(&resid_planted);
     }
     total
@@ -178,7 +214,7 @@ fn half_quadratic(resid: &[f64]) -> f64 {
 /// The log ratios of `n` subscribers, onsets spread over the weekdays.
 fn draws(j: &Journey, observed: usize, planted: bool, n: usize, seed: u64) -> Vec<f64> {
     let grid = Grid::new();
-    let stretches: Vec<Vec<Day>> = (0..7).map(|wd| stretch(j, wd, observed)).collect();
+    let stretches: Vec<Vec<Day>> = (0..7).map(|wd| stretch(&grid, j, wd, observed)).collect();
     let mut rng = Rng::new(seed);
     (0..n)
         .map(|i| log_ratio(&grid, &stretches[i % 7], planted, &mut rng))
